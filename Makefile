@@ -1,0 +1,90 @@
+# fiberize build.  `make` builds the library and the command; `make check`
+# runs every test and ends with "N passed, N failed".
+CC       ?= cc
+CXX      ?= c++
+BUILD    ?= build
+OPT      ?= -O2
+CFLAGS_COMMON := $(OPT) -g -Wall -Wextra -D_GNU_SOURCE
+# The library runs parts of itself on whatever thread pointer the carrier has
+# loaded, so no stack protector (it reads %fs:0x28) and hidden visibility.
+LIB_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -fno-stack-protector \
+              -fno-omit-frame-pointer -I. $(EXTRA_CFLAGS)
+LIB_LDFLAGS := -shared -Wl,-z,now -Wl,--no-undefined $(EXTRA_LDFLAGS)
+LIB_LIBS := -ldl -lpthread
+
+LIB_SRCS := $(wildcard preload/*.c runtime/*.c syscalls/*.c)
+LIB_ASMS := $(wildcard runtime/*.S)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB_ASMS:%.S=$(BUILD)/obj/%.o)
+LIB      := $(BUILD)/libfiberize.so
+CMD      := $(BUILD)/bin/fiberize
+
+PROG_C   := $(wildcard tests/programs/*.c)
+PROG_CXX := $(wildcard tests/programs/*.cc)
+PROG_LIB := $(wildcard tests/programs/lib/*.c)
+PROGS    := $(PROG_C:tests/programs/%.c=$(BUILD)/tests/programs/%) \
+            $(PROG_CXX:tests/programs/%.cc=$(BUILD)/tests/programs/%) \
+            $(PROG_LIB:tests/programs/lib/%.c=$(BUILD)/tests/programs/lib%.so)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNITS    := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCHES  := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+
+PROG_CFLAGS := $(CFLAGS_COMMON) -pthread -Wno-unused-parameter
+
+.PHONY: all check check-asan bench demo tests clean format
+all: $(LIB) $(CMD)
+
+$(BUILD)/obj/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+$(BUILD)/obj/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	$(CC) $(LIB_LDFLAGS) -o $@ $^ $(LIB_LIBS)
+
+$(CMD): scripts/fiberize.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -o $@ $<
+
+# Test programs: ordinary pthread programs, built exactly as a user would.
+$(BUILD)/tests/programs/lib%.so: tests/programs/lib/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(PROG_CFLAGS) -fPIC -shared -o $@ $<
+$(BUILD)/tests/programs/%: tests/programs/%.c $(PROG_LIB:tests/programs/lib/%.c=$(BUILD)/tests/programs/lib%.so)
+	@mkdir -p $(dir $@)
+	$(CC) $(PROG_CFLAGS) -o $@ $< -L$(BUILD)/tests/programs -Wl,-rpath,'$$ORIGIN' $(shell sed -n 's,^// link: ,,p' $<) -ldl
+$(BUILD)/tests/programs/%: tests/programs/%.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(PROG_CFLAGS) -std=c++17 -o $@ $<
+
+# Unit tests link the runtime file they test (tests/unit/test_X.c <-> runtime/X.c).
+$(BUILD)/tests/unit/test_%: tests/unit/test_%.c runtime/%.c $(wildcard runtime/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -I. -pthread -o $@ $< runtime/$*.c
+
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(PROG_CFLAGS) -o $@ $<
+
+tests: all $(PROGS) $(UNITS)
+
+check: tests
+	@BUILD=$(BUILD) scripts/check.sh
+
+check-asan:
+	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address -DFZ_ASAN" \
+	        EXTRA_LDFLAGS="-fsanitize=address" PROG_CFLAGS="$(PROG_CFLAGS) -fsanitize=address" check
+
+bench: all $(PROGS) $(BENCHES)
+	@BUILD=$(BUILD) scripts/bench.sh
+
+demo: all $(PROGS)
+	@BUILD=$(BUILD) scripts/demo.sh
+
+format:
+	clang-format -i $(wildcard preload/*.[ch] runtime/*.[ch] syscalls/*.[ch] tests/unit/*.[ch] tests/programs/*.c scripts/*.c bench/*.c)
+
+clean:
+	rm -rf $(BUILD) build-asan
