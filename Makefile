@@ -44,7 +44,7 @@ $(BUILD)/obj/%.o: %.S
 $(LIB): $(LIB_OBJS)
 	$(CC) $(LIB_LDFLAGS) -o $@ $^ $(LIB_LIBS)
 
-$(CMD): scripts/fiberize.c
+$(CMD): scripts/fiberize.c preload/config.c preload/config.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -o $@ $<
 
@@ -58,6 +58,11 @@ $(BUILD)/tests/programs/%: tests/programs/%.c $(PROG_LIB:tests/programs/lib/%.c=
 $(BUILD)/tests/programs/%: tests/programs/%.cc
 	@mkdir -p $(dir $@)
 	$(CXX) $(PROG_CFLAGS) -std=c++17 -o $@ $<
+
+# The config test includes preload/config.c itself.
+$(BUILD)/tests/unit/test_config: tests/unit/test_config.c preload/config.c preload/config.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -I. -o $@ $<
 
 # Unit tests link the runtime file they test (tests/unit/test_X.c <-> runtime/X.c).
 $(BUILD)/tests/unit/test_%: tests/unit/test_%.c runtime/%.c $(wildcard runtime/*.h)

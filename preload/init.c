@@ -1,0 +1,129 @@
+/* Library start-up: the LD_PRELOAD face of fiberize.
+ *
+ * The constructor resolves the real symbols, reads the configuration, checks
+ * that this glibc's thread internals are the ones the runtime knows, and
+ * then adopts the main thread as the first fiber and starts the carriers.
+ * Any failure leaves the runtime off: every interposer then passes straight
+ * through and the program runs natively (one line on stderr says why).
+ *
+ * __libc_start_main is interposed only to give the main fiber an unwind
+ * point below main(), so pthread_exit from main ends the main fiber rather
+ * than the carrier OS thread it happens to run on.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include "preload/config.h"
+#include "preload/real.h"
+#include "runtime/driver.h"
+#include "runtime/sched.h"
+#include "runtime/stats.h"
+#include "runtime/tls.h"
+
+static void say(const char *a, const char *b)
+{
+    struct iovec v[3] = {{(void *)a, strlen(a)}, {(void *)b, strlen(b)}, {"\n", 1}};
+    (void)!writev(2, v, 3);
+}
+
+static void child_after_fork(void)
+{
+    /* The child's only thread is the forking fiber; no carrier came along.
+     * It runs natively from here (the runtime is not rebuilt yet). */
+    fz_rt.active = false;
+}
+
+/* What native threads get: RLIMIT_STACK, or 2 MiB when unlimited (glibc). */
+static size_t native_stack_size(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_STACK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 2u << 20;
+    if (rl.rlim_cur < 16384)
+        return 16384;
+    return rl.rlim_cur;
+}
+
+static void print_stats_at_exit(void)
+{
+    if (fz_rt.active || fz_rt.carriers)
+        fz_stats_print();
+}
+
+static bool start_runtime(void)
+{
+    const char *why = NULL;
+    if (!fz_tls_setup(&why)) {
+        say("fiberize: runtime off, threads stay native: ", why);
+        return false;
+    }
+    fz_stack_setup(fz_config.stack_size ? fz_config.stack_size : native_stack_size(), 4096);
+    if (!fz_driver_init()) {
+        say("fiberize: runtime off: ", "cannot create the epoll driver");
+        return false;
+    }
+    fz_os_thread_create = fz_real.pthread_create;
+    if (!fz_sched_start(fz_config.workers, &why)) {
+        say("fiberize: runtime off: ", why);
+        return false;
+    }
+    pthread_atfork(NULL, NULL, child_after_fork);
+    return true;
+}
+
+__attribute__((constructor)) static void fiberize_init(void)
+{
+    const char *missing = NULL;
+    if (!fz_real_resolve(&missing)) {
+        say("fiberize: runtime off: libc lacks ", missing);
+        return;
+    }
+    fz_config_load();
+    if (fz_config.disabled)
+        return;
+    if (start_runtime() && fz_config.stats)
+        atexit(print_stats_at_exit);
+}
+
+/* ---- main's unwind point --------------------------------------------- */
+
+static int (*program_main)(int, char **, char **);
+
+static __attribute__((noreturn)) void main_fiber_exited(void)
+{
+    struct fz_fiber *m = fz_rt.main_fiber;
+    atomic_store(&fz_rt.main_exited, true);
+    fz_fiber_exit(m);
+}
+
+static int main_with_unwind_point(int argc, char **argv, char **envp)
+{
+    __pthread_unwind_buf_t unwind;
+    memset(&unwind, 0, sizeof unwind);
+    if (fz_rt.active && fz_self() == fz_rt.main_fiber) {
+        if (fz_unwind_setjmp(unwind.__cancel_jmp_buf, 0))
+            main_fiber_exited();
+        fz_tcb_set_unwind_buf(fz_rt.main_fiber->tcb, &unwind);
+        fz_rt.main_unwind_ready = true;
+    }
+    return program_main(argc, argv, envp);
+}
+
+FZ_EXPORT int __libc_start_main(int (*main)(int, char **, char **), int argc, char **argv,
+                                void (*init)(void), void (*fini)(void), void (*rtld_fini)(void),
+                                void *stack_end)
+{
+    if (!fz_real.__libc_start_main) {
+        const char *missing;
+        fz_real_resolve(&missing);
+    }
+    program_main = main;
+    return fz_real.__libc_start_main(main_with_unwind_point, argc, argv, init, fini, rtld_fini,
+                                     stack_end);
+}

@@ -1,0 +1,176 @@
+/* The driver loop: epoll + timer wheel.
+ *
+ * Invariants:
+ *  - the driver role (`held`) is owned by at most one carrier, which is the
+ *    only one that calls epoll_wait; it sleeps with the nearest timer
+ *    deadline as timeout, so an idle program makes no system calls at all
+ *    until something is due;
+ *  - the wheel is guarded by `timer_lock`; `next_deadline` caches its
+ *    earliest deadline so carriers can test "anything due?" without the lock;
+ *  - a waker that finds the driver asleep writes the eventfd, which is
+ *    registered edge-triggered and never read: every write is a new edge;
+ *  - timers fire by claiming their waiter under the lock; the claimed
+ *    waiters are made runnable after the lock is dropped (a waiter cannot run
+ *    again, and so cannot reuse its frame, before that).
+ * Everything here uses raw syscalls: it runs on the scheduler path.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include "runtime/driver.h"
+#include "runtime/fiber.h"
+#include "runtime/park.h"
+#include "runtime/reactor.h"
+#include "runtime/spinlock.h"
+#include "runtime/sys.h"
+
+#define EVENTS_PER_POLL 256
+
+static struct {
+    int epfd, wakefd;
+    atomic_int held;
+    atomic_int sleeping;
+    atomic_int wake_sent;
+    atomic_uint_least64_t sleep_until; /* deadline the sleeping driver will wake at */
+    fz_spinlock timer_lock;
+    struct fz_wheel wheel;
+    atomic_uint_least64_t next_deadline;
+} d;
+
+bool fz_driver_init(void)
+{
+    d.epfd = (int)fz_sys1(SYS_epoll_create1, EPOLL_CLOEXEC);
+    d.wakefd = (int)fz_sys2(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (d.epfd < 0 || d.wakefd < 0)
+        return false;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = 0};
+    if (fz_sys4(SYS_epoll_ctl, d.epfd, EPOLL_CTL_ADD, d.wakefd, &ev) != 0)
+        return false;
+    fz_wheel_init(&d.wheel, fz_now_ns());
+    atomic_init(&d.next_deadline, UINT64_MAX);
+    return true;
+}
+
+int fz_driver_epfd(void)
+{
+    return d.epfd;
+}
+
+static void send_wake(void)
+{
+    if (atomic_exchange(&d.wake_sent, 1))
+        return;
+    uint64_t one = 1;
+    fz_sys3(SYS_write, d.wakefd, &one, sizeof one);
+}
+
+void fz_driver_wake(void)
+{
+    if (atomic_load(&d.sleeping))
+        send_wake();
+}
+
+bool fz_driver_sleeping(void)
+{
+    return atomic_load(&d.sleeping);
+}
+
+void fz_timer_arm(struct fz_timer *t)
+{
+    fz_spin_lock(&d.timer_lock);
+    fz_wheel_insert(&d.wheel, t);
+    bool earlier = t->deadline < atomic_load_explicit(&d.next_deadline, memory_order_relaxed);
+    if (earlier)
+        atomic_store(&d.next_deadline, t->deadline);
+    fz_spin_unlock(&d.timer_lock);
+    if (earlier && atomic_load(&d.sleeping) && t->deadline < atomic_load(&d.sleep_until))
+        send_wake();
+}
+
+void fz_timer_disarm(struct fz_timer *t)
+{
+    if (!t->armed)
+        return; /* fired: the firing carrier is done with it (see fz_timers_fire) */
+    fz_spin_lock(&d.timer_lock);
+    fz_wheel_cancel(&d.wheel, t);
+    fz_spin_unlock(&d.timer_lock);
+}
+
+bool fz_timers_due(void)
+{
+    return atomic_load_explicit(&d.next_deadline, memory_order_relaxed) <= fz_now_ns();
+}
+
+void fz_timers_fire(struct fz_carrier *c)
+{
+    struct fz_timer *expired = NULL, *won = NULL;
+    fz_spin_lock(&d.timer_lock);
+    fz_wheel_advance(&d.wheel, fz_now_ns(), &expired);
+    while (expired) {
+        struct fz_timer *t = expired;
+        expired = t->next;
+        if (fz_waiter_claim(t->owner, FZ_WAKE_TIMEOUT)) {
+            t->next = won; /* a fired timer's link is free */
+            won = t;
+        }
+    }
+    atomic_store(&d.next_deadline, fz_wheel_next_deadline(&d.wheel));
+    fz_spin_unlock(&d.timer_lock);
+    unsigned n = 0;
+    while (won) {
+        struct fz_timer *t = won;
+        won = t->next; /* the waiter, and its timer, may be gone once woken */
+        fz_waiter_finish_wake_on(c, t->owner);
+        n++;
+    }
+    if (c)
+        c->stats.timers_fired += n;
+}
+
+bool fz_driver_acquire(void)
+{
+    return !atomic_load_explicit(&d.held, memory_order_relaxed) && !atomic_exchange(&d.held, 1);
+}
+
+void fz_driver_release(void)
+{
+    atomic_store(&d.held, 0);
+}
+
+static long epoll_wait_until(struct epoll_event *evs, uint64_t deadline)
+{
+    struct timespec ts, *tsp = NULL;
+    if (deadline != UINT64_MAX) {
+        uint64_t now = fz_now_ns();
+        uint64_t wait = deadline > now ? deadline - now : 0;
+        ts = fz_ns_to_ts(wait);
+        tsp = &ts;
+    }
+    return fz_sys6(SYS_epoll_pwait2, d.epfd, (long)evs, EVENTS_PER_POLL, (long)tsp, 0, 8);
+}
+
+void fz_driver_poll(struct fz_carrier *c, bool block)
+{
+    struct epoll_event evs[EVENTS_PER_POLL];
+    uint64_t deadline = block ? atomic_load(&d.next_deadline) : 0;
+    if (block) {
+        atomic_store(&d.sleep_until, deadline);
+        atomic_store(&d.sleeping, 1);
+        /* a timer armed between the load above and `sleeping` must be seen */
+        uint64_t again = atomic_load(&d.next_deadline);
+        if (again < deadline)
+            deadline = again;
+    }
+    long n = epoll_wait_until(evs, block ? deadline : 0);
+    if (block) {
+        atomic_store(&d.sleeping, 0);
+        atomic_store(&d.wake_sent, 0);
+    }
+    c->stats.driver_polls++;
+    for (long i = 0; i < n; i++)
+        if (evs[i].data.u64)
+            fz_reactor_dispatch(c, evs[i].data.u64, evs[i].events);
+    if (fz_timers_due())
+        fz_timers_fire(c);
+}

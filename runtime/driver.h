@@ -1,0 +1,36 @@
+/* The driver: one epoll instance plus the timer wheel, polled by whichever
+ * idle carrier holds the driver role (see driver.c). */
+#ifndef FZ_DRIVER_H
+#define FZ_DRIVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "runtime/timer.h"
+
+struct fz_carrier;
+
+bool fz_driver_init(void);
+/* Arm/disarm a timer; the driver is woken if the new deadline is earlier
+ * than the one it sleeps towards.  Any context. */
+void fz_timer_arm(struct fz_timer *t);
+void fz_timer_disarm(struct fz_timer *t);
+/* Cheap test (one clock read) whether a timer is due. */
+bool fz_timers_due(void);
+/* Fire due timers; woken fibers go to c's run queue (c may be NULL). */
+void fz_timers_fire(struct fz_carrier *c);
+
+/* The driver role: at most one carrier at a time. */
+bool fz_driver_acquire(void);
+void fz_driver_release(void);
+/* Holder only: wait for fd events or the next timer (block) or just poll,
+ * and make the woken fibers runnable on c. */
+void fz_driver_poll(struct fz_carrier *c, bool block);
+/* Wake the driver if it sleeps (a fiber became runnable and only the
+ * driver's carrier is idle). */
+void fz_driver_wake(void);
+bool fz_driver_sleeping(void);
+
+/* The epoll instance, for the reactor (runtime/reactor.c). */
+int fz_driver_epfd(void);
+
+#endif

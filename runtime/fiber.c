@@ -1,0 +1,205 @@
+/* Fiber life cycle: create, run, exit, reap, recycle.
+ *
+ * A fiber and its TCB stay paired for life: finished fibers go to a pool
+ * and come back with a recycled TCB (runtime/tls.c), which keeps glibc's
+ * per-thread malloc state instead of leaking it, and costs no syscall.
+ *
+ * Exit happens in two halves.  On the fiber: TLS and key destructors, the
+ * live count, then a last switch away (fz_exit_switch).  On the next
+ * context of the same carrier (fz_fiber_reap): the stack goes back to the
+ * carrier's cache -- it could not be released while still in use -- and
+ * only then does exit_word become FZ_EXIT_REAPED and joiners wake, so a
+ * joiner never recycles a fiber that is still on its way out.
+ *
+ * `lock` orders detach, join and reap: whoever comes last frees the fiber.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include "runtime/fiber.h"
+#include "runtime/park.h"
+#include "runtime/sched.h"
+#include "runtime/tls.h"
+
+static fz_spinlock pool_lock;
+static struct fz_task *pool_head; /* free fibers, linked through task.next */
+static atomic_uint_least64_t next_id;
+
+void *fz_ctx_prepare(struct fz_stack *stack, void (*entry)(void *), void *arg)
+{
+    uintptr_t top = (uintptr_t)fz_stack_top(stack) & ~(uintptr_t)15;
+    uint64_t *sp = (uint64_t *)(top - 64);
+    uint32_t mxcsr;
+    uint16_t x87cw;
+    __asm__ volatile("stmxcsr %0; fnstcw %1" : "=m"(mxcsr), "=m"(x87cw));
+    sp[0] = mxcsr | ((uint64_t)x87cw << 32);
+    sp[1] = 0;                     /* r15 */
+    sp[2] = 0;                     /* r14 */
+    sp[3] = (uintptr_t)entry;      /* r13 */
+    sp[4] = (uintptr_t)arg;        /* r12 */
+    sp[5] = 0;                     /* rbx */
+    sp[6] = 0;                     /* rbp */
+    sp[7] = (uintptr_t)fz_fiber_trampoline;
+    return sp;
+}
+
+static struct fz_fiber *pool_take(void)
+{
+    fz_spin_lock(&pool_lock);
+    struct fz_task *t = pool_head;
+    if (t)
+        pool_head = t->next;
+    fz_spin_unlock(&pool_lock);
+    return t ? fz_fiber_of_task(t) : NULL;
+}
+
+void fz_fiber_free(struct fz_fiber *f)
+{
+    if (f->is_main)
+        return;
+    fz_spin_lock(&pool_lock);
+    f->task.next = pool_head;
+    pool_head = &f->task;
+    fz_spin_unlock(&pool_lock);
+}
+
+/* A fiber struct with a fresh or recycled TCB. */
+static struct fz_fiber *fiber_alloc(void)
+{
+    struct fz_fiber *f = pool_take();
+    if (f) {
+        void *tcb = f->tcb;
+        memset(f, 0, sizeof *f);
+        f->tcb = tcb;
+        fz_tls_recycle(tcb, f);
+        return f;
+    }
+    f = aligned_alloc(64, sizeof *f);
+    if (!f)
+        return NULL;
+    memset(f, 0, sizeof *f);
+    f->tcb = fz_tls_create(f);
+    if (!f->tcb) {
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+static struct fz_stack_cache *local_stack_cache(void)
+{
+    struct fz_fiber *self = fz_self();
+    return self ? &self->carrier->stacks : NULL;
+}
+
+static int give_stack(struct fz_fiber *f, const struct fz_fiber_attr *a)
+{
+    if (a->user_stack) {
+        f->stack = (struct fz_stack){a->user_stack, a->user_stack_size, 0, true};
+        return 0;
+    }
+    size_t size = a->stack_size ? a->stack_size : fz_stack_default_size();
+    size_t guard = a->guard_size != (size_t)-1 ? a->guard_size : fz_stack_default_guard();
+    return fz_stack_alloc(local_stack_cache(), size, guard, &f->stack);
+}
+
+/* New threads start with the creator's name, as they do natively. */
+static void inherit_name(struct fz_fiber *f)
+{
+    struct fz_fiber *self = fz_self();
+    if (self)
+        memcpy(f->name, self->name, sizeof f->name);
+    else
+        prctl(PR_GET_NAME, f->name);
+}
+
+int fz_fiber_create(void *(*start)(void *), void *arg, const struct fz_fiber_attr *a,
+                    struct fz_fiber **out)
+{
+    struct fz_fiber *f = fiber_alloc();
+    if (!f)
+        return EAGAIN;
+    int err = give_stack(f, a);
+    if (err) {
+        fz_fiber_free(f);
+        return err;
+    }
+    fz_tcb_set_stack(f->tcb, f->stack.base, f->stack.size, f->stack.guard);
+    f->id = atomic_fetch_add(&next_id, 1) + 1;
+    f->start = start;
+    f->arg = arg;
+    f->detached = a->detached;
+    inherit_name(f);
+    f->sp = fz_ctx_prepare(&f->stack, fz_fiber_main, f);
+    f->state = FZ_FIBER_RUNNABLE;
+    atomic_fetch_add(&fz_rt.live_fibers, 1);
+    struct fz_fiber *self = fz_self();
+    if (self)
+        self->carrier->stats.fibers_created++;
+    *out = f;
+    return 0;
+}
+
+struct fz_fiber *fz_fiber_adopt_main(void)
+{
+    struct fz_fiber *m = aligned_alloc(64, sizeof *m);
+    if (!m)
+        return NULL;
+    memset(m, 0, sizeof *m);
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return NULL;
+    pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_destroy(&attr);
+    m->stack = (struct fz_stack){addr, size, 0, true};
+    m->tcb = fz_thread_pointer();
+    m->is_main = true;
+    m->id = atomic_fetch_add(&next_id, 1) + 1;
+    prctl(PR_GET_NAME, m->name);
+    fz_tls_adopt_main(m);
+    return m;
+}
+
+void fz_fiber_main(void *arg)
+{
+    struct fz_fiber *f = arg;
+    fz_sched_resumed(f);
+    fz_tls_enter();
+    /* glibc's pthread_exit and cancellation unwind to this buffer, as they
+     * would to the one in nptl's start_thread. */
+    __pthread_unwind_buf_t unwind;
+    memset(&unwind, 0, sizeof unwind);
+    fz_tcb_set_unwind_buf(f->tcb, &unwind);
+    if (!fz_unwind_setjmp(unwind.__cancel_jmp_buf, 0))
+        *fz_tcb_result_slot(f->tcb) = f->start(f->arg);
+    fz_fiber_exit(fz_tls_current_fiber());
+}
+
+void fz_fiber_exit(struct fz_fiber *self)
+{
+    fz_tls_exit();
+    struct fz_carrier *c = self->carrier;
+    c->stats.fibers_exited++;
+    if (atomic_fetch_sub(&fz_rt.live_fibers, 1) == 1 && atomic_load(&fz_rt.main_exited))
+        exit(0); /* the last thread of a program whose main called pthread_exit */
+    fz_exit_switch(self);
+}
+
+void fz_fiber_reap(struct fz_carrier *c, struct fz_fiber *f)
+{
+    if (!f->stack.user)
+        fz_stack_release(&c->stacks, &f->stack);
+    fz_spin_lock(&f->lock);
+    atomic_store(&f->exit_word, FZ_EXIT_REAPED);
+    bool detached = f->detached;
+    fz_spin_unlock(&f->lock);
+    if (detached)
+        fz_fiber_free(f);
+    else
+        fz_unpark_addr_on(c, &f->exit_word, ~0u, ~0u);
+}

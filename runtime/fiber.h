@@ -1,0 +1,132 @@
+/* Fibers and carriers: the two objects every runtime file shares.
+ *
+ * A fiber is a program thread (pthread_create, or the adopted main thread)
+ * with its own stack and its own glibc TCB (runtime/tls.c).  A carrier is an
+ * OS thread that runs fibers.  Ownership:
+ *   - a fiber's context (sp) belongs to whoever runs it; `on_cpu` is 1 from
+ *     the moment a carrier decides to run it until fz_switch has saved it, and
+ *     a carrier that wants to resume a fiber waits for on_cpu == 0 first.  So
+ *     a fiber may be made runnable (fz_unpark) before it finished switching
+ *     out, which is what makes direct fiber-to-fiber switches race-free.
+ *   - `carrier` is written only by the carrier that resumes the fiber.
+ *   - every field under "thread" is protected by the fiber's own `lock`,
+ *     except the start arguments (written before the fiber is published).
+ * No runtime state lives in __thread: with per-fiber TCBs a __thread variable
+ * in this library would be per fiber, not per carrier.
+ */
+#ifndef FZ_FIBER_H
+#define FZ_FIBER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+#include "runtime/runq.h"
+#include "runtime/spinlock.h"
+#include "runtime/stack.h"
+#include "runtime/stats.h"
+#include "runtime/timer.h"
+
+struct fz_carrier;
+
+/* exit_word values: joiners park on the word until it is REAPED */
+enum { FZ_EXIT_RUNNING = 0, FZ_EXIT_REAPED = 2 };
+
+enum fz_fiber_state {
+    FZ_FIBER_RUNNABLE,
+    FZ_FIBER_RUNNING,
+    FZ_FIBER_PARKED,
+    FZ_FIBER_DONE,
+};
+
+struct fz_fiber {
+    void *sp; /* saved stack pointer while switched out */
+    atomic_int on_cpu;
+    struct fz_task task; /* run-queue link */
+    struct fz_carrier *carrier;
+    void *tcb; /* thread pointer: also the pthread_t */
+    uint64_t id;
+    int state;
+    bool is_main;
+
+    /* stack */
+    struct fz_stack stack;
+
+    /* thread */
+    fz_spinlock lock;
+    void *(*start)(void *);
+    void *arg;
+    bool detached;
+    bool exited;
+    bool joined;   /* a joiner has claimed the result */
+    atomic_uint exit_word; /* parking-lot key for joiners: 0 running, 1 exited */
+    char name[16];
+    size_t guard_requested; /* reported by pthread_getattr_np, as glibc does */
+};
+
+struct fz_carrier {
+    unsigned index;
+    struct fz_fiber *current; /* fiber running here, NULL on the idle context */
+    struct fz_task *lifo;     /* just-woken fiber: runs next, never stolen */
+    struct fz_runq runq;
+    void *idle_sp;     /* saved idle context */
+    void *own_tcb;     /* TCB loaded while idle (signal handlers run on it) */
+    void *loaded_tcb;  /* thread pointer currently loaded on this OS thread */
+    struct fz_fiber *dead; /* exited fiber whose stack is released after the switch */
+    atomic_int park_word;  /* futex word for idle sleeping */
+    struct fz_carrier *next_idle;
+    atomic_int in_idle_list;
+    bool driving; /* sleeping in the driver rather than on park_word */
+    unsigned tick;
+    uint32_t rng;
+    pid_t tid;
+    pthread_t thread;
+    struct fz_stack idle_stack; /* carrier 0 only: the main thread's stack is the main fiber's */
+    struct fz_stack_cache stacks;
+    struct fz_stats stats;
+} __attribute__((aligned(64)));
+
+static inline struct fz_fiber *fz_fiber_of_task(struct fz_task *t)
+{
+    return (struct fz_fiber *)((char *)t - offsetof(struct fz_fiber, task));
+}
+
+/* The running fiber, or NULL when the caller is not a fiber (runtime off, a
+ * carrier's idle context, a pool or foreign thread).  Found through the TCB,
+ * so it is right after migrations and costs two loads. */
+struct fz_fiber *fz_self(void);
+
+/* Low-level switch (switch.S). */
+void fz_switch(void **save_sp, void *load_sp, atomic_int *release_flag);
+void fz_fiber_trampoline(void);
+
+/* Lay out a fresh context on `stack` whose first switch-in calls
+ * entry(arg) (which must never return).  Returns the initial sp. */
+void *fz_ctx_prepare(struct fz_stack *stack, void (*entry)(void *), void *arg);
+
+/* Fiber life cycle (fiber.c). */
+struct fz_fiber_attr {
+    size_t stack_size, guard_size; /* 0 = defaults */
+    void *user_stack;              /* pthread_attr_setstack: lowest address */
+    size_t user_stack_size;
+    bool detached;
+};
+/* A new runnable-to-be fiber (not yet scheduled); 0 or an errno value. */
+int fz_fiber_create(void *(*start)(void *), void *arg, const struct fz_fiber_attr *attr,
+                    struct fz_fiber **out);
+struct fz_fiber *fz_fiber_adopt_main(void);
+/* On the scheduler path after the fiber's final switch: release its stack,
+ * then wake joiners or recycle it if detached. */
+void fz_fiber_reap(struct fz_carrier *c, struct fz_fiber *f);
+/* Give a joined (or detached and reaped) fiber back to the pool. */
+void fz_fiber_free(struct fz_fiber *f);
+/* Entry of every fiber (through fz_fiber_trampoline). */
+__attribute__((noreturn)) void fz_fiber_main(void *fiber);
+/* The running fiber ends: destructors, then leave for good. */
+__attribute__((noreturn)) void fz_fiber_exit(struct fz_fiber *self);
+
+/* The OS thread creator (the real pthread_create), set by preload/. */
+extern int (*fz_os_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+#endif

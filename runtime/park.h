@@ -1,0 +1,88 @@
+/* Waiting: the one way anything in fiberize waits.
+ *
+ * A waiter (struct fz_waiter, on the waiting thread's stack) is registered
+ * with one or more wake sources -- an address in the parking lot, a
+ * deadline in the timer wheel, an fd in the reactor, the interrupt list --
+ * and then blocks.  Sources race to wake it: the first to claim it (one CAS
+ * on `claimed`) sets the reason and makes it run again; the others see the
+ * claim and leave it alone.  The waiter itself then withdraws from the
+ * sources that did not fire before its stack frame goes away.
+ *
+ * Waiters are fibers (parked in the scheduler) or OS threads that are not
+ * fibers (pool threads, foreign threads, carriers' idle state): those sleep
+ * on a futex word in the waiter, with the deadline handed to the kernel.
+ * Both kinds share the same queues, FIFO.
+ */
+#ifndef FZ_PARK_H
+#define FZ_PARK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "runtime/timer.h"
+
+struct fz_fiber;
+struct fz_carrier;
+
+enum fz_wake_reason {
+    FZ_WAKE_NONE = 0,
+    FZ_WAKE_NOTIFIED, /* the awaited condition may hold now */
+    FZ_WAKE_TIMEOUT,
+    FZ_WAKE_INTERRUPT, /* a signal handler ran: the call reports EINTR */
+};
+
+struct fz_waiter {
+    struct fz_fiber *fiber; /* NULL: an OS thread sleeping on futex_word */
+    atomic_int claimed;
+    int reason;
+    atomic_uint futex_word;
+    uint64_t deadline; /* absolute CLOCK_MONOTONIC ns, 0 = none */
+    struct fz_timer timer;
+    bool interruptible;
+    /* parking-lot linkage (guarded by the bucket lock) */
+    struct fz_waiter *next, *prev;
+    const void *addr;
+    bool queued;
+    uint32_t bits; /* futex bitset the waiter matches */
+    /* interrupt-list linkage */
+    struct fz_waiter *int_next, *int_prev;
+};
+
+/* Prepare w for the calling thread.  deadline 0 = wait forever.
+ * interruptible: a signal handler without SA_RESTART wakes it. */
+void fz_waiter_init(struct fz_waiter *w, uint64_t deadline, bool interruptible);
+/* Block until a source claims w; returns the reason.  Withdraws w from the
+ * timer wheel and the interrupt list.  Wake sources registered by the caller
+ * (parking lot, reactor) are the caller's to withdraw. */
+int fz_waiter_block(struct fz_waiter *w);
+/* Claim w for `reason` and make it run.  False if another source won. */
+bool fz_waiter_wake(struct fz_waiter *w, int reason);
+/* Claim only: the caller must call fz_waiter_finish_wake after releasing
+ * the locks it holds (so a wake never happens under a spinlock). */
+bool fz_waiter_claim(struct fz_waiter *w, int reason);
+void fz_waiter_finish_wake(struct fz_waiter *w);
+/* Same, from carrier c's scheduler path (driver, reaping). */
+void fz_waiter_finish_wake_on(struct fz_carrier *c, struct fz_waiter *w);
+
+/* Sleep until the absolute monotonic deadline.  Returns FZ_WAKE_TIMEOUT, or
+ * FZ_WAKE_INTERRUPT if interruptible and a signal handler ran. */
+int fz_sleep_until(uint64_t deadline, bool interruptible);
+
+/* Parking lot: wait queues keyed by address.
+ * fz_park_addr blocks while validate(ctx) (checked under the queue lock)
+ * holds.  Returns 0 when unparked, ETIMEDOUT, EINTR, or EAGAIN if validate
+ * said no. */
+int fz_park_addr(const void *addr, uint32_t bits, bool (*validate)(void *), void *ctx,
+                 uint64_t deadline, bool interruptible);
+/* Wake up to max waiters on addr whose bits intersect `bits`, oldest first.
+ * Returns how many were woken. */
+unsigned fz_unpark_addr(const void *addr, uint32_t bits, unsigned max);
+unsigned fz_unpark_addr_on(struct fz_carrier *c, const void *addr, uint32_t bits, unsigned max);
+/* Move up to max waiters from addr to addr2 (after waking `wake` of them). */
+unsigned fz_requeue_addr(const void *addr, const void *addr2, unsigned wake, unsigned max);
+
+/* Signal delivery: wake one interruptible waiter (the main fiber's when it
+ * waits, else the longest waiting).  Called from the signal wrapper. */
+void fz_interrupt_one(void);
+
+#endif

@@ -1,0 +1,418 @@
+/* Work-stealing scheduler over carrier threads.
+ *
+ * Each carrier runs fibers from, in order: its LIFO slot (the fiber it just
+ * woke, never stolen), its local ring, the global inject queue (checked
+ * first every 61st pick so it cannot starve), and finally half of another
+ * carrier's ring.  Switches go fiber to fiber directly on the parking
+ * fiber's stack (fiber.h explains why that is race-free); a carrier falls
+ * back to its idle context only when nothing is runnable.
+ *
+ * Thread pointer: a fiber loads its own TCB when it is switched in, and only
+ * if the carrier has another one loaded, so a switch costs at most one
+ * thread-pointer write and a fiber that parks and is resumed on the same
+ * carrier with nothing in between costs none.  A carrier that goes to sleep
+ * loads its own TCB first, so a signal handler that runs on a sleeping
+ * carrier never touches the TLS of a fiber running elsewhere.
+ *
+ * Idle protocol (no lost wake-ups): a carrier with no work puts itself on
+ * the idle list, re-checks every queue, and only then sleeps -- in the
+ * driver (epoll_wait until the next timer) if it can take the driver role,
+ * else on its futex word.  Whoever makes work runnable publishes it first
+ * and then pops one idle carrier and wakes it.  Both sides use a full fence
+ * between "publish" and "look at the other side".
+ *
+ * Everything on this path is TLS-free (raw syscalls, no libc but the vDSO
+ * clock): the loaded thread pointer may belong to a fiber now running on
+ * another carrier.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include "runtime/driver.h"
+#include "runtime/park.h"
+#include "runtime/sched.h"
+#include "runtime/sys.h"
+#include "runtime/tls.h"
+
+#define GLOBAL_QUEUE_INTERVAL 61
+#define IDLE_STACK_SIZE (256 * 1024)
+
+struct fz_runtime fz_rt;
+
+struct fz_fiber *fz_self(void)
+{
+    if (!fz_rt.active)
+        return NULL;
+    struct fz_fiber *f = fz_tls_current_fiber();
+    if (!f)
+        return NULL;
+    /* A carrier's idle context may still have this fiber's TCB loaded while
+     * the fiber runs elsewhere: only code on the fiber's own stack is it. */
+    char *sp = __builtin_frame_address(0);
+    if (sp < (char *)f->stack.base || sp >= (char *)fz_stack_top(&f->stack))
+        return NULL;
+    return f;
+}
+
+/* ---- finding work ---------------------------------------------------- */
+
+static struct fz_fiber *steal(struct fz_carrier *c)
+{
+    unsigned n = fz_rt.ncarriers;
+    c->rng = c->rng * 1103515245u + 12345u;
+    unsigned start = (c->rng >> 16) % n;
+    for (unsigned i = 0; i < n; i++) {
+        struct fz_carrier *v = &fz_rt.carriers[(start + i) % n];
+        if (v == c || fz_runq_len(&v->runq) == 0)
+            continue;
+        struct fz_task *t = fz_runq_steal(&c->runq, &v->runq);
+        if (t) {
+            c->stats.steals++;
+            return fz_fiber_of_task(t);
+        }
+    }
+    return NULL;
+}
+
+static void handle_interrupts(void)
+{
+    unsigned n = atomic_exchange(&fz_rt.pending_interrupts, 0);
+    while (n--)
+        fz_interrupt_one();
+}
+
+static struct fz_fiber *find_work(struct fz_carrier *c)
+{
+    struct fz_task *t;
+    if (++c->tick % GLOBAL_QUEUE_INTERVAL == 0) {
+        if (atomic_load_explicit(&fz_rt.pending_interrupts, memory_order_relaxed))
+            handle_interrupts();
+        if (fz_timers_due())
+            fz_timers_fire(c);
+        if ((t = fz_inject_pop(&fz_rt.inject)))
+            goto found_inject;
+    }
+    if ((t = c->lifo)) {
+        c->lifo = NULL;
+        return fz_fiber_of_task(t);
+    }
+    if ((t = fz_runq_pop(&c->runq)))
+        return fz_fiber_of_task(t);
+    if ((t = fz_inject_pop(&fz_rt.inject)))
+        goto found_inject;
+    return steal(c);
+found_inject:
+    c->stats.inject_pops++;
+    return fz_fiber_of_task(t);
+}
+
+/* ---- waking carriers ------------------------------------------------- */
+
+static void idle_push(struct fz_carrier *c)
+{
+    fz_spin_lock(&fz_rt.idle_lock);
+    c->next_idle = fz_rt.idle_head;
+    fz_rt.idle_head = c;
+    atomic_store_explicit(&c->in_idle_list, 1, memory_order_relaxed);
+    atomic_fetch_add(&fz_rt.num_idle, 1);
+    fz_spin_unlock(&fz_rt.idle_lock);
+}
+
+static void idle_unlink_locked(struct fz_carrier *c)
+{
+    for (struct fz_carrier **p = &fz_rt.idle_head; *p; p = &(*p)->next_idle)
+        if (*p == c) {
+            *p = c->next_idle;
+            atomic_store_explicit(&c->in_idle_list, 0, memory_order_relaxed);
+            atomic_fetch_sub(&fz_rt.num_idle, 1);
+            return;
+        }
+}
+
+static void idle_remove(struct fz_carrier *c)
+{
+    if (!atomic_load(&c->in_idle_list))
+        return;
+    fz_spin_lock(&fz_rt.idle_lock);
+    idle_unlink_locked(c);
+    fz_spin_unlock(&fz_rt.idle_lock);
+}
+
+/* Wake one idle carrier, preferring one that sleeps on its futex: the one
+ * in the driver keeps watching fds and timers. */
+static void notify_idle(void)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&fz_rt.num_idle, memory_order_relaxed) == 0)
+        return;
+    fz_spin_lock(&fz_rt.idle_lock);
+    struct fz_carrier *pick = NULL;
+    for (struct fz_carrier *v = fz_rt.idle_head; v; v = v->next_idle)
+        if (!pick || (pick->driving && !v->driving))
+            pick = v;
+    if (pick)
+        idle_unlink_locked(pick);
+    fz_spin_unlock(&fz_rt.idle_lock);
+    if (!pick)
+        return;
+    if (pick->driving) {
+        fz_driver_wake();
+    } else {
+        atomic_store(&pick->park_word, 0);
+        fz_futex_wake(&pick->park_word, 1);
+    }
+}
+
+/* ---- switching ------------------------------------------------------- */
+
+static void reap_dead(struct fz_carrier *c)
+{
+    struct fz_fiber *dead = c->dead;
+    if (dead) {
+        c->dead = NULL;
+        fz_fiber_reap(c, dead);
+    }
+}
+
+void fz_sched_resumed(struct fz_fiber *self)
+{
+    struct fz_carrier *c = self->carrier;
+    if (c->loaded_tcb != self->tcb) {
+        fz_set_thread_pointer(self->tcb);
+        c->loaded_tcb = self->tcb;
+        c->stats.tp_writes++;
+    }
+    reap_dead(c);
+}
+
+static void claim_cpu(struct fz_carrier *c, struct fz_fiber *next)
+{
+    while (atomic_load_explicit(&next->on_cpu, memory_order_acquire))
+        fz_cpu_relax();
+    atomic_store_explicit(&next->on_cpu, 1, memory_order_relaxed);
+    next->carrier = c;
+    next->state = FZ_FIBER_RUNNING;
+    c->current = next;
+    c->stats.switches++;
+}
+
+/* Leave `self` (already marked parked/runnable/dead by the caller) for the
+ * next runnable fiber, or for the idle context. */
+static void switch_away(struct fz_carrier *c, struct fz_fiber *self)
+{
+    struct fz_fiber *next = find_work(c);
+    if (next == self) { /* woken before it got away */
+        self->state = FZ_FIBER_RUNNING;
+        return;
+    }
+    if (next) {
+        claim_cpu(c, next);
+        fz_switch(&self->sp, next->sp, &self->on_cpu);
+    } else {
+        c->current = NULL;
+        fz_switch(&self->sp, c->idle_sp, &self->on_cpu);
+    }
+    fz_sched_resumed(self);
+}
+
+void fz_park(struct fz_fiber *self)
+{
+    struct fz_carrier *c = self->carrier;
+    self->state = FZ_FIBER_PARKED;
+    c->stats.parks++;
+    switch_away(c, self);
+}
+
+void fz_yield(struct fz_fiber *self)
+{
+    struct fz_carrier *c = self->carrier;
+    c->stats.yields++;
+    self->state = FZ_FIBER_RUNNABLE;
+    fz_runq_push(&c->runq, &self->task, &fz_rt.inject);
+    switch_away(c, self);
+}
+
+void fz_exit_switch(struct fz_fiber *self)
+{
+    struct fz_carrier *c = self->carrier;
+    self->state = FZ_FIBER_DONE;
+    c->dead = self;
+    switch_away(c, self);
+    __builtin_unreachable();
+}
+
+static void push_runnable(struct fz_carrier *c, struct fz_fiber *f, bool lifo)
+{
+    f->state = FZ_FIBER_RUNNABLE;
+    c->stats.wakes++;
+    if (lifo) {
+        struct fz_task *old = c->lifo;
+        c->lifo = &f->task;
+        if (!old)
+            return;
+        fz_runq_push(&c->runq, old, &fz_rt.inject);
+    } else {
+        fz_runq_push(&c->runq, &f->task, &fz_rt.inject);
+    }
+    notify_idle();
+}
+
+void fz_unpark_on(struct fz_carrier *c, struct fz_fiber *f)
+{
+    if (c) { /* scheduler path of carrier c */
+        push_runnable(c, f, false);
+        return;
+    }
+    struct fz_fiber *self = fz_self();
+    if (self) {
+        push_runnable(self->carrier, f, true);
+        return;
+    }
+    f->state = FZ_FIBER_RUNNABLE;
+    fz_inject_push(&fz_rt.inject, &f->task);
+    notify_idle();
+}
+
+void fz_spawn(struct fz_fiber *f)
+{
+    fz_unpark_on(NULL, f);
+}
+
+/* ---- the idle context ------------------------------------------------ */
+
+static void run_from_idle(struct fz_carrier *c, struct fz_fiber *f)
+{
+    claim_cpu(c, f);
+    fz_switch(&c->idle_sp, f->sp, NULL);
+    reap_dead(c);
+}
+
+static void load_own_tcb(struct fz_carrier *c)
+{
+    if (c->loaded_tcb != c->own_tcb) {
+        fz_set_thread_pointer(c->own_tcb);
+        c->loaded_tcb = c->own_tcb;
+        c->stats.tp_writes++;
+    }
+}
+
+static void sleep_in_driver(struct fz_carrier *c)
+{
+    c->driving = true;
+    fz_driver_poll(c, true);
+    c->driving = false;
+    fz_driver_release();
+    idle_remove(c);
+    /* Someone must watch timers and fds while this carrier runs fibers. */
+    if (atomic_load(&fz_rt.num_idle))
+        notify_idle();
+}
+
+static void sleep_on_futex(struct fz_carrier *c)
+{
+    atomic_store(&c->park_word, 1);
+    if (atomic_load(&c->in_idle_list))
+        fz_futex_wait(&c->park_word, 1, NULL);
+    idle_remove(c);
+}
+
+static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
+{
+    for (;;) {
+        struct fz_fiber *f = find_work(c);
+        if (!f && fz_timers_due()) {
+            fz_timers_fire(c);
+            f = find_work(c);
+        }
+        if (f) {
+            run_from_idle(c, f);
+            continue;
+        }
+        if (atomic_load(&fz_rt.pending_interrupts)) {
+            handle_interrupts();
+            continue;
+        }
+        idle_push(c);
+        atomic_thread_fence(memory_order_seq_cst);
+        f = find_work(c);
+        if (f) {
+            idle_remove(c);
+            run_from_idle(c, f);
+            continue;
+        }
+        load_own_tcb(c);
+        c->stats.idle_sleeps++;
+        if (fz_driver_acquire())
+            sleep_in_driver(c);
+        else
+            sleep_on_futex(c);
+    }
+}
+
+/* ---- start-up -------------------------------------------------------- */
+
+int (*fz_os_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+static void *carrier_thread(void *arg)
+{
+    struct fz_carrier *c = arg;
+    c->own_tcb = c->loaded_tcb = fz_thread_pointer();
+    c->tid = (pid_t)fz_sys0(SYS_gettid);
+    idle_loop(c);
+}
+
+static void carrier0_idle_entry(void *arg)
+{
+    idle_loop(arg);
+}
+
+static bool adopt_main(struct fz_carrier *c0, const char **why)
+{
+    struct fz_fiber *m = fz_fiber_adopt_main();
+    if (!m)
+        return *why = "cannot describe the main thread", false;
+    c0->own_tcb = fz_tls_create(NULL);
+    if (!c0->own_tcb)
+        return *why = "out of memory", false;
+    if (fz_stack_alloc(NULL, IDLE_STACK_SIZE, 4096, &c0->idle_stack))
+        return *why = "cannot map the idle stack", false;
+    c0->idle_sp = fz_ctx_prepare(&c0->idle_stack, carrier0_idle_entry, c0);
+    c0->loaded_tcb = m->tcb;
+    c0->tid = (pid_t)fz_sys0(SYS_gettid);
+    m->carrier = c0;
+    m->state = FZ_FIBER_RUNNING;
+    atomic_store(&m->on_cpu, 1);
+    c0->current = m;
+    fz_rt.main_fiber = m;
+    return true;
+}
+
+bool fz_sched_start(unsigned n, const char **why)
+{
+    fz_rt.ncarriers = n;
+    fz_rt.carriers = aligned_alloc(64, sizeof(struct fz_carrier) * n);
+    if (!fz_rt.carriers)
+        return *why = "out of memory", false;
+    memset(fz_rt.carriers, 0, sizeof(struct fz_carrier) * n);
+    fz_inject_init(&fz_rt.inject);
+    for (unsigned i = 0; i < n; i++) {
+        struct fz_carrier *c = &fz_rt.carriers[i];
+        c->index = i;
+        c->rng = 0x9e3779b9u * (i + 1);
+        fz_runq_init(&c->runq);
+    }
+    if (!adopt_main(&fz_rt.carriers[0], why))
+        return false;
+    atomic_store(&fz_rt.live_fibers, 1);
+    fz_rt.active = true;
+    for (unsigned i = 1; i < n; i++) {
+        struct fz_carrier *c = &fz_rt.carriers[i];
+        if (fz_os_thread_create(&c->thread, NULL, carrier_thread, c) != 0) {
+            /* run with the carriers we have */
+            fz_rt.ncarriers = i;
+            break;
+        }
+    }
+    return true;
+}

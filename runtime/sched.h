@@ -1,0 +1,50 @@
+/* The scheduler: carriers, run queues, parking and waking fibers. */
+#ifndef FZ_SCHED_H
+#define FZ_SCHED_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include "runtime/fiber.h"
+
+struct fz_runtime {
+    bool active; /* written once at start (and in a fork child) */
+    unsigned ncarriers;
+    struct fz_carrier *carriers;
+    struct fz_fiber *main_fiber;
+    struct fz_inject inject;
+    fz_spinlock idle_lock;
+    struct fz_carrier *idle_head;
+    atomic_uint num_idle;
+    atomic_uint live_fibers;
+    atomic_bool main_exited;
+    bool main_unwind_ready; /* main() runs above an unwind point (init.c) */
+    atomic_uint pending_interrupts; /* signal handlers ran without SA_RESTART */
+};
+
+extern struct fz_runtime fz_rt;
+
+/* Adopt the calling (main) thread as the first fiber and start ncarriers
+ * carriers.  False if the runtime could not start (it stays off). */
+bool fz_sched_start(unsigned ncarriers, const char **why);
+
+/* Current fiber: switch out until someone calls fz_unpark on it.  The caller
+ * has registered a wake source first (see park.h). */
+void fz_park(struct fz_fiber *self);
+/* Let other runnable fibers run; self stays runnable. */
+void fz_yield(struct fz_fiber *self);
+/* Make f runnable.  c is the carrier the caller runs on when it runs on the
+ * scheduler path (driver, reaping); NULL means "find out" (fiber or not). */
+void fz_unpark_on(struct fz_carrier *c, struct fz_fiber *f);
+static inline void fz_unpark(struct fz_fiber *f)
+{
+    fz_unpark_on(NULL, f);
+}
+/* A new fiber: runnable, preferably next on the creator's carrier. */
+void fz_spawn(struct fz_fiber *f);
+/* The exiting fiber leaves for good; its stack is released after the
+ * switch, then joiners are woken (fiber.c's fz_fiber_reap). */
+__attribute__((noreturn)) void fz_exit_switch(struct fz_fiber *self);
+/* Called on every fiber right after it is switched in. */
+void fz_sched_resumed(struct fz_fiber *self);
+
+#endif

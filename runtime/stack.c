@@ -1,0 +1,121 @@
+/* Fiber stacks (see stack.h for the guard budget and cache rules). */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include "runtime/stack.h"
+#include "runtime/sys.h"
+
+#define PAGE 4096u
+#define CACHE_MAX 32u
+
+static size_t default_size, default_guard;
+static atomic_long guarded_stacks;
+static long guard_budget;
+
+static size_t round_page(size_t n)
+{
+    return (n + PAGE - 1) & ~(size_t)(PAGE - 1);
+}
+
+/* Guards are affordable while each one's two mappings leave room for the
+ * program's own mappings. */
+static long read_guard_budget(void)
+{
+    long max_maps = 65530;
+    long fd = fz_sys3(SYS_open, "/proc/sys/vm/max_map_count", 0 /*O_RDONLY*/, 0);
+    if (fd >= 0) {
+        char buf[32];
+        long n = fz_sys3(SYS_read, fd, buf, sizeof buf - 1);
+        fz_sys1(SYS_close, fd);
+        if (n > 0) {
+            long v = 0;
+            for (long i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+                v = v * 10 + (buf[i] - '0');
+            if (v > 0)
+                max_maps = v;
+        }
+    }
+    long budget = (max_maps - 16384) / 2;
+    return budget > 1024 ? budget : 1024;
+}
+
+void fz_stack_setup(size_t size, size_t guard)
+{
+    default_size = round_page(size);
+    default_guard = round_page(guard);
+    guard_budget = read_guard_budget();
+}
+
+size_t fz_stack_default_size(void)
+{
+    return default_size;
+}
+
+size_t fz_stack_default_guard(void)
+{
+    return default_guard;
+}
+
+static int map_stack(size_t size, size_t guard, struct fz_stack *out)
+{
+    if (guard && atomic_fetch_add(&guarded_stacks, 1) >= guard_budget) {
+        atomic_fetch_sub(&guarded_stacks, 1);
+        guard = 0;
+    }
+    long p = fz_sys6(SYS_mmap, 0, (long)(size + guard), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (p < 0 && p > -4096) {
+        if (guard)
+            atomic_fetch_sub(&guarded_stacks, 1);
+        return EAGAIN;
+    }
+    if (guard && fz_sys3(SYS_mprotect, p, guard, PROT_NONE) != 0) {
+        fz_sys2(SYS_munmap, p, size + guard);
+        atomic_fetch_sub(&guarded_stacks, 1);
+        return EAGAIN;
+    }
+    out->base = (char *)p + guard;
+    out->size = size;
+    out->guard = guard;
+    out->user = false;
+    return 0;
+}
+
+static void unmap_stack(struct fz_stack *s)
+{
+    fz_sys2(SYS_munmap, (char *)s->base - s->guard, s->size + s->guard);
+    if (s->guard)
+        atomic_fetch_sub(&guarded_stacks, 1);
+}
+
+int fz_stack_alloc(struct fz_stack_cache *cache, size_t size, size_t guard, struct fz_stack *out)
+{
+    size = round_page(size);
+    guard = round_page(guard);
+    if (cache && cache->head && size == default_size && guard == default_guard) {
+        void **top = cache->head;
+        cache->head = *top;
+        cache->count--;
+        /* the descriptor was stored just below the link word */
+        *out = *(struct fz_stack *)((char *)top - sizeof(struct fz_stack));
+        return 0;
+    }
+    return map_stack(size, guard, out);
+}
+
+void fz_stack_release(struct fz_stack_cache *cache, struct fz_stack *s)
+{
+    if (s->user || !s->base)
+        return;
+    bool cacheable = s->size == default_size && (s->guard == default_guard || s->guard == 0);
+    if (cache && cacheable && cache->count < CACHE_MAX) {
+        void **top = (void **)((char *)fz_stack_top(s) - sizeof(void *));
+        *(struct fz_stack *)((char *)top - sizeof(struct fz_stack)) = *s;
+        *top = cache->head;
+        cache->head = top;
+        cache->count++;
+        return;
+    }
+    unmap_stack(s);
+}

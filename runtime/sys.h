@@ -1,0 +1,67 @@
+/* Raw system calls for the runtime.
+ *
+ * The scheduler runs with whatever thread pointer the carrier last loaded,
+ * which may be the TCB of a fiber now running on another carrier.  So the
+ * runtime never calls libc wrappers on that path (they write errno through
+ * the thread pointer): these return -errno instead and touch no TLS.
+ */
+#ifndef FZ_SYS_H
+#define FZ_SYS_H
+
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <linux/futex.h>
+#include <time.h>
+
+static inline long fz_sys6(long n, long a, long b, long c, long d, long e, long f)
+{
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    long ret;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+
+#define fz_sys0(n) fz_sys6((n), 0, 0, 0, 0, 0, 0)
+#define fz_sys1(n, a) fz_sys6((n), (long)(a), 0, 0, 0, 0, 0)
+#define fz_sys2(n, a, b) fz_sys6((n), (long)(a), (long)(b), 0, 0, 0, 0)
+#define fz_sys3(n, a, b, c) fz_sys6((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
+#define fz_sys4(n, a, b, c, d) fz_sys6((n), (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+
+/* Wait while *word == val; abs_deadline (CLOCK_MONOTONIC) may be NULL. */
+static inline long fz_futex_wait(const void *word, uint32_t val, const struct timespec *abs_deadline)
+{
+    return fz_sys6(SYS_futex, (long)word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, val,
+                   (long)abs_deadline, 0, (long)FUTEX_BITSET_MATCH_ANY);
+}
+
+static inline long fz_futex_wake(const void *word, int n)
+{
+    return fz_sys3(SYS_futex, word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n);
+}
+
+static inline void fz_cpu_relax(void)
+{
+    __builtin_ia32_pause();
+}
+
+/* CLOCK_MONOTONIC in ns.  clock_gettime goes through the vDSO (~26 ns here)
+ * and touches no TLS on success, so it is safe on the scheduler path. */
+static inline uint64_t fz_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline struct timespec fz_ns_to_ts(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    return ts;
+}
+
+#endif

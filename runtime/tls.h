@@ -1,0 +1,58 @@
+/* Per-fiber thread-local storage: every fiber owns a complete glibc TCB. */
+#ifndef FZ_TLS_H
+#define FZ_TLS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct fz_fiber;
+
+/* Resolve ld.so/libc internals and check the struct pthread layout against
+ * the running glibc.  On false, *why says what did not match and the runtime
+ * must stay off (every hook passes through: threads stay real threads). */
+bool fz_tls_setup(const char **why);
+
+/* A new TCB for a fiber (fiber != NULL: marked so fz_self() finds it) or
+ * for a carrier's idle state (fiber == NULL).  NULL when memory runs out.
+ * Runs on a thread with a sane thread pointer (it calls malloc). */
+void *fz_tls_create(struct fz_fiber *fiber);
+/* Make a finished fiber's TCB fresh for a new fiber: module TLS back to the
+ * init images, struct pthread reset; libc's block kept (see tls.c). */
+void fz_tls_recycle(void *tcb, struct fz_fiber *fiber);
+/* Mark the main thread's own TCB as the main fiber's. */
+void fz_tls_adopt_main(struct fz_fiber *fiber);
+/* First steps on a fiber with its own thread pointer loaded: what glibc's
+ * start_thread does before the start routine (resolver state, ctype tables,
+ * errno, locale). */
+void fz_tls_enter(void);
+/* Thread-exit work glibc would do: C++ thread_local destructors, then
+ * pthread key destructors (up to PTHREAD_DESTRUCTOR_ITERATIONS rounds), then
+ * free the key blocks.  Runs on the exiting fiber. */
+void fz_tls_exit(void);
+/* The fiber whose TCB is loaded, or NULL (checks the marker). */
+struct fz_fiber *fz_tls_current_fiber(void);
+
+/* struct pthread fields the runtime reads or writes. */
+void *fz_tcb_fiber(void *tcb);         /* fiber of a TCB, NULL if not a fiber's */
+void **fz_tcb_result_slot(void *tcb);  /* where pthread_exit stores the value */
+void fz_tcb_set_unwind_buf(void *tcb, void *buf); /* cleanup_jmp_buf */
+void fz_tcb_set_stack(void *tcb, void *base, size_t size, size_t guard);
+
+/* glibc's __sigsetjmp on the jmp_buf inside a __pthread_unwind_buf_t (the
+ * unwind point pthread_exit and cancellation longjmp to, as in nptl's
+ * start_thread).  Declared by its symbol: the public prototype wants a full
+ * sigjmp_buf, which that buffer is not (the signal mask is never saved). */
+extern int fz_unwind_setjmp(void *cancel_jmp_buf, int savemask) __asm__("__sigsetjmp")
+    __attribute__((returns_twice, nothrow));
+
+/* Load a thread pointer on the calling OS thread (arch_prctl, or wrfsbase
+ * where the kernel enables FSGSBASE).  Raw syscall: no TLS touched. */
+void fz_set_thread_pointer(void *tcb);
+static inline void *fz_thread_pointer(void)
+{
+    void *tp;
+    __asm__ volatile("mov %%fs:0, %0" : "=r"(tp));
+    return tp;
+}
+
+#endif

@@ -1,0 +1,56 @@
+/* What every interposer starts with: is this call ours to handle? */
+#ifndef FZ_HOOK_H
+#define FZ_HOOK_H
+
+#include <stdint.h>
+#include <time.h>
+#include "preload/config.h"
+#include "preload/real.h"
+#include "runtime/sched.h"
+#include "runtime/sys.h"
+
+/* The calling fiber if the runtime handles this family for it, else NULL:
+ * then the interposer must behave exactly as the real call. */
+static inline struct fz_fiber *fz_hook_self(unsigned family)
+{
+    if (!(fz_config.hooks & family))
+        return NULL;
+    return fz_self();
+}
+
+static inline bool fz_hook_active(unsigned family)
+{
+    return fz_rt.active && (fz_config.hooks & family);
+}
+
+static inline bool fz_timespec_valid(const struct timespec *ts)
+{
+    return ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000;
+}
+
+static inline int64_t fz_timespec_ns(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+/* Absolute time on CLOCK_REALTIME or CLOCK_MONOTONIC (others: treated as
+ * monotonic by the caller's choice) -> monotonic deadline in ns (>= 1). */
+static inline uint64_t fz_abs_to_deadline(clockid_t clock, const struct timespec *abs)
+{
+    uint64_t mono = fz_now_ns();
+    int64_t target = fz_timespec_ns(abs);
+    if (clock != CLOCK_REALTIME)
+        return target > 0 ? (uint64_t)target : 1;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t diff = target - fz_timespec_ns(&now);
+    return diff > 0 ? mono + (uint64_t)diff : mono;
+}
+
+static inline uint64_t fz_rel_to_deadline(const struct timespec *rel)
+{
+    int64_t ns = fz_timespec_ns(rel);
+    return fz_now_ns() + (ns > 0 ? (uint64_t)ns : 0);
+}
+
+#endif

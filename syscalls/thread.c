@@ -1,0 +1,366 @@
+/* Threads become fibers: pthread_create & co and C11 threads.
+ *
+ * A pthread_t made here is the fiber's TCB, so glibc's own pthread_self,
+ * pthread_equal, keys (pthread_key_*, tss_*), cleanup handlers and
+ * pthread_cancel's deferred mode work on fibers unchanged and are not
+ * interposed.  What is interposed either creates, waits for or names a
+ * thread, or would hand the fake tid of a fiber to the kernel.  A pthread_t
+ * that is not a fiber (a thread created while the thread family is off, or
+ * by libc internally) always goes to the real function.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+#include "runtime/park.h"
+#include "runtime/tls.h"
+#include "syscalls/hook.h"
+
+/* glibc 2.36's struct pthread_attr, to tell "not set" from "set to the
+ * default" (the public getters answer the default for both). */
+struct glibc_attr {
+    int sched_priority, schedpolicy, flags;
+    size_t guardsize;
+    void *stackaddr; /* top of a caller-provided stack */
+    size_t stacksize;
+};
+#define GLIBC_ATTR_FLAG_DETACHSTATE 0x1
+#define GLIBC_ATTR_FLAG_STACKADDR 0x8
+
+static void read_attr(const pthread_attr_t *attr, struct fz_fiber_attr *a)
+{
+    memset(a, 0, sizeof *a);
+    a->guard_size = (size_t)-1; /* default */
+    if (!attr)
+        return;
+    const struct glibc_attr *g = (const void *)attr;
+    a->detached = g->flags & GLIBC_ATTR_FLAG_DETACHSTATE;
+    a->guard_size = g->guardsize;
+    a->stack_size = g->stacksize;
+    if (g->flags & GLIBC_ATTR_FLAG_STACKADDR) {
+        a->user_stack = (char *)g->stackaddr - g->stacksize;
+        a->user_stack_size = g->stacksize;
+    }
+}
+
+static struct fz_fiber *fiber_of(pthread_t th)
+{
+    if (!fz_rt.active || !th)
+        return NULL;
+    return fz_tcb_fiber((void *)th);
+}
+
+FZ_EXPORT int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*start)(void *),
+                             void *arg)
+{
+    if (!fz_hook_active(FZ_HOOK_THREAD))
+        return fz_real.pthread_create(th, attr, start, arg);
+    struct fz_fiber_attr a;
+    read_attr(attr, &a);
+    struct fz_fiber *f;
+    int err = fz_fiber_create(start, arg, &a, &f);
+    if (err)
+        return err;
+    f->guard_requested = a.guard_size == (size_t)-1 ? f->stack.guard : a.guard_size;
+    *th = (pthread_t)f->tcb;
+    fz_spawn(f);
+    return 0;
+}
+
+/* ---- joining --------------------------------------------------------- */
+
+static bool not_reaped(void *fiber)
+{
+    struct fz_fiber *f = fiber;
+    return atomic_load(&f->exit_word) != FZ_EXIT_REAPED;
+}
+
+/* Claim the right to join f.  0, or the errno glibc gives. */
+static int claim_join(struct fz_fiber *f)
+{
+    if (f == fz_self())
+        return EDEADLK;
+    int err = 0;
+    fz_spin_lock(&f->lock);
+    if (f->detached || f->joined)
+        err = EINVAL;
+    else
+        f->joined = true;
+    fz_spin_unlock(&f->lock);
+    return err;
+}
+
+static void unclaim_join(struct fz_fiber *f)
+{
+    fz_spin_lock(&f->lock);
+    f->joined = false;
+    fz_spin_unlock(&f->lock);
+}
+
+static int collect(struct fz_fiber *f, void **ret)
+{
+    if (ret)
+        *ret = *fz_tcb_result_slot(f->tcb);
+    fz_fiber_free(f);
+    return 0;
+}
+
+/* deadline: 0 = forever; try: do not wait at all. */
+static int join_fiber(struct fz_fiber *f, void **ret, uint64_t deadline, bool try)
+{
+    int err = claim_join(f);
+    if (err)
+        return err;
+    while (not_reaped(f)) {
+        if (try) {
+            unclaim_join(f);
+            return EBUSY;
+        }
+        if (fz_park_addr(&f->exit_word, ~0u, not_reaped, f, deadline, false) == ETIMEDOUT &&
+            not_reaped(f)) {
+            unclaim_join(f);
+            return ETIMEDOUT;
+        }
+    }
+    return collect(f, ret);
+}
+
+FZ_EXPORT int pthread_join(pthread_t th, void **ret)
+{
+    struct fz_fiber *f = fiber_of(th);
+    if (!f)
+        return fz_real.pthread_join(th, ret);
+    return join_fiber(f, ret, 0, false);
+}
+
+FZ_EXPORT int pthread_tryjoin_np(pthread_t th, void **ret)
+{
+    struct fz_fiber *f = fiber_of(th);
+    if (!f)
+        return fz_real.pthread_tryjoin_np(th, ret);
+    return join_fiber(f, ret, 0, true);
+}
+
+static int clock_join(struct fz_fiber *f, void **ret, clockid_t clock,
+                      const struct timespec *abs)
+{
+    if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)
+        return EINVAL;
+    if (!abs)
+        return join_fiber(f, ret, 0, false);
+    if (!fz_timespec_valid(abs))
+        return not_reaped(f) ? EINVAL : join_fiber(f, ret, 0, false);
+    return join_fiber(f, ret, fz_abs_to_deadline(clock, abs), false);
+}
+
+FZ_EXPORT int pthread_timedjoin_np(pthread_t th, void **ret, const struct timespec *abs)
+{
+    struct fz_fiber *f = fiber_of(th);
+    if (!f)
+        return fz_real.pthread_timedjoin_np(th, ret, abs);
+    return clock_join(f, ret, CLOCK_REALTIME, abs);
+}
+
+FZ_EXPORT int pthread_clockjoin_np(pthread_t th, void **ret, clockid_t clock,
+                                   const struct timespec *abs)
+{
+    struct fz_fiber *f = fiber_of(th);
+    if (!f)
+        return fz_real.pthread_clockjoin_np(th, ret, clock, abs);
+    return clock_join(f, ret, clock, abs);
+}
+
+FZ_EXPORT int pthread_detach(pthread_t th)
+{
+    struct fz_fiber *f = fiber_of(th);
+    if (!f)
+        return fz_real.pthread_detach(th);
+    fz_spin_lock(&f->lock);
+    if (f->detached || f->joined) {
+        fz_spin_unlock(&f->lock);
+        return EINVAL;
+    }
+    bool reaped = !not_reaped(f);
+    f->detached = true;
+    fz_spin_unlock(&f->lock);
+    if (reaped)
+        fz_fiber_free(f);
+    return 0;
+}
+
+FZ_EXPORT void pthread_exit(void *value)
+{
+    struct fz_fiber *self = fz_self();
+    if (self && self->is_main && !fz_rt.main_unwind_ready) {
+        /* no unwind point below main: end the main fiber without unwinding */
+        *fz_tcb_result_slot(self->tcb) = value;
+        fz_tls_exit();
+        atomic_store(&fz_rt.main_exited, true);
+        fz_fiber_exit(self);
+    }
+    /* glibc unwinds to the buffer in the fiber's TCB: fz_fiber_main's, or
+     * main's (preload/init.c) */
+    fz_real.pthread_exit(value);
+    __builtin_unreachable();
+}
+
+/* ---- attributes, names, signals ------------------------------------- */
+
+FZ_EXPORT int pthread_getattr_np(pthread_t th, pthread_attr_t *attr)
+{
+    struct fz_fiber *f = fiber_of(th);
+    if (!f || f->is_main)
+        return fz_real.pthread_getattr_np(th, attr);
+    int err = pthread_attr_init(attr);
+    if (err)
+        return err;
+    pthread_attr_setstack(attr, f->stack.base, f->stack.size);
+    pthread_attr_setguardsize(attr, f->guard_requested);
+    pthread_attr_setdetachstate(attr,
+                                f->detached ? PTHREAD_CREATE_DETACHED : PTHREAD_CREATE_JOINABLE);
+    return 0;
+}
+
+/* Names live in the fiber: the kernel's per-thread name belongs to the
+ * carrier, which runs many fibers. */
+FZ_EXPORT int pthread_setname_np(pthread_t th, const char *name)
+{
+    struct fz_fiber *f = fiber_of(th);
+    if (!f)
+        return fz_real.pthread_setname_np(th, name);
+    size_t n = strlen(name);
+    if (n >= sizeof f->name)
+        return ERANGE;
+    fz_spin_lock(&f->lock);
+    memcpy(f->name, name, n + 1);
+    fz_spin_unlock(&f->lock);
+    return 0;
+}
+
+FZ_EXPORT int pthread_getname_np(pthread_t th, char *buf, size_t len)
+{
+    struct fz_fiber *f = fiber_of(th);
+    if (!f)
+        return fz_real.pthread_getname_np(th, buf, len);
+    int err = 0;
+    fz_spin_lock(&f->lock);
+    size_t n = strlen(f->name);
+    if (len < n + 1)
+        err = ERANGE;
+    else
+        memcpy(buf, f->name, n + 1);
+    fz_spin_unlock(&f->lock);
+    return err;
+}
+
+/* glibc would tgkill the fiber's fake tid (ESRCH).  Signal 0 probes
+ * liveness; a signal to oneself is raised on the carrier running us (so
+ * its handler runs on this fiber, as natively); a signal to another fiber
+ * is delivered to the process: its default action is the same, but a
+ * handler may run on another thread (documented limitation). */
+FZ_EXPORT int pthread_kill(pthread_t th, int sig)
+{
+    struct fz_fiber *f = fiber_of(th);
+    if (!f)
+        return fz_real.pthread_kill(th, sig);
+    if (sig < 0 || sig >= NSIG)
+        return EINVAL;
+    if (!not_reaped(f))
+        return ESRCH;
+    if (sig == 0)
+        return 0;
+    if (f == fz_self())
+        return raise(sig) ? errno : 0;
+    return kill(getpid(), sig) ? errno : 0;
+}
+
+/* ---- once ------------------------------------------------------------ */
+
+enum { ONCE_NEW = 0, ONCE_RUNNING = 1, ONCE_DONE = 2 };
+
+static bool once_running(void *word)
+{
+    return (atomic_load((atomic_int *)word) & 3) == ONCE_RUNNING;
+}
+
+static void once_publish(atomic_int *word, int state)
+{
+    atomic_store(word, state);
+    fz_unpark_addr(word, ~0u, UINT_MAX);
+    fz_futex_wake(word, INT_MAX); /* threads waiting in glibc's own pthread_once */
+}
+
+static void once_abandoned(void *word)
+{
+    once_publish(word, ONCE_NEW);
+}
+
+FZ_EXPORT int pthread_once(pthread_once_t *once, void (*init)(void))
+{
+    if (!fz_hook_active(FZ_HOOK_THREAD))
+        return fz_real.pthread_once(once, init);
+    atomic_int *word = (atomic_int *)once;
+    for (;;) {
+        int v = atomic_load_explicit(word, memory_order_acquire);
+        if (v & ONCE_DONE)
+            return 0;
+        if ((v & 3) == ONCE_NEW) {
+            if (!atomic_compare_exchange_strong(word, &v, ONCE_RUNNING))
+                continue;
+            /* init may end the thread (pthread_exit, cancellation): then
+             * the next caller runs it, as POSIX wants */
+            pthread_cleanup_push(once_abandoned, word);
+            init();
+            pthread_cleanup_pop(0);
+            once_publish(word, ONCE_DONE);
+            return 0;
+        }
+        fz_park_addr(word, ~0u, once_running, word, 0, false);
+    }
+}
+
+FZ_EXPORT void call_once(once_flag *flag, void (*func)(void))
+{
+    pthread_once((pthread_once_t *)flag, func);
+}
+
+/* ---- C11 threads (glibc's call pthread internals directly) ----------- */
+
+static int thrd_result(int err)
+{
+    if (!err)
+        return thrd_success;
+    return err == ENOMEM ? thrd_nomem : err == ETIMEDOUT ? thrd_timedout : thrd_error;
+}
+
+FZ_EXPORT int thrd_create(thrd_t *thr, thrd_start_t func, void *arg)
+{
+    if (!fz_hook_active(FZ_HOOK_THREAD))
+        return fz_real.thrd_create(thr, func, arg);
+    return thrd_result(pthread_create((pthread_t *)thr, NULL, (void *(*)(void *))(void *)func,
+                                      arg));
+}
+
+FZ_EXPORT int thrd_join(thrd_t thr, int *res)
+{
+    if (!fiber_of(thr))
+        return fz_real.thrd_join(thr, res);
+    void *value;
+    int err = pthread_join(thr, &value);
+    if (!err && res)
+        *res = (int)(intptr_t)value;
+    return thrd_result(err);
+}
+
+FZ_EXPORT int thrd_detach(thrd_t thr)
+{
+    if (!fiber_of(thr))
+        return fz_real.thrd_detach(thr);
+    return thrd_result(pthread_detach(thr));
+}
+
+FZ_EXPORT void thrd_exit(int res)
+{
+    pthread_exit((void *)(intptr_t)res);
+}

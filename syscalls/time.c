@@ -1,0 +1,121 @@
+/* Sleeping and yielding: a sleeping fiber parks on a deadline in the timer
+ * wheel; its carrier runs other fibers meanwhile.
+ *
+ * The contract is the real call's: never early (the wheel fires only at or
+ * after the deadline), EINVAL for a bad tv_nsec or negative tv_sec, EINTR
+ * with the remaining time when a signal handler installed without
+ * SA_RESTART runs (syscalls/signal.c), clock_nanosleep returning the error
+ * number instead of setting errno.  CLOCK_REALTIME absolute sleeps are
+ * mapped to a monotonic deadline and re-checked on wake-up, so a clock set
+ * backwards makes them sleep on.  Clocks other than REALTIME, MONOTONIC and
+ * BOOTTIME go to the real call (it blocks the carrier; documented).
+ */
+#include <errno.h>
+#include <unistd.h>
+#include "runtime/park.h"
+#include "syscalls/hook.h"
+
+static void remaining(uint64_t deadline, struct timespec *rem)
+{
+    uint64_t now = fz_now_ns();
+    *rem = fz_ns_to_ts(deadline > now ? deadline - now : 0);
+}
+
+/* Sleep until deadline on clock's terms; 0 or EINTR. */
+static int sleep_until(clockid_t clock, uint64_t deadline, const struct timespec *abs_realtime,
+                       struct timespec *rem)
+{
+    for (;;) {
+        if (fz_sleep_until(deadline, true) == FZ_WAKE_INTERRUPT) {
+            if (rem)
+                remaining(deadline, rem);
+            return EINTR;
+        }
+        if (clock != CLOCK_REALTIME || !abs_realtime)
+            return 0;
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (fz_timespec_ns(&now) >= fz_timespec_ns(abs_realtime))
+            return 0;
+        deadline = fz_abs_to_deadline(CLOCK_REALTIME, abs_realtime);
+    }
+}
+
+static bool clock_is_ours(clockid_t clock)
+{
+    return clock == CLOCK_REALTIME || clock == CLOCK_MONOTONIC || clock == CLOCK_BOOTTIME;
+}
+
+FZ_EXPORT int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
+                              struct timespec *rem)
+{
+    if (!clock_is_ours(clock) || !req || !fz_hook_self(FZ_HOOK_TIME))
+        return fz_real.clock_nanosleep(clock, flags, req, rem);
+    if (!fz_timespec_valid(req) || (req->tv_sec < 0 && !(flags & TIMER_ABSTIME)))
+        return EINVAL;
+    if (flags & TIMER_ABSTIME)
+        return sleep_until(clock, fz_abs_to_deadline(clock, req), req, NULL);
+    return sleep_until(clock, fz_rel_to_deadline(req), NULL, rem);
+}
+
+FZ_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
+{
+    if (!req || !fz_hook_self(FZ_HOOK_TIME))
+        return fz_real.nanosleep(req, rem);
+    int err = clock_nanosleep(CLOCK_MONOTONIC, 0, req, rem);
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+FZ_EXPORT int usleep(useconds_t usec)
+{
+    if (!fz_hook_self(FZ_HOOK_TIME))
+        return fz_real.usleep(usec);
+    struct timespec ts = {usec / 1000000, (long)(usec % 1000000) * 1000};
+    return nanosleep(&ts, NULL);
+}
+
+FZ_EXPORT unsigned sleep(unsigned seconds)
+{
+    if (!fz_hook_self(FZ_HOOK_TIME))
+        return fz_real.sleep(seconds);
+    int saved = errno;
+    struct timespec ts = {seconds, 0}, rem;
+    if (nanosleep(&ts, &rem) < 0)
+        return (unsigned)rem.tv_sec;
+    errno = saved;
+    return 0;
+}
+
+FZ_EXPORT int thrd_sleep(const struct timespec *req, struct timespec *rem)
+{
+    if (!fz_hook_self(FZ_HOOK_TIME))
+        return fz_real.thrd_sleep(req, rem);
+    int err = clock_nanosleep(CLOCK_REALTIME, 0, req, rem);
+    return err == 0 ? 0 : err == EINTR ? -1 : -2;
+}
+
+FZ_EXPORT int sched_yield(void)
+{
+    struct fz_fiber *self = fz_hook_self(FZ_HOOK_TIME);
+    if (!self)
+        return fz_real.sched_yield();
+    fz_yield(self);
+    return 0;
+}
+
+/* <pthread.h> redirects pthread_yield to sched_yield; old binaries still
+ * call the symbol itself. */
+FZ_EXPORT int fz_pthread_yield(void) __asm__("pthread_yield");
+int fz_pthread_yield(void)
+{
+    return sched_yield();
+}
+
+FZ_EXPORT void thrd_yield(void)
+{
+    sched_yield();
+}

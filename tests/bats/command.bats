@@ -1,0 +1,218 @@
+#!/usr/bin/env bats
+# The fiberize command: options, LD_PRELOAD, exit statuses, and how a program
+# under the library fares with malformed FIBERIZE_* variables.  The commands
+# run here (sh, env, true, cat) run with the real library preloaded, so they
+# also check that it leaves ordinary single-threaded programs working.
+
+load helpers
+
+setup() {
+    LIB=$FIBERIZE_BUILD/libfiberize.so
+    # The runner's own settings must not leak into what is checked here.
+    unset LD_PRELOAD FIBERIZE_WORKERS FIBERIZE_STATS FIBERIZE_STACK_SIZE FIBERIZE_HOOKS \
+        FIBERIZE_POOL_MAX FIBERIZE_HANDOFF_US FIBERIZE_DUMP_SIGNAL FIBERIZE_DISABLE
+}
+
+# expect_env VAR=VALUE [FIBERIZE-OPTIONS...]: the options give the program
+# exactly that variable.
+expect_env() {
+    local want=$1
+    shift
+    run --separate-stderr "$FZ" "$@" -- env
+    if [[ $status -ne 0 ]] || ! grep -qxF -- "$want" <<<"$output"; then
+        echo "fiberize $* -- env: status $status, no line '$want' in:"
+        echo "$output"
+        echo "stderr: $stderr"
+        return 1
+    fi
+}
+
+# expect_usage_error FIBERIZE-ARGS...: status 2, a message and the hint.
+expect_usage_error() {
+    run --separate-stderr "$FZ" "$@"
+    if [[ $status -ne 2 || $stderr != fiberize:* || $stderr != *"Try 'fiberize --help'"* ]]; then
+        echo "fiberize $*: status $status, stderr: $stderr"
+        return 1
+    fi
+}
+
+# expect_warned VAR VALUE: the program still runs and succeeds, and stderr is
+# exactly one line from the library naming the variable.
+expect_warned() {
+    local var=$1 value=$2
+    run --separate-stderr env "$var=$value" "$FZ" -- true
+    if [[ $status -ne 0 || ${#stderr_lines[@]} -ne 1 || ${stderr_lines[0]} != *"$var=\"$value\""* ]]; then
+        echo "$var=$value: status $status, stderr (${#stderr_lines[@]} lines):"
+        echo "$stderr"
+        return 1
+    fi
+}
+
+@test "--help prints the usage on stdout and exits 0" {
+    run --separate-stderr "$FZ" --help
+    [ "$status" -eq 0 ]
+    [[ $output == "Usage: fiberize"* ]]
+    [[ $output == *"--workers"* && $output == *"--hooks"* ]]
+    [ -z "$stderr" ]
+}
+
+@test "-h is --help" {
+    run "$FZ" -h
+    [ "$status" -eq 0 ]
+    [[ $output == "Usage: fiberize"* ]]
+}
+
+@test "--version prints the version and exits 0" {
+    run --separate-stderr "$FZ" --version
+    [ "$status" -eq 0 ]
+    [ "$output" = "fiberize 0.1.0" ]
+}
+
+@test "LD_PRELOAD holds the absolute library path" {
+    run --separate-stderr "$FZ" -- sh -c 'printf %s "$LD_PRELOAD"'
+    [ "$status" -eq 0 ]
+    [ "$output" = "$LIB" ]
+}
+
+@test "LD_PRELOAD keeps the previous value after the library" {
+    # ld.so complains on stderr about the missing library and carries on.
+    run --separate-stderr env LD_PRELOAD=/nonexistent/other.so "$FZ" -- sh -c 'printf %s "$LD_PRELOAD"'
+    [ "$status" -eq 0 ]
+    [ "$output" = "$LIB:/nonexistent/other.so" ]
+}
+
+@test "the library is never in LD_PRELOAD twice" {
+    run --separate-stderr env LD_PRELOAD="$LIB" "$FZ" -- sh -c 'printf %s "$LD_PRELOAD"'
+    [ "$output" = "$LIB" ]
+    run --separate-stderr env LD_PRELOAD="/nonexistent/a.so:$LIB" "$FZ" -- sh -c 'printf %s "$LD_PRELOAD"'
+    [ "$output" = "$LIB:/nonexistent/a.so" ]
+}
+
+@test "COMMAND is searched in PATH and '--' is optional" {
+    run --separate-stderr "$FZ" printf '%s,' a 'b c'
+    [ "$status" -eq 0 ]
+    [ "$output" = "a,b c," ]
+}
+
+@test "options after COMMAND belong to COMMAND" {
+    run --separate-stderr "$FZ" echo --workers 0 --bogus
+    [ "$status" -eq 0 ]
+    [ "$output" = "--workers 0 --bogus" ]
+}
+
+@test "stdin and stdout pass through" {
+    run --separate-stderr bash -c 'printf "one\ntwo\n" | "$1" cat' _ "$FZ"
+    [ "$status" -eq 0 ]
+    [ "$output" = $'one\ntwo' ]
+}
+
+@test "--workers sets FIBERIZE_WORKERS" {
+    expect_env FIBERIZE_WORKERS=3 --workers 3
+    expect_env FIBERIZE_WORKERS=1024 --workers=1024
+}
+
+@test "--stats sets FIBERIZE_STATS=1" {
+    expect_env FIBERIZE_STATS=1 --stats
+}
+
+@test "--stack-size sets FIBERIZE_STACK_SIZE" {
+    expect_env FIBERIZE_STACK_SIZE=64K --stack-size 64K
+    expect_env FIBERIZE_STACK_SIZE=8m --stack-size=8m
+    expect_env FIBERIZE_STACK_SIZE=1G --stack-size 1G
+}
+
+@test "--pool-max sets FIBERIZE_POOL_MAX" {
+    expect_env FIBERIZE_POOL_MAX=8 --pool-max 8
+    expect_env FIBERIZE_POOL_MAX=65536 --pool-max=65536
+}
+
+@test "--hooks sets FIBERIZE_HOOKS" {
+    expect_env FIBERIZE_HOOKS=-io,-pool --hooks -io,-pool
+    expect_env FIBERIZE_HOOKS=thread,time --hooks=thread,time
+    expect_env FIBERIZE_HOOKS=none --hooks none
+}
+
+@test "the last of a repeated option wins" {
+    expect_env FIBERIZE_WORKERS=2 --workers 5 --workers=2
+}
+
+@test "bad option values exit 2" {
+    expect_usage_error --workers 0 -- true
+    expect_usage_error --workers 1025 -- true
+    expect_usage_error --workers abc -- true
+    expect_usage_error --workers= -- true
+    expect_usage_error --stack-size 12Q -- true
+    expect_usage_error --stack-size 8K -- true
+    expect_usage_error --stack-size=2G -- true
+    expect_usage_error --pool-max 0 -- true
+    expect_usage_error --pool-max 65537 -- true
+    expect_usage_error --hooks bogus -- true
+    expect_usage_error --hooks thread, -- true
+    [[ $stderr == *"--hooks"* ]]
+}
+
+@test "unknown options, missing values and values on flags exit 2" {
+    expect_usage_error --bogus -- true
+    expect_usage_error -x true
+    expect_usage_error --work 2 -- true
+    expect_usage_error --stats=1 -- true
+    expect_usage_error --workers
+}
+
+@test "a missing COMMAND exits 2" {
+    expect_usage_error
+    expect_usage_error --workers 2 --
+}
+
+@test "a COMMAND that is not found exits 127" {
+    run -127 --separate-stderr "$FZ" -- no-such-command-for-fiberize
+    [ "$stderr" = "fiberize: 'no-such-command-for-fiberize': No such file or directory" ]
+    run -127 --separate-stderr "$FZ" -- "$BATS_TEST_TMPDIR/missing"
+}
+
+@test "a COMMAND that cannot be executed exits 126" {
+    local file=$BATS_TEST_TMPDIR/not-executable
+    printf '#!/bin/sh\nexit 0\n' >"$file"
+    chmod 644 "$file"
+    run -126 --separate-stderr "$FZ" -- "$file"
+    [[ $stderr == "fiberize: '$file': "* ]]
+    run -126 --separate-stderr "$FZ" -- "$BATS_TEST_TMPDIR"
+}
+
+@test "COMMAND's exit status passes through" {
+    run "$FZ" -- sh -c 'exit 42'
+    [ "$status" -eq 42 ]
+    run "$FZ" -- false
+    [ "$status" -eq 1 ]
+}
+
+@test "death by a signal passes through as it does natively" {
+    run sh -c 'kill -TERM $$'
+    local native=$status
+    run "$FZ" -- sh -c 'kill -TERM $$'
+    [ "$native" -eq 143 ]
+    [ "$status" -eq "$native" ]
+}
+
+@test "malformed FIBERIZE_WORKERS: one warning, the program still runs" {
+    expect_warned FIBERIZE_WORKERS abc
+}
+
+@test "malformed FIBERIZE_STACK_SIZE: one warning, the program still runs" {
+    expect_warned FIBERIZE_STACK_SIZE 12Q
+}
+
+@test "malformed FIBERIZE_STATS: one warning, the program still runs" {
+    expect_warned FIBERIZE_STATS maybe
+}
+
+@test "malformed FIBERIZE_HOOKS and FIBERIZE_DUMP_SIGNAL: one warning each" {
+    expect_warned FIBERIZE_HOOKS thread,bogus
+    expect_warned FIBERIZE_DUMP_SIGNAL NOPE
+}
+
+@test "an empty FIBERIZE_* value counts as unset" {
+    run --separate-stderr env FIBERIZE_WORKERS= FIBERIZE_STATS= "$FZ" -- true
+    [ "$status" -eq 0 ]
+    [ -z "$stderr" ]
+}
