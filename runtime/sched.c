@@ -320,6 +320,7 @@ static void sleep_on_futex(struct fz_carrier *c)
 static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
 {
     for (;;) {
+        reap_dead(c); /* the idle context may start fresh after an exit */
         struct fz_fiber *f = find_work(c);
         if (!f && fz_timers_due()) {
             fz_timers_fire(c);

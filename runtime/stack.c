@@ -3,13 +3,21 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include "runtime/spinlock.h"
 #include "runtime/stack.h"
 #include "runtime/sys.h"
 
 #define PAGE 4096u
-#define CACHE_MAX 32u
+#define CACHE_MAX 64u
+/* Freed default stacks beyond the carriers' caches wait here rather than
+ * being unmapped: munmap of a stack another CPU touched costs a TLB
+ * shoot-down IPI, tens of microseconds on this hypervisor, while a cached
+ * stack costs only the few pages it touched. */
+#define SHARED_MAX 4096u
 
 static size_t default_size, default_guard;
+static fz_spinlock shared_lock;
+static struct fz_stack_cache shared;
 static atomic_long guarded_stacks;
 static long guard_budget;
 
@@ -89,17 +97,42 @@ static void unmap_stack(struct fz_stack *s)
         atomic_fetch_sub(&guarded_stacks, 1);
 }
 
+/* A cached stack keeps its descriptor just below its top link word. */
+static bool cache_pop(struct fz_stack_cache *cache, struct fz_stack *out)
+{
+    void **top = cache->head;
+    if (!top)
+        return false;
+    cache->head = *top;
+    cache->count--;
+    *out = *(struct fz_stack *)((char *)top - sizeof(struct fz_stack));
+    return true;
+}
+
+static bool cache_push(struct fz_stack_cache *cache, struct fz_stack *s, unsigned max)
+{
+    if (cache->count >= max)
+        return false;
+    void **top = (void **)((char *)fz_stack_top(s) - sizeof(void *));
+    *(struct fz_stack *)((char *)top - sizeof(struct fz_stack)) = *s;
+    *top = cache->head;
+    cache->head = top;
+    cache->count++;
+    return true;
+}
+
 int fz_stack_alloc(struct fz_stack_cache *cache, size_t size, size_t guard, struct fz_stack *out)
 {
     size = round_page(size);
     guard = round_page(guard);
-    if (cache && cache->head && size == default_size && guard == default_guard) {
-        void **top = cache->head;
-        cache->head = *top;
-        cache->count--;
-        /* the descriptor was stored just below the link word */
-        *out = *(struct fz_stack *)((char *)top - sizeof(struct fz_stack));
-        return 0;
+    if (size == default_size && guard == default_guard) {
+        if (cache && cache_pop(cache, out))
+            return 0;
+        fz_spin_lock(&shared_lock);
+        bool got = cache_pop(&shared, out);
+        fz_spin_unlock(&shared_lock);
+        if (got)
+            return 0;
     }
     return map_stack(size, guard, out);
 }
@@ -109,13 +142,14 @@ void fz_stack_release(struct fz_stack_cache *cache, struct fz_stack *s)
     if (s->user || !s->base)
         return;
     bool cacheable = s->size == default_size && (s->guard == default_guard || s->guard == 0);
-    if (cache && cacheable && cache->count < CACHE_MAX) {
-        void **top = (void **)((char *)fz_stack_top(s) - sizeof(void *));
-        *(struct fz_stack *)((char *)top - sizeof(struct fz_stack)) = *s;
-        *top = cache->head;
-        cache->head = top;
-        cache->count++;
-        return;
+    if (cacheable) {
+        if (cache && cache_push(cache, s, CACHE_MAX))
+            return;
+        fz_spin_lock(&shared_lock);
+        bool kept = cache_push(&shared, s, SHARED_MAX);
+        fz_spin_unlock(&shared_lock);
+        if (kept)
+            return;
     }
     unmap_stack(s);
 }
