@@ -4,7 +4,12 @@
 #ifndef FZ_REAL_H
 #define FZ_REAL_H
 
+#include <poll.h>
 #include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sched.h>
 #include <signal.h>
 #include <threads.h>
@@ -39,6 +44,39 @@
     X(int, sched_yield, (void))                                                                    \
     X(int, sigaction, (int, const struct sigaction *, struct sigaction *))                         \
     X(sighandler_t, signal, (int, sighandler_t))                                                   \
+    X(ssize_t, read, (int, void *, size_t))                                                        \
+    X(ssize_t, write, (int, const void *, size_t))                                                 \
+    X(ssize_t, readv, (int, const struct iovec *, int))                                            \
+    X(ssize_t, writev, (int, const struct iovec *, int))                                           \
+    X(ssize_t, recv, (int, void *, size_t, int))                                                   \
+    X(ssize_t, recvfrom, (int, void *, size_t, int, struct sockaddr *, socklen_t *))               \
+    X(ssize_t, recvmsg, (int, struct msghdr *, int))                                               \
+    X(ssize_t, send, (int, const void *, size_t, int))                                             \
+    X(ssize_t, sendto, (int, const void *, size_t, int, const struct sockaddr *, socklen_t))       \
+    X(ssize_t, sendmsg, (int, const struct msghdr *, int))                                         \
+    X(int, accept, (int, struct sockaddr *, socklen_t *))                                          \
+    X(int, accept4, (int, struct sockaddr *, socklen_t *, int))                                    \
+    X(int, connect, (int, const struct sockaddr *, socklen_t))                                     \
+    X(int, socket, (int, int, int))                                                                \
+    X(int, socketpair, (int, int, int, int *))                                                     \
+    X(int, pipe, (int *))                                                                          \
+    X(int, pipe2, (int *, int))                                                                    \
+    X(int, open, (const char *, int, ...))                                                         \
+    X(int, openat, (int, const char *, int, ...))                                                  \
+    X(int, close, (int))                                                                           \
+    X(int, dup, (int))                                                                             \
+    X(int, dup2, (int, int))                                                                       \
+    X(int, dup3, (int, int, int))                                                                  \
+    X(int, fcntl, (int, int, ...))                                                                 \
+    X(int, ioctl, (int, unsigned long, ...))                                                       \
+    X(int, setsockopt, (int, int, int, const void *, socklen_t))                                   \
+    X(int, poll, (struct pollfd *, nfds_t, int))                                                   \
+    X(int, ppoll, (struct pollfd *, nfds_t, const struct timespec *, const sigset_t *))            \
+    X(int, select, (int, fd_set *, fd_set *, fd_set *, struct timeval *))                          \
+    X(int, pselect,                                                                                \
+      (int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *))              \
+    X(int, epoll_wait, (int, struct epoll_event *, int, int))                                      \
+    X(int, epoll_pwait, (int, struct epoll_event *, int, int, const sigset_t *))                   \
     X(int, __libc_start_main,                                                                      \
       (int (*)(int, char **, char **), int, char **, void (*)(void), void (*)(void),              \
        void (*)(void), void *))

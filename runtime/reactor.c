@@ -1,11 +1,316 @@
-/* Reactor: fd readiness waits.  Only the dispatch entry point exists so
- * far; fds are not yet registered with the driver (blocking I/O still runs
- * the real call on the carrier). */
+/* Reactor: fd readiness for fibers (see reactor.h).
+ *
+ * Invariants:
+ *  - the fd table is two-level (1024 chunks of 1024 entries, mapped on
+ *    first use and never freed), so an entry's address is stable and
+ *    dispatch can look it up without allocating;
+ *  - every field of an entry is guarded by its spinlock, except the
+ *    sequence numbers, which are read without it (a stale read only makes a
+ *    waiter re-check under the lock);
+ *  - watch nodes live on the waiting fiber's stack and are linked only
+ *    while it waits; whoever touches a linked node holds the fd's lock;
+ *  - the driver claims waiters under the fd lock and wakes them after
+ *    dropping it; a waiter that found readiness itself claims itself first,
+ *    so every claim is matched by exactly one park.
+ * The real O_NONBLOCK flag is never changed: attempts are made non-blocking
+ * per call (RWF_NOWAIT, MSG_DONTWAIT), because file descriptions may be
+ * shared with other processes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include "runtime/driver.h"
+#include "runtime/fiber.h"
 #include "runtime/reactor.h"
+#include "runtime/spinlock.h"
+#include "runtime/sys.h"
 
-void fz_reactor_dispatch(struct fz_carrier *c, uint64_t token, uint32_t events)
+#define CHUNK_BITS 10
+#define CHUNK (1u << CHUNK_BITS)
+#define CHUNKS 1024u
+
+struct fz_fd {
+    fz_spinlock lock;
+    int fd;
+    uint8_t kind;
+    bool nonblock, no_nowait;
+    uint32_t gen;
+    atomic_uint seq[2];
+    uint64_t timeout[2];
+    struct fz_fd_watch *head[2];
+    atomic_int turn;
+};
+
+static _Atomic(struct fz_fd *) chunks[CHUNKS];
+
+static struct fz_fd *lookup(int fd, bool create)
 {
-    (void)c;
-    (void)token;
-    (void)events;
+    if (fd < 0 || (unsigned)fd >= CHUNK * CHUNKS)
+        return NULL;
+    unsigned c = (unsigned)fd >> CHUNK_BITS;
+    struct fz_fd *chunk = atomic_load_explicit(&chunks[c], memory_order_acquire);
+    if (!chunk) {
+        if (!create)
+            return NULL;
+        long p = fz_sys6(SYS_mmap, 0, sizeof(struct fz_fd) * CHUNK, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p < 0 && p > -4096)
+            return NULL;
+        struct fz_fd *fresh = (struct fz_fd *)p, *expected = NULL;
+        for (unsigned i = 0; i < CHUNK; i++)
+            fresh[i].fd = (int)(c * CHUNK + i);
+        if (atomic_compare_exchange_strong(&chunks[c], &expected, fresh)) {
+            chunk = fresh;
+        } else {
+            fz_sys2(SYS_munmap, p, sizeof(struct fz_fd) * CHUNK);
+            chunk = expected;
+        }
+    }
+    return &chunk[(unsigned)fd & (CHUNK - 1)];
+}
+
+static uint64_t token(struct fz_fd *s)
+{
+    return ((uint64_t)s->gen << 32) | (uint32_t)s->fd;
+}
+
+static void register_locked(struct fz_fd *s)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                             .data.u64 = token(s)};
+    long r = fz_sys4(SYS_epoll_ctl, fz_driver_epfd(), EPOLL_CTL_ADD, s->fd, &ev);
+    if (r == -EEXIST) /* registered under an older generation: refresh the token */
+        r = fz_sys4(SYS_epoll_ctl, fz_driver_epfd(), EPOLL_CTL_MOD, s->fd, &ev);
+    if (r == 0) {
+        long fl = fz_sys2(SYS_fcntl, s->fd, F_GETFL);
+        s->nonblock = fl >= 0 && (fl & O_NONBLOCK);
+        s->kind = FZ_FD_POLLABLE;
+    } else if (r == -EPERM) {
+        s->kind = FZ_FD_UNPOLLABLE;
+    }
+    /* EBADF & co: stay unknown, the real call reports the error */
+}
+
+struct fz_fd *fz_fd_get(int fd)
+{
+    struct fz_fd *s = lookup(fd, true);
+    if (!s)
+        return NULL;
+    if (s->kind == FZ_FD_UNKNOWN) {
+        fz_spin_lock(&s->lock);
+        if (s->kind == FZ_FD_UNKNOWN)
+            register_locked(s);
+        fz_spin_unlock(&s->lock);
+    }
+    return s;
+}
+
+int fz_fd_kind(struct fz_fd *s)
+{
+    return s->kind;
+}
+
+uint32_t fz_fd_gen(struct fz_fd *s)
+{
+    return __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
+}
+
+uint32_t fz_fd_seq(struct fz_fd *s, int dir)
+{
+    return atomic_load_explicit(&s->seq[dir], memory_order_acquire);
+}
+
+bool fz_fd_nonblock(struct fz_fd *s)
+{
+    return s->nonblock;
+}
+
+bool fz_fd_no_nowait(struct fz_fd *s)
+{
+    return s->no_nowait;
+}
+
+void fz_fd_set_no_nowait(struct fz_fd *s)
+{
+    s->no_nowait = true;
+}
+
+uint64_t fz_fd_timeout(struct fz_fd *s, int dir)
+{
+    return s->timeout[dir];
+}
+
+void fz_fd_set_nonblock(int fd, bool on)
+{
+    struct fz_fd *s = fz_fd_get(fd);
+    if (s)
+        s->nonblock = on;
+}
+
+void fz_fd_set_timeout(int fd, int dir, uint64_t ns)
+{
+    struct fz_fd *s = fz_fd_get(fd);
+    if (s)
+        s->timeout[dir] = ns;
+}
+
+/* ---- waiting --------------------------------------------------------- */
+
+static void link_node(struct fz_fd_watch *w, int dir)
+{
+    struct fz_fd *s = w->fd;
+    w->prev[dir] = NULL;
+    w->next[dir] = s->head[dir];
+    if (s->head[dir])
+        s->head[dir]->prev[dir] = w;
+    s->head[dir] = w;
+}
+
+static void unlink_node(struct fz_fd_watch *w, int dir)
+{
+    struct fz_fd *s = w->fd;
+    if (w->prev[dir])
+        w->prev[dir]->next[dir] = w->next[dir];
+    else if (s->head[dir] == w)
+        s->head[dir] = w->next[dir];
+    else
+        return; /* already taken off by fz_fd_forget */
+    if (w->next[dir])
+        w->next[dir]->prev[dir] = w->prev[dir];
+}
+
+/* Take every node of `dir` off the list and claim its waiter. */
+static struct fz_waiter *take_dir(struct fz_fd *s, int dir, struct fz_waiter *won)
+{
+    for (struct fz_fd_watch *w = s->head[dir], *next; w; w = next) {
+        next = w->next[dir];
+        w->prev[dir] = w->next[dir] = NULL;
+        if (fz_waiter_claim(w->waiter, FZ_WAKE_NOTIFIED)) {
+            w->waiter->next = won;
+            won = w->waiter;
+        }
+    }
+    s->head[dir] = NULL;
+    return won;
+}
+
+static void wake_all(struct fz_carrier *c, struct fz_waiter *won)
+{
+    while (won) {
+        struct fz_waiter *next = won->next;
+        fz_waiter_finish_wake_on(c, won);
+        won = next;
+    }
+}
+
+void fz_fd_watch_prepare(struct fz_fd_watch *w, struct fz_fd *fd, bool rd, bool wr)
+{
+    w->fd = fd;
+    w->want[FZ_READ] = rd;
+    w->want[FZ_WRITE] = wr;
+    w->seq[FZ_READ] = fz_fd_seq(fd, FZ_READ);
+    w->seq[FZ_WRITE] = fz_fd_seq(fd, FZ_WRITE);
+}
+
+int fz_fd_watch_wait(struct fz_fd_watch *ws, int n, uint64_t deadline)
+{
+    struct fz_waiter waiter;
+    fz_waiter_init(&waiter, deadline, true);
+    bool ready = false;
+    for (int i = 0; i < n; i++) {
+        struct fz_fd_watch *w = &ws[i];
+        w->waiter = &waiter;
+        fz_spin_lock(&w->fd->lock);
+        for (int dir = 0; dir < 2; dir++) {
+            if (!w->want[dir])
+                continue;
+            if (fz_fd_seq(w->fd, dir) != w->seq[dir])
+                ready = true;
+            link_node(w, dir);
+        }
+        fz_spin_unlock(&w->fd->lock);
+    }
+    int reason;
+    if (ready && fz_waiter_claim(&waiter, FZ_WAKE_NOTIFIED))
+        reason = FZ_WAKE_NOTIFIED; /* nobody else will wake us: do not park */
+    else
+        reason = fz_waiter_block(&waiter);
+    for (int i = 0; i < n; i++) {
+        struct fz_fd_watch *w = &ws[i];
+        fz_spin_lock(&w->fd->lock);
+        for (int dir = 0; dir < 2; dir++)
+            if (w->want[dir])
+                unlink_node(w, dir);
+        fz_spin_unlock(&w->fd->lock);
+    }
+    return reason == FZ_WAKE_TIMEOUT ? ETIMEDOUT : reason == FZ_WAKE_INTERRUPT ? EINTR : 0;
+}
+
+int fz_fd_wait(struct fz_fd *s, int dir, uint32_t seq, uint64_t deadline)
+{
+    uint32_t gen = fz_fd_gen(s);
+    struct fz_fd_watch w = {.fd = s};
+    w.want[dir] = true;
+    w.seq[dir] = seq;
+    int r = fz_fd_watch_wait(&w, 1, deadline);
+    if (fz_fd_gen(s) != gen)
+        return EBADF;
+    return r;
+}
+
+bool fz_fd_take_turn(struct fz_fd *s)
+{
+    return !atomic_exchange(&s->turn, 1);
+}
+
+void fz_fd_end_turn(struct fz_fd *s)
+{
+    atomic_store(&s->turn, 0);
+    fz_spin_lock(&s->lock);
+    atomic_fetch_add(&s->seq[FZ_READ], 1);
+    struct fz_waiter *won = take_dir(s, FZ_READ, NULL);
+    fz_spin_unlock(&s->lock);
+    wake_all(NULL, won);
+}
+
+void fz_fd_forget(int fd)
+{
+    struct fz_fd *s = lookup(fd, false);
+    if (!s)
+        return;
+    fz_spin_lock(&s->lock);
+    __atomic_store_n(&s->gen, s->gen + 1, __ATOMIC_RELEASE);
+    s->kind = FZ_FD_UNKNOWN;
+    s->nonblock = s->no_nowait = false;
+    s->timeout[0] = s->timeout[1] = 0;
+    atomic_fetch_add(&s->seq[0], 1);
+    atomic_fetch_add(&s->seq[1], 1);
+    struct fz_waiter *won = take_dir(s, FZ_READ, NULL);
+    won = take_dir(s, FZ_WRITE, won);
+    fz_spin_unlock(&s->lock);
+    wake_all(NULL, won);
+}
+
+void fz_reactor_dispatch(struct fz_carrier *c, uint64_t tok, uint32_t events)
+{
+    struct fz_fd *s = lookup((int)(uint32_t)tok, false);
+    if (!s)
+        return;
+    bool rd = events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+    bool wr = events & (EPOLLOUT | EPOLLHUP | EPOLLERR);
+    struct fz_waiter *won = NULL;
+    fz_spin_lock(&s->lock);
+    if (s->gen == (uint32_t)(tok >> 32) && s->kind == FZ_FD_POLLABLE) {
+        if (rd) {
+            atomic_fetch_add(&s->seq[FZ_READ], 1);
+            won = take_dir(s, FZ_READ, won);
+        }
+        if (wr) {
+            atomic_fetch_add(&s->seq[FZ_WRITE], 1);
+            won = take_dir(s, FZ_WRITE, won);
+        }
+    }
+    fz_spin_unlock(&s->lock);
+    wake_all(c, won);
 }

@@ -1,10 +1,72 @@
-/* Reactor: fd readiness waits on the driver's epoll instance. */
+/* Reactor: fiber waits on fd readiness, on the driver's epoll instance.
+ *
+ * Each fd the program does I/O on is registered once, edge-triggered, with
+ * its number and a generation in the event data, so an event for a closed
+ * fd never wakes whoever got the same number next.  Per fd and direction a
+ * readiness sequence number closes the race between "the attempt said
+ * EAGAIN" and "park": a waiter snapshots the sequence before its attempt
+ * and parks only if no edge came in between.
+ */
 #ifndef FZ_REACTOR_H
 #define FZ_REACTOR_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
+#include "runtime/park.h"
 
 struct fz_carrier;
+
+enum fz_dir { FZ_READ = 0, FZ_WRITE = 1 };
+
+enum fz_fd_kind {
+    FZ_FD_UNKNOWN = 0,
+    FZ_FD_POLLABLE,   /* registered with the driver */
+    FZ_FD_UNPOLLABLE, /* epoll refuses it (regular file ...): do the real call */
+};
+
+struct fz_fd; /* opaque */
+
+/* State of fd, registering it on first use; NULL if fd is out of range or
+ * cannot be tracked.  Caller checks fz_fd_kind(). */
+struct fz_fd *fz_fd_get(int fd);
+int fz_fd_kind(struct fz_fd *s);
+uint32_t fz_fd_gen(struct fz_fd *s);
+uint32_t fz_fd_seq(struct fz_fd *s, int dir);
+/* The program's view of O_NONBLOCK (we never change the real flag). */
+bool fz_fd_nonblock(struct fz_fd *s);
+void fz_fd_set_nonblock(int fd, bool on);
+/* SO_RCVTIMEO / SO_SNDTIMEO as the program set them (ns, 0 = none). */
+uint64_t fz_fd_timeout(struct fz_fd *s, int dir);
+void fz_fd_set_timeout(int fd, int dir, uint64_t ns);
+/* The attempt cannot be made non-blocking (RWF_NOWAIT unsupported). */
+bool fz_fd_no_nowait(struct fz_fd *s);
+void fz_fd_set_no_nowait(struct fz_fd *s);
+/* One fiber at a time may make a call that has no non-blocking form
+ * (accept) after a readiness check; the others park on readiness.  Ending
+ * the turn lets them retry. */
+bool fz_fd_take_turn(struct fz_fd *s);
+void fz_fd_end_turn(struct fz_fd *s);
+/* fd was closed or replaced: wake its waiters and forget its state. */
+void fz_fd_forget(int fd);
+
+/* Park until dir is ready (an edge after `seq`), the deadline passes or a
+ * signal interrupts.  0 ready, ETIMEDOUT, EINTR, or EBADF if the fd was
+ * closed meanwhile. */
+int fz_fd_wait(struct fz_fd *s, int dir, uint32_t seq, uint64_t deadline);
+
+/* Several fds at once (poll/select/epoll_wait): one node per fd. */
+struct fz_fd_watch {
+    struct fz_fd *fd;
+    uint32_t seq[2];
+    bool want[2];
+    struct fz_fd_watch *next[2], *prev[2]; /* per-direction waiter lists */
+    struct fz_waiter *waiter;
+};
+/* Snapshot sequences (before the non-blocking check). */
+void fz_fd_watch_prepare(struct fz_fd_watch *w, struct fz_fd *fd, bool rd, bool wr);
+/* 0 woken by readiness, ETIMEDOUT, EINTR. */
+int fz_fd_watch_wait(struct fz_fd_watch *ws, int n, uint64_t deadline);
 
 /* Driver side: an epoll event whose data is `token` fired. */
 void fz_reactor_dispatch(struct fz_carrier *c, uint64_t token, uint32_t events);

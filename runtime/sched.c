@@ -260,8 +260,8 @@ static void push_runnable(struct fz_carrier *c, struct fz_fiber *f, bool lifo)
 
 void fz_unpark_on(struct fz_carrier *c, struct fz_fiber *f)
 {
-    if (c) { /* scheduler path of carrier c */
-        push_runnable(c, f, false);
+    if (c) { /* scheduler path of carrier c: it runs the first one itself */
+        push_runnable(c, f, c->lifo == NULL);
         return;
     }
     struct fz_fiber *self = fz_self();
@@ -286,15 +286,6 @@ static void run_from_idle(struct fz_carrier *c, struct fz_fiber *f)
     claim_cpu(c, f);
     fz_switch(&c->idle_sp, f->sp, NULL);
     reap_dead(c);
-}
-
-static void load_own_tcb(struct fz_carrier *c)
-{
-    if (c->loaded_tcb != c->own_tcb) {
-        fz_set_thread_pointer(c->own_tcb);
-        c->loaded_tcb = c->own_tcb;
-        c->stats.tp_writes++;
-    }
 }
 
 static void sleep_in_driver(struct fz_carrier *c)
@@ -342,7 +333,6 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
             run_from_idle(c, f);
             continue;
         }
-        load_own_tcb(c);
         c->stats.idle_sleeps++;
         if (fz_driver_acquire())
             sleep_in_driver(c);

@@ -1,0 +1,170 @@
+/* read/write family, and the I/O loop shared by every fd interposer.
+ *
+ * An attempt is made non-blocking per call -- preadv2/pwritev2 with
+ * RWF_NOWAIT (pipes, sockets, FIFOs support it) or MSG_DONTWAIT -- so the
+ * file description's O_NONBLOCK, which may be shared with other processes,
+ * is never touched.  If the attempt says EAGAIN and the program did not ask
+ * for non-blocking behaviour (O_NONBLOCK set by itself, MSG_DONTWAIT), the
+ * fiber parks until the fd is ready, bounded by SO_RCVTIMEO/SO_SNDTIMEO
+ * (EAGAIN on expiry, as natively).  Writes to blocking fds move every byte
+ * before returning, as the kernel does; a signal or a timeout after some
+ * bytes moved returns the partial count.
+ *
+ * Fds epoll refuses (regular files, block devices) and fds without
+ * RWF_NOWAIT support (ttys) are done inline with the real call: page-cache
+ * reads cost less than a hand-off to another thread, and a terminal read
+ * blocks its carrier (documented).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+#include "runtime/reactor.h"
+#include "syscalls/hook.h"
+#include "syscalls/io.h"
+
+bool fz_io_pollable(int fd)
+{
+    if (!fz_hook_self(FZ_HOOK_IO))
+        return false;
+    struct fz_fd *s = fz_fd_get(fd);
+    return s && fz_fd_kind(s) == FZ_FD_POLLABLE && !fz_fd_no_nowait(s);
+}
+
+static ssize_t attempt(struct fz_io *io)
+{
+    struct msghdr *m = io->msg;
+    if (io->socket_call) {
+        int flags = (io->flags & ~MSG_WAITALL) | MSG_DONTWAIT;
+        return io->dir == FZ_READ ? recvmsg(io->fd, m, flags) : sendmsg(io->fd, m, flags);
+    }
+    if (io->dir == FZ_READ)
+        return preadv2(io->fd, m->msg_iov, (int)m->msg_iovlen, -1, RWF_NOWAIT);
+    return pwritev2(io->fd, m->msg_iov, (int)m->msg_iovlen, -1, RWF_NOWAIT);
+}
+
+static size_t iov_total(const struct msghdr *m)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->msg_iovlen; i++)
+        n += m->msg_iov[i].iov_len;
+    return n;
+}
+
+/* Drop the first `done` bytes from the iovecs (they are the caller's copy). */
+static void iov_advance(struct msghdr *m, size_t done)
+{
+    while (m->msg_iovlen && done >= m->msg_iov[0].iov_len) {
+        done -= m->msg_iov[0].iov_len;
+        m->msg_iov++;
+        m->msg_iovlen--;
+    }
+    if (m->msg_iovlen) {
+        m->msg_iov[0].iov_base = (char *)m->msg_iov[0].iov_base + done;
+        m->msg_iov[0].iov_len -= done;
+    }
+}
+
+/* -1/err, or the bytes moved so far if some were. */
+static ssize_t fail(ssize_t moved, int err)
+{
+    if (moved > 0)
+        return moved;
+    errno = err;
+    return -1;
+}
+
+ssize_t fz_io_run(struct fz_io *io)
+{
+    struct fz_fd *s = fz_fd_get(io->fd);
+    uint32_t gen = fz_fd_gen(s);
+    uint64_t deadline = 0;
+    bool deadline_set = false;
+    size_t want = io->all ? iov_total(io->msg) : 0;
+    ssize_t moved = 0;
+    for (;;) {
+        uint32_t seq = fz_fd_seq(s, io->dir);
+        ssize_t r = attempt(io);
+        if (r > 0 && io->all && (size_t)(moved + r) < want) {
+            moved += r;
+            iov_advance(io->msg, (size_t)r);
+            continue;
+        }
+        if (r >= 0)
+            return moved + r;
+        if (errno != EAGAIN)
+            return fail(moved, errno);
+        if (io->dontwait || fz_fd_nonblock(s))
+            return fail(moved, EAGAIN);
+        if (!deadline_set) {
+            uint64_t t = fz_fd_timeout(s, io->dir);
+            deadline = t ? fz_now_ns() + t : 0;
+            deadline_set = true;
+        }
+        int w = fz_fd_wait(s, io->dir, seq, deadline);
+        if (w == ETIMEDOUT)
+            return fail(moved, EAGAIN);
+        if (w == EINTR)
+            return fail(moved, EINTR);
+        if (w == EBADF || fz_fd_gen(s) != gen)
+            return fail(moved, EBADF);
+    }
+}
+
+static ssize_t rw(int fd, int dir, const struct iovec *iov, int n)
+{
+    struct iovec copy[64];
+    if (n < 0 || n > 64)
+        return -2; /* caller falls back to the real call */
+    memcpy(copy, iov, sizeof(struct iovec) * (size_t)n);
+    struct msghdr m = {.msg_iov = copy, .msg_iovlen = (size_t)n};
+    struct fz_io io = {.fd = fd, .dir = dir, .all = dir == FZ_WRITE, .msg = &m};
+    ssize_t r = fz_io_run(&io);
+    if (r < 0 && errno == EOPNOTSUPP) { /* no RWF_NOWAIT here: inline from now on */
+        fz_fd_set_no_nowait(fz_fd_get(fd));
+        return -2;
+    }
+    return r;
+}
+
+FZ_EXPORT ssize_t read(int fd, void *buf, size_t len)
+{
+    if (fz_io_pollable(fd)) {
+        struct iovec v = {buf, len};
+        ssize_t r = rw(fd, FZ_READ, &v, 1);
+        if (r != -2)
+            return r;
+    }
+    return fz_real.read(fd, buf, len);
+}
+
+FZ_EXPORT ssize_t write(int fd, const void *buf, size_t len)
+{
+    if (fz_io_pollable(fd)) {
+        struct iovec v = {(void *)buf, len};
+        ssize_t r = rw(fd, FZ_WRITE, &v, 1);
+        if (r != -2)
+            return r;
+    }
+    return fz_real.write(fd, buf, len);
+}
+
+FZ_EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
+{
+    if (fz_io_pollable(fd)) {
+        ssize_t r = rw(fd, FZ_READ, iov, n);
+        if (r != -2)
+            return r;
+    }
+    return fz_real.readv(fd, iov, n);
+}
+
+FZ_EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+    if (fz_io_pollable(fd)) {
+        ssize_t r = rw(fd, FZ_WRITE, iov, n);
+        if (r != -2)
+            return r;
+    }
+    return fz_real.writev(fd, iov, n);
+}

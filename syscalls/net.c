@@ -1,0 +1,337 @@
+/* Sockets and fd bookkeeping: recv/send families, accept, connect, and the
+ * calls that create, replace or reconfigure fds.
+ *
+ * Bookkeeping: every fd number returned by an interposed creator, and every
+ * fd closed or replaced through an interposer, has its reactor state
+ * forgotten (a new generation), so a fiber parked on a closed fd wakes with
+ * EBADF and never with another file's events.  Flags and timeouts the
+ * program sets (O_NONBLOCK via fcntl/ioctl, SO_RCVTIMEO/SO_SNDTIMEO) are
+ * recorded so waits honour them without a system call per I/O.
+ *
+ * accept has no per-call non-blocking form: one fiber at a time checks
+ * readiness with poll(0) and then accepts; the others park.  connect on a
+ * blocking socket sets O_NONBLOCK only for the connect call itself (the
+ * socket is the caller's, just created), then waits for writability and
+ * reports SO_ERROR as the kernel would.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include "runtime/reactor.h"
+#include "syscalls/hook.h"
+#include "syscalls/io.h"
+
+static int forget_result(int fd)
+{
+    if (fd >= 0 && fz_rt.active)
+        fz_fd_forget(fd);
+    return fd;
+}
+
+/* ---- data ------------------------------------------------------------ */
+
+static ssize_t sock_io(int fd, int dir, struct msghdr *msg, int flags)
+{
+    struct iovec copy[64];
+    struct msghdr m = *msg;
+    if (m.msg_iovlen > 64)
+        return -2;
+    memcpy(copy, msg->msg_iov, sizeof(struct iovec) * m.msg_iovlen);
+    m.msg_iov = copy;
+    struct fz_io io = {.fd = fd,
+                       .dir = dir,
+                       .socket_call = true,
+                       .dontwait = flags & MSG_DONTWAIT,
+                       .all = dir == FZ_WRITE || (flags & MSG_WAITALL),
+                       .flags = flags & ~MSG_DONTWAIT,
+                       .msg = &m};
+    ssize_t r = fz_io_run(&io);
+    /* what the kernel filled in for the program */
+    msg->msg_namelen = m.msg_namelen;
+    msg->msg_controllen = m.msg_controllen;
+    msg->msg_flags = m.msg_flags;
+    return r;
+}
+
+FZ_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    if (fz_io_pollable(fd)) {
+        ssize_t r = sock_io(fd, FZ_READ, msg, flags);
+        if (r != -2)
+            return r;
+    }
+    return fz_real.recvmsg(fd, msg, flags);
+}
+
+FZ_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    if (fz_io_pollable(fd)) {
+        struct msghdr m = *msg;
+        ssize_t r = sock_io(fd, FZ_WRITE, &m, flags);
+        if (r != -2)
+            return r;
+    }
+    return fz_real.sendmsg(fd, msg, flags);
+}
+
+FZ_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
+                           socklen_t *alen)
+{
+    if (!fz_io_pollable(fd))
+        return fz_real.recvfrom(fd, buf, len, flags, addr, alen);
+    struct iovec v = {buf, len};
+    struct msghdr m = {.msg_name = addr, .msg_namelen = alen ? *alen : 0, .msg_iov = &v,
+                       .msg_iovlen = 1};
+    ssize_t r = sock_io(fd, FZ_READ, &m, flags);
+    if (r >= 0 && alen && addr)
+        *alen = m.msg_namelen;
+    return r;
+}
+
+FZ_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+    return recvfrom(fd, buf, len, flags, NULL, NULL);
+}
+
+FZ_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
+                         const struct sockaddr *addr, socklen_t alen)
+{
+    if (!fz_io_pollable(fd))
+        return fz_real.sendto(fd, buf, len, flags, addr, alen);
+    struct iovec v = {(void *)buf, len};
+    struct msghdr m = {.msg_name = (void *)addr, .msg_namelen = alen, .msg_iov = &v,
+                       .msg_iovlen = 1};
+    return sock_io(fd, FZ_WRITE, &m, flags);
+}
+
+FZ_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+    return sendto(fd, buf, len, flags, NULL, 0);
+}
+
+/* ---- accept and connect ---------------------------------------------- */
+
+static bool readable_now(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    return fz_real.poll(&p, 1, 0) > 0;
+}
+
+static int accept_parked(struct fz_fd *s, int fd, struct sockaddr *addr, socklen_t *alen,
+                         int flags)
+{
+    uint32_t gen = fz_fd_gen(s);
+    uint64_t t = fz_fd_timeout(s, FZ_READ), deadline = t ? fz_now_ns() + t : 0;
+    for (;;) {
+        uint32_t seq = fz_fd_seq(s, FZ_READ);
+        if (fz_fd_take_turn(s)) {
+            int r = -1, err = EAGAIN;
+            if (readable_now(fd)) {
+                r = fz_real.accept4(fd, addr, alen, flags);
+                err = errno;
+            }
+            fz_fd_end_turn(s);
+            if (r >= 0)
+                return forget_result(r);
+            if (err != EAGAIN) {
+                errno = err;
+                return -1;
+            }
+        }
+        int w = fz_fd_wait(s, FZ_READ, seq, deadline);
+        if (w || fz_fd_gen(s) != gen) {
+            errno = w == ETIMEDOUT ? EAGAIN : w == EINTR ? EINTR : EBADF;
+            return -1;
+        }
+    }
+}
+
+FZ_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
+{
+    if (!fz_io_pollable(fd))
+        return forget_result(fz_real.accept4(fd, addr, alen, flags));
+    struct fz_fd *s = fz_fd_get(fd);
+    if (fz_fd_nonblock(s))
+        return forget_result(fz_real.accept4(fd, addr, alen, flags));
+    return accept_parked(s, fd, addr, alen, flags);
+}
+
+FZ_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *alen)
+{
+    return accept4(fd, addr, alen, 0);
+}
+
+static bool writable_now(int fd)
+{
+    struct pollfd p = {fd, POLLOUT, 0};
+    return fz_real.poll(&p, 1, 0) > 0;
+}
+
+static int connect_result(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return -1;
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+FZ_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t alen)
+{
+    if (!fz_io_pollable(fd))
+        return fz_real.connect(fd, addr, alen);
+    struct fz_fd *s = fz_fd_get(fd);
+    if (fz_fd_nonblock(s))
+        return fz_real.connect(fd, addr, alen);
+    uint32_t gen = fz_fd_gen(s), seq = fz_fd_seq(s, FZ_WRITE);
+    int fl = fz_real.fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -1;
+    fz_real.fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    int r = fz_real.connect(fd, addr, alen), err = errno;
+    fz_real.fcntl(fd, F_SETFL, fl);
+    if (r == 0 || err != EINPROGRESS) {
+        errno = err;
+        return r;
+    }
+    uint64_t t = fz_fd_timeout(s, FZ_WRITE), deadline = t ? fz_now_ns() + t : 0;
+    while (!writable_now(fd)) {
+        int w = fz_fd_wait(s, FZ_WRITE, seq, deadline);
+        if (w || fz_fd_gen(s) != gen) {
+            errno = w == ETIMEDOUT ? EINPROGRESS : w == EINTR ? EINTR : EBADF;
+            return -1;
+        }
+        seq = fz_fd_seq(s, FZ_WRITE);
+    }
+    return connect_result(fd);
+}
+
+/* ---- creating, closing, reconfiguring fds ---------------------------- */
+
+FZ_EXPORT int socket(int domain, int type, int protocol)
+{
+    return forget_result(fz_real.socket(domain, type, protocol));
+}
+
+FZ_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
+{
+    int r = fz_real.socketpair(domain, type, protocol, sv);
+    if (r == 0) {
+        forget_result(sv[0]);
+        forget_result(sv[1]);
+    }
+    return r;
+}
+
+FZ_EXPORT int pipe2(int fds[2], int flags)
+{
+    int r = fz_real.pipe2(fds, flags);
+    if (r == 0) {
+        forget_result(fds[0]);
+        forget_result(fds[1]);
+    }
+    return r;
+}
+
+FZ_EXPORT int pipe(int fds[2])
+{
+    return pipe2(fds, 0);
+}
+
+static mode_t open_mode(int flags, va_list ap)
+{
+    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, mode_t) : 0;
+}
+
+FZ_EXPORT int open(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = open_mode(flags, ap);
+    va_end(ap);
+    return forget_result(fz_real.open(path, flags, mode));
+}
+
+FZ_EXPORT int openat(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = open_mode(flags, ap);
+    va_end(ap);
+    return forget_result(fz_real.openat(dirfd, path, flags, mode));
+}
+
+FZ_EXPORT int close(int fd)
+{
+    forget_result(fd);
+    return fz_real.close(fd);
+}
+
+FZ_EXPORT int dup(int fd)
+{
+    return forget_result(fz_real.dup(fd));
+}
+
+FZ_EXPORT int dup2(int fd, int fd2)
+{
+    int r = fz_real.dup2(fd, fd2);
+    if (r >= 0 && fd != fd2)
+        forget_result(r);
+    return r;
+}
+
+FZ_EXPORT int dup3(int fd, int fd2, int flags)
+{
+    return forget_result(fz_real.dup3(fd, fd2, flags));
+}
+
+FZ_EXPORT int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    int r = fz_real.fcntl(fd, cmd, arg);
+    if (r < 0 || !fz_rt.active)
+        return r;
+    if (cmd == F_SETFL)
+        fz_fd_set_nonblock(fd, (long)arg & O_NONBLOCK);
+    else if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+        forget_result(r);
+    return r;
+}
+
+FZ_EXPORT int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
+
+FZ_EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+    va_list ap;
+    va_start(ap, req);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    int r = fz_real.ioctl(fd, req, arg);
+    if (r == 0 && req == FIONBIO && fz_rt.active && arg)
+        fz_fd_set_nonblock(fd, *(int *)arg != 0);
+    return r;
+}
+
+FZ_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+    int r = fz_real.setsockopt(fd, level, name, val, len);
+    if (r == 0 && fz_rt.active && level == SOL_SOCKET &&
+        (name == SO_RCVTIMEO || name == SO_SNDTIMEO) && len >= sizeof(struct timeval)) {
+        const struct timeval *tv = val;
+        uint64_t ns = (uint64_t)tv->tv_sec * 1000000000u + (uint64_t)tv->tv_usec * 1000u;
+        fz_fd_set_timeout(fd, name == SO_RCVTIMEO ? FZ_READ : FZ_WRITE, ns);
+    }
+    return r;
+}
