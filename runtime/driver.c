@@ -26,6 +26,9 @@
 #include "runtime/sys.h"
 
 #define EVENTS_PER_POLL 256
+/* Fd tokens are gen << 32 | fd with fd < 2^20, so they never equal this
+ * (and fd 0 of generation 0 has token 0, so 0 cannot mark the eventfd). */
+#define WAKE_TOKEN UINT64_MAX
 
 static struct {
     int epfd, wakefd;
@@ -44,7 +47,7 @@ bool fz_driver_init(void)
     d.wakefd = (int)fz_sys2(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (d.epfd < 0 || d.wakefd < 0)
         return false;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = 0};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = WAKE_TOKEN};
     if (fz_sys4(SYS_epoll_ctl, d.epfd, EPOLL_CTL_ADD, d.wakefd, &ev) != 0)
         return false;
     fz_wheel_init(&d.wheel, fz_now_ns());
@@ -169,7 +172,7 @@ void fz_driver_poll(struct fz_carrier *c, bool block)
     }
     c->stats.driver_polls++;
     for (long i = 0; i < n; i++)
-        if (evs[i].data.u64)
+        if (evs[i].data.u64 != WAKE_TOKEN)
             fz_reactor_dispatch(c, evs[i].data.u64, evs[i].events);
     if (fz_timers_due())
         fz_timers_fire(c);

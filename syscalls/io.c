@@ -36,7 +36,8 @@ static ssize_t attempt(struct fz_io *io)
     struct msghdr *m = io->msg;
     if (io->socket_call) {
         int flags = (io->flags & ~MSG_WAITALL) | MSG_DONTWAIT;
-        return io->dir == FZ_READ ? recvmsg(io->fd, m, flags) : sendmsg(io->fd, m, flags);
+        return io->dir == FZ_READ ? fz_real.recvmsg(io->fd, m, flags)
+                                  : fz_real.sendmsg(io->fd, m, flags);
     }
     if (io->dir == FZ_READ)
         return preadv2(io->fd, m->msg_iov, (int)m->msg_iovlen, -1, RWF_NOWAIT);
@@ -82,6 +83,7 @@ ssize_t fz_io_run(struct fz_io *io)
     bool deadline_set = false;
     size_t want = io->all ? iov_total(io->msg) : 0;
     ssize_t moved = 0;
+    int saved_errno = errno; /* a call that succeeds leaves errno alone */
     for (;;) {
         uint32_t seq = fz_fd_seq(s, io->dir);
         ssize_t r = attempt(io);
@@ -90,8 +92,10 @@ ssize_t fz_io_run(struct fz_io *io)
             iov_advance(io->msg, (size_t)r);
             continue;
         }
-        if (r >= 0)
+        if (r >= 0) {
+            errno = saved_errno;
             return moved + r;
+        }
         if (errno != EAGAIN)
             return fail(moved, errno);
         if (io->dontwait || fz_fd_nonblock(s))

@@ -193,6 +193,7 @@ FZ_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t alen)
     if (fz_fd_nonblock(s))
         return fz_real.connect(fd, addr, alen);
     uint32_t gen = fz_fd_gen(s), seq = fz_fd_seq(s, FZ_WRITE);
+    int saved_errno = errno;
     int fl = fz_real.fcntl(fd, F_GETFL);
     if (fl < 0)
         return -1;
@@ -212,6 +213,7 @@ FZ_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t alen)
         }
         seq = fz_fd_seq(s, FZ_WRITE);
     }
+    errno = saved_errno;
     return connect_result(fd);
 }
 
