@@ -274,8 +274,16 @@ void fz_unpark_on(struct fz_carrier *c, struct fz_fiber *f)
     notify_idle();
 }
 
+/* A new thread runs in parallel with its creator natively, so it goes to
+ * the stealable queue and wakes an idle carrier, never to the LIFO slot
+ * (which only its own carrier takes from). */
 void fz_spawn(struct fz_fiber *f)
 {
+    struct fz_fiber *self = fz_self();
+    if (self) {
+        push_runnable(self->carrier, f, false);
+        return;
+    }
     fz_unpark_on(NULL, f);
 }
 

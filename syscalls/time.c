@@ -7,8 +7,9 @@
  * SA_RESTART runs (syscalls/signal.c), clock_nanosleep returning the error
  * number instead of setting errno.  CLOCK_REALTIME absolute sleeps are
  * mapped to a monotonic deadline and re-checked on wake-up, so a clock set
- * backwards makes them sleep on.  Clocks other than REALTIME, MONOTONIC and
- * BOOTTIME go to the real call (it blocks the carrier; documented).
+ * backwards makes them sleep on.  The process CPU clock is slept on in
+ * real-time naps until it has advanced enough.  Other clocks (another
+ * process's CPU clock) go to the real call, which blocks the carrier.
  */
 #include <errno.h>
 #include <unistd.h>
@@ -41,6 +42,38 @@ static int sleep_until(clockid_t clock, uint64_t deadline, const struct timespec
     }
 }
 
+/* The process CPU clock advances only while some thread computes, so the
+ * sleep is a series of real-time naps, each as long as the CPU time still
+ * missing (never less: the clock cannot run faster than the wall clock
+ * times the carriers, and a nap too short just loops). */
+static int sleep_on_cpu_clock(clockid_t clock, int flags, const struct timespec *req,
+                              struct timespec *rem)
+{
+    struct timespec now;
+    if (clock_gettime(clock, &now) != 0)
+        return EINVAL;
+    uint64_t target = fz_timespec_ns(req);
+    if (!(flags & TIMER_ABSTIME))
+        target += fz_timespec_ns(&now);
+    for (;;) {
+        uint64_t cpu = fz_timespec_ns(&now);
+        if (cpu >= target)
+            return 0;
+        uint64_t nap = target - cpu;
+        if (nap < 1000000)
+            nap = 1000000;
+        if (fz_sleep_until(fz_now_ns() + nap, true) == FZ_WAKE_INTERRUPT) {
+            clock_gettime(clock, &now);
+            if (rem && !(flags & TIMER_ABSTIME)) {
+                cpu = fz_timespec_ns(&now);
+                *rem = fz_ns_to_ts(target > cpu ? target - cpu : 0);
+            }
+            return EINTR;
+        }
+        clock_gettime(clock, &now);
+    }
+}
+
 static bool clock_is_ours(clockid_t clock)
 {
     return clock == CLOCK_REALTIME || clock == CLOCK_MONOTONIC || clock == CLOCK_BOOTTIME;
@@ -49,10 +82,13 @@ static bool clock_is_ours(clockid_t clock)
 FZ_EXPORT int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
                               struct timespec *rem)
 {
-    if (!clock_is_ours(clock) || !req || !fz_hook_self(FZ_HOOK_TIME))
+    bool cpu_clock = clock == CLOCK_PROCESS_CPUTIME_ID;
+    if ((!clock_is_ours(clock) && !cpu_clock) || !req || !fz_hook_self(FZ_HOOK_TIME))
         return fz_real.clock_nanosleep(clock, flags, req, rem);
     if (!fz_timespec_valid(req) || (req->tv_sec < 0 && !(flags & TIMER_ABSTIME)))
         return EINVAL;
+    if (cpu_clock)
+        return sleep_on_cpu_clock(clock, flags, req, rem);
     if (flags & TIMER_ABSTIME)
         return sleep_until(clock, fz_abs_to_deadline(clock, req), req, NULL);
     return sleep_until(clock, fz_rel_to_deadline(req), NULL, rem);
