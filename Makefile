@@ -10,7 +10,7 @@ CFLAGS_COMMON := $(OPT) -g -Wall -Wextra -D_GNU_SOURCE
 LIB_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -fno-stack-protector \
               -fno-omit-frame-pointer -I. $(EXTRA_CFLAGS)
 LIB_LDFLAGS := -shared -Wl,-z,now -Wl,--no-undefined $(EXTRA_LDFLAGS)
-LIB_LIBS := -ldl -lpthread
+LIB_LIBS := -ldl -lpthread -lffi
 
 LIB_SRCS := $(wildcard preload/*.c runtime/*.c syscalls/*.c)
 LIB_ASMS := $(wildcard runtime/*.S)

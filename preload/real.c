@@ -13,7 +13,7 @@ int fz_real_resolve(const char **missing)
         *missing = #name;                                                                          \
         return 0;                                                                                  \
     }
-    FZ_REAL_SYMBOLS(FZ_REAL_LOOKUP)
+    FZ_REAL_ALL_SYMBOLS(FZ_REAL_LOOKUP)
 #undef FZ_REAL_LOOKUP
     return 1;
 }

@@ -81,9 +81,22 @@
       (int (*)(int, char **, char **), int, char **, void (*)(void), void (*)(void),              \
        void (*)(void), void *))
 
+/* Locks and condition variables (syscalls/mutex.c, cond.c, futex.c). */
+#define FZ_REAL_LOCK_SYMBOLS(X)
+
+/* Other waits: rwlocks, barriers, spinlocks, semaphores (syscalls/rwlock.c,
+ * barrier.c, spin.c, sem.c). */
+#define FZ_REAL_WAIT_SYMBOLS(X)
+
+/* Process and blocking-pool family (syscalls/process.c, runtime/pool.c ...). */
+#define FZ_REAL_PROCESS_SYMBOLS(X)
+
+#define FZ_REAL_ALL_SYMBOLS(X)                                                                                                    \
+    FZ_REAL_SYMBOLS(X) FZ_REAL_LOCK_SYMBOLS(X) FZ_REAL_WAIT_SYMBOLS(X) FZ_REAL_PROCESS_SYMBOLS(X)
+
 struct fz_real {
 #define FZ_REAL_FIELD(ret, name, args) ret(*name) args;
-    FZ_REAL_SYMBOLS(FZ_REAL_FIELD)
+    FZ_REAL_ALL_SYMBOLS(FZ_REAL_FIELD)
 #undef FZ_REAL_FIELD
 };
 
