@@ -34,14 +34,14 @@ static struct fz_waiter *interrupt_head;
 
 /* ---- waiters --------------------------------------------------------- */
 
-void fz_waiter_init(struct fz_waiter *w, uint64_t deadline, bool interruptible)
+void fz_waiter_init(struct fz_waiter *w, uint64_t deadline, int interruptible)
 {
     w->fiber = fz_self();
     atomic_init(&w->claimed, 0);
     w->reason = FZ_WAKE_NONE;
     atomic_init(&w->futex_word, 0);
     w->deadline = deadline;
-    w->interruptible = interruptible && w->fiber;
+    w->interruptible = w->fiber ? interruptible : FZ_INTR_NONE;
     w->queued = false;
     w->bits = ~0u;
     w->timer.armed = false;
@@ -103,22 +103,27 @@ static void interrupt_list_remove(struct fz_waiter *w)
     fz_spin_unlock(&interrupt_lock);
 }
 
-/* Natively a process-directed signal goes to the main thread when it does
- * not block it, so the main fiber's wait is interrupted first; otherwise
- * the longest-waiting one (the list's tail). */
-void fz_interrupt_one(void)
+/* Natively the kernel hands a process-directed signal to the main thread
+ * unless it blocks it (it almost never has one pending already), so only
+ * the main fiber's wait is interrupted; once main has exited, the
+ * longest-waiting fiber's (the list's tail).  A handler with SA_RESTART
+ * interrupts only waits that are never restarted. */
+void fz_interrupt_one(bool restart)
 {
     struct fz_waiter *victim = NULL;
+    bool main_alive = !atomic_load(&fz_rt.main_exited);
     fz_spin_lock(&interrupt_lock);
     for (struct fz_waiter *w = interrupt_head; w; w = w->int_next) {
         if (atomic_load(&w->claimed))
             continue;
-        if (w->fiber == fz_rt.main_fiber) {
-            victim = w;
-            break;
-        }
+        if (main_alive && w->fiber != fz_rt.main_fiber)
+            continue;
         victim = w;
+        if (main_alive)
+            break;
     }
+    if (victim && restart && victim->interruptible != FZ_INTR_ALWAYS)
+        victim = NULL;
     bool won = victim && fz_waiter_claim(victim, FZ_WAKE_INTERRUPT);
     fz_spin_unlock(&interrupt_lock);
     if (won)
@@ -162,7 +167,7 @@ int fz_waiter_block(struct fz_waiter *w)
     return w->reason;
 }
 
-int fz_sleep_until(uint64_t deadline, bool interruptible)
+int fz_sleep_until(uint64_t deadline, int interruptible)
 {
     struct fz_waiter w;
     fz_waiter_init(&w, deadline ? deadline : 1, interruptible);
@@ -219,7 +224,7 @@ static void unlink_self(struct fz_waiter *w)
 }
 
 int fz_park_addr(const void *addr, uint32_t bits, bool (*validate)(void *), void *ctx,
-                 uint64_t deadline, bool interruptible)
+                 uint64_t deadline, int interruptible)
 {
     struct fz_waiter w;
     fz_waiter_init(&w, deadline, interruptible);

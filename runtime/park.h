@@ -31,6 +31,15 @@ enum fz_wake_reason {
     FZ_WAKE_INTERRUPT, /* a signal handler ran: the call reports EINTR */
 };
 
+/* Which signal handlers end a wait with EINTR (signal(7)): most calls are
+ * restarted after a handler installed with SA_RESTART; sleeps, poll,
+ * select, epoll_wait, sem_wait and futex waits never are. */
+enum fz_intr {
+    FZ_INTR_NONE = 0,
+    FZ_INTR_NORESTART = 1, /* handlers without SA_RESTART (== true) */
+    FZ_INTR_ALWAYS = 2,    /* any handler */
+};
+
 struct fz_waiter {
     struct fz_fiber *fiber; /* NULL: an OS thread sleeping on futex_word */
     atomic_int claimed;
@@ -38,7 +47,7 @@ struct fz_waiter {
     atomic_uint futex_word;
     uint64_t deadline; /* absolute CLOCK_MONOTONIC ns, 0 = none */
     struct fz_timer timer;
-    bool interruptible;
+    int interruptible; /* enum fz_intr */
     /* parking-lot linkage (guarded by the bucket lock) */
     struct fz_waiter *next, *prev;
     const void *addr;
@@ -49,8 +58,8 @@ struct fz_waiter {
 };
 
 /* Prepare w for the calling thread.  deadline 0 = wait forever.
- * interruptible: a signal handler without SA_RESTART wakes it. */
-void fz_waiter_init(struct fz_waiter *w, uint64_t deadline, bool interruptible);
+ * interruptible (enum fz_intr): which signal handlers wake it with EINTR. */
+void fz_waiter_init(struct fz_waiter *w, uint64_t deadline, int interruptible);
 /* Block until a source claims w; returns the reason.  Withdraws w from the
  * timer wheel and the interrupt list.  Wake sources registered by the caller
  * (parking lot, reactor) are the caller's to withdraw. */
@@ -66,14 +75,14 @@ void fz_waiter_finish_wake_on(struct fz_carrier *c, struct fz_waiter *w);
 
 /* Sleep until the absolute monotonic deadline.  Returns FZ_WAKE_TIMEOUT, or
  * FZ_WAKE_INTERRUPT if interruptible and a signal handler ran. */
-int fz_sleep_until(uint64_t deadline, bool interruptible);
+int fz_sleep_until(uint64_t deadline, int interruptible);
 
 /* Parking lot: wait queues keyed by address.
  * fz_park_addr blocks while validate(ctx) (checked under the queue lock)
  * holds.  Returns 0 when unparked, ETIMEDOUT, EINTR, or EAGAIN if validate
  * said no. */
 int fz_park_addr(const void *addr, uint32_t bits, bool (*validate)(void *), void *ctx,
-                 uint64_t deadline, bool interruptible);
+                 uint64_t deadline, int interruptible);
 /* Wake up to max waiters on addr whose bits intersect `bits`, oldest first.
  * Returns how many were woken. */
 unsigned fz_unpark_addr(const void *addr, uint32_t bits, unsigned max);
@@ -81,8 +90,9 @@ unsigned fz_unpark_addr_on(struct fz_carrier *c, const void *addr, uint32_t bits
 /* Move up to max waiters from addr to addr2 (after waking `wake` of them). */
 unsigned fz_requeue_addr(const void *addr, const void *addr2, unsigned wake, unsigned max);
 
-/* Signal delivery: wake one interruptible waiter (the main fiber's when it
+/* Signal delivery: a handler ran (restart: it has SA_RESTART); wake the
+ * interruptible waiter the kernel would have interrupted (the main fiber's when it
  * waits, else the longest waiting).  Called from the signal wrapper. */
-void fz_interrupt_one(void);
+void fz_interrupt_one(bool restart);
 
 #endif

@@ -78,8 +78,9 @@ static struct fz_fiber *steal(struct fz_carrier *c)
 static void handle_interrupts(void)
 {
     unsigned n = atomic_exchange(&fz_rt.pending_interrupts, 0);
-    while (n--)
-        fz_interrupt_one();
+    unsigned restarts = atomic_exchange(&fz_rt.pending_restarts, 0);
+    for (unsigned i = 0; i < n; i++)
+        fz_interrupt_one(i < restarts);
 }
 
 static struct fz_fiber *find_work(struct fz_carrier *c)

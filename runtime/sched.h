@@ -18,7 +18,8 @@ struct fz_runtime {
     atomic_uint live_fibers;
     atomic_bool main_exited;
     bool main_unwind_ready; /* main() runs above an unwind point (init.c) */
-    atomic_uint pending_interrupts; /* signal handlers ran without SA_RESTART */
+    atomic_uint pending_interrupts; /* signal handlers ran (any kind) */
+    atomic_uint pending_restarts;   /* ... of which had SA_RESTART */
 };
 
 extern struct fz_runtime fz_rt;

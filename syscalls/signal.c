@@ -1,14 +1,15 @@
 /* Signal dispositions: EINTR for parked fibers.
  *
  * A fiber parked in an interruptible wait is not in the kernel, so a signal
- * cannot interrupt it.  When the program installs a handler without
- * SA_RESTART, we install a wrapper instead: it runs the program's handler,
- * then counts an interrupt and wakes the driver; the scheduler (never the
- * handler: it may have interrupted the scheduler itself) then makes one
- * interruptible waiter return EINTR -- the main fiber's if it waits, as
- * natively a process-directed signal goes to the main thread.  Handlers
- * with SA_RESTART, SIG_IGN and SIG_DFL are installed unchanged.  Queries
- * always show the program what it installed.
+ * cannot interrupt it.  When the program installs a handler, we install a
+ * wrapper instead: it runs the program's handler, then counts an interrupt
+ * (noting SA_RESTART) and wakes the driver; the scheduler (never the
+ * handler: it may have interrupted the scheduler itself) then makes the
+ * wait the kernel would have interrupted return EINTR -- the main fiber's,
+ * as natively a process-directed signal goes to the main thread -- if that
+ * wait is one the handler's SA_RESTART does not restart (park.h's
+ * fz_intr).  SIG_IGN and SIG_DFL are installed unchanged.  Queries always
+ * show the program what it installed.
  */
 #include <errno.h>
 #include <signal.h>
@@ -26,6 +27,8 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
         a->sa_sigaction(sig, info, uctx);
     else
         a->sa_handler(sig);
+    if (a->sa_flags & SA_RESTART)
+        atomic_fetch_add(&fz_rt.pending_restarts, 1);
     atomic_fetch_add(&fz_rt.pending_interrupts, 1);
     fz_driver_wake();
 }
@@ -33,7 +36,7 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
 static bool needs_wrapper(const struct sigaction *act)
 {
     void (*h)(int) = act->sa_handler;
-    return !(act->sa_flags & SA_RESTART) && h != SIG_IGN && h != SIG_DFL;
+    return h != SIG_IGN && h != SIG_DFL;
 }
 
 FZ_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)

@@ -3,8 +3,8 @@
  *
  * The contract is the real call's: never early (the wheel fires only at or
  * after the deadline), EINVAL for a bad tv_nsec or negative tv_sec, EINTR
- * with the remaining time when a signal handler installed without
- * SA_RESTART runs (syscalls/signal.c), clock_nanosleep returning the error
+ * with the remaining time when a signal handler runs, whether or not it
+ * has SA_RESTART (sleeps are never restarted; syscalls/signal.c), clock_nanosleep returning the error
  * number instead of setting errno.  CLOCK_REALTIME absolute sleeps are
  * mapped to a monotonic deadline and re-checked on wake-up, so a clock set
  * backwards makes them sleep on.  The process CPU clock is slept on in
@@ -27,7 +27,7 @@ static int sleep_until(clockid_t clock, uint64_t deadline, const struct timespec
                        struct timespec *rem)
 {
     for (;;) {
-        if (fz_sleep_until(deadline, true) == FZ_WAKE_INTERRUPT) {
+        if (fz_sleep_until(deadline, FZ_INTR_ALWAYS) == FZ_WAKE_INTERRUPT) {
             if (rem)
                 remaining(deadline, rem);
             return EINTR;
@@ -62,7 +62,7 @@ static int sleep_on_cpu_clock(clockid_t clock, int flags, const struct timespec 
         uint64_t nap = target - cpu;
         if (nap < 1000000)
             nap = 1000000;
-        if (fz_sleep_until(fz_now_ns() + nap, true) == FZ_WAKE_INTERRUPT) {
+        if (fz_sleep_until(fz_now_ns() + nap, FZ_INTR_ALWAYS) == FZ_WAKE_INTERRUPT) {
             clock_gettime(clock, &now);
             if (rem && !(flags & TIMER_ABSTIME)) {
                 cpu = fz_timespec_ns(&now);
