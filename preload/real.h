@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sched.h>
@@ -54,6 +55,10 @@
     X(ssize_t, send, (int, const void *, size_t, int))                                             \
     X(ssize_t, sendto, (int, const void *, size_t, int, const struct sockaddr *, socklen_t))       \
     X(ssize_t, sendmsg, (int, const struct msghdr *, int))                                         \
+    X(int, recvmmsg, (int, struct mmsghdr *, unsigned, int, struct timespec *))                     \
+    X(int, sendmmsg, (int, struct mmsghdr *, unsigned, int))                                       \
+    X(ssize_t, sendfile, (int, int, off_t *, size_t))                                              \
+    X(int, shutdown, (int, int))                                                                   \
     X(int, accept, (int, struct sockaddr *, socklen_t *))                                          \
     X(int, accept4, (int, struct sockaddr *, socklen_t *, int))                                    \
     X(int, connect, (int, const struct sockaddr *, socklen_t))                                     \
@@ -77,6 +82,8 @@
       (int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *))              \
     X(int, epoll_wait, (int, struct epoll_event *, int, int))                                      \
     X(int, epoll_pwait, (int, struct epoll_event *, int, int, const sigset_t *))                   \
+    X(int, epoll_pwait2,                                                                           \
+      (int, struct epoll_event *, int, const struct timespec *, const sigset_t *))                 \
     X(int, __libc_start_main,                                                                      \
       (int (*)(int, char **, char **), int, char **, void (*)(void), void (*)(void),              \
        void (*)(void), void *))

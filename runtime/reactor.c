@@ -213,10 +213,10 @@ void fz_fd_watch_prepare(struct fz_fd_watch *w, struct fz_fd *fd, bool rd, bool 
     w->seq[FZ_WRITE] = fz_fd_seq(fd, FZ_WRITE);
 }
 
-int fz_fd_watch_wait(struct fz_fd_watch *ws, int n, uint64_t deadline)
+int fz_fd_watch_wait(struct fz_fd_watch *ws, int n, uint64_t deadline, int intr)
 {
     struct fz_waiter waiter;
-    fz_waiter_init(&waiter, deadline, true);
+    fz_waiter_init(&waiter, deadline, intr);
     bool ready = false;
     for (int i = 0; i < n; i++) {
         struct fz_fd_watch *w = &ws[i];
@@ -253,7 +253,8 @@ int fz_fd_wait(struct fz_fd *s, int dir, uint32_t seq, uint64_t deadline)
     struct fz_fd_watch w = {.fd = s};
     w.want[dir] = true;
     w.seq[dir] = seq;
-    int r = fz_fd_watch_wait(&w, 1, deadline);
+    /* signal(7): socket calls with a timeout set are never restarted */
+    int r = fz_fd_watch_wait(&w, 1, deadline, deadline ? FZ_INTR_ALWAYS : FZ_INTR_NORESTART);
     if (fz_fd_gen(s) != gen)
         return EBADF;
     return r;
@@ -270,6 +271,20 @@ void fz_fd_end_turn(struct fz_fd *s)
     fz_spin_lock(&s->lock);
     atomic_fetch_add(&s->seq[FZ_READ], 1);
     struct fz_waiter *won = take_dir(s, FZ_READ, NULL);
+    fz_spin_unlock(&s->lock);
+    wake_all(NULL, won);
+}
+
+void fz_fd_kick(int fd)
+{
+    struct fz_fd *s = lookup(fd, false);
+    if (!s)
+        return;
+    fz_spin_lock(&s->lock);
+    atomic_fetch_add(&s->seq[0], 1);
+    atomic_fetch_add(&s->seq[1], 1);
+    struct fz_waiter *won = take_dir(s, FZ_READ, NULL);
+    won = take_dir(s, FZ_WRITE, won);
     fz_spin_unlock(&s->lock);
     wake_all(NULL, won);
 }

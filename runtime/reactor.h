@@ -47,6 +47,9 @@ void fz_fd_set_no_nowait(struct fz_fd *s);
  * the turn lets them retry. */
 bool fz_fd_take_turn(struct fz_fd *s);
 void fz_fd_end_turn(struct fz_fd *s);
+/* Something changed fd's state behind epoll's back (shutdown): wake its
+ * waiters so they retry. */
+void fz_fd_kick(int fd);
 /* fd was closed or replaced: wake its waiters and forget its state. */
 void fz_fd_forget(int fd);
 
@@ -65,8 +68,8 @@ struct fz_fd_watch {
 };
 /* Snapshot sequences (before the non-blocking check). */
 void fz_fd_watch_prepare(struct fz_fd_watch *w, struct fz_fd *fd, bool rd, bool wr);
-/* 0 woken by readiness, ETIMEDOUT, EINTR. */
-int fz_fd_watch_wait(struct fz_fd_watch *ws, int n, uint64_t deadline);
+/* 0 woken by readiness, ETIMEDOUT, EINTR (intr: enum fz_intr). */
+int fz_fd_watch_wait(struct fz_fd_watch *ws, int n, uint64_t deadline, int intr);
 
 /* Driver side: an epoll event whose data is `token` fired. */
 void fz_reactor_dispatch(struct fz_carrier *c, uint64_t token, uint32_t events);

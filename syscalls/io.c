@@ -1,4 +1,5 @@
-/* read/write family, and the I/O loop shared by every fd interposer.
+/* read/write family and sendfile, and the I/O loop shared by every fd
+ * interposer.
  *
  * An attempt is made non-blocking per call -- preadv2/pwritev2 with
  * RWF_NOWAIT (pipes, sockets, FIFOs support it) or MSG_DONTWAIT -- so the
@@ -18,6 +19,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 #include "runtime/reactor.h"
 #include "syscalls/hook.h"
@@ -172,3 +176,69 @@ FZ_EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
     }
     return fz_real.writev(fd, iov, n);
 }
+
+/* ---- sendfile -------------------------------------------------------- */
+
+/* Bytes out_fd takes now without blocking, conservatively: half the free
+ * send buffer of a socket (the kernel counts buffer overhead too), the free
+ * part of a pipe.  0 if unknown. */
+static size_t room_for(int fd)
+{
+    int queued = 0, size = 0;
+    socklen_t len = sizeof size;
+    if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &len) == 0) {
+        if (fz_real.ioctl(fd, SIOCOUTQ, &queued) != 0 || queued >= size)
+            return 0;
+        return (size_t)(size - queued) / 2;
+    }
+    size = fz_real.fcntl(fd, F_GETPIPE_SZ);
+    if (size <= 0 || fz_real.ioctl(fd, FIONREAD, &queued) != 0 || queued >= size)
+        return 0;
+    return (size_t)(size - queued);
+}
+
+/* sendfile has no per-call non-blocking form, so a blocking out_fd gets
+ * pieces no larger than the room it has, parking whenever it has none.
+ * Like a blocking write, it returns once every byte moved, at end of
+ * input, or with the partial count when an error or signal cuts it short. */
+static ssize_t sendfile_parked(struct fz_fd *s, int out, int in, off_t *offset, size_t count)
+{
+    uint32_t gen = fz_fd_gen(s);
+    uint64_t t = fz_fd_timeout(s, FZ_WRITE), deadline = t ? fz_now_ns() + t : 0;
+    int saved_errno = errno;
+    ssize_t moved = 0;
+    while ((size_t)moved < count) {
+        uint32_t seq = fz_fd_seq(s, FZ_WRITE);
+        size_t room = room_for(out);
+        if (room == 0) {
+            int w = fz_fd_wait(s, FZ_WRITE, seq, deadline);
+            if (!w && fz_fd_gen(s) != gen)
+                w = EBADF;
+            if (w)
+                return fail(moved, w == ETIMEDOUT ? EAGAIN : w);
+            continue;
+        }
+        size_t piece = count - (size_t)moved < room ? count - (size_t)moved : room;
+        ssize_t r = fz_real.sendfile(out, in, offset, piece);
+        if (r < 0)
+            return fail(moved, errno);
+        moved += r;
+        if (r == 0 || (size_t)r < piece)
+            break; /* end of input (or the socket took less: return as natively) */
+    }
+    errno = saved_errno;
+    return moved;
+}
+
+FZ_EXPORT ssize_t sendfile(int out, int in, off_t *offset, size_t count)
+{
+    if (count == 0 || !fz_io_pollable(out))
+        return fz_real.sendfile(out, in, offset, count);
+    struct fz_fd *s = fz_fd_get(out);
+    if (fz_fd_nonblock(s))
+        return fz_real.sendfile(out, in, offset, count);
+    return sendfile_parked(s, out, in, offset, count);
+}
+
+FZ_EXPORT ssize_t sendfile64(int out, int in, off_t *offset, size_t count)
+    __attribute__((alias("sendfile")));

@@ -114,6 +114,116 @@ FZ_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
     return sendto(fd, buf, len, flags, NULL, 0);
 }
 
+/* ---- batches --------------------------------------------------------- */
+
+/* Natively a blocking recvmmsg waits for vlen datagrams (or one, with
+ * MSG_WAITFORONE); its timeout is checked only after a datagram arrived,
+ * and an error after some datagrams returns the count. */
+FZ_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
+                       struct timespec *timeout)
+{
+    if (!fz_io_pollable(fd) || vlen == 0 || (flags & MSG_DONTWAIT) ||
+        (timeout && (!fz_timespec_valid(timeout) || timeout->tv_sec < 0)))
+        return fz_real.recvmmsg(fd, vec, vlen, flags, timeout);
+    struct fz_fd *s = fz_fd_get(fd);
+    if (fz_fd_nonblock(s))
+        return fz_real.recvmmsg(fd, vec, vlen, flags, timeout);
+    uint64_t until = timeout ? fz_rel_to_deadline(timeout) : 0;
+    uint64_t t = fz_fd_timeout(s, FZ_READ), deadline = t ? fz_now_ns() + t : 0;
+    uint32_t gen = fz_fd_gen(s);
+    unsigned got = 0;
+    int saved_errno = errno;
+    for (;;) {
+        uint32_t seq = fz_fd_seq(s, FZ_READ);
+        int r = fz_real.recvmmsg(fd, vec + got, vlen - got, flags | MSG_DONTWAIT, NULL);
+        if (r > 0) {
+            got += (unsigned)r;
+            if (got == vlen || (flags & MSG_WAITFORONE) || (until && fz_now_ns() >= until))
+                break;
+            continue;
+        }
+        if (r < 0 && errno != EAGAIN) {
+            if (got)
+                break;
+            return -1;
+        }
+        int w = fz_fd_wait(s, FZ_READ, seq, deadline);
+        if (!w && fz_fd_gen(s) != gen)
+            w = EBADF;
+        if (w) {
+            if (got)
+                break;
+            errno = w == ETIMEDOUT ? EAGAIN : w;
+            return -1;
+        }
+    }
+    errno = saved_errno;
+    return (int)got;
+}
+
+/* A blocking sendmmsg sends every message whole: batches go out without
+ * waiting, and a message the socket has no room for goes through sendmsg's
+ * parking path (which also finishes a partly sent stream message). */
+FZ_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
+{
+    if (!fz_io_pollable(fd) || vlen == 0 || (flags & MSG_DONTWAIT))
+        return fz_real.sendmmsg(fd, vec, vlen, flags);
+    struct fz_fd *s = fz_fd_get(fd);
+    if (fz_fd_nonblock(s))
+        return fz_real.sendmmsg(fd, vec, vlen, flags);
+    unsigned sent = 0;
+    int saved_errno = errno;
+    while (sent < vlen) {
+        int r = fz_real.sendmmsg(fd, vec + sent, vlen - sent, flags | MSG_DONTWAIT);
+        if (r > 0) {
+            sent += (unsigned)r;
+            struct mmsghdr *last = &vec[sent - 1];
+            size_t total = 0;
+            for (size_t i = 0; i < last->msg_hdr.msg_iovlen; i++)
+                total += last->msg_hdr.msg_iov[i].iov_len;
+            if (last->msg_len >= total)
+                continue;
+            sent--; /* a stream socket took part of it: finish it below */
+        } else if (r < 0 && errno != EAGAIN) {
+            if (sent)
+                break;
+            return -1;
+        }
+        struct mmsghdr *m = &vec[sent];
+        unsigned done = r > 0 ? m->msg_len : 0;
+        struct iovec copy[64];
+        struct msghdr h = m->msg_hdr;
+        if (h.msg_iovlen > 64)
+            return sent ? (int)sent : fz_real.sendmmsg(fd, vec, vlen, flags);
+        memcpy(copy, h.msg_iov, sizeof(struct iovec) * h.msg_iovlen);
+        h.msg_iov = copy;
+        size_t skip = done;
+        while (h.msg_iovlen && skip >= h.msg_iov[0].iov_len) {
+            skip -= h.msg_iov[0].iov_len;
+            h.msg_iov++;
+            h.msg_iovlen--;
+        }
+        if (h.msg_iovlen) {
+            h.msg_iov[0].iov_base = (char *)h.msg_iov[0].iov_base + skip;
+            h.msg_iov[0].iov_len -= skip;
+        }
+        ssize_t more = sock_io(fd, FZ_WRITE, &h, flags);
+        if (more < 0) {
+            if (done) { /* the part that went out is this message's result */
+                m->msg_len = done;
+                sent++;
+            }
+            if (sent)
+                break;
+            return -1;
+        }
+        m->msg_len = done + (unsigned)more;
+        sent++;
+    }
+    errno = saved_errno;
+    return (int)sent;
+}
+
 /* ---- accept and connect ---------------------------------------------- */
 
 static bool readable_now(int fd)
@@ -323,6 +433,17 @@ FZ_EXPORT int ioctl(int fd, unsigned long req, ...)
     int r = fz_real.ioctl(fd, req, arg);
     if (r == 0 && req == FIONBIO && fz_rt.active && arg)
         fz_fd_set_nonblock(fd, *(int *)arg != 0);
+    return r;
+}
+
+/* shutdown(SHUT_RD) must wake a fiber parked reading the socket, as it
+ * wakes a thread blocked in recv natively; epoll may not report an edge
+ * for every socket type, so the waiters are told to retry. */
+FZ_EXPORT int shutdown(int fd, int how)
+{
+    int r = fz_real.shutdown(fd, how);
+    if (r == 0 && fz_rt.active)
+        fz_fd_kick(fd);
     return r;
 }
 

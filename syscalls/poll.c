@@ -55,7 +55,7 @@ static int wait_loop(const struct pollfd *want, nfds_t n, uint64_t deadline, che
             break;
         if (deadline && fz_now_ns() >= deadline)
             break;
-        int w = fz_fd_watch_wait(ws, k, deadline);
+        int w = fz_fd_watch_wait(ws, k, deadline, FZ_INTR_ALWAYS); /* never restarted */
         if (w == EINTR) {
             errno = EINTR;
             r = -1;
@@ -216,4 +216,16 @@ FZ_EXPORT int epoll_pwait(int epfd, struct epoll_event *events, int max, int tim
     if (mask)
         return fz_real.epoll_pwait(epfd, events, max, timeout, mask);
     return epoll_wait(epfd, events, max, timeout);
+}
+
+FZ_EXPORT int epoll_pwait2(int epfd, struct epoll_event *events, int max,
+                           const struct timespec *ts, const sigset_t *mask)
+{
+    if (mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || !fz_hook_self(FZ_HOOK_IO))
+        return fz_real.epoll_pwait2(epfd, events, max, ts, mask);
+    if (ts && (!fz_timespec_valid(ts) || ts->tv_sec < 0)) {
+        errno = EINVAL;
+        return -1;
+    }
+    return park_epoll(epfd, events, max, ts ? fz_rel_to_deadline(ts) : 0);
 }

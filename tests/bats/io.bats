@@ -30,3 +30,11 @@ load helpers
     run bash -c 'head -c 3000000 /dev/urandom > "$BATS_TEST_TMPDIR/in"; "$FZ" -- cat < "$BATS_TEST_TMPDIR/in" | "$FZ" -- cat | cmp - "$BATS_TEST_TMPDIR/in"'
     [ "$status" -eq 0 ]
 }
+
+@test "recvmmsg/sendmmsg, sendfile, own epoll fd, SA_RESTART semantics" {
+    compare_native io_more
+}
+
+@test "recvmmsg/sendmmsg, sendfile, own epoll fd, SA_RESTART semantics on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native io_more
+}
