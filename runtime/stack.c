@@ -20,6 +20,12 @@ static fz_spinlock shared_lock;
 static struct fz_stack_cache shared;
 static atomic_long guarded_stacks;
 static long guard_budget;
+/* Linux 6.13+ installs guard pages as page-table markers (no VMA split), so
+ * every stack can have one whatever max_map_count says. */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+static bool guard_markers;
 
 static size_t round_page(size_t n)
 {
@@ -48,11 +54,32 @@ static long read_guard_budget(void)
     return budget > 1024 ? budget : 1024;
 }
 
+static bool kernel_has_guard_markers(void)
+{
+    long p =
+        fz_sys6(SYS_mmap, 0, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p < 0 && p > -4096)
+        return false;
+    bool ok = fz_sys3(SYS_madvise, p, PAGE, MADV_GUARD_INSTALL) == 0;
+    fz_sys2(SYS_munmap, p, 2 * PAGE);
+    return ok;
+}
+
 void fz_stack_setup(size_t size, size_t guard)
 {
     default_size = round_page(size);
     default_guard = round_page(guard);
     guard_budget = read_guard_budget();
+    guard_markers = kernel_has_guard_markers();
+}
+
+/* A guard page: a page-table marker where the kernel has them, else a
+ * PROT_NONE mapping counted against the budget. */
+static bool install_guard(long p, size_t guard)
+{
+    if (guard_markers)
+        return fz_sys3(SYS_madvise, p, (long)guard, MADV_GUARD_INSTALL) == 0;
+    return fz_sys3(SYS_mprotect, p, (long)guard, PROT_NONE) == 0;
 }
 
 size_t fz_stack_default_size(void)
@@ -67,20 +94,21 @@ size_t fz_stack_default_guard(void)
 
 static int map_stack(size_t size, size_t guard, struct fz_stack *out)
 {
-    if (guard && atomic_fetch_add(&guarded_stacks, 1) >= guard_budget) {
+    if (guard && !guard_markers && atomic_fetch_add(&guarded_stacks, 1) >= guard_budget) {
         atomic_fetch_sub(&guarded_stacks, 1);
         guard = 0;
     }
     long p = fz_sys6(SYS_mmap, 0, (long)(size + guard), PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (p < 0 && p > -4096) {
-        if (guard)
+        if (guard && !guard_markers)
             atomic_fetch_sub(&guarded_stacks, 1);
         return EAGAIN;
     }
-    if (guard && fz_sys3(SYS_mprotect, p, guard, PROT_NONE) != 0) {
+    if (guard && !install_guard(p, guard)) {
         fz_sys2(SYS_munmap, p, size + guard);
-        atomic_fetch_sub(&guarded_stacks, 1);
+        if (!guard_markers)
+            atomic_fetch_sub(&guarded_stacks, 1);
         return EAGAIN;
     }
     out->base = (char *)p + guard;
@@ -93,7 +121,7 @@ static int map_stack(size_t size, size_t guard, struct fz_stack *out)
 static void unmap_stack(struct fz_stack *s)
 {
     fz_sys2(SYS_munmap, (char *)s->base - s->guard, s->size + s->guard);
-    if (s->guard)
+    if (s->guard && !guard_markers)
         atomic_fetch_sub(&guarded_stacks, 1);
 }
 

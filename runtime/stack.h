@@ -2,11 +2,12 @@
  * cost memory), with a PROT_NONE guard page below so an overflow dies with
  * SIGSEGV as natively.
  *
- * Every guard page splits a mapping, and vm.max_map_count (65530 here) caps
- * mappings per process, so guards are given while the number of guarded
- * stacks stays below a budget derived from max_map_count; stacks beyond it
- * get no guard page (documented in the README: 100,000 fibers fit, overflow
- * detection is lost for the ones past the budget).
+ * On Linux 6.13+ the guard is a page-table marker (MADV_GUARD_INSTALL): no
+ * extra mapping, so every stack has one and 100,000 fibers fit.  On older
+ * kernels a PROT_NONE guard splits the mapping, and vm.max_map_count (65530
+ * here) caps mappings per process, so guards are given while the number of
+ * guarded stacks stays below a budget derived from max_map_count; stacks
+ * beyond it get no guard page (documented in the README).
  *
  * Each carrier keeps a small cache of default-sized stacks; the cache is
  * touched only by its carrier.  Uses raw syscalls only (stacks are released

@@ -93,3 +93,11 @@ load helpers
     export FIBERIZE_WORKERS=2
     compare_native tls_basic
 }
+
+@test "stack_overflow after 40000 other threads: every stack has a guard (fiberized only)" {
+    run "$FZ" -- "$PROG/stack_overflow" 40000
+    if [[ $status -ne 139 ]]; then
+        echo "status $status (want 139), output: $output"
+        return 1
+    fi
+}

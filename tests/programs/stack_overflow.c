@@ -1,8 +1,11 @@
 // stack_overflow: a thread recurses without end, each frame holding a 1 KiB
 // volatile buffer.  Proves that running off a thread's stack hits a guard
 // and kills the process with SIGSEGV (status 139), never corrupting memory.
+// With an argument N, N sleeping threads exist first, so the overflowing
+// thread's stack is the (N+1)th: every stack has a guard, not just the first.
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -27,11 +30,26 @@ static void *overflow(void *arg)
     return NULL;
 }
 
-int main(void)
+static void *nap(void *arg)
+{
+    sleep(60);
+    return arg;
+}
+
+int main(int argc, char **argv)
 {
     pthread_t tid;
     int err;
     alarm(30);
+    long sleepers = argc > 1 ? atol(argv[1]) : 0;
+    for (long i = 0; i < sleepers; i++) {
+        err = pthread_create(&tid, NULL, nap, NULL);
+        if (err) {
+            fprintf(stderr, "pthread_create %ld: %s\n", i, strerror(err));
+            return 1;
+        }
+        pthread_detach(tid);
+    }
     printf("starting a thread that overflows its stack\n");
     fflush(stdout);
     err = pthread_create(&tid, NULL, overflow, NULL);
