@@ -68,7 +68,8 @@ struct fz_fiber {
 struct fz_carrier {
     unsigned index;
     struct fz_fiber *current; /* fiber running here, NULL on the idle context */
-    struct fz_task *lifo;     /* just-woken fiber: runs next, never stolen */
+    _Atomic(struct fz_task *) lifo; /* just-woken fiber: runs next; only the
+                                       monitor takes it from a stuck carrier */
     struct fz_runq runq;
     void *idle_sp;     /* saved idle context */
     void *own_tcb;     /* TCB loaded while idle (signal handlers run on it) */
@@ -82,6 +83,14 @@ struct fz_carrier {
     uint32_t rng;
     pid_t tid;
     pthread_t thread;
+    /* hand-off (runtime/monitor.c) */
+    atomic_uint epoch;    /* bumped at every switch: the monitor's sign of life */
+    bool spare;           /* started by the monitor; retires when not needed */
+    atomic_int retired;   /* spare sleeping on retire_word */
+    atomic_int retire_word;
+    bool stuck;           /* monitor's own view (only it reads or writes) */
+    unsigned seen_epoch;  /* monitor only */
+    uint64_t seen_since;  /* monitor only */
     struct fz_stack idle_stack; /* carrier 0 only: the main thread's stack is the main fiber's */
     struct fz_stack_cache stacks;
     struct fz_stats stats;

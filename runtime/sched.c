@@ -1,7 +1,8 @@
 /* Work-stealing scheduler over carrier threads.
  *
  * Each carrier runs fibers from, in order: its LIFO slot (the fiber it just
- * woke, never stolen), its local ring, the global inject queue (checked
+ * woke; no thief takes it, only the monitor when the carrier is stuck --
+ * runtime/monitor.c), its local ring, the global inject queue (checked
  * first every 61st pick so it cannot starve), and finally half of another
  * carrier's ring.  Switches go fiber to fiber directly on the parking
  * fiber's stack (fiber.h explains why that is race-free); a carrier falls
@@ -30,6 +31,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include "runtime/driver.h"
+#include "runtime/monitor.h"
 #include "runtime/park.h"
 #include "runtime/sched.h"
 #include "runtime/sys.h"
@@ -59,7 +61,7 @@ struct fz_fiber *fz_self(void)
 
 static struct fz_fiber *steal(struct fz_carrier *c)
 {
-    unsigned n = fz_rt.ncarriers;
+    unsigned n = atomic_load_explicit(&fz_rt.ncarriers, memory_order_acquire);
     c->rng = c->rng * 1103515245u + 12345u;
     unsigned start = (c->rng >> 16) % n;
     for (unsigned i = 0; i < n; i++) {
@@ -94,10 +96,9 @@ static struct fz_fiber *find_work(struct fz_carrier *c)
         if ((t = fz_inject_pop(&fz_rt.inject)))
             goto found_inject;
     }
-    if ((t = c->lifo)) {
-        c->lifo = NULL;
+    if (atomic_load_explicit(&c->lifo, memory_order_relaxed) &&
+        (t = atomic_exchange_explicit(&c->lifo, NULL, memory_order_acquire)))
         return fz_fiber_of_task(t);
-    }
     if ((t = fz_runq_pop(&c->runq)))
         return fz_fiber_of_task(t);
     if ((t = fz_inject_pop(&fz_rt.inject)))
@@ -165,6 +166,20 @@ static void notify_idle(void)
     }
 }
 
+void fz_sched_notify(void)
+{
+    notify_idle();
+}
+
+void fz_sched_rescue_lifo(struct fz_carrier *c)
+{
+    struct fz_task *t = atomic_exchange(&c->lifo, NULL);
+    if (t) {
+        fz_inject_push(&fz_rt.inject, t);
+        notify_idle();
+    }
+}
+
 /* ---- switching ------------------------------------------------------- */
 
 static void reap_dead(struct fz_carrier *c)
@@ -196,6 +211,9 @@ static void claim_cpu(struct fz_carrier *c, struct fz_fiber *next)
     next->state = FZ_FIBER_RUNNING;
     c->current = next;
     c->stats.switches++;
+    /* single writer: a plain increment, published for the monitor */
+    atomic_store_explicit(&c->epoch, atomic_load_explicit(&c->epoch, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 /* Leave `self` (already marked parked/runnable/dead by the caller) for the
@@ -248,8 +266,7 @@ static void push_runnable(struct fz_carrier *c, struct fz_fiber *f, bool lifo)
     f->state = FZ_FIBER_RUNNABLE;
     c->stats.wakes++;
     if (lifo) {
-        struct fz_task *old = c->lifo;
-        c->lifo = &f->task;
+        struct fz_task *old = atomic_exchange_explicit(&c->lifo, &f->task, memory_order_acq_rel);
         if (!old)
             return;
         fz_runq_push(&c->runq, old, &fz_rt.inject);
@@ -262,7 +279,7 @@ static void push_runnable(struct fz_carrier *c, struct fz_fiber *f, bool lifo)
 void fz_unpark_on(struct fz_carrier *c, struct fz_fiber *f)
 {
     if (c) { /* scheduler path of carrier c: it runs the first one itself */
-        push_runnable(c, f, c->lifo == NULL);
+        push_runnable(c, f, atomic_load_explicit(&c->lifo, memory_order_relaxed) == NULL);
         return;
     }
     struct fz_fiber *self = fz_self();
@@ -317,10 +334,55 @@ static void sleep_on_futex(struct fz_carrier *c)
     idle_remove(c);
 }
 
+/* A carrier leaves idle: the monitor, if it sleeps because everything was
+ * idle, must watch again. */
+static void kick_monitor(void)
+{
+    if (atomic_load_explicit(&fz_rt.monitor_asleep, memory_order_relaxed) &&
+        atomic_exchange(&fz_rt.monitor_asleep, 0))
+        fz_futex_wake(&fz_rt.monitor_asleep, 1);
+}
+
+/* A spare runs only while some carrier is stuck.  At an idle point with
+ * more spares running than carriers stuck, it hands its queue to the
+ * inject queue and sleeps until the monitor needs it again. */
+static bool spare_should_retire(void)
+{
+    unsigned running = atomic_load(&fz_rt.spares_running);
+    while (running > atomic_load(&fz_rt.stuck))
+        if (atomic_compare_exchange_weak(&fz_rt.spares_running, &running, running - 1))
+            return true;
+    return false;
+}
+
+static void spare_retire(struct fz_carrier *c)
+{
+    struct fz_task *t;
+    bool moved = false;
+    if ((t = atomic_exchange(&c->lifo, NULL))) {
+        fz_inject_push(&fz_rt.inject, t);
+        moved = true;
+    }
+    while ((t = fz_runq_pop(&c->runq))) {
+        fz_inject_push(&fz_rt.inject, t);
+        moved = true;
+    }
+    if (moved)
+        notify_idle();
+    atomic_store(&c->retire_word, 1);
+    atomic_store(&c->retired, 1);
+    while (atomic_load(&c->retire_word))
+        fz_futex_wait(&c->retire_word, 1, NULL);
+}
+
 static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
 {
     for (;;) {
         reap_dead(c); /* the idle context may start fresh after an exit */
+        if (c->spare && spare_should_retire()) {
+            spare_retire(c);
+            continue;
+        }
         struct fz_fiber *f = find_work(c);
         if (!f && fz_timers_due()) {
             fz_timers_fire(c);
@@ -347,6 +409,7 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
             sleep_in_driver(c);
         else
             sleep_on_futex(c);
+        kick_monitor();
     }
 }
 
@@ -388,31 +451,44 @@ static bool adopt_main(struct fz_carrier *c0, const char **why)
     return true;
 }
 
+void fz_carrier_init(struct fz_carrier *c, unsigned index)
+{
+    c->index = index;
+    c->rng = 0x9e3779b9u * (index + 1);
+    fz_runq_init(&c->runq);
+}
+
+bool fz_sched_start_carrier(struct fz_carrier *c)
+{
+    return fz_os_thread_create(&c->thread, NULL, carrier_thread, c) == 0;
+}
+
 bool fz_sched_start(unsigned n, const char **why)
 {
-    fz_rt.ncarriers = n;
-    fz_rt.carriers = aligned_alloc(64, sizeof(struct fz_carrier) * n);
-    if (!fz_rt.carriers)
+    /* Slots for spares are mapped now and touched only when used. */
+    size_t bytes = sizeof(struct fz_carrier) * (n + FZ_MAX_SPARES);
+    void *slots = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (slots == MAP_FAILED)
         return *why = "out of memory", false;
-    memset(fz_rt.carriers, 0, sizeof(struct fz_carrier) * n);
+    fz_rt.carriers = slots;
+    fz_rt.capacity = n + FZ_MAX_SPARES;
+    fz_rt.target = n;
     fz_inject_init(&fz_rt.inject);
-    for (unsigned i = 0; i < n; i++) {
-        struct fz_carrier *c = &fz_rt.carriers[i];
-        c->index = i;
-        c->rng = 0x9e3779b9u * (i + 1);
-        fz_runq_init(&c->runq);
-    }
+    for (unsigned i = 0; i < n; i++)
+        fz_carrier_init(&fz_rt.carriers[i], i);
+    atomic_store(&fz_rt.ncarriers, n);
     if (!adopt_main(&fz_rt.carriers[0], why))
         return false;
     atomic_store(&fz_rt.live_fibers, 1);
     fz_rt.active = true;
     for (unsigned i = 1; i < n; i++) {
-        struct fz_carrier *c = &fz_rt.carriers[i];
-        if (fz_os_thread_create(&c->thread, NULL, carrier_thread, c) != 0) {
+        if (!fz_sched_start_carrier(&fz_rt.carriers[i])) {
             /* run with the carriers we have */
-            fz_rt.ncarriers = i;
+            atomic_store(&fz_rt.ncarriers, i);
+            fz_rt.target = i;
             break;
         }
     }
+    fz_monitor_start();
     return true;
 }

@@ -8,8 +8,14 @@
 
 struct fz_runtime {
     bool active; /* written once at start (and in a fork child) */
-    unsigned ncarriers;
+    atomic_uint ncarriers;  /* carriers started, spares included (grows only) */
+    unsigned target;        /* carriers meant to run fibers (FIBERIZE_WORKERS) */
+    unsigned capacity;      /* slots in carriers[]: target plus spares */
     struct fz_carrier *carriers;
+    atomic_uint stuck;          /* carriers the monitor found stuck */
+    atomic_uint spares_running; /* spares not retired */
+    atomic_ulong handoffs;
+    atomic_int monitor_asleep;  /* the monitor waits for a carrier to get busy */
     struct fz_fiber *main_fiber;
     struct fz_inject inject;
     fz_spinlock idle_lock;
@@ -23,6 +29,9 @@ struct fz_runtime {
 };
 
 extern struct fz_runtime fz_rt;
+
+/* Spare carriers the monitor may start beyond the target. */
+#define FZ_MAX_SPARES 256u
 
 /* Adopt the calling (main) thread as the first fiber and start ncarriers
  * carriers.  False if the runtime could not start (it stays off). */
@@ -47,5 +56,13 @@ void fz_spawn(struct fz_fiber *f);
 __attribute__((noreturn)) void fz_exit_switch(struct fz_fiber *self);
 /* Called on every fiber right after it is switched in. */
 void fz_sched_resumed(struct fz_fiber *self);
+
+/* For the monitor: wake an idle carrier; start spare carrier c (its slot
+ * initialised, not yet published); move a stuck carrier's LIFO fiber to the
+ * inject queue. */
+void fz_sched_notify(void);
+bool fz_sched_start_carrier(struct fz_carrier *c);
+void fz_sched_rescue_lifo(struct fz_carrier *c);
+void fz_carrier_init(struct fz_carrier *c, unsigned index);
 
 #endif

@@ -8,15 +8,18 @@
 void fz_stats_print(void)
 {
     struct fz_stats sum = {0};
-    for (unsigned i = 0; i < fz_rt.ncarriers; i++) {
+    unsigned ncarriers = atomic_load(&fz_rt.ncarriers);
+    for (unsigned i = 0; i < ncarriers; i++) {
         const struct fz_stats *s = &fz_rt.carriers[i].stats;
 #define FZ_STATS_ADD(name) sum.name += s->name;
         FZ_STATS_FIELDS(FZ_STATS_ADD)
 #undef FZ_STATS_ADD
     }
     char buf[2048];
-    int n = snprintf(buf, sizeof buf, "fiberize stats: carriers=%u live_fibers=%u", fz_rt.ncarriers,
-                     atomic_load(&fz_rt.live_fibers));
+    int n = snprintf(buf, sizeof buf,
+                     "fiberize stats: carriers=%u spares_started=%u handoffs=%lu live_fibers=%u",
+                     fz_rt.target, atomic_load(&fz_rt.ncarriers) - fz_rt.target,
+                     atomic_load(&fz_rt.handoffs), atomic_load(&fz_rt.live_fibers));
 #define FZ_STATS_PRINT(name)                                                                       \
     if (n < (int)sizeof buf)                                                                       \
         n += snprintf(buf + n, sizeof buf - n, " " #name "=%llu", (unsigned long long)sum.name);

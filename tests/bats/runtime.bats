@@ -101,3 +101,21 @@ load helpers
         return 1
     fi
 }
+
+@test "handoff: a thread stuck in fgets and one spinning do not stall 1,000 sleepers" {
+    compare_native handoff
+}
+
+@test "handoff on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native handoff
+}
+
+@test "handoff: an idle program makes almost no system calls (monitor sleeps)" {
+    command -v strace >/dev/null || skip "strace not installed"
+    run strace -f -c -o "$BATS_TEST_TMPDIR/trace" "$FZ" -- sleep 3
+    [ "$status" -eq 0 ]
+    local calls
+    calls=$(awk '$NF == "total" { print $(NF-2) }' "$BATS_TEST_TMPDIR/trace")
+    echo "system calls over 3 s idle: $calls (a 1 ms poll would make 3,000)"
+    [ "$calls" -lt 400 ]
+}

@@ -1,0 +1,117 @@
+/* The hand-off monitor: Go's sysmon, in small.
+ *
+ * A fiber can hold its carrier where no interposer sees it: inside libc
+ * (fgets on a pipe, the wait inside system(), stdio and malloc locks), in a
+ * raw syscall, or by computing without end.  Fibers queued behind it would
+ * wait as long.  One monitor thread samples every carrier's epoch (bumped
+ * at each switch) twice per hand-off period; a carrier that has run the
+ * same fiber for a whole period is stuck.  Then its LIFO fiber (which only
+ * its owner takes) moves to the inject queue, and if no carrier is idle --
+ * idle carriers are also the ones that fire timers and poll fds -- a spare
+ * carrier is started or woken: at most as many spares run as carriers are
+ * stuck, so the number of carriers running fibers stays at the target.  A spare retires at its next
+ * idle point once the stuck carrier has moved on (sched.c).
+ *
+ * Ownership: only the monitor reads or writes a carrier's `stuck`,
+ * `seen_epoch` and `seen_since`, and only it starts spares.  When every
+ * carrier is idle it sleeps on a futex without a timeout (a carrier leaving
+ * idle wakes it), so an idle program costs nothing; otherwise it wakes once
+ * per half period, reading a few words per carrier.
+ */
+#include <signal.h>
+#include "preload/config.h"
+#include "runtime/monitor.h"
+#include "runtime/sched.h"
+#include "runtime/sys.h"
+
+static uint64_t handoff_ns;
+
+/* Update c's stuck state from its epoch. */
+static void watch(struct fz_carrier *c, uint64_t now)
+{
+    unsigned epoch = atomic_load_explicit(&c->epoch, memory_order_relaxed);
+    bool busy = __atomic_load_n(&c->current, __ATOMIC_RELAXED) != NULL;
+    if (epoch != c->seen_epoch || !busy) {
+        c->seen_epoch = epoch;
+        c->seen_since = now;
+        if (c->stuck) {
+            c->stuck = false;
+            atomic_fetch_sub(&fz_rt.stuck, 1);
+        }
+        return;
+    }
+    if (!c->stuck && now - c->seen_since >= handoff_ns) {
+        c->stuck = true;
+        atomic_fetch_add(&fz_rt.stuck, 1);
+        atomic_fetch_add(&fz_rt.handoffs, 1);
+    }
+    if (c->stuck)
+        fz_sched_rescue_lifo(c);
+}
+
+/* Wake a retired spare, or start a new one. */
+static void add_spare(unsigned n)
+{
+    for (unsigned i = fz_rt.target; i < n; i++) {
+        struct fz_carrier *c = &fz_rt.carriers[i];
+        if (atomic_load(&c->retired)) {
+            atomic_store(&c->retired, 0);
+            atomic_fetch_add(&fz_rt.spares_running, 1);
+            atomic_store(&c->retire_word, 0);
+            fz_futex_wake(&c->retire_word, 1);
+            return;
+        }
+    }
+    if (n >= fz_rt.capacity)
+        return;
+    struct fz_carrier *c = &fz_rt.carriers[n];
+    fz_carrier_init(c, n);
+    c->spare = true;
+    atomic_fetch_add(&fz_rt.spares_running, 1);
+    atomic_store_explicit(&fz_rt.ncarriers, n + 1, memory_order_release);
+    if (!fz_sched_start_carrier(c)) {
+        /* an empty slot others may steal from: harmless; try again later */
+        atomic_fetch_sub(&fz_rt.spares_running, 1);
+        atomic_store(&c->retired, 1);
+    }
+}
+
+static bool all_idle(void)
+{
+    return atomic_load(&fz_rt.num_idle) >= fz_rt.target + atomic_load(&fz_rt.spares_running);
+}
+
+static void *monitor_main(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all); /* signals are the program's threads' business */
+    fz_sys4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8);
+    struct timespec nap = fz_ns_to_ts(handoff_ns / 2);
+    for (;;) {
+        if (all_idle()) {
+            atomic_store(&fz_rt.monitor_asleep, 1);
+            if (all_idle())
+                fz_futex_wait(&fz_rt.monitor_asleep, 1, NULL);
+            atomic_store(&fz_rt.monitor_asleep, 0);
+        }
+        fz_sys2(SYS_nanosleep, (long)&nap, 0);
+        unsigned n = atomic_load_explicit(&fz_rt.ncarriers, memory_order_acquire);
+        uint64_t now = fz_now_ns();
+        for (unsigned i = 0; i < n; i++)
+            watch(&fz_rt.carriers[i], now);
+        /* No idle carrier means nobody fires timers or polls fds either,
+         * so a spare is due even when no fiber is queued yet. */
+        if (atomic_load(&fz_rt.spares_running) < atomic_load(&fz_rt.stuck) &&
+            atomic_load(&fz_rt.num_idle) == 0)
+            add_spare(n);
+    }
+    return NULL;
+}
+
+void fz_monitor_start(void)
+{
+    handoff_ns = (uint64_t)fz_config.handoff_us * 1000u;
+    pthread_t t;
+    fz_os_thread_create(&t, NULL, monitor_main, NULL);
+}

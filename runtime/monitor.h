@@ -1,0 +1,9 @@
+/* The hand-off monitor: keeps fibers running while a carrier is stuck. */
+#ifndef FZ_MONITOR_H
+#define FZ_MONITOR_H
+
+/* Start the monitor thread (after the carriers).  Without it the runtime
+ * still works; a stuck carrier then just delays the fibers queued on it. */
+void fz_monitor_start(void);
+
+#endif
