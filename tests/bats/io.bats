@@ -14,8 +14,19 @@ load helpers
     FIBERIZE_WORKERS=1 compare_native pingpong 5000
 }
 
-@test "thread-per-connection echo: 2,000 connections, exact byte total" {
-    compare_native echo_stress 2000
+@test "thread-per-connection echo: 10,000 connections open at once, exact totals" {
+    local hard
+    hard=$(ulimit -Hn)
+    [[ $hard == unlimited || $hard -ge 10100 ]] || skip "needs 10,100 fds per process, hard limit is $hard"
+    compare_native echo_stress 10000
+}
+
+@test "64 MiB in small and large writes; a blocked reader's fd closed and reused" {
+    compare_native io_transfer
+}
+
+@test "64 MiB transfers and fd reuse on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native io_transfer
 }
 
 @test "fiberize cat in a pipeline leaves the shell's pipes blocking" {
