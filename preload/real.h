@@ -45,6 +45,12 @@
     X(int, sched_yield, (void))                                                                    \
     X(int, sigaction, (int, const struct sigaction *, struct sigaction *))                         \
     X(sighandler_t, signal, (int, sighandler_t))                                                   \
+    X(int, pthread_sigmask, (int, const sigset_t *, sigset_t *))                                   \
+    X(int, sigprocmask, (int, const sigset_t *, sigset_t *))                                       \
+    X(int, sigsuspend, (const sigset_t *))                                                         \
+    X(int, pause, (void))                                                                          \
+    X(int, sigtimedwait, (const sigset_t *, siginfo_t *, const struct timespec *))                 \
+    X(int, sigwait, (const sigset_t *, int *))                                                     \
     X(ssize_t, read, (int, void *, size_t))                                                        \
     X(ssize_t, write, (int, const void *, size_t))                                                 \
     X(ssize_t, readv, (int, const struct iovec *, int))                                            \

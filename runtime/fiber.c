@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include "runtime/sigmask.h"
 #include "runtime/fiber.h"
 #include "runtime/park.h"
 #include "runtime/sched.h"
@@ -133,6 +134,9 @@ int fz_fiber_create(void *(*start)(void *), void *arg, const struct fz_fiber_att
     f->arg = arg;
     f->detached = a->detached;
     inherit_name(f);
+    /* a new thread starts with its creator's signal mask */
+    struct fz_fiber *creator = fz_self();
+    fz_sigmask_fiber_born(f, creator ? creator->sigmask : fz_sigmask_current_kernel());
     f->sp = fz_ctx_prepare(&f->stack, fz_fiber_main, f);
     f->state = FZ_FIBER_RUNNABLE;
     atomic_fetch_add(&fz_rt.live_fibers, 1);
@@ -183,6 +187,7 @@ void fz_fiber_main(void *arg)
 void fz_fiber_exit(struct fz_fiber *self)
 {
     fz_tls_exit();
+    fz_sigmask_fiber_gone(self);
     struct fz_carrier *c = self->carrier;
     c->stats.fibers_exited++;
     if (atomic_fetch_sub(&fz_rt.live_fibers, 1) == 1 && atomic_load(&fz_rt.main_exited))

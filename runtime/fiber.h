@@ -62,6 +62,7 @@ struct fz_fiber {
     bool joined;   /* a joiner has claimed the result */
     atomic_uint exit_word; /* parking-lot key for joiners: 0 running, 1 exited */
     char name[16];
+    uint64_t sigmask; /* this thread's signal mask (runtime/sigmask.c) */
     size_t guard_requested; /* reported by pthread_getattr_np, as glibc does */
 };
 
@@ -91,6 +92,7 @@ struct fz_carrier {
     bool stuck;           /* monitor's own view (only it reads or writes) */
     unsigned seen_epoch;  /* monitor only */
     uint64_t seen_since;  /* monitor only */
+    uint64_t kernel_mask; /* signal mask loaded on this OS thread (sigmask.c) */
     struct fz_stack idle_stack; /* carrier 0 only: the main thread's stack is the main fiber's */
     struct fz_stack_cache stacks;
     struct fz_stats stats;

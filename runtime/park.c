@@ -105,21 +105,24 @@ static void interrupt_list_remove(struct fz_waiter *w)
 
 /* Natively the kernel hands a process-directed signal to the main thread
  * unless it blocks it (it almost never has one pending already), so only
- * the main fiber's wait is interrupted; once main has exited, the
- * longest-waiting fiber's (the list's tail).  A handler with SA_RESTART
+ * the main fiber's wait is interrupted; once main has exited or when it
+ * blocks the signal, the longest-waiting fiber's that does not block it
+ * (the list's tail).  A handler with SA_RESTART
  * interrupts only waits that are never restarted. */
-void fz_interrupt_one(bool restart)
+void fz_interrupt_one(int sig, bool restart)
 {
     struct fz_waiter *victim = NULL;
-    bool main_alive = !atomic_load(&fz_rt.main_exited);
+    uint64_t bit = 1ull << (sig - 1);
+    struct fz_fiber *m = fz_rt.main_fiber;
+    bool main_takes = !atomic_load(&fz_rt.main_exited) && !(m->sigmask & bit);
     fz_spin_lock(&interrupt_lock);
     for (struct fz_waiter *w = interrupt_head; w; w = w->int_next) {
-        if (atomic_load(&w->claimed))
+        if (atomic_load(&w->claimed) || (w->fiber->sigmask & bit))
             continue;
-        if (main_alive && w->fiber != fz_rt.main_fiber)
+        if (main_takes && w->fiber != m)
             continue;
         victim = w;
-        if (main_alive)
+        if (main_takes)
             break;
     }
     if (victim && restart && victim->interruptible != FZ_INTR_ALWAYS)

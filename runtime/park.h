@@ -93,6 +93,6 @@ unsigned fz_requeue_addr(const void *addr, const void *addr2, unsigned wake, uns
 /* Signal delivery: a handler ran (restart: it has SA_RESTART); wake the
  * interruptible waiter the kernel would have interrupted (the main fiber's when it
  * waits, else the longest waiting).  Called from the signal wrapper. */
-void fz_interrupt_one(bool restart);
+void fz_interrupt_one(int sig, bool restart);
 
 #endif

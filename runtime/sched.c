@@ -34,6 +34,7 @@
 #include "runtime/monitor.h"
 #include "runtime/park.h"
 #include "runtime/sched.h"
+#include "runtime/sigmask.h"
 #include "runtime/sys.h"
 #include "runtime/tls.h"
 
@@ -79,10 +80,14 @@ static struct fz_fiber *steal(struct fz_carrier *c)
 
 static void handle_interrupts(void)
 {
-    unsigned n = atomic_exchange(&fz_rt.pending_interrupts, 0);
-    unsigned restarts = atomic_exchange(&fz_rt.pending_restarts, 0);
-    for (unsigned i = 0; i < n; i++)
-        fz_interrupt_one(i < restarts);
+    if (!atomic_exchange(&fz_rt.pending_interrupts, 0))
+        return;
+    uint64_t restart = atomic_load(&fz_rt.restart_signals);
+    for (int sig = 1; sig <= 64; sig++) {
+        unsigned n = atomic_exchange(&fz_rt.pending_signal[sig], 0);
+        while (n--)
+            fz_interrupt_one(sig, restart >> (sig - 1) & 1);
+    }
 }
 
 static struct fz_fiber *find_work(struct fz_carrier *c)
@@ -171,6 +176,19 @@ void fz_sched_notify(void)
     notify_idle();
 }
 
+void fz_sched_kick_idle(void)
+{
+    fz_spin_lock(&fz_rt.idle_lock);
+    for (struct fz_carrier *v = fz_rt.idle_head; v; v = v->next_idle) {
+        if (v->driving)
+            continue;
+        atomic_store(&v->park_word, 0);
+        fz_futex_wake(&v->park_word, 1);
+    }
+    fz_spin_unlock(&fz_rt.idle_lock);
+    fz_driver_wake();
+}
+
 void fz_sched_rescue_lifo(struct fz_carrier *c)
 {
     struct fz_task *t = atomic_exchange(&c->lifo, NULL);
@@ -194,6 +212,8 @@ static void reap_dead(struct fz_carrier *c)
 void fz_sched_resumed(struct fz_fiber *self)
 {
     struct fz_carrier *c = self->carrier;
+    if (c->kernel_mask != self->sigmask)
+        fz_sigmask_load(c, self->sigmask);
     if (c->loaded_tcb != self->tcb) {
         fz_set_thread_pointer(self->tcb);
         c->loaded_tcb = self->tcb;
@@ -379,6 +399,9 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
 {
     for (;;) {
         reap_dead(c); /* the idle context may start fresh after an exit */
+        uint64_t idle_mask = atomic_load_explicit(&fz_rt.blocked_by_all, memory_order_relaxed);
+        if (c->kernel_mask != idle_mask)
+            fz_sigmask_load(c, idle_mask);
         if (c->spare && spare_should_retire()) {
             spare_retire(c);
             continue;
@@ -455,6 +478,7 @@ void fz_carrier_init(struct fz_carrier *c, unsigned index)
 {
     c->index = index;
     c->rng = 0x9e3779b9u * (index + 1);
+    c->kernel_mask = ~0ull; /* unknown: loaded before anything runs */
     fz_runq_init(&c->runq);
 }
 
@@ -479,6 +503,7 @@ bool fz_sched_start(unsigned n, const char **why)
     atomic_store(&fz_rt.ncarriers, n);
     if (!adopt_main(&fz_rt.carriers[0], why))
         return false;
+    fz_sigmask_fiber_born(fz_rt.main_fiber, fz_sigmask_current_kernel());
     atomic_store(&fz_rt.live_fibers, 1);
     fz_rt.active = true;
     for (unsigned i = 1; i < n; i++) {

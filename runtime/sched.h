@@ -24,8 +24,13 @@ struct fz_runtime {
     atomic_uint live_fibers;
     atomic_bool main_exited;
     bool main_unwind_ready; /* main() runs above an unwind point (init.c) */
-    atomic_uint pending_interrupts; /* signal handlers ran (any kind) */
-    atomic_uint pending_restarts;   /* ... of which had SA_RESTART */
+    atomic_uint pending_interrupts;  /* signal handlers ran (total) */
+    atomic_uint pending_signal[65];  /* ... per signal */
+    atomic_ullong restart_signals;   /* bit sig-1: its handler has SA_RESTART */
+    /* signal masks (runtime/sigmask.c) */
+    fz_spinlock mask_lock;
+    unsigned unblocked_by[65];      /* live fibers not blocking each signal */
+    atomic_ullong blocked_by_all;   /* the kernel mask of idle carriers */
 };
 
 extern struct fz_runtime fz_rt;
@@ -56,6 +61,8 @@ void fz_spawn(struct fz_fiber *f);
 __attribute__((noreturn)) void fz_exit_switch(struct fz_fiber *self);
 /* Called on every fiber right after it is switched in. */
 void fz_sched_resumed(struct fz_fiber *self);
+/* Make every idle carrier pass through its idle loop once (mask changes). */
+void fz_sched_kick_idle(void);
 
 /* For the monitor: wake an idle carrier; start spare carrier c (its slot
  * initialised, not yet published); move a stuck carrier's LIFO fiber to the

@@ -14,7 +14,11 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include "runtime/driver.h"
+#include "runtime/park.h"
+#include "runtime/reactor.h"
+#include "runtime/sigmask.h"
 #include "syscalls/hook.h"
 
 static struct sigaction program_action[NSIG];
@@ -27,8 +31,7 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
         a->sa_sigaction(sig, info, uctx);
     else
         a->sa_handler(sig);
-    if (a->sa_flags & SA_RESTART)
-        atomic_fetch_add(&fz_rt.pending_restarts, 1);
+    atomic_fetch_add(&fz_rt.pending_signal[sig], 1);
     atomic_fetch_add(&fz_rt.pending_interrupts, 1);
     fz_driver_wake();
 }
@@ -52,6 +55,10 @@ FZ_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
         k.sa_flags |= SA_SIGINFO;
         program_action[sig] = *act;
         wrapped[sig] = 1;
+        if (act->sa_flags & SA_RESTART)
+            atomic_fetch_or(&fz_rt.restart_signals, 1ull << (sig - 1));
+        else
+            atomic_fetch_and(&fz_rt.restart_signals, ~(1ull << (sig - 1)));
         r = fz_real.sigaction(sig, &k, &kernel_old);
         if (r != 0) {
             program_action[sig] = previous;
@@ -83,4 +90,159 @@ FZ_EXPORT sighandler_t signal(int sig, sighandler_t handler)
     if (sigaction(sig, &act, &old) < 0)
         return SIG_ERR;
     return old.sa_handler;
+}
+
+/* ---- masks and waiting for signals ------------------------------------ */
+
+static uint64_t bits_of(const sigset_t *set)
+{
+    uint64_t bits = 0;
+    for (int sig = 1; sig <= 64; sig++)
+        if (sigismember(set, sig) == 1)
+            bits |= 1ull << (sig - 1);
+    return bits;
+}
+
+static void set_of(uint64_t bits, sigset_t *set)
+{
+    sigemptyset(set);
+    for (int sig = 1; sig <= 64; sig++)
+        if (bits >> (sig - 1) & 1)
+            sigaddset(set, sig);
+}
+
+/* A fiber's mask lives in the runtime (runtime/sigmask.h); the kernel mask
+ * of its carrier holds only what every fiber blocks. */
+FZ_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
+    if (!self)
+        return fz_real.pthread_sigmask(how, set, old);
+    uint64_t mask = fz_sigmask_of(self);
+    if (set) {
+        uint64_t bits = bits_of(set);
+        if (how == SIG_BLOCK)
+            mask |= bits;
+        else if (how == SIG_UNBLOCK)
+            mask &= ~bits;
+        else if (how == SIG_SETMASK)
+            mask = bits;
+        else
+            return EINVAL;
+    }
+    if (old)
+        set_of(fz_sigmask_of(self), old);
+    if (set)
+        fz_sigmask_change(self, mask);
+    return 0;
+}
+
+FZ_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+    if (!fz_hook_self(FZ_HOOK_THREAD))
+        return fz_real.sigprocmask(how, set, old);
+    int err = pthread_sigmask(how, set, old);
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+/* sigsuspend and pause end when a handler runs for this fiber: they park
+ * until the signal path interrupts them (always EINTR, never restarted). */
+FZ_EXPORT int sigsuspend(const sigset_t *mask)
+{
+    struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
+    if (!self)
+        return fz_real.sigsuspend(mask);
+    uint64_t saved = fz_sigmask_of(self);
+    fz_sigmask_change(self, bits_of(mask));
+    while (fz_sleep_until(UINT64_MAX, FZ_INTR_ALWAYS) != FZ_WAKE_INTERRUPT)
+        ;
+    fz_sigmask_change(self, saved);
+    errno = EINTR;
+    return -1;
+}
+
+FZ_EXPORT int pause(void)
+{
+    if (!fz_hook_self(FZ_HOOK_THREAD))
+        return fz_real.pause();
+    while (fz_sleep_until(UINT64_MAX, FZ_INTR_ALWAYS) != FZ_WAKE_INTERRUPT)
+        ;
+    errno = EINTR;
+    return -1;
+}
+
+/* Wait for one of `set` to be pending: take it if it is, else park on a
+ * signalfd for the set (readable while one is pending process-wide) and
+ * try again.  Returns the signal, or -1 with EAGAIN (timeout) or EINTR. */
+static int wait_for_signal(const sigset_t *set, siginfo_t *info, uint64_t deadline)
+{
+    static const struct timespec zero = {0, 0};
+    int sig = fz_real.sigtimedwait(set, info, &zero);
+    if (sig > 0 || errno != EAGAIN || deadline == 1)
+        return sig;
+    int sfd = (int)fz_sys4(SYS_signalfd4, -1, (long)set, 8, SFD_NONBLOCK | SFD_CLOEXEC);
+    struct fz_fd *s = sfd >= 0 ? fz_fd_get(sfd) : NULL;
+    if (!s || fz_fd_kind(s) != FZ_FD_POLLABLE) {
+        if (sfd >= 0)
+            fz_sys1(SYS_close, sfd);
+        return fz_real.sigtimedwait(set, info, NULL); /* blocks the carrier */
+    }
+    for (;;) {
+        struct fz_fd_watch w;
+        fz_fd_watch_prepare(&w, s, true, false);
+        sig = fz_real.sigtimedwait(set, info, &zero);
+        if (sig > 0 || errno != EAGAIN)
+            break;
+        int r = fz_fd_watch_wait(&w, 1, deadline, FZ_INTR_ALWAYS);
+        if (r) {
+            errno = r == ETIMEDOUT ? EAGAIN : EINTR;
+            sig = -1;
+            break;
+        }
+    }
+    fz_fd_forget(sfd);
+    fz_sys1(SYS_close, sfd);
+    return sig;
+}
+
+FZ_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ts)
+{
+    if (!fz_hook_self(FZ_HOOK_THREAD))
+        return fz_real.sigtimedwait(set, info, ts);
+    if (ts && (!fz_timespec_valid(ts) || ts->tv_sec < 0)) {
+        errno = EINVAL;
+        return -1;
+    }
+    uint64_t deadline = 0;
+    if (ts)
+        deadline = ts->tv_sec == 0 && ts->tv_nsec == 0 ? 1 : fz_rel_to_deadline(ts);
+    int saved_errno = errno;
+    int sig = wait_for_signal(set, info, deadline);
+    if (sig > 0)
+        errno = saved_errno;
+    return sig;
+}
+
+FZ_EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
+{
+    return sigtimedwait(set, info, NULL);
+}
+
+FZ_EXPORT int sigwait(const sigset_t *set, int *sig)
+{
+    if (!fz_hook_self(FZ_HOOK_THREAD))
+        return fz_real.sigwait(set, sig);
+    int saved_errno = errno, r;
+    do
+        r = sigtimedwait(set, NULL, NULL);
+    while (r < 0 && errno == EINTR); /* sigwait does not fail with EINTR */
+    int err = r < 0 ? errno : 0;
+    errno = saved_errno;
+    if (r > 0)
+        *sig = r;
+    return err;
 }

@@ -119,3 +119,11 @@ load helpers
     echo "system calls over 3 s idle: $calls (a 1 ms poll would make 3,000)"
     [ "$calls" -lt 400 ]
 }
+
+@test "signals: per-thread masks, sigwait shutdown pattern, sigtimedwait, pause, sigsuspend" {
+    compare_native signals
+}
+
+@test "signals on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native signals
+}
