@@ -64,7 +64,7 @@ struct fz_fiber {
     char name[16];
     uint64_t sigmask; /* this thread's signal mask (runtime/sigmask.c) */
     size_t guard_requested; /* reported by pthread_getattr_np, as glibc does */
-};
+} __attribute__((aligned(64))); /* a whole number of cache lines: aligned_alloc wants it */
 
 struct fz_carrier {
     unsigned index;

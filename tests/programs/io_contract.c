@@ -123,6 +123,7 @@ int main(void)
     close(big[0]);
     pthread_join(t, 0);
     CHECK(got == (long)len, "the reader got every byte");
+    free(buf);
     printf("%d failures\n", failures);
     return failures != 0;
 }
