@@ -22,6 +22,9 @@
 #include "preload/config.h"
 #include "preload/real.h"
 #include "runtime/driver.h"
+#include "runtime/park.h"
+#include "runtime/reactor.h"
+#include "runtime/stack.h"
 #include "runtime/sched.h"
 #include "runtime/stats.h"
 #include "runtime/tls.h"
@@ -32,11 +35,22 @@ static void say(const char *a, const char *b)
     (void)!writev(2, v, 3);
 }
 
+/* The child's only thread is the forking fiber; no carrier came along.
+ * The runtime is rebuilt around it, so threads the child starts are fibers
+ * again.  If that fails (no memory), the child runs natively. */
 static void child_after_fork(void)
 {
-    /* The child's only thread is the forking fiber; no carrier came along.
-     * It runs natively from here (the runtime is not rebuilt yet). */
+    struct fz_fiber *self = fz_self();
     fz_rt.active = false;
+    if (!self)
+        return; /* forked from a thread that is not a fiber */
+    fz_park_after_fork();
+    fz_reactor_after_fork();
+    fz_fiber_after_fork();
+    fz_stack_after_fork();
+    fz_driver_after_fork();
+    if (!fz_sched_after_fork(self))
+        say("fiberize: ", "fork child runs without the runtime (out of memory)");
 }
 
 /* What native threads get: RLIMIT_STACK, or 2 MiB when unlimited (glibc). */

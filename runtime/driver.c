@@ -177,3 +177,15 @@ void fz_driver_poll(struct fz_carrier *c, bool block)
     if (fz_timers_due())
         fz_timers_fire(c);
 }
+
+void fz_driver_after_fork(void)
+{
+    /* the epoll instance is shared with the parent: make our own */
+    fz_sys1(SYS_close, d.epfd);
+    fz_sys1(SYS_close, d.wakefd);
+    d.timer_lock = (fz_spinlock){0};
+    atomic_store(&d.held, 0);
+    atomic_store(&d.sleeping, 0);
+    atomic_store(&d.wake_sent, 0);
+    fz_driver_init();
+}

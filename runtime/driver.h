@@ -10,6 +10,8 @@
 struct fz_carrier;
 
 bool fz_driver_init(void);
+/* fork child: a fresh epoll instance and an empty timer wheel. */
+void fz_driver_after_fork(void);
 /* Arm/disarm a timer; the driver is woken if the new deadline is earlier
  * than the one it sleeps towards.  Any context. */
 void fz_timer_arm(struct fz_timer *t);

@@ -190,8 +190,8 @@ void fz_fiber_exit(struct fz_fiber *self)
     fz_sigmask_fiber_gone(self);
     struct fz_carrier *c = self->carrier;
     c->stats.fibers_exited++;
-    if (atomic_fetch_sub(&fz_rt.live_fibers, 1) == 1 && atomic_load(&fz_rt.main_exited))
-        exit(0); /* the last thread of a program whose main called pthread_exit */
+    if (atomic_fetch_sub(&fz_rt.live_fibers, 1) == 1)
+        exit(0); /* the last thread ends the process (main called pthread_exit) */
     fz_exit_switch(self);
 }
 
@@ -207,4 +207,11 @@ void fz_fiber_reap(struct fz_carrier *c, struct fz_fiber *f)
         fz_fiber_free(f);
     else
         fz_unpark_addr_on(c, &f->exit_word, ~0u, ~0u);
+}
+
+void fz_fiber_after_fork(void)
+{
+    /* pooled fibers' TCBs left glibc's thread list in the child: drop them */
+    pool_lock = (fz_spinlock){0};
+    pool_head = NULL;
 }

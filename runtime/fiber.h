@@ -137,6 +137,9 @@ __attribute__((noreturn)) void fz_fiber_main(void *fiber);
 /* The running fiber ends: destructors, then leave for good. */
 __attribute__((noreturn)) void fz_fiber_exit(struct fz_fiber *self);
 
+/* fork child: forget the free-fiber pool. */
+void fz_fiber_after_fork(void);
+
 /* The OS thread creator (the real pthread_create), set by preload/. */
 extern int (*fz_os_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 

@@ -342,3 +342,12 @@ unsigned fz_requeue_addr(const void *addr, const void *addr2, unsigned wake, uns
     wake_list(NULL, list);
     return woken + moved;
 }
+
+void fz_park_after_fork(void)
+{
+    /* every waiter was another thread, gone in the child */
+    for (unsigned i = 0; i < BUCKETS; i++)
+        buckets[i] = (struct bucket){0};
+    interrupt_lock = (fz_spinlock){0};
+    interrupt_head = NULL;
+}

@@ -95,4 +95,7 @@ unsigned fz_requeue_addr(const void *addr, const void *addr2, unsigned wake, uns
  * waits, else the longest waiting).  Called from the signal wrapper. */
 void fz_interrupt_one(int sig, bool restart);
 
+/* fork child: empty every queue. */
+void fz_park_after_fork(void);
+
 #endif

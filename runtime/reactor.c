@@ -329,3 +329,22 @@ void fz_reactor_dispatch(struct fz_carrier *c, uint64_t tok, uint32_t events)
     fz_spin_unlock(&s->lock);
     wake_all(c, won);
 }
+
+void fz_reactor_after_fork(void)
+{
+    /* registrations belong to the parent's epoll instance; waiters were
+     * other threads, which the child does not have */
+    for (unsigned c = 0; c < CHUNKS; c++) {
+        struct fz_fd *chunk = atomic_load(&chunks[c]);
+        if (!chunk)
+            continue;
+        for (unsigned i = 0; i < CHUNK; i++) {
+            struct fz_fd *s = &chunk[i];
+            s->lock = (fz_spinlock){0};
+            s->gen++;
+            s->kind = FZ_FD_UNKNOWN;
+            s->head[0] = s->head[1] = NULL;
+            atomic_store(&s->turn, 0);
+        }
+    }
+}

@@ -71,6 +71,9 @@ void fz_fd_watch_prepare(struct fz_fd_watch *w, struct fz_fd *fd, bool rd, bool 
 /* 0 woken by readiness, ETIMEDOUT, EINTR (intr: enum fz_intr). */
 int fz_fd_watch_wait(struct fz_fd_watch *ws, int n, uint64_t deadline, int intr);
 
+/* fork child: every fd registers again with the child's epoll instance. */
+void fz_reactor_after_fork(void);
+
 /* Driver side: an epoll event whose data is `token` fired. */
 void fz_reactor_dispatch(struct fz_carrier *c, uint64_t token, uint32_t events);
 

@@ -487,25 +487,24 @@ bool fz_sched_start_carrier(struct fz_carrier *c)
     return fz_os_thread_create(&c->thread, NULL, carrier_thread, c) == 0;
 }
 
-bool fz_sched_start(unsigned n, const char **why)
+static bool alloc_carriers(unsigned n)
 {
     /* Slots for spares are mapped now and touched only when used. */
     size_t bytes = sizeof(struct fz_carrier) * (n + FZ_MAX_SPARES);
     void *slots = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (slots == MAP_FAILED)
-        return *why = "out of memory", false;
+        return false;
     fz_rt.carriers = slots;
     fz_rt.capacity = n + FZ_MAX_SPARES;
     fz_rt.target = n;
-    fz_inject_init(&fz_rt.inject);
     for (unsigned i = 0; i < n; i++)
         fz_carrier_init(&fz_rt.carriers[i], i);
     atomic_store(&fz_rt.ncarriers, n);
-    if (!adopt_main(&fz_rt.carriers[0], why))
-        return false;
-    fz_sigmask_fiber_born(fz_rt.main_fiber, fz_sigmask_current_kernel());
-    atomic_store(&fz_rt.live_fibers, 1);
-    fz_rt.active = true;
+    return true;
+}
+
+static void start_carriers(unsigned n)
+{
     for (unsigned i = 1; i < n; i++) {
         if (!fz_sched_start_carrier(&fz_rt.carriers[i])) {
             /* run with the carriers we have */
@@ -515,5 +514,64 @@ bool fz_sched_start(unsigned n, const char **why)
         }
     }
     fz_monitor_start();
+}
+
+bool fz_sched_start(unsigned n, const char **why)
+{
+    fz_inject_init(&fz_rt.inject);
+    if (!alloc_carriers(n))
+        return *why = "out of memory", false;
+    if (!adopt_main(&fz_rt.carriers[0], why))
+        return false;
+    fz_sigmask_fiber_born(fz_rt.main_fiber, fz_sigmask_current_kernel());
+    atomic_store(&fz_rt.live_fibers, 1);
+    fz_rt.active = true;
+    start_carriers(n);
+    return true;
+}
+
+/* The child of a fork is a process whose only thread is the fiber that
+ * forked: it becomes the main fiber of a runtime built afresh on the
+ * calling OS thread (carrier 0).  Nothing of the parent's carriers,
+ * queues or waiters survives; their memory is simply left behind. */
+bool fz_sched_after_fork(struct fz_fiber *self)
+{
+    unsigned n = fz_rt.target;
+    uint64_t mask = self->sigmask;
+    fz_rt.active = false;
+    fz_inject_init(&fz_rt.inject);
+    fz_rt.idle_lock = (fz_spinlock){0};
+    fz_rt.idle_head = NULL;
+    atomic_store(&fz_rt.num_idle, 0);
+    atomic_store(&fz_rt.stuck, 0);
+    atomic_store(&fz_rt.spares_running, 0);
+    atomic_store(&fz_rt.monitor_asleep, 0);
+    atomic_store(&fz_rt.main_exited, false);
+    atomic_store(&fz_rt.pending_interrupts, 0);
+    for (int sig = 0; sig <= 64; sig++) {
+        atomic_store(&fz_rt.pending_signal[sig], 0);
+        fz_rt.unblocked_by[sig] = 0;
+    }
+    fz_rt.mask_lock = (fz_spinlock){0};
+    atomic_store(&fz_rt.blocked_by_all, 0);
+    if (!alloc_carriers(n))
+        return false;
+    struct fz_carrier *c0 = &fz_rt.carriers[0];
+    c0->own_tcb = fz_tls_create(NULL);
+    if (!c0->own_tcb || fz_stack_alloc(NULL, IDLE_STACK_SIZE, 4096, &c0->idle_stack))
+        return false;
+    c0->idle_sp = fz_ctx_prepare(&c0->idle_stack, carrier0_idle_entry, c0);
+    c0->loaded_tcb = self->tcb;
+    c0->tid = (pid_t)fz_sys0(SYS_gettid);
+    c0->kernel_mask = mask;
+    self->carrier = c0;
+    self->state = FZ_FIBER_RUNNING;
+    atomic_store(&self->on_cpu, 1);
+    c0->current = self;
+    fz_rt.main_fiber = self;
+    fz_sigmask_fiber_born(self, mask);
+    atomic_store(&fz_rt.live_fibers, 1);
+    fz_rt.active = true;
+    start_carriers(n);
     return true;
 }

@@ -61,6 +61,9 @@ void fz_spawn(struct fz_fiber *f);
 __attribute__((noreturn)) void fz_exit_switch(struct fz_fiber *self);
 /* Called on every fiber right after it is switched in. */
 void fz_sched_resumed(struct fz_fiber *self);
+/* fork child: rebuild the runtime around self, the child's only thread.
+ * False if it could not (the child then runs without it). */
+bool fz_sched_after_fork(struct fz_fiber *self);
 /* Make every idle carrier pass through its idle loop once (mask changes). */
 void fz_sched_kick_idle(void);
 

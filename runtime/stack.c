@@ -181,3 +181,8 @@ void fz_stack_release(struct fz_stack_cache *cache, struct fz_stack *s)
     }
     unmap_stack(s);
 }
+
+void fz_stack_after_fork(void)
+{
+    shared_lock = (fz_spinlock){0}; /* the cached stacks are the child's too */
+}

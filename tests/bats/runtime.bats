@@ -127,3 +127,11 @@ load helpers
 @test "signals on one carrier" {
     FIBERIZE_WORKERS=1 compare_native signals
 }
+
+@test "fork from a thread: the child's threads run, atfork handlers, pthread_exit in the child" {
+    compare_native fork_threads
+}
+
+@test "fork_threads on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native fork_threads
+}
