@@ -4,7 +4,9 @@
 #ifndef FZ_REAL_H
 #define FZ_REAL_H
 
+#include <dirent.h>
 #include <poll.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -75,6 +77,20 @@
     X(int, open, (const char *, int, ...))                                                         \
     X(int, openat, (int, const char *, int, ...))                                                  \
     X(int, close, (int))                                                                           \
+    X(int, fclose, (FILE *))                                                                       \
+    X(FILE *, fopen, (const char *, const char *))                                                 \
+    X(FILE *, freopen, (const char *, const char *, FILE *))                                       \
+    X(FILE *, popen, (const char *, const char *))                                                 \
+    X(int, closedir, (DIR *))                                                                      \
+    X(int, eventfd, (unsigned, int))                                                               \
+    X(int, timerfd_create, (int, int))                                                             \
+    X(int, signalfd, (int, const sigset_t *, int))                                                 \
+    X(int, epoll_create, (int))                                                                    \
+    X(int, epoll_create1, (int))                                                                   \
+    X(int, inotify_init, (void))                                                                   \
+    X(int, inotify_init1, (int))                                                                   \
+    X(int, memfd_create, (const char *, unsigned))                                                 \
+    X(int, creat, (const char *, mode_t))                                                          \
     X(int, dup, (int))                                                                             \
     X(int, dup2, (int, int))                                                                       \
     X(int, dup3, (int, int, int))                                                                  \

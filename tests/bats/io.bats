@@ -49,3 +49,7 @@ load helpers
 @test "recvmmsg/sendmmsg, sendfile, own epoll fd, SA_RESTART semantics on one carrier" {
     FIBERIZE_WORKERS=1 compare_native io_more
 }
+
+@test "an fd closed by fclose and reused by eventfd, timerfd or fopen behaves as the new file" {
+    compare_native io_fdreuse
+}

@@ -1,0 +1,143 @@
+/* Fd bookkeeping for creators and closers the I/O families do not cover.
+ *
+ * The reactor keeps state per fd number (registered, the program's
+ * O_NONBLOCK, timeouts).  A number closed behind our back -- by fclose,
+ * which calls libc's internal close -- and reused by a creator we do not
+ * see would inherit that state, and a fiber could park on an epoll
+ * registration the kernel dropped with the old file.  So every creator
+ * and closer a program can call through the PLT forgets the number's
+ * state: the next use registers afresh.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include "runtime/reactor.h"
+#include "syscalls/hook.h"
+
+static int forget(int fd)
+{
+    if (fd >= 0 && fz_rt.active)
+        fz_fd_forget(fd);
+    return fd;
+}
+
+static FILE *forget_stream(FILE *f)
+{
+    if (f)
+        forget(fileno(f));
+    return f;
+}
+
+FZ_EXPORT int fclose(FILE *f)
+{
+    int fd = f ? fileno(f) : -1;
+    forget(fd);
+    return fz_real.fclose(f);
+}
+
+FZ_EXPORT FILE *fopen(const char *path, const char *mode)
+{
+    return forget_stream(fz_real.fopen(path, mode));
+}
+
+FZ_EXPORT FILE *fopen64(const char *path, const char *mode) __attribute__((alias("fopen")));
+
+FZ_EXPORT FILE *freopen(const char *path, const char *mode, FILE *f)
+{
+    if (f)
+        forget(fileno(f));
+    return forget_stream(fz_real.freopen(path, mode, f));
+}
+
+FZ_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *f)
+    __attribute__((alias("freopen")));
+
+FZ_EXPORT FILE *popen(const char *cmd, const char *mode)
+{
+    return forget_stream(fz_real.popen(cmd, mode));
+}
+
+FZ_EXPORT int closedir(DIR *d)
+{
+    forget(dirfd(d));
+    return fz_real.closedir(d);
+}
+
+FZ_EXPORT int eventfd(unsigned value, int flags)
+{
+    return forget(fz_real.eventfd(value, flags));
+}
+
+FZ_EXPORT int timerfd_create(int clock, int flags)
+{
+    return forget(fz_real.timerfd_create(clock, flags));
+}
+
+FZ_EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
+{
+    return forget(fz_real.signalfd(fd, mask, flags));
+}
+
+FZ_EXPORT int epoll_create(int size)
+{
+    return forget(fz_real.epoll_create(size));
+}
+
+FZ_EXPORT int epoll_create1(int flags)
+{
+    return forget(fz_real.epoll_create1(flags));
+}
+
+FZ_EXPORT int inotify_init(void)
+{
+    return forget(fz_real.inotify_init());
+}
+
+FZ_EXPORT int inotify_init1(int flags)
+{
+    return forget(fz_real.inotify_init1(flags));
+}
+
+FZ_EXPORT int memfd_create(const char *name, unsigned flags)
+{
+    return forget(fz_real.memfd_create(name, flags));
+}
+
+FZ_EXPORT int creat(const char *path, mode_t mode)
+{
+    return forget(fz_real.creat(path, mode));
+}
+
+FZ_EXPORT int creat64(const char *path, mode_t mode) __attribute__((alias("creat")));
+
+/* Programs built with _FILE_OFFSET_BITS=64 call the *64 names; on x86_64
+ * they are the same calls, so they go through our open and openat. */
+static mode_t mode_arg(int flags, va_list ap)
+{
+    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, mode_t) : 0;
+}
+
+FZ_EXPORT int open64(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    return open(path, flags, mode);
+}
+
+FZ_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    return openat(dirfd, path, flags, mode);
+}
