@@ -91,6 +91,8 @@
     X(int, inotify_init1, (int))                                                                   \
     X(int, memfd_create, (const char *, unsigned))                                                 \
     X(int, creat, (const char *, mode_t))                                                          \
+    X(int, close_range, (unsigned, unsigned, int))                                                 \
+    X(void, closefrom, (int))                                                                      \
     X(int, dup, (int))                                                                             \
     X(int, dup2, (int, int))                                                                       \
     X(int, dup3, (int, int, int))                                                                  \

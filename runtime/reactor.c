@@ -275,6 +275,14 @@ void fz_fd_end_turn(struct fz_fd *s)
     wake_all(NULL, won);
 }
 
+unsigned fz_fd_highest_known(void)
+{
+    for (unsigned c = CHUNKS; c-- > 0;)
+        if (atomic_load_explicit(&chunks[c], memory_order_acquire))
+            return (c + 1) * CHUNK - 1;
+    return 0;
+}
+
 void fz_fd_kick(int fd)
 {
     struct fz_fd *s = lookup(fd, false);

@@ -50,6 +50,8 @@ void fz_fd_end_turn(struct fz_fd *s);
 /* Something changed fd's state behind epoll's back (shutdown): wake its
  * waiters so they retry. */
 void fz_fd_kick(int fd);
+/* The highest fd number the table has room for now (for range closes). */
+unsigned fz_fd_highest_known(void);
 /* fd was closed or replaced: wake its waiters and forget its state. */
 void fz_fd_forget(int fd);
 

@@ -10,6 +10,7 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/epoll.h>
@@ -140,4 +141,28 @@ FZ_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
     return openat(dirfd, path, flags, mode);
+}
+
+/* Numbers are forgotten before the real call, as close does: the range may
+ * be huge, but only numbers the reactor has seen have state to drop. */
+static void forget_range(unsigned first, unsigned last)
+{
+    if (!fz_rt.active)
+        return;
+    unsigned top = fz_fd_highest_known();
+    for (unsigned fd = first; fd <= last && fd <= top; fd++)
+        fz_fd_forget((int)fd);
+}
+
+FZ_EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+    if (!(flags & CLOSE_RANGE_CLOEXEC))
+        forget_range(first, last);
+    return fz_real.close_range(first, last, flags);
+}
+
+FZ_EXPORT void closefrom(int lowfd)
+{
+    forget_range(lowfd < 0 ? 0 : (unsigned)lowfd, ~0u);
+    fz_real.closefrom(lowfd);
 }

@@ -69,5 +69,17 @@ int main(void)
     char buf[8];
     report("a read of the new file gives its EOF", read(fileno(f), buf, sizeof buf) == 0);
     fclose(f);
+
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    (void)!write(sv[1], "x", 1);
+    (void)!read(sv[0], buf, 1);
+    int lowest = sv[0] < sv[1] ? sv[0] : sv[1];
+    closefrom(lowest);
+    efd = eventfd(0, 0);
+    report("after closefrom, eventfd takes the number", efd == lowest);
+    pthread_create(&t, NULL, post_later, NULL);
+    report("a blocking eventfd read wakes", read(efd, &v, sizeof v) == 8 && v == 1);
+    pthread_join(t, NULL);
     return failures != 0;
 }
