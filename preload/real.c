@@ -1,19 +1,75 @@
-/* Resolution of the real libc symbols (see real.h). */
+/* Resolution of the real libc symbols (see real.h).
+ *
+ * Other libraries' constructors may run before ours (the loader orders
+ * constructors by dependencies only, and a preloaded library depends on
+ * none of the program's), and they call interposed functions: libselinux's
+ * calls fopen before our constructor has run.  So every slot starts out as
+ * a forwarding stub that resolves all symbols on first use and then calls
+ * the real function with the caller's arguments untouched
+ * (__builtin_apply).  After resolution the slots hold the real functions.
+ */
 #include <dlfcn.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <unistd.h>
 #include "preload/real.h"
+#include "runtime/sys.h"
 
-struct fz_real fz_real;
+static atomic_int resolved;
+static const char *first_missing;
 
-int fz_real_resolve(const char **missing)
+/* A symbol this libc lacks: calling it is a bug in the caller's choice of
+ * interposer, so say which and stop rather than jump to NULL. */
+static void missing_symbol(void)
 {
+    static const char msg[] = "fiberize: a real libc function is missing\n";
+    fz_sys3(SYS_write, 2, msg, sizeof msg - 1);
+    _exit(127);
+}
+
+static void resolve_all(void)
+{
+    if (atomic_load_explicit(&resolved, memory_order_acquire))
+        return;
+    const char *missing = NULL;
 #define FZ_REAL_LOOKUP(ret, name, args)                                                            \
-    fz_real.name = (ret(*) args)dlsym(RTLD_NEXT, #name);                                           \
-    if (!fz_real.name) {                                                                           \
-        *missing = #name;                                                                          \
-        return 0;                                                                                  \
+    {                                                                                              \
+        void *p = dlsym(RTLD_NEXT, #name);                                                         \
+        if (!p && !missing)                                                                        \
+            missing = #name;                                                                       \
+        fz_real.name = (ret(*) args)(p ? p : (void *)missing_symbol);                              \
     }
     FZ_REAL_ALL_SYMBOLS(FZ_REAL_LOOKUP)
 #undef FZ_REAL_LOOKUP
-    return 1;
+    first_missing = missing;
+    atomic_store_explicit(&resolved, 1, memory_order_release);
+}
+
+/* Stack bytes of arguments to copy: enough for every signature we forward
+ * (the longest passes one argument on the stack). */
+#define FORWARD_STACK_BYTES 64
+
+#define FZ_REAL_STUB(ret, name, args)                                                              \
+    static void stub_##name(void)                                                                  \
+    {                                                                                              \
+        void *forwarded = __builtin_apply_args();                                                  \
+        resolve_all();                                                                             \
+        void *result =                                                                             \
+            __builtin_apply((void (*)())(void *)fz_real.name, forwarded, FORWARD_STACK_BYTES);     \
+        __builtin_return(result);                                                                  \
+    }
+FZ_REAL_ALL_SYMBOLS(FZ_REAL_STUB)
+#undef FZ_REAL_STUB
+
+struct fz_real fz_real = {
+#define FZ_REAL_INIT(ret, name, args) .name = (ret(*) args)stub_##name,
+    FZ_REAL_ALL_SYMBOLS(FZ_REAL_INIT)
+#undef FZ_REAL_INIT
+};
+
+int fz_real_resolve(const char **missing)
+{
+    resolve_all();
+    *missing = first_missing;
+    return first_missing == NULL;
 }

@@ -119,7 +119,7 @@ run_unit_tests() {
 
 run_bats_files() {
     local file
-    for file in tests/bats/*.bats; do
+    for file in tests/bats/*.bats tests/programs/real/*.bats; do
         [[ -f $file ]] || continue
         if ! command -v bats >/dev/null; then
             suite_problem "$file not run: bats is not installed"
