@@ -378,17 +378,13 @@ static bool spare_should_retire(void)
 static void spare_retire(struct fz_carrier *c)
 {
     struct fz_task *t;
-    bool moved = false;
-    if ((t = atomic_exchange(&c->lifo, NULL))) {
+    if ((t = atomic_exchange(&c->lifo, NULL)))
         fz_inject_push(&fz_rt.inject, t);
-        moved = true;
-    }
-    while ((t = fz_runq_pop(&c->runq))) {
+    while ((t = fz_runq_pop(&c->runq)))
         fz_inject_push(&fz_rt.inject, t);
-        moved = true;
-    }
-    if (moved)
-        notify_idle();
+    /* Always pass a wake-up on: the one that made this spare leave its
+     * futex may have been meant for work it will now not do. */
+    notify_idle();
     atomic_store(&c->retire_word, 1);
     atomic_store(&c->retired, 1);
     while (atomic_load(&c->retire_word))
