@@ -76,6 +76,8 @@ struct fz_carrier {
     void *own_tcb;     /* TCB loaded while idle (signal handlers run on it) */
     void *loaded_tcb;  /* thread pointer currently loaded on this OS thread */
     struct fz_fiber *dead; /* exited fiber whose stack is released after the switch */
+    struct fz_fiber *handoff; /* picked while still switching out elsewhere: the idle
+                                 context runs it (sched.c's switch_away) */
     atomic_int park_word;  /* futex word for idle sleeping */
     struct fz_carrier *next_idle;
     atomic_int in_idle_list;

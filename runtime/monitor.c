@@ -84,8 +84,10 @@ static bool all_idle(void)
 static void *monitor_main(void *arg)
 {
     (void)arg;
-    sigset_t all;
-    sigfillset(&all); /* signals are the program's threads' business */
+    /* Signals are the program's threads' business -- except glibc's own
+     * (32: cancellation, 33: set*id, which every thread must answer or
+     * setuid() waits forever). */
+    uint64_t all = ~0ull & ~(1ull << 31) & ~(1ull << 32);
     fz_sys4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8);
     struct timespec nap = fz_ns_to_ts(handoff_ns / 2);
     for (;;) {

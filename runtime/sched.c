@@ -245,7 +245,14 @@ static void switch_away(struct fz_carrier *c, struct fz_fiber *self)
         self->state = FZ_FIBER_RUNNING;
         return;
     }
-    if (next) {
+    if (next && atomic_load_explicit(&next->on_cpu, memory_order_acquire)) {
+        /* next is still switching out on another carrier, which may be
+         * waiting the same way for self: never wait while holding self.
+         * The idle context claims next once self is saved. */
+        c->handoff = next;
+        c->current = NULL;
+        fz_switch(&self->sp, c->idle_sp, &self->on_cpu);
+    } else if (next) {
         claim_cpu(c, next);
         fz_switch(&self->sp, next->sp, &self->on_cpu);
     } else {
@@ -391,10 +398,29 @@ static void spare_retire(struct fz_carrier *c)
         fz_futex_wait(&c->retire_word, 1, NULL);
 }
 
+/* Before sleeping: a signal handler that runs on this OS thread while it
+ * sleeps must not run on the TLS of the fiber that ran here last, which
+ * may be running on another carrier by now.  (Going idle without sleeping
+ * keeps it: the next fiber may well be that one.) */
+static void load_own_tcb(struct fz_carrier *c)
+{
+    if (c->loaded_tcb != c->own_tcb) {
+        fz_set_thread_pointer(c->own_tcb);
+        c->loaded_tcb = c->own_tcb;
+        c->stats.tp_writes++;
+    }
+}
+
 static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
 {
     for (;;) {
         reap_dead(c); /* the idle context may start fresh after an exit */
+        if (c->handoff) {
+            struct fz_fiber *next = c->handoff;
+            c->handoff = NULL;
+            run_from_idle(c, next);
+            continue;
+        }
         uint64_t idle_mask = atomic_load_explicit(&fz_rt.blocked_by_all, memory_order_relaxed);
         if (c->kernel_mask != idle_mask)
             fz_sigmask_load(c, idle_mask);
@@ -424,6 +450,7 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
             continue;
         }
         c->stats.idle_sleeps++;
+        load_own_tcb(c);
         if (fz_driver_acquire())
             sleep_in_driver(c);
         else
@@ -510,6 +537,7 @@ static void start_carriers(unsigned n)
         }
     }
     fz_monitor_start();
+    fz_tls_threads_started();
 }
 
 bool fz_sched_start(unsigned n, const char **why)
