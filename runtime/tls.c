@@ -9,35 +9,87 @@
  * in which glibc's own THREAD_SELF users (stdio lock owners, recursive mutex
  * owners via tid, pthread keys, cleanup buffers) see one thread per fiber.
  *
- * What the design guarantees, for fibers:
- *  - every module's TLS starts from its init image (exe, libraries, and
- *    libraries dlopen'ed later: GD/TLSDESC lazily through __tls_get_addr,
- *    initial-exec through _dl_init_static_tls, because fiber TCBs are linked
- *    on GL(dl_stack_user) like user-stack threads);
- *  - own errno, pthread_self() (== TCB), pthread keys, resolver state,
- *    ctype tables, locale (reset to the global one), C++ thread_local
- *    destructors and key destructors at exit;
- *  - a unique fake tid (0x20000000 + n, above PID_MAX_LIMIT) so glibc's
- *    owner checks (recursive/errorcheck mutexes, rwlock writer) tell fibers
- *    apart; calls that hand a tid to the kernel must be interposed;
- *  - stack canary and pointer guard copied from the creating thread (they
- *    are process-wide values);
- *  - rseq: cpu_id = RSEQ_CPU_ID_REGISTRATION_FAILED so sched_getcpu() falls
- *    back to the vDSO instead of reading a stale copy;
- *  - malloc: the tcache and arena binding of libc's TLS are kept when a TCB
- *    is recycled, so short-lived fibers do not leak them (glibc frees them in
- *    __libc_thread_freeres, which is not exported).
- * Not guaranteed: robust and PI mutexes through the real glibc (the kernel
- * knows only carrier tids), per-fiber signal masks and sigaltstack, gettid()
- * through a raw syscall.
+ * What the design guarantees, for fibers (tests/bats/tls.bats: program
+ * names in brackets; each runs natively and fiberized with 1 and 2 carriers
+ * and must print the same):
+ *  - every module's TLS starts from its init image: exe, startup libraries
+ *    (initial-exec and general-dynamic access) [tls_threads], libraries
+ *    dlopen'ed while fibers exist -- GD/TLSDESC lazily through
+ *    __tls_get_addr, initial-exec through _dl_init_static_tls, because fiber
+ *    TCBs are linked on GL(dl_stack_user) like user-stack threads
+ *    [tls_dlopen]; also after dlopen/dlclose cycles that hand a module id to
+ *    another library, for recycled TCBs [tls_dlclose];
+ *  - TLS addresses fixed for the fiber's life, values kept across sleeps,
+ *    yields, socket reads, mutex waits and migrations [tls_threads,
+ *    tls_basic, tls_self]; own errno, which successful blocking calls leave
+ *    alone and failing ones set for the caller only [tls_errno];
+ *  - pthread_self() == TCB: unique among live threads, stable, equal to
+ *    what pthread_create returned [tls_self];
+ *  - stack canary (%fs:0x28) and pointer guard copied from the creating
+ *    thread (process-wide values) [tls_canary: -fstack-protector-all,
+ *    recursion spanning sleeps; tls_glibc jmp: longjmp after a migration];
+ *  - C++ thread_local constructors/destructors once per touching fiber, in
+ *    reverse order, before pthread key destructors, also after pthread_exit
+ *    and when a destructor blocks [tls_cxx]; key destructors
+ *    (PTHREAD_DESTRUCTOR_ITERATIONS rounds) [tls_churn, runtime.bats keys];
+ *  - glibc per-thread state [tls_glibc]: malloc from migrating fibers and
+ *    frees across them; stdio FILE locks owned per fiber (flockfile held
+ *    across a sleep makes another fiber's fprintf wait; ftrylockfile is
+ *    recursive for the owner only); dlerror state; uselocale; lock owners
+ *    of recursive/errorcheck mutexes and rwlocks through a unique fake tid
+ *    (0x20000000 + n, above PID_MAX_LIMIT); sched_getcpu() valid because
+ *    the rseq cpu_id is RSEQ_CPU_ID_REGISTRATION_FAILED (glibc falls back
+ *    to the vDSO; the carrier's registration is never copied), the main
+ *    fiber's too (its TCB was the main thread's: its registration is
+ *    dropped and its tid moves to carrier 0's idle TCB, see
+ *    move_os_thread_identity); fork from a fiber: the child's only thread
+ *    keeps that fiber's TLS and pthread_self;
+ *  - a new fiber on a recycled TCB starts as fresh as a native thread:
+ *    errno, h_errno, dlerror, locale, ctype tables, resolver state pointer
+ *    reset; pending dlerror state and strsignal/strerror_l buffers released
+ *    at exit as __libc_thread_freeres would [tls_glibc fresh];
+ *  - no growth from short-lived fibers: TCBs are pooled with libc's block
+ *    (tcache, arena binding) kept, since __libc_thread_freeres is not
+ *    exported [tls_churn: 1M threads, RSS growth after 100k: 0 kB];
+ *  - setuid & co. from a fiber, the main one included, reach every OS
+ *    thread and return (glibc's SIGSETXID handler runs on the TCB with the
+ *    receiving thread's tid, see below) [tls_setxid].
+ * Not guaranteed:
+ *  - gettid()/syscall(SYS_gettid) name the carrier and change on migration;
+ *    glibc calls that hand pd->tid to the kernel (affinity, sched params,
+ *    pthread_kill, pthread_sigqueue, pthread_getcpuclockid, names, async
+ *    cancel) see the fake tid -- the main fiber's too -- and must be
+ *    interposed; robust and PI mutexes through the real glibc (the kernel
+ *    knows only carrier tids and walks only carriers' robust lists);
+ *  - sigaltstack is per OS thread; signal masks are not in the TCB (the
+ *    runtime keeps them per fiber elsewhere);
+ *  - a signal handler runs on the TCB its carrier has loaded: the fiber it
+ *    interrupted, or, on an idle carrier, whichever TCB the scheduler left
+ *    loaded [tls_signal catches a handler on the TLS of a fiber running
+ *    elsewhere];
+ *  - libraries that use rseq themselves see cpu_id -2 and must fall back;
+ *  - resolver state from res_init is dropped at recycling without glibc's
+ *    res_nclose (IPv6 name-server addresses leak); sunrpc per-thread state
+ *    and inet_ntoa's buffer stay with the recycled TCB;
+ *  - a thread glibc creates itself (timer SIGEV_THREAD, aio) after the last
+ *    fiber creation may run glibc's unwrapped SIGSETXID handler (see below);
+ *  - stacks of fibers are not made executable by a later dlopen of an
+ *    exec-stack library (_dl_make_stacks_executable walks only
+ *    GL(dl_stack_used)).
+ *
+ * The library itself has no TLS segment: a __thread variable in it would be
+ * per fiber, not per carrier [tls.bats checks with readelf].
  *
  * Layout: the offsets below are glibc 2.36 x86_64's.  fz_tls_setup checks
- * them against the _thread_db_* descriptors libc exports, the robust list
- * and __rseq_offset of the main thread, and refuses any other glibc.
+ * them against the _thread_db_* descriptors libc exports, the robust list,
+ * __rseq_offset, the strsignal buffer of the main thread and libc's TLS
+ * block, and refuses any other glibc.
  *
  * Threads: fz_tls_create/recycle/exit call libc and run on the fiber that
  * creates or exits; recycling is driven by the fiber pool (runtime/fiber.c),
- * which keeps each TCB paired with its fiber for life.
+ * which keeps each TCB paired with its fiber for life.  setxid_on_own_tcb
+ * runs in signal context on any OS thread: raw syscalls and list reads
+ * only.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -45,13 +97,16 @@
 #include <limits.h>
 #include <link.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <locale.h>
+#include <netdb.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/single_threaded.h>
 #include <asm/prctl.h>
 #include "runtime/tls.h"
 #include "runtime/spinlock.h"
@@ -87,12 +142,19 @@ enum {
     PD_GUARDSIZE = 1696,
     PD_REPORTED_GUARDSIZE = 1704,
     PD_RES = 1720,
+    PD_TLS_STATE = 2304, /* strsignal and strerror_l buffers (malloc'd) */
     PD_KEYS = 1024,
     PD_KEY_2ND = 32,
     PD_KEY_1ST = 32,
 };
 /* _rtld_global, ld.so 2.36 */
-enum { RTLD_DL_STACK_USER = 0x10b8, RTLD_DL_STACK_CACHE_LOCK = 0x10e8 };
+enum {
+    RTLD_DL_STACK_USED = 0x10a8,
+    RTLD_DL_STACK_USER = 0x10b8,
+    RTLD_DL_STACK_CACHE_LOCK = 0x10e8,
+};
+/* glibc's internal signal for the set*id broadcast (SIGRTMIN + 1) */
+enum { SIGSETXID = 33 };
 
 #define AT(tcb, off, type) (*(type *)((char *)(tcb) + (off)))
 
@@ -108,8 +170,18 @@ struct key_data {
     void *data;
 };
 
+/* One DTV entry (ld.so's dtv_t); dtv[-1].counter is the number of module
+ * slots, dtv[0].counter the generation the DTV is current with. */
+union dtv_entry {
+    size_t counter;
+    struct {
+        void *val, *to_free;
+    } pointer;
+};
+
 static struct {
     void *(*allocate_tls)(void *);
+    void *(*allocate_tls_init)(void *, bool);
     void (*deallocate_tls)(void *, bool);
     void (*ctype_init)(void);
     void (*call_tls_dtors)(void);
@@ -119,16 +191,15 @@ static struct {
     ptrdiff_t rseq_offset;
     unsigned rseq_size;
     bool wrfsbase;
-    void *libc_tls_image; /* identifies libc's module when re-initialising */
+    ptrdiff_t libc_tls_offset; /* libc's static TLS block: tcb - offset */
+    size_t libc_tls_size;
 } g;
 
 static atomic_uint next_fake_tid;
 
 /* The marker that tells a fiber's TCB from a native thread's: native threads
  * keep their start routine in the same field. */
-static void fiber_tcb_marker(void)
-{
-}
+static void fiber_tcb_marker(void) {}
 
 static bool check_db(const char *name, uint32_t offset)
 {
@@ -168,7 +239,104 @@ static bool check_layout(const char **why)
         }
     if (!found)
         return *why = "dl_stack_user is not where expected", false;
+    /* strsignal keeps its buffer in struct pthread's tls_state; a buffer
+     * made here stays the main thread's, as if main had asked. */
+    if (strsignal(4095) != AT(tp, PD_TLS_STATE, char *))
+        return *why = "tls_state is not where expected", false;
+    if (!g.libc_tls_size)
+        return *why = "libc's TLS block not found", false;
     return true;
+}
+
+/* Where libc's static TLS block is (the same offset below every TCB). */
+static int find_libc_tls(struct dl_phdr_info *info, size_t size, void *tp)
+{
+    (void)size;
+    if (!info->dlpi_tls_modid || !info->dlpi_tls_data || !strstr(info->dlpi_name, "/libc.so.6"))
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_TLS) {
+            g.libc_tls_offset = (char *)tp - (char *)info->dlpi_tls_data;
+            g.libc_tls_size = info->dlpi_phdr[i].p_memsz;
+        }
+    return 1;
+}
+
+/* ---- the set*id broadcast ----------------------------------------------
+ * In a threaded process glibc's setuid and friends (__nptl_setxid) mark
+ * every TCB on GL(dl_stack_used) and GL(dl_stack_user), send SIGSETXID to
+ * each one's tid and wait until the handler, on that OS thread, has applied
+ * the change and cleared the mark on THREAD_SELF -- glibc assumes the TCB a
+ * thread has loaded is the one with its tid.  Fiber TCBs carry fake tids, so
+ * they are never signalled; carriers are, but a carrier runs the handler
+ * with a fiber's TCB loaded, clears that one's mark and leaves its own set,
+ * and glibc signals it again, forever (setuid hung).  So glibc's handler is
+ * wrapped: it runs on the TCB that carries the receiving OS thread's tid
+ * (the carrier's own, or for the main thread the main fiber's), found on the
+ * lists, which __nptl_setxid keeps locked the whole time.  glibc installs its
+ * handler at the first real pthread_create (late_init) and sets
+ * __libc_single_threaded to false after that; until then set*id does no
+ * broadcast.  The runtime starts its carriers and monitor with the real
+ * pthread_create, so the wrapper goes in right after that
+ * (fz_tls_threads_started), before main runs: memcached calls setgroups
+ * before it starts any thread.  Once: a program that installs its own
+ * SIGSETXID handler is on its own. */
+
+struct kernel_sigaction {
+    void (*handler)(int, siginfo_t *, void *);
+    unsigned long flags;
+    void (*restorer)(void);
+    uint64_t mask;
+};
+static struct kernel_sigaction glibc_setxid;
+static atomic_int setxid_state; /* 0 not yet, 1 being installed, 2 done */
+
+static void *tcb_with_tid(int tid)
+{
+    static const unsigned lists[] = {RTLD_DL_STACK_USED, RTLD_DL_STACK_USER};
+    for (int l = 0; l < 2; l++) {
+        struct list_node *head = (struct list_node *)(g.rtld_global + lists[l]);
+        for (struct list_node *n = head->next; n != head; n = n->next) {
+            void *tcb = (char *)n - PD_LIST;
+            if (AT(tcb, PD_TID, int) == tid)
+                return tcb;
+        }
+    }
+    return NULL;
+}
+
+static void setxid_on_own_tcb(int sig, siginfo_t *info, void *uctx)
+{
+    void *loaded = fz_thread_pointer();
+    int tid = (int)fz_sys0(SYS_gettid);
+    void *own = AT(loaded, PD_TID, int) == tid ? loaded : tcb_with_tid(tid);
+    if (own && own != loaded)
+        fz_set_thread_pointer(own);
+    glibc_setxid.handler(sig, info, uctx);
+    if (own && own != loaded)
+        fz_set_thread_pointer(loaded); /* not part of the signal frame */
+}
+
+static void wrap_setxid_handler(void)
+{
+    if (atomic_load_explicit(&setxid_state, memory_order_relaxed) == 2 || __libc_single_threaded)
+        return;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&setxid_state, &expected, 1))
+        return; /* another creator is at it */
+    struct kernel_sigaction wrapped;
+    if (fz_sys4(SYS_rt_sigaction, SIGSETXID, NULL, &glibc_setxid, 8) == 0 &&
+        (glibc_setxid.flags & SA_SIGINFO) && glibc_setxid.handler != setxid_on_own_tcb) {
+        wrapped = glibc_setxid;
+        wrapped.handler = setxid_on_own_tcb;
+        fz_sys4(SYS_rt_sigaction, SIGSETXID, &wrapped, NULL, 8);
+    }
+    atomic_store(&setxid_state, 2);
+}
+
+void fz_tls_threads_started(void)
+{
+    wrap_setxid_handler();
 }
 
 bool fz_tls_setup(const char **why)
@@ -176,6 +344,7 @@ bool fz_tls_setup(const char **why)
     if (strcmp(gnu_get_libc_version(), "2.36") != 0)
         return *why = "only glibc 2.36 is supported by this build", false;
     g.allocate_tls = dlsym(RTLD_DEFAULT, "_dl_allocate_tls");
+    g.allocate_tls_init = dlsym(RTLD_DEFAULT, "_dl_allocate_tls_init");
     g.deallocate_tls = dlsym(RTLD_DEFAULT, "_dl_deallocate_tls");
     g.ctype_init = dlsym(RTLD_DEFAULT, "__ctype_init");
     g.call_tls_dtors = dlsym(RTLD_DEFAULT, "__call_tls_dtors");
@@ -184,14 +353,15 @@ bool fz_tls_setup(const char **why)
     void **resp = dlsym(RTLD_DEFAULT, "__resp");
     ptrdiff_t *rseq_off = dlsym(RTLD_DEFAULT, "__rseq_offset");
     unsigned *rseq_size = dlsym(RTLD_DEFAULT, "__rseq_size");
-    if (!g.allocate_tls || !g.deallocate_tls || !g.ctype_init || !g.call_tls_dtors || !g.keys ||
-        !g.rtld_global || !resp || !rseq_off || !rseq_size)
+    if (!g.allocate_tls || !g.allocate_tls_init || !g.deallocate_tls || !g.ctype_init ||
+        !g.call_tls_dtors || !g.keys || !g.rtld_global || !resp || !rseq_off || !rseq_size)
         return *why = "glibc internals not found", false;
     g.resp_offset = (char *)resp - (char *)fz_thread_pointer();
     g.rseq_offset = *rseq_off;
     g.rseq_size = *rseq_size;
     g.wrfsbase = (getauxval(AT_HWCAP2) & 2) != 0; /* HWCAP2_FSGSBASE */
     atomic_init(&next_fake_tid, 0);
+    dl_iterate_phdr(find_libc_tls, fz_thread_pointer());
     return check_layout(why);
 }
 
@@ -234,6 +404,12 @@ static void link_on_stack_user(void *tcb)
     stack_list_unlock();
 }
 
+static int fake_tid(void)
+{
+    unsigned n = atomic_fetch_add(&next_fake_tid, 1);
+    return (int)(0x20000000u + (n % 0x1f000000u));
+}
+
 /* Fields nptl's allocate_stack/pthread_create would set. */
 static void init_pthread_fields(void *tcb, struct fz_fiber *fiber)
 {
@@ -245,8 +421,7 @@ static void init_pthread_fields(void *tcb, struct fz_fiber *fiber)
     AT(tcb, PD_STACK_GUARD, uintptr_t) = AT(tp, PD_STACK_GUARD, uintptr_t);
     AT(tcb, PD_POINTER_GUARD, uintptr_t) = AT(tp, PD_POINTER_GUARD, uintptr_t);
     AT(tcb, PD_FEATURE_1, unsigned) = AT(tp, PD_FEATURE_1, unsigned);
-    unsigned n = atomic_fetch_add(&next_fake_tid, 1);
-    AT(tcb, PD_TID, int) = (int)(0x20000000u + (n % 0x1f000000u));
+    AT(tcb, PD_TID, int) = fake_tid();
     void *robust_head = (char *)tcb + PD_ROBUST_HEAD;
     AT(tcb, PD_ROBUST_PREV, void *) = robust_head;
     AT(tcb, PD_ROBUST_HEAD, void *) = robust_head;
@@ -261,49 +436,74 @@ static void init_pthread_fields(void *tcb, struct fz_fiber *fiber)
         AT(tcb, g.rseq_offset + 4, int) = -2; /* RSEQ_CPU_ID_REGISTRATION_FAILED */
 }
 
-/* Reset a pooled TCB's non-libc TLS to the modules' init images.  libc's own
- * block is kept on purpose (tcache, arena); its per-thread values that
- * matter are reset in fz_tls_enter. */
-static int reset_module_tls(struct dl_phdr_info *info, size_t size, void *tcb)
+/* Bring a pooled TCB's module TLS back to the init images, the way nptl
+ * re-initialises a cached stack (get_cached_stack): free the dynamic blocks,
+ * clear the DTV, let ld.so rebuild it from its current slot list.  The DTV
+ * may be several dlopen/dlclose generations old and its entries may name
+ * modules since unloaded, whose ids now belong to others; only ld.so's slot
+ * list says where each current module's block is (copying images through the
+ * old DTV wrote a new static module's image into the smaller heap block the
+ * DTV still held for an unloaded one, past its end: tls_dlclose).
+ * libc's own block is kept on purpose (malloc's tcache and arena, which only
+ * the unexported __libc_thread_freeres could release); its per-thread values
+ * that a new thread sees are reset in fz_tls_exit and fz_tls_enter. */
+static void reset_module_tls(void *tcb)
 {
-    (void)size;
-    if (!info->dlpi_tls_modid || strstr(info->dlpi_name, "/libc.so.6"))
-        return 0;
-    const ElfW(Phdr) *tls = NULL;
-    for (int i = 0; i < info->dlpi_phnum; i++)
-        if (info->dlpi_phdr[i].p_type == PT_TLS)
-            tls = &info->dlpi_phdr[i];
-    if (!tls)
-        return 0;
-    struct {
-        void *val, *to_free;
-    } *dtv = AT(tcb, 8, void *);
-    if ((size_t)info->dlpi_tls_modid > (size_t)((uintptr_t *)dtv)[-2]) /* dtv[-1].counter */
-        return 0;
-    char *block = dtv[info->dlpi_tls_modid].val;
-    if (!block || block == (char *)-1)
-        return 0;
-    memcpy(block, (char *)info->dlpi_addr + tls->p_vaddr, tls->p_filesz);
-    memset(block + tls->p_filesz, 0, tls->p_memsz - tls->p_filesz);
-    return 0;
+    union dtv_entry *dtv = AT(tcb, 8, union dtv_entry *);
+    size_t slots = dtv[-1].counter;
+    for (size_t i = 1; i <= slots; i++)
+        free(dtv[i].pointer.to_free);
+    memset(dtv, 0, (slots + 1) * sizeof *dtv);
+    char *libc_block = (char *)tcb - g.libc_tls_offset;
+    char saved[g.libc_tls_size];
+    memcpy(saved, libc_block, g.libc_tls_size);
+    g.allocate_tls_init(tcb, true);
+    memcpy(libc_block, saved, g.libc_tls_size);
+}
+
+/* The calling OS thread's TCB (the main thread's, or after a fork the
+ * forking fiber's) becomes a fiber's, which may run on any carrier, while
+ * the new idle TCB stays on this OS thread: hand the OS thread's identity to
+ * the idle TCB.  The tid glibc compares and signals (set*id, see above) moves
+ * to it; the fiber gets a fake one like every fiber.  The kernel's rseq
+ * registration of this OS thread points into the fiber's TCB and would
+ * report this carrier's CPU to the fiber wherever it runs: unregister it
+ * (glibc registers the whole 32-byte area with RSEQ_SIG); the fiber then
+ * reads RSEQ_CPU_ID_REGISTRATION_FAILED like every fiber. */
+static void move_os_thread_identity(void *idle_tcb)
+{
+    void *tp = fz_thread_pointer();
+    int tid = (int)fz_sys0(SYS_gettid);
+    AT(idle_tcb, PD_TID, int) = tid;
+    if (AT(tp, PD_TID, int) != tid)
+        return;
+    AT(tp, PD_TID, int) = fake_tid();
+    if (g.rseq_size && fz_sys4(SYS_rseq, (char *)tp + g.rseq_offset, 32,
+                               1 /* RSEQ_FLAG_UNREGISTER */, 0x53053053 /* RSEQ_SIG */) == 0)
+        AT(tp, g.rseq_offset + 4, int) = -2;
 }
 
 void *fz_tls_create(struct fz_fiber *fiber)
 {
+    if (fiber)
+        wrap_setxid_handler();
     void *tcb = g.allocate_tls(NULL);
     if (!tcb)
         return NULL;
     link_on_stack_user(tcb);
     init_pthread_fields(tcb, fiber);
+    if (!fiber)
+        move_os_thread_identity(tcb);
     return tcb;
 }
 
 void fz_tls_recycle(void *tcb, struct fz_fiber *fiber)
 {
+    wrap_setxid_handler();
     /* everything of struct pthread after the tid: cleanup buffers, cancel
      * state, keys, result, resolver state */
     memset((char *)tcb + PD_ROBUST_PREV, 0, PD_SIZE - PD_ROBUST_PREV);
-    dl_iterate_phdr(reset_module_tls, tcb);
+    reset_module_tls(tcb);
     init_pthread_fields(tcb, fiber);
 }
 
@@ -328,7 +528,24 @@ void fz_tls_enter(void)
 {
     g.ctype_init();
     uselocale(LC_GLOBAL_LOCALE);
+    h_errno = 0;
     errno = 0;
+}
+
+/* What glibc's __libc_thread_freeres (not exported) releases at thread exit
+ * and a recycled TCB would otherwise hand to the next fiber: a pending
+ * dlerror message (the new thread's dlerror() would return it), the
+ * strsignal/strerror_l buffers (the recycling memset would leak them).
+ * Not released: resolver state from res_init (memset at recycling; glibc
+ * would free the addresses of IPv6 name servers). */
+static void release_libc_thread_state(void)
+{
+    if (dlerror())
+        (void)dlerror(); /* a delivered message is freed by the next call */
+    char **buffers = &AT(fz_thread_pointer(), PD_TLS_STATE, char *);
+    free(buffers[0]);
+    free(buffers[1]);
+    buffers[0] = buffers[1] = NULL;
 }
 
 void fz_tls_exit(void)
@@ -352,6 +569,7 @@ void fz_tls_exit(void)
             break;
     }
     free_key_blocks(fz_thread_pointer());
+    release_libc_thread_state();
 }
 
 void *fz_tcb_fiber(void *tcb)
@@ -387,4 +605,13 @@ struct fz_fiber *fz_tls_current_fiber(void)
         return NULL;
     __asm__ volatile("mov %%fs:%c1, %0" : "=r"(arg) : "i"(PD_ARG));
     return arg;
+}
+
+/* The tid glibc keeps in the loaded TCB: a fiber's fake unique tid, or an OS
+ * thread's real one.  Mutex owners are recorded with it, as glibc does. */
+pid_t fz_tcb_current_tid(void)
+{
+    int tid;
+    __asm__ volatile("mov %%fs:%c1, %0" : "=r"(tid) : "i"(PD_TID));
+    return tid;
 }

@@ -12,9 +12,18 @@ struct fz_fiber;
  * must stay off (every hook passes through: threads stay real threads). */
 bool fz_tls_setup(const char **why);
 
+/* The runtime's own OS threads exist (glibc is multi-threaded now): take
+ * over what that changes (the set*id broadcast handler, see tls.c). */
+void fz_tls_threads_started(void);
+
 /* A new TCB for a fiber (fiber != NULL: marked so fz_self() finds it) or
- * for a carrier's idle state (fiber == NULL).  NULL when memory runs out.
- * Runs on a thread with a sane thread pointer (it calls malloc). */
+ * for a carrier's idle state (fiber == NULL: made on that carrier's OS
+ * thread, whose current TCB must be the fiber that leaves it, e.g. the main
+ * thread; the idle TCB takes the OS thread's tid, the fiber a fake one, and
+ * the thread's rseq registration is dropped).  NULL when memory runs out.
+ * Runs on a thread with a sane thread pointer (it calls malloc).  Creating
+ * or recycling a fiber's TCB also wraps glibc's SIGSETXID handler once the
+ * process is multi-threaded (tls.c says why). */
 void *fz_tls_create(struct fz_fiber *fiber);
 /* Make a finished fiber's TCB fresh for a new fiber: module TLS back to the
  * init images, struct pthread reset; libc's block kept (see tls.c). */
@@ -27,14 +36,15 @@ void fz_tls_adopt_main(struct fz_fiber *fiber);
 void fz_tls_enter(void);
 /* Thread-exit work glibc would do: C++ thread_local destructors, then
  * pthread key destructors (up to PTHREAD_DESTRUCTOR_ITERATIONS rounds), then
- * free the key blocks.  Runs on the exiting fiber. */
+ * free the key blocks, the dlerror state and the strsignal/strerror_l
+ * buffers.  Runs on the exiting fiber. */
 void fz_tls_exit(void);
 /* The fiber whose TCB is loaded, or NULL (checks the marker). */
 struct fz_fiber *fz_tls_current_fiber(void);
 
 /* struct pthread fields the runtime reads or writes. */
-void *fz_tcb_fiber(void *tcb);         /* fiber of a TCB, NULL if not a fiber's */
-void **fz_tcb_result_slot(void *tcb);  /* where pthread_exit stores the value */
+void *fz_tcb_fiber(void *tcb);                    /* fiber of a TCB, NULL if not a fiber's */
+void **fz_tcb_result_slot(void *tcb);             /* where pthread_exit stores the value */
 void fz_tcb_set_unwind_buf(void *tcb, void *buf); /* cleanup_jmp_buf */
 void fz_tcb_set_stack(void *tcb, void *base, size_t size, size_t guard);
 
@@ -44,6 +54,9 @@ void fz_tcb_set_stack(void *tcb, void *base, size_t size, size_t guard);
  * sigjmp_buf, which that buffer is not (the signal mask is never saved). */
 extern int fz_unwind_setjmp(void *cancel_jmp_buf, int savemask) __asm__("__sigsetjmp")
     __attribute__((returns_twice, nothrow));
+
+/* The calling thread's tid as glibc records it (fibers: their fake tid). */
+pid_t fz_tcb_current_tid(void);
 
 /* Load a thread pointer on the calling OS thread (arch_prctl, or wrfsbase
  * where the kernel enables FSGSBASE).  Raw syscall: no TLS touched. */

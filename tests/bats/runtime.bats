@@ -135,3 +135,7 @@ load helpers
 @test "fork_threads on one carrier" {
     FIBERIZE_WORKERS=1 compare_native fork_threads
 }
+
+@test "set*id before any thread, from a thread and from main (glibc's broadcast comes back)" {
+    compare_native setxid_early
+}

@@ -102,8 +102,8 @@ static void *worker(void *arg)
     struct addrs a0;
     take_addrs(&a0);
     // A fresh thread sees the initial TLS images.
-    int pristine = t_id == 0 && t_init == 4242 && tlsA_id == 0 && tlsA_init == 777 &&
-                   tlsA_pristine();
+    int pristine =
+        t_id == 0 && t_init == 4242 && tlsA_id == 0 && tlsA_init == 777 && tlsA_pristine();
     for (int i = 0; i < NWORDS; i++)
         pristine &= t_words[i] == 0;
     if (!pristine)

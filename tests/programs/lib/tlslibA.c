@@ -4,8 +4,8 @@
 // library), so both TLS access paths of a startup-loaded library are checked.
 #define TLSA_WORDS 32
 
-__thread int tlsA_id;             // .tbss of the library
-__thread int tlsA_init = 777;     // .tdata of the library
+__thread int tlsA_id;         // .tbss of the library
+__thread int tlsA_init = 777; // .tdata of the library
 __thread long tlsA_words[TLSA_WORDS];
 
 void tlsA_set(int v)

@@ -1,9 +1,11 @@
-// tlslibB: loaded only by dlopen (tls_dlopen).  Its __thread variables start
-// non-zero, so a thread that existed before the dlopen must still see the
-// initial values: tlsB_gd through __tls_get_addr (dynamic TLS, allocated
-// lazily per thread), tlsB_ie in the static TLS surplus (initial-exec,
-// initialised for every live thread by ld.so at dlopen time).
-#define TLSB_WORDS 16
+// tlslibB: loaded only by dlopen (tls_dlopen, tls_dlclose).  Its block is
+// bigger than tlslibA's, so tls_dlclose can hand A's module id to it.  Its
+// __thread variables start non-zero, so a thread that existed before the
+// dlopen must still see the initial values: tlsB_gd through __tls_get_addr
+// (dynamic TLS, allocated lazily per thread), tlsB_ie in the static TLS
+// surplus (initial-exec, initialised for every live thread by ld.so at dlopen
+// time).  Having an initial-exec variable puts the whole block in static TLS.
+#define TLSB_WORDS 64 // 512 bytes: bigger than tlslibA's block
 
 __thread int tlsB_gd = 1234;
 __thread int tlsB_ie __attribute__((tls_model("initial-exec"))) = 5678;
