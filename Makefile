@@ -57,7 +57,7 @@ $(BUILD)/tests/programs/%: tests/programs/%.c $(PROG_LIB:tests/programs/lib/%.c=
 	$(CC) $(PROG_CFLAGS) -o $@ $< -L$(BUILD)/tests/programs -Wl,-rpath,'$$ORIGIN' $(shell sed -n 's,^// link: ,,p' $<) -ldl
 $(BUILD)/tests/programs/%: tests/programs/%.cc
 	@mkdir -p $(dir $@)
-	$(CXX) $(PROG_CFLAGS) -std=c++17 -o $@ $<
+	$(CXX) $(PROG_CFLAGS) -std=c++17 -o $@ $< $(shell sed -n 's,^// link: ,,p' $<)
 
 # The config test includes preload/config.c itself.
 $(BUILD)/tests/unit/test_config: tests/unit/test_config.c preload/config.c preload/config.h
