@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <threads.h>
 #include <time.h>
@@ -113,11 +114,47 @@
        void (*)(void), void *))
 
 /* Locks and condition variables (syscalls/mutex.c, cond.c, futex.c). */
-#define FZ_REAL_LOCK_SYMBOLS(X)
+#define FZ_REAL_LOCK_SYMBOLS(X)                                                                    \
+    X(int, pthread_mutex_lock, (pthread_mutex_t *))                                                \
+    X(int, pthread_mutex_trylock, (pthread_mutex_t *))                                             \
+    X(int, pthread_mutex_timedlock, (pthread_mutex_t *, const struct timespec *))                  \
+    X(int, pthread_mutex_clocklock, (pthread_mutex_t *, clockid_t, const struct timespec *))       \
+    X(int, pthread_mutex_unlock, (pthread_mutex_t *))                                              \
+    X(int, pthread_cond_wait, (pthread_cond_t *, pthread_mutex_t *))                               \
+    X(int, pthread_cond_timedwait, (pthread_cond_t *, pthread_mutex_t *, const struct timespec *)) \
+    X(int, pthread_cond_clockwait,                                                                 \
+      (pthread_cond_t *, pthread_mutex_t *, clockid_t, const struct timespec *))                   \
+    X(int, pthread_cond_signal, (pthread_cond_t *))                                                \
+    X(int, pthread_cond_broadcast, (pthread_cond_t *))                                             \
+    X(int, mtx_lock, (mtx_t *))                                                                    \
+    X(int, mtx_trylock, (mtx_t *))                                                                 \
+    X(int, mtx_timedlock, (mtx_t *__restrict, const struct timespec *__restrict))                  \
+    X(int, mtx_unlock, (mtx_t *))                                                                  \
+    X(int, cnd_wait, (cnd_t *, mtx_t *))                                                           \
+    X(int, cnd_timedwait, (cnd_t *__restrict, mtx_t *__restrict, const struct timespec *__restrict)) \
+    X(long, syscall, (long, ...))
 
 /* Other waits: rwlocks, barriers, spinlocks, semaphores (syscalls/rwlock.c,
  * barrier.c, spin.c, sem.c). */
-#define FZ_REAL_WAIT_SYMBOLS(X)
+#define FZ_REAL_WAIT_SYMBOLS(X)                                                                    \
+    X(int, pthread_rwlock_rdlock, (pthread_rwlock_t *))                                            \
+    X(int, pthread_rwlock_wrlock, (pthread_rwlock_t *))                                            \
+    X(int, pthread_rwlock_timedrdlock, (pthread_rwlock_t *, const struct timespec *))              \
+    X(int, pthread_rwlock_timedwrlock, (pthread_rwlock_t *, const struct timespec *))              \
+    X(int, pthread_rwlock_clockrdlock, (pthread_rwlock_t *, clockid_t, const struct timespec *))   \
+    X(int, pthread_rwlock_clockwrlock, (pthread_rwlock_t *, clockid_t, const struct timespec *))   \
+    X(int, pthread_rwlock_tryrdlock, (pthread_rwlock_t *))                                         \
+    X(int, pthread_rwlock_trywrlock, (pthread_rwlock_t *))                                         \
+    X(int, pthread_rwlock_unlock, (pthread_rwlock_t *))                                            \
+    X(int, pthread_barrier_wait, (pthread_barrier_t *))                                            \
+    X(int, pthread_barrier_destroy, (pthread_barrier_t *))                                         \
+    X(int, pthread_spin_lock, (pthread_spinlock_t *))                                              \
+    X(int, pthread_spin_trylock, (pthread_spinlock_t *))                                           \
+    X(int, sem_wait, (sem_t *))                                                                    \
+    X(int, sem_timedwait, (sem_t *, const struct timespec *))                                      \
+    X(int, sem_clockwait, (sem_t *, clockid_t, const struct timespec *))                           \
+    X(int, sem_trywait, (sem_t *))                                                                 \
+    X(int, sem_post, (sem_t *))
 
 /* Process and blocking-pool family (syscalls/process.c, runtime/pool.c ...). */
 #define FZ_REAL_PROCESS_SYMBOLS(X)

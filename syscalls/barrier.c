@@ -1,0 +1,162 @@
+/* pthread_barrier_wait/destroy: waiting parks the fiber, never the carrier.
+ *
+ * We run glibc 2.36's own barrier algorithm on glibc's own fields (in,
+ * current_round, count, shared, out: pthread_barrier_init is not
+ * interposed) and replace only its two kinds of futex wait and wake.  Keeping
+ * the encoding has two payoffs: a process-shared barrier works with the
+ * other process's unhooked glibc (a fork child runs without the runtime),
+ * and pthread_barrier_init, which only stores the fields, stays glibc's.
+ *
+ * The algorithm, in short: a thread takes ticket i = ++in; rounds are
+ * consecutive ranges of `count` tickets; whoever sees its ticket complete a
+ * round advances current_round (CAS) and wakes the waiters, the others wait
+ * until current_round reaches their ticket.  Every leaver counts `out`; the
+ * last one before `in` would pass UINT_MAX/2 resets the three counters,
+ * and threads arriving during a reset wait for it.  Exactly one thread per
+ * round (ticket divisible by count) gets PTHREAD_BARRIER_SERIAL_THREAD.
+ * destroy waits until every thread that entered has left.
+ *
+ * Waits: private barriers (shared == 0) park on the parking lot, keyed by
+ * the word's address, re-checking the word under the bucket lock; shared
+ * barriers sleep the fiber with a backoff (50 µs to 1 ms) and re-read, and
+ * wake-ups are real shared FUTEX_WAKEs so glibc waiters elsewhere see them.
+ * Non-fiber callers of shared barriers use the real functions.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include "runtime/park.h"
+#include "syscalls/hook.h"
+
+struct barrier {
+    atomic_uint in;
+    atomic_uint current_round;
+    unsigned count;
+    int shared;
+    atomic_uint out;
+};
+_Static_assert(sizeof(struct barrier) <= sizeof(pthread_barrier_t), "barrier layout");
+
+#define IN_THRESHOLD (UINT_MAX / 2)
+#define BACKOFF_MIN_NS 50000u
+#define BACKOFF_MAX_NS 1000000u
+
+static unsigned max_in_before_reset(unsigned count)
+{
+    return IN_THRESHOLD - IN_THRESHOLD % count;
+}
+
+struct word_is {
+    atomic_uint *word;
+    unsigned value;
+};
+
+static bool word_still_is(void *ctx)
+{
+    struct word_is *w = ctx;
+    return atomic_load(w->word) == w->value;
+}
+
+/* Return once *word != value (or spuriously: the callers re-check). */
+static void wait_change(struct barrier *b, atomic_uint *word, unsigned value)
+{
+    if (!b->shared) {
+        struct word_is ctx = {word, value};
+        fz_park_addr(word, ~0u, word_still_is, &ctx, 0, FZ_INTR_NONE);
+        return;
+    }
+    uint64_t delay = BACKOFF_MIN_NS;
+    while (atomic_load(word) == value) {
+        fz_sleep_until(fz_now_ns() + delay, FZ_INTR_NONE);
+        delay = delay * 2 < BACKOFF_MAX_NS ? delay * 2 : BACKOFF_MAX_NS;
+    }
+}
+
+static void wake_all(struct barrier *b, atomic_uint *word)
+{
+    if (!b->shared)
+        fz_unpark_addr(word, ~0u, UINT_MAX);
+    else
+        fz_sys3(SYS_futex, word, FUTEX_WAKE, INT_MAX);
+}
+
+/* Our ticket, after waiting out a reset in progress. */
+static unsigned enter(struct barrier *b, unsigned max_in)
+{
+    for (;;) {
+        unsigned i = atomic_fetch_add(&b->in, 1) + 1;
+        if (i <= max_in)
+            return i;
+        while (i > max_in) {
+            wait_change(b, &b->in, i);
+            i = atomic_load(&b->in);
+        }
+    }
+}
+
+/* Complete every round our ticket completes; true if that includes ours. */
+static bool finish_rounds(struct barrier *b, unsigned i, unsigned *cr)
+{
+    while (*cr + b->count <= i) {
+        unsigned next = i - i % b->count;
+        if (atomic_compare_exchange_weak(&b->current_round, cr, next)) {
+            *cr = next;
+            wake_all(b, &b->current_round);
+            return i <= next;
+        }
+    }
+    return false;
+}
+
+static void leave(struct barrier *b, unsigned max_in)
+{
+    if (atomic_fetch_add(&b->out, 1) + 1 != max_in)
+        return;
+    /* last thread before the reset point: start over from zero */
+    atomic_store(&b->current_round, 0);
+    atomic_store(&b->out, 0);
+    atomic_store(&b->in, 0);
+    wake_all(b, &b->in);
+}
+
+static bool pass_through(struct barrier *b)
+{
+    return !fz_hook_active(FZ_HOOK_SYNC) || (b->shared && !fz_self());
+}
+
+FZ_EXPORT int pthread_barrier_wait(pthread_barrier_t *barrier)
+{
+    struct barrier *b = (struct barrier *)barrier;
+    if (pass_through(b))
+        return fz_real.pthread_barrier_wait(barrier);
+    unsigned max_in = max_in_before_reset(b->count);
+    unsigned i = enter(b, max_in);
+    unsigned cr = atomic_load(&b->current_round);
+    if (!finish_rounds(b, i, &cr)) {
+        while (i > cr) {
+            wait_change(b, &b->current_round, cr);
+            cr = atomic_load(&b->current_round);
+        }
+    }
+    unsigned count = b->count; /* b may be destroyed once we have left */
+    leave(b, max_in);
+    return i % count == 0 ? PTHREAD_BARRIER_SERIAL_THREAD : 0;
+}
+
+/* Pretend the reset point was reached so the last leaver resets the
+ * barrier, and wait for that. */
+FZ_EXPORT int pthread_barrier_destroy(pthread_barrier_t *barrier)
+{
+    struct barrier *b = (struct barrier *)barrier;
+    if (pass_through(b))
+        return fz_real.pthread_barrier_destroy(barrier);
+    unsigned max_in = max_in_before_reset(b->count);
+    unsigned in = atomic_load(&b->in);
+    if (atomic_fetch_add(&b->out, max_in - in) < in) {
+        while (in != 0) {
+            wait_change(b, &b->in, in);
+            in = atomic_load(&b->in);
+        }
+    }
+    return 0;
+}
