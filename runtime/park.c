@@ -351,3 +351,40 @@ void fz_park_after_fork(void)
     interrupt_lock = (fz_spinlock){0};
     interrupt_head = NULL;
 }
+
+/* ---- wakes from signal handlers --------------------------------------- */
+
+/* A handler may have interrupted code holding the bucket or idle-list
+ * spinlock on this very thread, so it must not take them: its wakes wait
+ * in these slots until a carrier's scheduler runs them (find_work). */
+#define DEFERRED_SLOTS 256
+static _Atomic(const void *) deferred[DEFERRED_SLOTS];
+
+bool fz_unpark_addr_deferred(const void *addr)
+{
+    for (unsigned i = 0; i < DEFERRED_SLOTS; i++) {
+        const void *expected = NULL;
+        if (atomic_compare_exchange_strong(&deferred[i], &expected, addr)) {
+            atomic_fetch_add(&fz_rt.deferred_wakes, 1);
+            fz_driver_wake();
+            return true;
+        }
+    }
+    return false;
+}
+
+void fz_park_run_deferred(struct fz_carrier *c)
+{
+    if (!atomic_exchange(&fz_rt.deferred_wakes, 0))
+        return;
+    for (unsigned i = 0; i < DEFERRED_SLOTS; i++) {
+        const void *addr = atomic_exchange(&deferred[i], NULL);
+        if (addr)
+            fz_unpark_addr_on(c, addr, ~0u, 1);
+    }
+}
+
+bool fz_in_signal_handler(void)
+{
+    return atomic_load_explicit(&fz_rt.handlers_running, memory_order_relaxed) != 0;
+}

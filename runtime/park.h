@@ -95,6 +95,15 @@ unsigned fz_requeue_addr(const void *addr, const void *addr2, unsigned wake, uns
  * waits, else the longest waiting).  Called from the signal wrapper. */
 void fz_interrupt_one(int sig, bool restart);
 
+/* From a signal handler (which may have interrupted the holder of a
+ * runtime lock on this thread): wake one waiter on addr later, from a
+ * carrier's scheduler.  False if too many wakes are pending already. */
+bool fz_unpark_addr_deferred(const void *addr);
+/* Scheduler side: run the deferred wakes. */
+void fz_park_run_deferred(struct fz_carrier *c);
+/* A program's signal handler is running on some thread. */
+bool fz_in_signal_handler(void);
+
 /* fork child: empty every queue. */
 void fz_park_after_fork(void);
 

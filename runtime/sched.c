@@ -93,6 +93,8 @@ static void handle_interrupts(void)
 static struct fz_fiber *find_work(struct fz_carrier *c)
 {
     struct fz_task *t;
+    if (atomic_load_explicit(&fz_rt.deferred_wakes, memory_order_relaxed))
+        fz_park_run_deferred(c);
     if (++c->tick % GLOBAL_QUEUE_INTERVAL == 0) {
         if (atomic_load_explicit(&fz_rt.pending_interrupts, memory_order_relaxed))
             handle_interrupts();

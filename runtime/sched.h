@@ -27,6 +27,8 @@ struct fz_runtime {
     atomic_uint pending_interrupts;  /* signal handlers ran (total) */
     atomic_uint pending_signal[65];  /* ... per signal */
     atomic_ullong restart_signals;   /* bit sig-1: its handler has SA_RESTART */
+    atomic_int handlers_running;     /* program signal handlers running now */
+    atomic_uint deferred_wakes;      /* wakes handlers left for the scheduler */
     /* signal masks (runtime/sigmask.c) */
     fz_spinlock mask_lock;
     unsigned unblocked_by[65];      /* live fibers not blocking each signal */

@@ -27,10 +27,12 @@ static volatile sig_atomic_t wrapped[NSIG];
 static void on_signal(int sig, siginfo_t *info, void *uctx)
 {
     const struct sigaction *a = &program_action[sig];
+    atomic_fetch_add(&fz_rt.handlers_running, 1); /* see fz_unpark_addr_deferred */
     if (a->sa_flags & SA_SIGINFO)
         a->sa_sigaction(sig, info, uctx);
     else
         a->sa_handler(sig);
+    atomic_fetch_sub(&fz_rt.handlers_running, 1);
     atomic_fetch_add(&fz_rt.pending_signal[sig], 1);
     atomic_fetch_add(&fz_rt.pending_interrupts, 1);
     fz_driver_wake();
