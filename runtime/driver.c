@@ -35,6 +35,7 @@ static struct {
     atomic_int held;
     atomic_int sleeping;
     atomic_int wake_sent;
+    atomic_int wake_pending; /* a wake asked for before the driver slept */
     atomic_uint_least64_t sleep_until; /* deadline the sleeping driver will wake at */
     fz_spinlock timer_lock;
     struct fz_wheel wheel;
@@ -68,8 +69,12 @@ static void send_wake(void)
     fz_sys3(SYS_write, d.wakefd, &one, sizeof one);
 }
 
+/* Dekker with fz_driver_poll: the waker stores wake_pending then reads
+ * sleeping, the driver stores sleeping then reads wake_pending, so either
+ * the driver does not block or the waker writes the eventfd. */
 void fz_driver_wake(void)
 {
+    atomic_store(&d.wake_pending, 1);
     if (atomic_load(&d.sleeping))
         send_wake();
 }
@@ -164,6 +169,8 @@ void fz_driver_poll(struct fz_carrier *c, bool block)
         uint64_t again = atomic_load(&d.next_deadline);
         if (again < deadline)
             deadline = again;
+        if (atomic_exchange(&d.wake_pending, 0))
+            deadline = 0; /* woken before it slept: just poll */
     }
     long n = epoll_wait_until(evs, block ? deadline : 0);
     if (block) {
@@ -187,5 +194,6 @@ void fz_driver_after_fork(void)
     atomic_store(&d.held, 0);
     atomic_store(&d.sleeping, 0);
     atomic_store(&d.wake_sent, 0);
+    atomic_store(&d.wake_pending, 0);
     fz_driver_init();
 }

@@ -345,8 +345,13 @@ static void run_from_idle(struct fz_carrier *c, struct fz_fiber *f)
 
 static void sleep_in_driver(struct fz_carrier *c)
 {
-    c->driving = true;
-    fz_driver_poll(c, true);
+    /* Decided under idle_lock, where notify_idle reads it: a carrier that
+     * was already picked (and woken on its futex word) must not block. */
+    fz_spin_lock(&fz_rt.idle_lock);
+    bool picked = !atomic_load(&c->in_idle_list);
+    c->driving = !picked;
+    fz_spin_unlock(&fz_rt.idle_lock);
+    fz_driver_poll(c, !picked);
     c->driving = false;
     fz_driver_release();
     idle_remove(c);
