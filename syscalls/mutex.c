@@ -1,0 +1,343 @@
+/* pthread mutexes and C11 mtx_* on the parking lot.
+ *
+ * The lock lives in the program's own pthread_mutex_t, in glibc's layout and
+ * encoding, so a mutex stays valid for glibc's init/destroy/consistent
+ * (not interposed) and for code that ran before the runtime started:
+ *   __lock   0 unlocked, 1 locked, 2 locked and someone may be parked
+ *   __owner  locker's tid as glibc records it (fibers: their fake tid)
+ *   __count  recursion depth (recursive kind)
+ *   __nusers lockers holding it (glibc's destroy answers EBUSY while > 0)
+ *   __kind   type in bits 0-1 (normal, recursive, errorcheck, adaptive),
+ *            elision hints 256/512 (ignored); any other bit -- robust 16,
+ *            priority-inherit 32, priority-protect 64, process-shared 128,
+ *            or -1 after destroy -- makes the mutex "special".
+ *
+ * Simple kinds: uncontended lock and unlock are one atomic each.  A locker
+ * that finds it taken spins briefly, marks it contended (2) and parks on
+ * the word's address while it stays 2; unlocking from 2 unparks one.  Fibers
+ * and threads that are not fibers (pool threads, foreign threads) run the
+ * same code -- the parking lot puts the latter to sleep on a futex -- so
+ * they can share a mutex.
+ *
+ * Special kinds keep glibc's implementation (the kernel must see robust
+ * lists, PI chains and other processes).  A fiber never blocks a carrier on
+ * them: it retries pthread_mutex_trylock, sleeping in between with a backoff
+ * growing from 10 us to 1 ms (so it may wait up to 1 ms longer than
+ * natively).  A thread that is not a fiber makes the real call.  Known
+ * limits there, from fibers' fake tids: a priority-protect mutex fails with
+ * ESRCH (glibc hands the tid to sched_setparam); a non-fiber thread that
+ * blocks in the kernel on a priority-inherit mutex a fiber holds waits
+ * forever (the kernel finds no such owner); a robust mutex held by a fiber
+ * that exits is not reported EOWNERDEAD (the kernel walks only carriers'
+ * robust lists).
+ */
+#include <errno.h>
+#include <threads.h>
+#include "runtime/park.h"
+#include "runtime/tls.h"
+#include "syscalls/hook.h"
+#include "syscalls/sync.h"
+
+#define KIND_TYPE_MASK 3
+#define KIND_ELISION_FLAGS (256 | 512)
+#define SPINS 100
+#define BACKOFF_MIN_NS 10000u
+#define BACKOFF_MAX_NS 1000000u
+
+enum { UNLOCKED = 0, LOCKED = 1, CONTENDED = 2 };
+
+bool fz_sync_hooked(void)
+{
+    return fz_hook_active(FZ_HOOK_SYNC);
+}
+
+static int kind_of(pthread_mutex_t *m)
+{
+    return __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED);
+}
+
+static bool is_special(int kind)
+{
+    return (kind & ~(KIND_TYPE_MASK | KIND_ELISION_FLAGS)) != 0;
+}
+
+/* ---- the lock word ----------------------------------------------------- */
+
+static bool try_word(int *word)
+{
+    int expected = UNLOCKED;
+    return __atomic_compare_exchange_n(word, &expected, LOCKED, false, __ATOMIC_ACQUIRE,
+                                       __ATOMIC_RELAXED);
+}
+
+static bool still_contended(void *word)
+{
+    return __atomic_load_n((int *)word, __ATOMIC_RELAXED) == CONTENDED;
+}
+
+/* A short spin pays when the holder runs on another carrier. */
+static bool spin_for_word(int *word)
+{
+    for (int i = 0; i < SPINS; i++) {
+        fz_cpu_relax();
+        if (__atomic_load_n(word, __ATOMIC_RELAXED) == UNLOCKED && try_word(word))
+            return true;
+    }
+    return false;
+}
+
+/* Take the word, parking while it is held.  deadline: 0 = forever.
+ * 0, or ETIMEDOUT (the word is then not ours). */
+static int lock_word_slow(int *word, uint64_t deadline)
+{
+    if (spin_for_word(word))
+        return 0;
+    while (__atomic_exchange_n(word, CONTENDED, __ATOMIC_ACQUIRE) != UNLOCKED) {
+        if (deadline && fz_now_ns() >= deadline)
+            return ETIMEDOUT;
+        fz_park_addr(word, ~0u, still_contended, word, deadline, FZ_INTR_NONE);
+    }
+    return 0;
+}
+
+static void unlock_word(int *word)
+{
+    if (__atomic_exchange_n(word, UNLOCKED, __ATOMIC_RELEASE) == CONTENDED)
+        fz_unpark_addr(word, ~0u, 1);
+}
+
+/* ---- simple kinds ------------------------------------------------------ */
+
+/* The caller already owns m: the answer for a recursive or errorcheck
+ * mutex, or -1 to go on (a normal mutex then deadlocks, as natively). */
+static int relock_by_owner(pthread_mutex_t *m, int type, bool trying)
+{
+    if (type == PTHREAD_MUTEX_RECURSIVE) {
+        if (m->__data.__count + 1 == 0)
+            return EAGAIN;
+        m->__data.__count++;
+        return 0;
+    }
+    if (type == PTHREAD_MUTEX_ERRORCHECK)
+        return trying ? EBUSY : EDEADLK;
+    return -1;
+}
+
+static void became_owner(pthread_mutex_t *m, int type, pid_t me)
+{
+    m->__data.__owner = me;
+    if (type == PTHREAD_MUTEX_RECURSIVE)
+        m->__data.__count = 1;
+    m->__data.__nusers++;
+}
+
+/* How a lock call may wait: not at all (trylock), forever, or until an
+ * absolute time on a clock (checked only once the call would block). */
+struct lock_wait {
+    bool trying;
+    clockid_t clock;
+    const struct timespec *abs; /* NULL: forever */
+};
+
+static int lock_simple(pthread_mutex_t *m, int kind, const struct lock_wait *how)
+{
+    int type = kind & KIND_TYPE_MASK;
+    pid_t me = fz_tcb_current_tid();
+    if (type != PTHREAD_MUTEX_NORMAL && type != PTHREAD_MUTEX_ADAPTIVE_NP &&
+        m->__data.__owner == me) {
+        int r = relock_by_owner(m, type, how->trying);
+        if (r >= 0)
+            return r;
+    }
+    if (!try_word(&m->__data.__lock)) {
+        if (how->trying)
+            return EBUSY;
+        uint64_t deadline = 0;
+        if (how->abs) {
+            if (!fz_timespec_valid(how->abs))
+                return EINVAL;
+            if (how->abs->tv_sec < 0)
+                return ETIMEDOUT;
+            deadline = fz_abs_to_deadline(how->clock, how->abs);
+        }
+        if (lock_word_slow(&m->__data.__lock, deadline))
+            return ETIMEDOUT;
+    }
+    became_owner(m, type, me);
+    return 0;
+}
+
+static int unlock_simple(pthread_mutex_t *m, int kind)
+{
+    int type = kind & KIND_TYPE_MASK;
+    if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
+        if (m->__data.__owner != fz_tcb_current_tid())
+            return EPERM;
+        if (type == PTHREAD_MUTEX_RECURSIVE && --m->__data.__count != 0)
+            return 0;
+    }
+    m->__data.__owner = 0;
+    m->__data.__nusers--;
+    unlock_word(&m->__data.__lock);
+    return 0;
+}
+
+/* ---- special kinds: glibc's code, without blocking a carrier ----------- */
+
+static int real_lock(pthread_mutex_t *m, const struct lock_wait *how)
+{
+    if (how->trying)
+        return fz_real.pthread_mutex_trylock(m);
+    if (how->abs)
+        return fz_real.pthread_mutex_clocklock(m, how->clock, how->abs);
+    return fz_real.pthread_mutex_lock(m);
+}
+
+static int lock_special(pthread_mutex_t *m, int kind, const struct lock_wait *how)
+{
+    if (how->trying || !fz_self())
+        return real_lock(m, how);
+    if (how->abs && !fz_timespec_valid(how->abs))
+        return real_lock(m, how); /* EINVAL, or success without waiting */
+    uint64_t deadline = how->abs ? fz_abs_to_deadline(how->clock, how->abs) : 0;
+    uint64_t backoff = BACKOFF_MIN_NS;
+    for (;;) {
+        int r = fz_real.pthread_mutex_trylock(m);
+        if (r != EBUSY)
+            return r;
+        if ((kind & KIND_TYPE_MASK) == PTHREAD_MUTEX_ERRORCHECK &&
+            m->__data.__owner == fz_tcb_current_tid())
+            return EDEADLK;
+        uint64_t now = fz_now_ns();
+        if (deadline && now >= deadline)
+            return ETIMEDOUT;
+        uint64_t wake = now + backoff;
+        fz_sleep_until(deadline && deadline < wake ? deadline : wake, FZ_INTR_NONE);
+        backoff = backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : backoff * 2;
+    }
+}
+
+/* ---- entry points ------------------------------------------------------ */
+
+static int lock_with(pthread_mutex_t *m, const struct lock_wait *how)
+{
+    int kind = kind_of(m);
+    return is_special(kind) ? lock_special(m, kind, how) : lock_simple(m, kind, how);
+}
+
+int fz_mutex_lock(pthread_mutex_t *m)
+{
+    struct lock_wait forever = {false, CLOCK_REALTIME, NULL};
+    return lock_with(m, &forever);
+}
+
+int fz_mutex_unlock(pthread_mutex_t *m)
+{
+    int kind = kind_of(m);
+    return is_special(kind) ? fz_real.pthread_mutex_unlock(m) : unlock_simple(m, kind);
+}
+
+static bool clock_supported(clockid_t clock)
+{
+    return clock == CLOCK_REALTIME || clock == CLOCK_MONOTONIC;
+}
+
+/* Normal and adaptive kinds, uncontended: the common case, kept short. */
+static bool is_plain(int kind)
+{
+    int type = kind & KIND_TYPE_MASK;
+    return !is_special(kind) && (type == PTHREAD_MUTEX_NORMAL || type == PTHREAD_MUTEX_ADAPTIVE_NP);
+}
+
+FZ_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
+{
+    if (!fz_sync_hooked())
+        return fz_real.pthread_mutex_lock(m);
+    int kind = kind_of(m);
+    if (is_plain(kind) && try_word(&m->__data.__lock)) {
+        became_owner(m, PTHREAD_MUTEX_NORMAL, fz_tcb_current_tid());
+        return 0;
+    }
+    return fz_mutex_lock(m);
+}
+
+FZ_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
+{
+    if (!fz_sync_hooked())
+        return fz_real.pthread_mutex_trylock(m);
+    struct lock_wait trying = {true, CLOCK_REALTIME, NULL};
+    return lock_with(m, &trying);
+}
+
+FZ_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock,
+                                      const struct timespec *abs)
+{
+    if (!fz_sync_hooked())
+        return fz_real.pthread_mutex_clocklock(m, clock, abs);
+    if (!clock_supported(clock))
+        return EINVAL;
+    struct lock_wait until = {false, clock, abs};
+    return lock_with(m, &until);
+}
+
+FZ_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abs)
+{
+    if (!fz_sync_hooked())
+        return fz_real.pthread_mutex_timedlock(m, abs);
+    struct lock_wait until = {false, CLOCK_REALTIME, abs};
+    return lock_with(m, &until);
+}
+
+FZ_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
+{
+    if (!fz_sync_hooked())
+        return fz_real.pthread_mutex_unlock(m);
+    int kind = kind_of(m);
+    if (is_plain(kind))
+        return unlock_simple(m, kind);
+    return fz_mutex_unlock(m);
+}
+
+/* ---- C11: glibc's mtx_t is a pthread_mutex_t ---------------------------- */
+
+static int thrd_result(int err)
+{
+    switch (err) {
+    case 0:
+        return thrd_success;
+    case EBUSY:
+        return thrd_busy;
+    case ETIMEDOUT:
+        return thrd_timedout;
+    default:
+        return thrd_error;
+    }
+}
+
+FZ_EXPORT int mtx_lock(mtx_t *m)
+{
+    if (!fz_sync_hooked())
+        return fz_real.mtx_lock(m);
+    return thrd_result(fz_mutex_lock((pthread_mutex_t *)m));
+}
+
+FZ_EXPORT int mtx_trylock(mtx_t *m)
+{
+    if (!fz_sync_hooked())
+        return fz_real.mtx_trylock(m);
+    return thrd_result(pthread_mutex_trylock((pthread_mutex_t *)m));
+}
+
+FZ_EXPORT int mtx_timedlock(mtx_t *restrict m, const struct timespec *restrict abs)
+{
+    if (!fz_sync_hooked())
+        return fz_real.mtx_timedlock(m, abs);
+    return thrd_result(pthread_mutex_timedlock((pthread_mutex_t *)m, abs));
+}
+
+FZ_EXPORT int mtx_unlock(mtx_t *m)
+{
+    if (!fz_sync_hooked())
+        return fz_real.mtx_unlock(m);
+    return thrd_result(fz_mutex_unlock((pthread_mutex_t *)m));
+}
