@@ -26,6 +26,8 @@
 #include "runtime/sys.h"
 
 #define EVENTS_PER_POLL 256
+/* A poll from a busy carrier runs on a fiber's stack, which may be small. */
+#define EVENTS_PER_BUSY_POLL 32
 /* Fd tokens are gen << 32 | fd with fd < 2^20, so they never equal this
  * (and fd 0 of generation 0 has token 0, so 0 cannot mark the eventfd). */
 #define WAKE_TOKEN UINT64_MAX
@@ -146,7 +148,7 @@ void fz_driver_release(void)
     atomic_store(&d.held, 0);
 }
 
-static long epoll_wait_until(struct epoll_event *evs, uint64_t deadline)
+static long epoll_wait_until(struct epoll_event *evs, int max, uint64_t deadline)
 {
     struct timespec ts, *tsp = NULL;
     if (deadline != UINT64_MAX) {
@@ -155,7 +157,17 @@ static long epoll_wait_until(struct epoll_event *evs, uint64_t deadline)
         ts = fz_ns_to_ts(wait);
         tsp = &ts;
     }
-    return fz_sys6(SYS_epoll_pwait2, d.epfd, (long)evs, EVENTS_PER_POLL, (long)tsp, 0, 8);
+    return fz_sys6(SYS_epoll_pwait2, d.epfd, (long)evs, max, (long)tsp, 0, 8);
+}
+
+static void dispatch(struct fz_carrier *c, const struct epoll_event *evs, long n)
+{
+    c->stats.driver_polls++;
+    for (long i = 0; i < n; i++)
+        if (evs[i].data.u64 != WAKE_TOKEN)
+            fz_reactor_dispatch(c, evs[i].data.u64, evs[i].events);
+    if (fz_timers_due())
+        fz_timers_fire(c);
 }
 
 void fz_driver_poll(struct fz_carrier *c, bool block)
@@ -172,17 +184,20 @@ void fz_driver_poll(struct fz_carrier *c, bool block)
         if (atomic_exchange(&d.wake_pending, 0))
             deadline = 0; /* woken before it slept: just poll */
     }
-    long n = epoll_wait_until(evs, block ? deadline : 0);
+    long n = epoll_wait_until(evs, EVENTS_PER_POLL, block ? deadline : 0);
     if (block) {
         atomic_store(&d.sleeping, 0);
         atomic_store(&d.wake_sent, 0);
     }
-    c->stats.driver_polls++;
-    for (long i = 0; i < n; i++)
-        if (evs[i].data.u64 != WAKE_TOKEN)
-            fz_reactor_dispatch(c, evs[i].data.u64, evs[i].events);
-    if (fz_timers_due())
-        fz_timers_fire(c);
+    dispatch(c, evs, n);
+}
+
+void fz_driver_poll_busy(struct fz_carrier *c)
+{
+    struct epoll_event evs[EVENTS_PER_BUSY_POLL];
+    long n = epoll_wait_until(evs, EVENTS_PER_BUSY_POLL, 0);
+    if (n > 0)
+        dispatch(c, evs, n);
 }
 
 void fz_driver_after_fork(void)

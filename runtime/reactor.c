@@ -20,6 +20,8 @@
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include "runtime/driver.h"
 #include "runtime/fiber.h"
 #include "runtime/reactor.h"
@@ -35,6 +37,8 @@ struct fz_fd {
     int fd;
     uint8_t kind;
     bool nonblock, no_nowait;
+    bool stream;            /* pipe, FIFO or SOCK_STREAM: a short read drains it */
+    atomic_uint drained_at; /* read seq + 1 at which a read found it empty; 0 none */
     uint32_t gen;
     atomic_uint seq[2];
     uint64_t timeout[2];
@@ -75,6 +79,20 @@ static uint64_t token(struct fz_fd *s)
     return ((uint64_t)s->gen << 32) | (uint32_t)s->fd;
 }
 
+static bool is_stream(int fd)
+{
+    struct stat st;
+    if (fz_sys2(SYS_fstat, fd, &st) != 0)
+        return false;
+    if (S_ISFIFO(st.st_mode))
+        return true;
+    int type = 0;
+    socklen_t len = sizeof type;
+    return S_ISSOCK(st.st_mode) &&
+           fz_sys6(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, (long)&type, (long)&len, 0) == 0 &&
+           type == SOCK_STREAM;
+}
+
 static void register_locked(struct fz_fd *s)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
@@ -85,6 +103,8 @@ static void register_locked(struct fz_fd *s)
     if (r == 0) {
         long fl = fz_sys2(SYS_fcntl, s->fd, F_GETFL);
         s->nonblock = fl >= 0 && (fl & O_NONBLOCK);
+        s->stream = is_stream(s->fd);
+        atomic_store(&s->drained_at, 0);
         s->kind = FZ_FD_POLLABLE;
     } else if (r == -EPERM) {
         s->kind = FZ_FD_UNPOLLABLE;
@@ -119,6 +139,17 @@ uint32_t fz_fd_gen(struct fz_fd *s)
 uint32_t fz_fd_seq(struct fz_fd *s, int dir)
 {
     return atomic_load_explicit(&s->seq[dir], memory_order_acquire);
+}
+
+void fz_fd_note_empty(struct fz_fd *s, uint32_t seq)
+{
+    if (s->stream)
+        atomic_store_explicit(&s->drained_at, seq + 1, memory_order_relaxed);
+}
+
+bool fz_fd_known_empty(struct fz_fd *s, uint32_t seq)
+{
+    return atomic_load_explicit(&s->drained_at, memory_order_relaxed) == seq + 1;
 }
 
 bool fz_fd_nonblock(struct fz_fd *s)
@@ -265,9 +296,11 @@ bool fz_fd_take_turn(struct fz_fd *s)
     return !atomic_exchange(&s->turn, 1);
 }
 
-void fz_fd_end_turn(struct fz_fd *s)
+void fz_fd_end_turn(struct fz_fd *s, bool progressed)
 {
     atomic_store(&s->turn, 0);
+    if (!progressed)
+        return; /* nothing was ready: the next edge wakes everyone */
     fz_spin_lock(&s->lock);
     atomic_fetch_add(&s->seq[FZ_READ], 1);
     struct fz_waiter *won = take_dir(s, FZ_READ, NULL);

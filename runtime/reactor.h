@@ -33,6 +33,12 @@ struct fz_fd *fz_fd_get(int fd);
 int fz_fd_kind(struct fz_fd *s);
 uint32_t fz_fd_gen(struct fz_fd *s);
 uint32_t fz_fd_seq(struct fz_fd *s, int dir);
+/* Predicting EAGAIN: a read found the stream fd empty (EAGAIN, or a short
+ * read, which empties a pipe or stream socket) when its read sequence was
+ * seq.  Data arriving later raises an edge, which bumps the sequence; so
+ * while it is still seq, a read would say EAGAIN and can park at once. */
+void fz_fd_note_empty(struct fz_fd *s, uint32_t seq);
+bool fz_fd_known_empty(struct fz_fd *s, uint32_t seq);
 /* The program's view of O_NONBLOCK (we never change the real flag). */
 bool fz_fd_nonblock(struct fz_fd *s);
 void fz_fd_set_nonblock(int fd, bool on);
@@ -44,9 +50,10 @@ bool fz_fd_no_nowait(struct fz_fd *s);
 void fz_fd_set_no_nowait(struct fz_fd *s);
 /* One fiber at a time may make a call that has no non-blocking form
  * (accept) after a readiness check; the others park on readiness.  Ending
- * the turn lets them retry. */
+ * a turn that made progress lets them retry (there may be more); ending
+ * one that found nothing ready must not, or the turn-taker would spin. */
 bool fz_fd_take_turn(struct fz_fd *s);
-void fz_fd_end_turn(struct fz_fd *s);
+void fz_fd_end_turn(struct fz_fd *s, bool progressed);
 /* Something changed fd's state behind epoll's back (shutdown): wake its
  * waiters so they retry. */
 void fz_fd_kick(int fd);

@@ -98,6 +98,12 @@ static struct fz_fiber *find_work(struct fz_carrier *c)
     if (++c->tick % GLOBAL_QUEUE_INTERVAL == 0) {
         if (atomic_load_explicit(&fz_rt.pending_interrupts, memory_order_relaxed))
             handle_interrupts();
+        /* With every carrier busy nobody sleeps in the driver: look at the
+         * fds now and then anyway, or ready fibers wait for an idle moment. */
+        if (fz_driver_acquire()) {
+            fz_driver_poll_busy(c);
+            fz_driver_release();
+        }
         if (fz_timers_due())
             fz_timers_fire(c);
         if ((t = fz_inject_pop(&fz_rt.inject)))

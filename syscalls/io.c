@@ -88,9 +88,20 @@ ssize_t fz_io_run(struct fz_io *io)
     size_t want = io->all ? iov_total(io->msg) : 0;
     ssize_t moved = 0;
     int saved_errno = errno; /* a call that succeeds leaves errno alone */
+    bool draining = io->dir == FZ_READ && !(io->flags & MSG_PEEK);
+    bool may_park = !io->dontwait && !fz_fd_nonblock(s);
     for (;;) {
         uint32_t seq = fz_fd_seq(s, io->dir);
-        ssize_t r = attempt(io);
+        ssize_t r;
+        if (draining && may_park && fz_fd_known_empty(s, seq)) {
+            r = -1; /* EAGAIN for sure: save the system call (reactor.h) */
+            errno = EAGAIN;
+        } else {
+            size_t asked = draining ? iov_total(io->msg) : 0;
+            r = attempt(io);
+            if (draining && (r < 0 ? errno == EAGAIN : r > 0 && (size_t)r < asked))
+                fz_fd_note_empty(s, seq);
+        }
         if (r > 0 && io->all && (size_t)(moved + r) < want) {
             moved += r;
             iov_advance(io->msg, (size_t)r);
@@ -102,7 +113,7 @@ ssize_t fz_io_run(struct fz_io *io)
         }
         if (errno != EAGAIN)
             return fail(moved, errno);
-        if (io->dontwait || fz_fd_nonblock(s))
+        if (!may_park)
             return fail(moved, EAGAIN);
         if (!deadline_set) {
             uint64_t t = fz_fd_timeout(s, io->dir);

@@ -245,7 +245,8 @@ static int accept_parked(struct fz_fd *s, int fd, struct sockaddr *addr, socklen
                 r = fz_real.accept4(fd, addr, alen, flags);
                 err = errno;
             }
-            fz_fd_end_turn(s);
+            /* only an accept that happened may leave more for the others */
+            fz_fd_end_turn(s, r >= 0);
             if (r >= 0)
                 return forget_result(r);
             if (err != EAGAIN) {

@@ -53,3 +53,15 @@ load helpers
 @test "an fd closed by fclose and reused by eventfd, timerfd or fopen behaves as the new file" {
     compare_native io_fdreuse
 }
+
+@test "an idle server blocked in accept uses no CPU" {
+    "$FZ" -- "$PROG/http_server" 0 >"$BATS_TEST_TMPDIR/out" 2>&1 &
+    local pid=$!
+    sleep 2
+    local ticks
+    ticks=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+    kill -TERM "$pid"
+    wait "$pid" || true
+    echo "CPU ticks (1/100 s) over 2 s idle: $ticks"
+    [ "$ticks" -le 10 ]
+}
