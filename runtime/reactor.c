@@ -38,6 +38,7 @@ struct fz_fd {
     uint8_t kind;
     bool nonblock, no_nowait;
     bool stream;            /* pipe, FIFO or SOCK_STREAM: a short read drains it */
+    bool hangup;            /* saw RDHUP/HUP/ERR: EOF or an error may be pending */
     atomic_uint drained_at; /* read seq + 1 at which a read found it empty; 0 none */
     uint32_t gen;
     atomic_uint seq[2];
@@ -104,6 +105,7 @@ static void register_locked(struct fz_fd *s)
         long fl = fz_sys2(SYS_fcntl, s->fd, F_GETFL);
         s->nonblock = fl >= 0 && (fl & O_NONBLOCK);
         s->stream = is_stream(s->fd);
+        s->hangup = false;
         atomic_store(&s->drained_at, 0);
         s->kind = FZ_FD_POLLABLE;
     } else if (r == -EPERM) {
@@ -149,7 +151,9 @@ void fz_fd_note_empty(struct fz_fd *s, uint32_t seq)
 
 bool fz_fd_known_empty(struct fz_fd *s, uint32_t seq)
 {
-    return atomic_load_explicit(&s->drained_at, memory_order_relaxed) == seq + 1;
+    /* after a hang-up a short read may leave EOF (or an error) behind */
+    return atomic_load_explicit(&s->drained_at, memory_order_relaxed) == seq + 1 &&
+           !__atomic_load_n(&s->hangup, __ATOMIC_RELAXED);
 }
 
 bool fz_fd_nonblock(struct fz_fd *s)
@@ -316,12 +320,13 @@ unsigned fz_fd_highest_known(void)
     return 0;
 }
 
-void fz_fd_kick(int fd)
+/* Wake every waiter of s in both directions, after `change` (under the
+ * fd lock) has updated its state. */
+static void wake_everyone(struct fz_fd *s, void (*change)(struct fz_fd *))
 {
-    struct fz_fd *s = lookup(fd, false);
-    if (!s)
-        return;
     fz_spin_lock(&s->lock);
+    if (change)
+        change(s);
     atomic_fetch_add(&s->seq[0], 1);
     atomic_fetch_add(&s->seq[1], 1);
     struct fz_waiter *won = take_dir(s, FZ_READ, NULL);
@@ -330,22 +335,27 @@ void fz_fd_kick(int fd)
     wake_all(NULL, won);
 }
 
-void fz_fd_forget(int fd)
+void fz_fd_kick(int fd)
 {
     struct fz_fd *s = lookup(fd, false);
-    if (!s)
-        return;
-    fz_spin_lock(&s->lock);
+    if (s)
+        wake_everyone(s, NULL);
+}
+
+/* A new generation: waiters of the old one see it and report EBADF. */
+static void new_generation(struct fz_fd *s)
+{
     __atomic_store_n(&s->gen, s->gen + 1, __ATOMIC_RELEASE);
     s->kind = FZ_FD_UNKNOWN;
     s->nonblock = s->no_nowait = false;
     s->timeout[0] = s->timeout[1] = 0;
-    atomic_fetch_add(&s->seq[0], 1);
-    atomic_fetch_add(&s->seq[1], 1);
-    struct fz_waiter *won = take_dir(s, FZ_READ, NULL);
-    won = take_dir(s, FZ_WRITE, won);
-    fz_spin_unlock(&s->lock);
-    wake_all(NULL, won);
+}
+
+void fz_fd_forget(int fd)
+{
+    struct fz_fd *s = lookup(fd, false);
+    if (s)
+        wake_everyone(s, new_generation);
 }
 
 void fz_reactor_dispatch(struct fz_carrier *c, uint64_t tok, uint32_t events)
@@ -358,6 +368,8 @@ void fz_reactor_dispatch(struct fz_carrier *c, uint64_t tok, uint32_t events)
     struct fz_waiter *won = NULL;
     fz_spin_lock(&s->lock);
     if (s->gen == (uint32_t)(tok >> 32) && s->kind == FZ_FD_POLLABLE) {
+        if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            __atomic_store_n(&s->hangup, true, __ATOMIC_RELAXED);
         if (rd) {
             atomic_fetch_add(&s->seq[FZ_READ], 1);
             won = take_dir(s, FZ_READ, won);

@@ -36,7 +36,8 @@ uint32_t fz_fd_seq(struct fz_fd *s, int dir);
 /* Predicting EAGAIN: a read found the stream fd empty (EAGAIN, or a short
  * read, which empties a pipe or stream socket) when its read sequence was
  * seq.  Data arriving later raises an edge, which bumps the sequence; so
- * while it is still seq, a read would say EAGAIN and can park at once. */
+ * while it is still seq, a read would say EAGAIN and can park at once --
+ * unless the peer hung up: then EOF may wait behind the data just read. */
 void fz_fd_note_empty(struct fz_fd *s, uint32_t seq);
 bool fz_fd_known_empty(struct fz_fd *s, uint32_t seq);
 /* The program's view of O_NONBLOCK (we never change the real flag). */
