@@ -34,6 +34,7 @@
     X(int, pthread_getname_np, (pthread_t, char *, size_t))                                        \
     X(int, pthread_once, (pthread_once_t *, void (*)(void)))                                       \
     X(int, pthread_kill, (pthread_t, int))                                                         \
+    X(int, pthread_cancel, (pthread_t))                                                            \
     X(void, call_once, (once_flag *, void (*)(void)))                                              \
     X(int, thrd_create, (thrd_t *, thrd_start_t, void *))                                          \
     X(int, thrd_join, (thrd_t, int *))                                                             \
@@ -52,6 +53,7 @@
     X(int, sigprocmask, (int, const sigset_t *, sigset_t *))                                       \
     X(int, sigsuspend, (const sigset_t *))                                                         \
     X(int, pause, (void))                                                                          \
+    X(int, kill, (pid_t, int))                                                                     \
     X(int, sigtimedwait, (const sigset_t *, siginfo_t *, const struct timespec *))                 \
     X(int, sigwait, (const sigset_t *, int *))                                                     \
     X(ssize_t, read, (int, void *, size_t))                                                        \

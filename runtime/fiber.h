@@ -63,6 +63,7 @@ struct fz_fiber {
     atomic_uint exit_word; /* parking-lot key for joiners: 0 running, 1 exited */
     char name[16];
     uint64_t sigmask; /* this thread's signal mask (runtime/sigmask.c) */
+    struct fz_waiter *cancel_waiter; /* its wait at a cancellation point (park.c) */
     size_t guard_requested; /* reported by pthread_getattr_np, as glibc does */
 } __attribute__((aligned(64))); /* a whole number of cache lines: aligned_alloc wants it */
 

@@ -17,6 +17,7 @@
 #include "runtime/driver.h"
 #include "runtime/fiber.h"
 #include "runtime/park.h"
+#include "runtime/tls.h"
 #include "runtime/sched.h"
 #include "runtime/sys.h"
 
@@ -41,7 +42,8 @@ void fz_waiter_init(struct fz_waiter *w, uint64_t deadline, int interruptible)
     w->reason = FZ_WAKE_NONE;
     atomic_init(&w->futex_word, 0);
     w->deadline = deadline;
-    w->interruptible = w->fiber ? interruptible : FZ_INTR_NONE;
+    w->interruptible = w->fiber ? interruptible & 3 : FZ_INTR_NONE;
+    w->cancelable = w->fiber && interruptible != FZ_INTR_NONE;
     w->queued = false;
     w->bits = ~0u;
     w->timer.armed = false;
@@ -150,6 +152,35 @@ static int block_os_thread(struct fz_waiter *w)
     return w->reason;
 }
 
+/* pthread_cancel (fz_cancel_wake) finds a fiber's wait here, under the
+ * fiber's lock, so it never touches a waiter whose frame is gone.  A
+ * cancellation already requested ends the wait at once. */
+static void cancel_point_enter(struct fz_fiber *self, struct fz_waiter *w)
+{
+    fz_spin_lock(&self->lock);
+    self->cancel_waiter = w;
+    fz_spin_unlock(&self->lock);
+    if (fz_tcb_cancel_pending(self->tcb) && fz_waiter_claim(w, FZ_WAKE_INTERRUPT))
+        fz_waiter_finish_wake(w);
+}
+
+static void cancel_point_leave(struct fz_fiber *self)
+{
+    fz_spin_lock(&self->lock);
+    self->cancel_waiter = NULL;
+    fz_spin_unlock(&self->lock);
+}
+
+void fz_cancel_wake(struct fz_fiber *f)
+{
+    fz_spin_lock(&f->lock);
+    struct fz_waiter *w = f->cancel_waiter;
+    bool won = w && fz_waiter_claim(w, FZ_WAKE_INTERRUPT);
+    fz_spin_unlock(&f->lock);
+    if (won)
+        fz_waiter_finish_wake(w);
+}
+
 int fz_waiter_block(struct fz_waiter *w)
 {
     struct fz_fiber *self = w->fiber;
@@ -157,6 +188,8 @@ int fz_waiter_block(struct fz_waiter *w)
         return block_os_thread(w);
     if (w->interruptible)
         interrupt_list_add(w);
+    if (w->cancelable)
+        cancel_point_enter(self, w);
     if (w->deadline) {
         w->timer.deadline = w->deadline;
         w->timer.owner = w;
@@ -165,6 +198,8 @@ int fz_waiter_block(struct fz_waiter *w)
     fz_park(self);
     if (w->deadline)
         fz_timer_disarm(&w->timer);
+    if (w->cancelable)
+        cancel_point_leave(self);
     if (w->interruptible)
         interrupt_list_remove(w);
     return w->reason;

@@ -38,6 +38,9 @@ enum fz_intr {
     FZ_INTR_NONE = 0,
     FZ_INTR_NORESTART = 1, /* handlers without SA_RESTART (== true) */
     FZ_INTR_ALWAYS = 2,    /* any handler */
+    /* A flag: the wait is a cancellation point even if no handler ends it
+     * (condition waits, join).  Every interruptible wait is one too. */
+    FZ_INTR_CANCEL = 4,
 };
 
 struct fz_waiter {
@@ -47,7 +50,8 @@ struct fz_waiter {
     atomic_uint futex_word;
     uint64_t deadline; /* absolute CLOCK_MONOTONIC ns, 0 = none */
     struct fz_timer timer;
-    int interruptible; /* enum fz_intr */
+    int interruptible; /* FZ_INTR_NONE, _NORESTART or _ALWAYS */
+    bool cancelable;   /* pthread_cancel ends it (see thread.c) */
     /* parking-lot linkage (guarded by the bucket lock) */
     struct fz_waiter *next, *prev;
     const void *addr;
@@ -72,6 +76,11 @@ bool fz_waiter_claim(struct fz_waiter *w, int reason);
 void fz_waiter_finish_wake(struct fz_waiter *w);
 /* Same, from carrier c's scheduler path (driver, reaping). */
 void fz_waiter_finish_wake_on(struct fz_carrier *c, struct fz_waiter *w);
+
+/* pthread_cancel of fiber f: end its wait if it is at a cancellation
+ * point (the wait reports FZ_WAKE_INTERRUPT; the interposer then acts on
+ * the cancellation, see hook.h's fz_cancel_point). */
+void fz_cancel_wake(struct fz_fiber *f);
 
 /* Sleep until the absolute monotonic deadline.  Returns FZ_WAKE_TIMEOUT, or
  * FZ_WAKE_INTERRUPT if interruptible and a signal handler ran. */

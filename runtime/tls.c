@@ -615,3 +615,20 @@ pid_t fz_tcb_current_tid(void)
     __asm__ volatile("mov %%fs:%c1, %0" : "=r"(tid) : "i"(PD_TID));
     return tid;
 }
+
+/* ---- cancellation ------------------------------------------------------
+ * glibc 2.36's cancelhandling bits (nptl/descr.h): state (1 = disabled),
+ * type (1 = asynchronous), canceling, canceled, exiting. */
+enum { CANCEL_DISABLED = 1 << 0, CANCEL_REQUESTED = 1 << 3, CANCEL_EXITING = 1 << 4 };
+
+bool fz_tcb_cancel_pending(void *tcb)
+{
+    int h = __atomic_load_n(&AT(tcb, PD_CANCELHANDLING, int), __ATOMIC_ACQUIRE);
+    return (h & (CANCEL_REQUESTED | CANCEL_DISABLED | CANCEL_EXITING)) == CANCEL_REQUESTED;
+}
+
+bool fz_tcb_request_cancel(void *tcb)
+{
+    int h = __atomic_fetch_or(&AT(tcb, PD_CANCELHANDLING, int), CANCEL_REQUESTED, __ATOMIC_ACQ_REL);
+    return !(h & (CANCEL_DISABLED | CANCEL_EXITING));
+}

@@ -42,6 +42,12 @@ void fz_tls_exit(void);
 /* The fiber whose TCB is loaded, or NULL (checks the marker). */
 struct fz_fiber *fz_tls_current_fiber(void);
 
+/* pthread_cancel for fibers: glibc would signal the target's tid, which a
+ * fiber does not have, so the request is recorded in its TCB as glibc does
+ * (true: cancellation is enabled there) and pending ones are seen here. */
+bool fz_tcb_request_cancel(void *tcb);
+bool fz_tcb_cancel_pending(void *tcb);
+
 /* struct pthread fields the runtime reads or writes. */
 void *fz_tcb_fiber(void *tcb);                    /* fiber of a TCB, NULL if not a fiber's */
 void **fz_tcb_result_slot(void *tcb);             /* where pthread_exit stores the value */

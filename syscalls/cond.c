@@ -20,8 +20,9 @@
  * too.  Broadcast wakes every waiter (no requeue onto the mutex).
  *
  * Cancellation: the waits act on a pending cancellation on entry and after
- * relocking the mutex (pthread_testcancel), but a cancellation requested
- * while a fiber is parked does not wake it; it acts when the wait ends.
+ * relocking the mutex (pthread_testcancel), and pthread_cancel ends a
+ * parked wait, so a cancelled waiter unwinds holding the mutex, as POSIX
+ * says.
  * Process-shared condition variables keep glibc's implementation, which
  * blocks the carrier while it waits (the monitor hands its queue on).
  */
@@ -78,7 +79,9 @@ static int park_on_seq(struct seq_check *s, clockid_t clock, const struct timesp
 {
     for (;;) {
         uint64_t deadline = abs ? fz_abs_to_deadline(clock, abs) : 0;
-        if (fz_park_addr(s->word, ~0u, seq_unchanged, s, deadline, FZ_INTR_NONE) != ETIMEDOUT)
+        /* a cancellation point: pthread_cancel ends the wait, and the
+         * caller acts on it once the mutex is held again */
+        if (fz_park_addr(s->word, ~0u, seq_unchanged, s, deadline, FZ_INTR_CANCEL) != ETIMEDOUT)
             return 0;
         if (deadline_passed(clock, abs))
             return ETIMEDOUT;

@@ -8,6 +8,7 @@
 #include "preload/real.h"
 #include "runtime/sched.h"
 #include "runtime/sys.h"
+#include "runtime/tls.h"
 
 /* The calling fiber if the runtime handles this family for it, else NULL:
  * then the interposer must behave exactly as the real call. */
@@ -21,6 +22,16 @@ static inline struct fz_fiber *fz_hook_self(unsigned family)
 static inline bool fz_hook_active(unsigned family)
 {
     return fz_rt.active && (fz_config.hooks & family);
+}
+
+/* A wait at a cancellation point ended early (EINTR): if pthread_cancel
+ * ended it, act on it now -- glibc's pthread_testcancel unwinds the fiber
+ * through its cleanup handlers and never returns. */
+static inline void fz_cancel_point(void)
+{
+    struct fz_fiber *self = fz_self();
+    if (self && fz_tcb_cancel_pending(self->tcb))
+        pthread_testcancel();
 }
 
 static inline bool fz_timespec_valid(const struct timespec *ts)

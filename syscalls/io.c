@@ -123,8 +123,10 @@ ssize_t fz_io_run(struct fz_io *io)
         int w = fz_fd_wait(s, io->dir, seq, deadline);
         if (w == ETIMEDOUT)
             return fail(moved, EAGAIN);
-        if (w == EINTR)
+        if (w == EINTR) {
+            fz_cancel_point();
             return fail(moved, EINTR);
+        }
         if (w == EBADF || fz_fd_gen(s) != gen)
             return fail(moved, EBADF);
     }
@@ -225,6 +227,8 @@ static ssize_t sendfile_parked(struct fz_fd *s, int out, int in, off_t *offset, 
             int w = fz_fd_wait(s, FZ_WRITE, seq, deadline);
             if (!w && fz_fd_gen(s) != gen)
                 w = EBADF;
+            if (w == EINTR)
+                fz_cancel_point();
             if (w)
                 return fail(moved, w == ETIMEDOUT ? EAGAIN : w);
             continue;

@@ -85,8 +85,8 @@ FZ_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sock
     if (!fz_io_pollable(fd))
         return fz_real.recvfrom(fd, buf, len, flags, addr, alen);
     struct iovec v = {buf, len};
-    struct msghdr m = {.msg_name = addr, .msg_namelen = alen ? *alen : 0, .msg_iov = &v,
-                       .msg_iovlen = 1};
+    struct msghdr m = {
+        .msg_name = addr, .msg_namelen = alen ? *alen : 0, .msg_iov = &v, .msg_iovlen = 1};
     ssize_t r = sock_io(fd, FZ_READ, &m, flags);
     if (r >= 0 && alen && addr)
         *alen = m.msg_namelen;
@@ -104,8 +104,8 @@ FZ_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
     if (!fz_io_pollable(fd))
         return fz_real.sendto(fd, buf, len, flags, addr, alen);
     struct iovec v = {(void *)buf, len};
-    struct msghdr m = {.msg_name = (void *)addr, .msg_namelen = alen, .msg_iov = &v,
-                       .msg_iovlen = 1};
+    struct msghdr m = {
+        .msg_name = (void *)addr, .msg_namelen = alen, .msg_iov = &v, .msg_iovlen = 1};
     return sock_io(fd, FZ_WRITE, &m, flags);
 }
 
@@ -150,6 +150,8 @@ FZ_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
         int w = fz_fd_wait(s, FZ_READ, seq, deadline);
         if (!w && fz_fd_gen(s) != gen)
             w = EBADF;
+        if (w == EINTR)
+            fz_cancel_point();
         if (w) {
             if (got)
                 break;
@@ -226,24 +228,27 @@ FZ_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 
 /* ---- accept and connect ---------------------------------------------- */
 
+/* Raw system calls: libc's poll and accept4 are cancellation points,
+ * and a cancellation must not unwind a fiber that holds the fd's turn. */
 static bool readable_now(int fd)
 {
     struct pollfd p = {fd, POLLIN, 0};
-    return fz_real.poll(&p, 1, 0) > 0;
+    return fz_sys3(SYS_poll, &p, 1, 0) > 0;
 }
 
-static int accept_parked(struct fz_fd *s, int fd, struct sockaddr *addr, socklen_t *alen,
-                         int flags)
+static int accept_parked(struct fz_fd *s, int fd, struct sockaddr *addr, socklen_t *alen, int flags)
 {
     uint32_t gen = fz_fd_gen(s);
     uint64_t t = fz_fd_timeout(s, FZ_READ), deadline = t ? fz_now_ns() + t : 0;
     for (;;) {
         uint32_t seq = fz_fd_seq(s, FZ_READ);
+        fz_cancel_point();
         if (fz_fd_take_turn(s)) {
             int r = -1, err = EAGAIN;
             if (readable_now(fd)) {
-                r = fz_real.accept4(fd, addr, alen, flags);
-                err = errno;
+                long k = fz_sys4(SYS_accept4, fd, addr, alen, flags);
+                r = k < 0 ? -1 : (int)k;
+                err = k < 0 ? (int)-k : 0;
             }
             /* only an accept that happened may leave more for the others */
             fz_fd_end_turn(s, r >= 0);
@@ -256,6 +261,8 @@ static int accept_parked(struct fz_fd *s, int fd, struct sockaddr *addr, socklen
         }
         int w = fz_fd_wait(s, FZ_READ, seq, deadline);
         if (w || fz_fd_gen(s) != gen) {
+            if (w == EINTR)
+                fz_cancel_point();
             errno = w == ETIMEDOUT ? EAGAIN : w == EINTR ? EINTR : EBADF;
             return -1;
         }
@@ -319,6 +326,8 @@ FZ_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t alen)
     while (!writable_now(fd)) {
         int w = fz_fd_wait(s, FZ_WRITE, seq, deadline);
         if (w || fz_fd_gen(s) != gen) {
+            if (w == EINTR)
+                fz_cancel_point();
             errno = w == ETIMEDOUT ? EINPROGRESS : w == EINTR ? EINTR : EBADF;
             return -1;
         }

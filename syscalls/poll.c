@@ -57,6 +57,7 @@ static int wait_loop(const struct pollfd *want, nfds_t n, uint64_t deadline, che
             break;
         int w = fz_fd_watch_wait(ws, k, deadline, FZ_INTR_ALWAYS); /* never restarted */
         if (w == EINTR) {
+            fz_cancel_point();
             errno = EINTR;
             r = -1;
             break;

@@ -101,6 +101,8 @@ static int wait_private(struct sem *s, uint64_t deadline)
         err = 0;
     }
     atomic_fetch_sub(&s->data, ONE_WAITER);
+    if (err == EINTR)
+        fz_cancel_point(); /* after the waiter count is right again */
     return err;
 }
 
@@ -140,9 +142,8 @@ static int wait_shared(sem_t *s, uint64_t deadline)
 
 /* ---- entry points ---------------------------------------------------- */
 
-/* sem_wait & co are cancellation points: like glibc we act on a pending
- * cancellation on entry; one requested while we are parked is acted on at
- * the next cancellation point (glibc would act on it at once). */
+/* sem_wait & co are cancellation points: a pending cancellation is acted
+ * on at entry, and pthread_cancel ends a parked wait (fz_cancel_point). */
 static int wait_until(sem_t *s, uint64_t deadline)
 {
     pthread_testcancel();

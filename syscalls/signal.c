@@ -46,7 +46,8 @@ static bool needs_wrapper(const struct sigaction *act)
 
 FZ_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-    if (!fz_rt.active || sig <= 0 || sig >= NSIG)
+    /* a vfork child resetting its handlers must not change the parent's table */
+    if (!fz_rt.active || sig <= 0 || sig >= NSIG || (act && fz_in_vfork_child()))
         return fz_real.sigaction(sig, act, old);
     struct sigaction previous = program_action[sig], kernel_old;
     bool was_wrapped = wrapped[sig];
@@ -118,7 +119,7 @@ static void set_of(uint64_t bits, sigset_t *set)
 FZ_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
     struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
-    if (!self)
+    if (!self || (set && fz_in_vfork_child()))
         return fz_real.pthread_sigmask(how, set, old);
     uint64_t mask = fz_sigmask_of(self);
     if (set) {
@@ -162,6 +163,7 @@ FZ_EXPORT int sigsuspend(const sigset_t *mask)
     fz_sigmask_change(self, bits_of(mask));
     while (fz_sleep_until(UINT64_MAX, FZ_INTR_ALWAYS) != FZ_WAKE_INTERRUPT)
         ;
+    fz_cancel_point();
     fz_sigmask_change(self, saved);
     errno = EINTR;
     return -1;
@@ -173,6 +175,7 @@ FZ_EXPORT int pause(void)
         return fz_real.pause();
     while (fz_sleep_until(UINT64_MAX, FZ_INTR_ALWAYS) != FZ_WAKE_INTERRUPT)
         ;
+    fz_cancel_point();
     errno = EINTR;
     return -1;
 }
@@ -200,6 +203,8 @@ static int wait_for_signal(const sigset_t *set, siginfo_t *info, uint64_t deadli
         if (sig > 0 || errno != EAGAIN)
             break;
         int r = fz_fd_watch_wait(&w, 1, deadline, FZ_INTR_ALWAYS);
+        if (r == EINTR)
+            fz_cancel_point();
         if (r) {
             errno = r == ETIMEDOUT ? EAGAIN : EINTR;
             sig = -1;
@@ -247,4 +252,23 @@ FZ_EXPORT int sigwait(const sigset_t *set, int *sig)
     if (r > 0)
         *sig = r;
     return err;
+}
+
+/* kill(getpid(), sig) from a thread that does not block sig: natively the
+ * kernel hands it to the main thread, usually the caller, and the handler
+ * has run when kill returns; programs count on that.  Under fiberize the
+ * main thread is carrier 0, maybe busy elsewhere, so a fiber that accepts
+ * the signal sends it to its own OS thread instead. */
+FZ_EXPORT int kill(pid_t pid, int sig)
+{
+    struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
+    if (!self || sig <= 0 || sig > 64 || (fz_sigmask_of(self) >> (sig - 1) & 1) ||
+        pid != (pid_t)fz_sys0(SYS_getpid))
+        return fz_real.kill(pid, sig);
+    long r = fz_sys3(SYS_tgkill, pid, fz_sys0(SYS_gettid), sig);
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return 0;
 }

@@ -117,13 +117,34 @@ static int join_fiber(struct fz_fiber *f, void **ret, uint64_t deadline, bool tr
             unclaim_join(f);
             return EBUSY;
         }
-        if (fz_park_addr(&f->exit_word, ~0u, not_reaped, f, deadline, false) == ETIMEDOUT &&
-            not_reaped(f)) {
+        int w = fz_park_addr(&f->exit_word, ~0u, not_reaped, f, deadline, FZ_INTR_CANCEL);
+        if (w == EINTR) { /* cancelled: the thread stays joinable */
+            unclaim_join(f);
+            fz_cancel_point();
+            if (claim_join(f))
+                return EINVAL;
+        }
+        if (w == ETIMEDOUT && not_reaped(f)) {
             unclaim_join(f);
             return ETIMEDOUT;
         }
     }
     return collect(f, ret);
+}
+
+/* glibc cancels by signalling the target's tid, which a fiber does not
+ * have: record the request in the fiber's TCB as glibc does, and end its
+ * wait if it is parked at a cancellation point (runtime/park.h).  Deferred
+ * cancellation only: an asynchronous cancel type acts at the next
+ * cancellation point. */
+FZ_EXPORT int pthread_cancel(pthread_t th)
+{
+    struct fz_fiber *f = fiber_of(th);
+    if (!f || f == fz_self())
+        return fz_real.pthread_cancel(th);
+    if (fz_tcb_request_cancel(f->tcb))
+        fz_cancel_wake(f);
+    return 0;
 }
 
 FZ_EXPORT int pthread_join(pthread_t th, void **ret)
@@ -142,8 +163,7 @@ FZ_EXPORT int pthread_tryjoin_np(pthread_t th, void **ret)
     return join_fiber(f, ret, 0, true);
 }
 
-static int clock_join(struct fz_fiber *f, void **ret, clockid_t clock,
-                      const struct timespec *abs)
+static int clock_join(struct fz_fiber *f, void **ret, clockid_t clock, const struct timespec *abs)
 {
     if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)
         return EINVAL;
@@ -338,8 +358,8 @@ FZ_EXPORT int thrd_create(thrd_t *thr, thrd_start_t func, void *arg)
 {
     if (!fz_hook_active(FZ_HOOK_THREAD))
         return fz_real.thrd_create(thr, func, arg);
-    return thrd_result(pthread_create((pthread_t *)thr, NULL, (void *(*)(void *))(void *)func,
-                                      arg));
+    return thrd_result(
+        pthread_create((pthread_t *)thr, NULL, (void *(*)(void *))(void *)func, arg));
 }
 
 FZ_EXPORT int thrd_join(thrd_t thr, int *res)

@@ -28,6 +28,7 @@ static int sleep_until(clockid_t clock, uint64_t deadline, const struct timespec
 {
     for (;;) {
         if (fz_sleep_until(deadline, FZ_INTR_ALWAYS) == FZ_WAKE_INTERRUPT) {
+            fz_cancel_point();
             if (rem)
                 remaining(deadline, rem);
             return EINTR;
@@ -63,6 +64,7 @@ static int sleep_on_cpu_clock(clockid_t clock, int flags, const struct timespec 
         if (nap < 1000000)
             nap = 1000000;
         if (fz_sleep_until(fz_now_ns() + nap, FZ_INTR_ALWAYS) == FZ_WAKE_INTERRUPT) {
+            fz_cancel_point();
             clock_gettime(clock, &now);
             if (rem && !(flags & TIMER_ABSTIME)) {
                 cpu = fz_timespec_ns(&now);
