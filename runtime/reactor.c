@@ -25,6 +25,7 @@
 #include "runtime/driver.h"
 #include "runtime/fiber.h"
 #include "runtime/reactor.h"
+#include "runtime/sched.h"
 #include "runtime/spinlock.h"
 #include "runtime/sys.h"
 
@@ -354,8 +355,15 @@ static void new_generation(struct fz_fd *s)
 void fz_fd_forget(int fd)
 {
     struct fz_fd *s = lookup(fd, false);
-    if (s)
-        wake_everyone(s, new_generation);
+    if (!s || (s->kind == FZ_FD_UNKNOWN && !s->head[0] && !s->head[1]))
+        return; /* nothing known about it (racy read: a registration is
+                   done by a fiber that has the fd open, so not this one) */
+    /* A vfork child closing its copies (before exec) must not wake the
+     * parent's waiters with EBADF: Python's subprocess does that from
+     * threads that read other children's pipes. */
+    if (s->kind == FZ_FD_POLLABLE && fz_in_vfork_child())
+        return;
+    wake_everyone(s, new_generation);
 }
 
 void fz_reactor_dispatch(struct fz_carrier *c, uint64_t tok, uint32_t events)

@@ -562,6 +562,7 @@ bool fz_sched_start(unsigned n, const char **why)
         return false;
     fz_sigmask_fiber_born(fz_rt.main_fiber, fz_sigmask_current_kernel());
     atomic_store(&fz_rt.live_fibers, 1);
+    fz_rt.pid = (pid_t)fz_sys0(SYS_getpid);
     fz_rt.active = true;
     start_carriers(n);
     return true;
@@ -608,6 +609,7 @@ bool fz_sched_after_fork(struct fz_fiber *self)
     fz_rt.main_fiber = self;
     fz_sigmask_fiber_born(self, mask);
     atomic_store(&fz_rt.live_fibers, 1);
+    fz_rt.pid = (pid_t)fz_sys0(SYS_getpid);
     fz_rt.active = true;
     start_carriers(n);
     return true;

@@ -8,6 +8,7 @@
 
 struct fz_runtime {
     bool active; /* written once at start (and in a fork child) */
+    pid_t pid;   /* the process the runtime runs in (see fz_in_vfork_child) */
     atomic_uint ncarriers;  /* carriers started, spares included (grows only) */
     unsigned target;        /* carriers meant to run fibers (FIBERIZE_WORKERS) */
     unsigned capacity;      /* slots in carriers[]: target plus spares */
@@ -63,6 +64,15 @@ void fz_spawn(struct fz_fiber *f);
 __attribute__((noreturn)) void fz_exit_switch(struct fz_fiber *self);
 /* Called on every fiber right after it is switched in. */
 void fz_sched_resumed(struct fz_fiber *self);
+/* True in the child of vfork (or clone with CLONE_VM) between the clone and
+ * its exec: it shares our memory, so it must not change runtime state the
+ * parent still uses (fd state, signal tables).  Costs a system call: call
+ * it only on paths that change such state. */
+static inline bool fz_in_vfork_child(void)
+{
+    return fz_rt.pid && fz_sys0(SYS_getpid) != fz_rt.pid;
+}
+
 /* fork child: rebuild the runtime around self, the child's only thread.
  * False if it could not (the child then runs without it). */
 bool fz_sched_after_fork(struct fz_fiber *self);

@@ -139,3 +139,15 @@ load helpers
 @test "set*id before any thread, from a thread and from main (glibc's broadcast comes back)" {
     compare_native setxid_early
 }
+
+@test "pthread_cancel at every blocking cancellation point, cleanup handlers, disabled state" {
+    compare_native cancel
+}
+
+@test "pthread_cancel on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native cancel
+}
+
+@test "vfork children that close every fd and reset handlers leave the parent's state alone" {
+    compare_native vfork_close
+}
