@@ -118,31 +118,36 @@ FZ_EXPORT int creat(const char *path, mode_t mode)
 
 FZ_EXPORT int creat64(const char *path, mode_t mode) __attribute__((alias("creat")));
 
-/* Programs built with _FILE_OFFSET_BITS=64 call the *64 names; on x86_64
- * they are the same calls, so they go through our open and openat. */
+/* open and openat: the new number's old state is forgotten; the *64
+ * names programs built with _FILE_OFFSET_BITS=64 call are the same calls on
+ * x86_64. */
 static mode_t mode_arg(int flags, va_list ap)
 {
     return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, mode_t) : 0;
 }
 
-FZ_EXPORT int open64(const char *path, int flags, ...)
+FZ_EXPORT int open(const char *path, int flags, ...)
 {
     va_list ap;
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
-    return open(path, flags, mode);
+    return forget(fz_real.open(path, flags, mode));
+}
+
+FZ_EXPORT int open64(const char *path, int flags, ...) __attribute__((alias("open")));
+
+FZ_EXPORT int openat(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    return forget(fz_real.openat(dirfd, path, flags, mode));
 }
 
 FZ_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return openat(dirfd, path, flags, mode);
-}
-
+    __attribute__((alias("openat")));
 /* Numbers are forgotten before the real call, as close does: the range may
  * be huge, but only numbers the reactor has seen have state to drop. */
 static void forget_range(unsigned first, unsigned last)

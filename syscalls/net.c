@@ -1,8 +1,9 @@
 /* Sockets and fd bookkeeping: recv/send families, accept, connect, and the
  * calls that create, replace or reconfigure fds.
  *
- * Bookkeeping: every fd number returned by an interposed creator, and every
- * fd closed or replaced through an interposer, has its reactor state
+ * Bookkeeping (open, fclose and other creators are in fd.c): every fd
+ * number returned by an interposed creator, and every fd closed or
+ * replaced through an interposer, has its reactor state
  * forgotten (a new generation), so a fiber parked on a closed fd wakes with
  * EBADF and never with another file's events.  Flags and timeouts the
  * program sets (O_NONBLOCK via fcntl/ioctl, SO_RCVTIMEO/SO_SNDTIMEO) are
@@ -367,29 +368,6 @@ FZ_EXPORT int pipe2(int fds[2], int flags)
 FZ_EXPORT int pipe(int fds[2])
 {
     return pipe2(fds, 0);
-}
-
-static mode_t open_mode(int flags, va_list ap)
-{
-    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, mode_t) : 0;
-}
-
-FZ_EXPORT int open(const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = open_mode(flags, ap);
-    va_end(ap);
-    return forget_result(fz_real.open(path, flags, mode));
-}
-
-FZ_EXPORT int openat(int dirfd, const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = open_mode(flags, ap);
-    va_end(ap);
-    return forget_result(fz_real.openat(dirfd, path, flags, mode));
 }
 
 FZ_EXPORT int close(int fd)
