@@ -133,11 +133,7 @@ FZ_EXPORT int __libc_start_main(int (*main)(int, char **, char **), int argc, ch
                                 void (*init)(void), void (*fini)(void), void (*rtld_fini)(void),
                                 void *stack_end)
 {
-    if (!fz_real.__libc_start_main) {
-        const char *missing;
-        fz_real_resolve(&missing);
-    }
-    program_main = main;
+    program_main = main; /* fz_real slots resolve themselves on first use */
     return fz_real.__libc_start_main(main_with_unwind_point, argc, argv, init, fini, rtld_fini,
                                      stack_end);
 }

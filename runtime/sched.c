@@ -179,11 +179,6 @@ static void notify_idle(void)
     }
 }
 
-void fz_sched_notify(void)
-{
-    notify_idle();
-}
-
 void fz_sched_kick_idle(void)
 {
     fz_spin_lock(&fz_rt.idle_lock);

@@ -79,10 +79,9 @@ bool fz_sched_after_fork(struct fz_fiber *self);
 /* Make every idle carrier pass through its idle loop once (mask changes). */
 void fz_sched_kick_idle(void);
 
-/* For the monitor: wake an idle carrier; start spare carrier c (its slot
+/* For the monitor: start spare carrier c (its slot
  * initialised, not yet published); move a stuck carrier's LIFO fiber to the
  * inject queue. */
-void fz_sched_notify(void);
 bool fz_sched_start_carrier(struct fz_carrier *c);
 void fz_sched_rescue_lifo(struct fz_carrier *c);
 void fz_carrier_init(struct fz_carrier *c, unsigned index);
