@@ -23,6 +23,7 @@
 #include "preload/real.h"
 #include "runtime/driver.h"
 #include "runtime/park.h"
+#include "runtime/pool.h"
 #include "runtime/reactor.h"
 #include "runtime/stack.h"
 #include "runtime/sched.h"
@@ -45,6 +46,7 @@ static void child_after_fork(void)
     if (!self)
         return; /* forked from a thread that is not a fiber */
     fz_park_after_fork();
+    fz_pool_after_fork();
     fz_reactor_after_fork();
     fz_fiber_after_fork();
     fz_stack_after_fork();

@@ -5,6 +5,8 @@
 #define FZ_REAL_H
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <pthread.h>
@@ -13,6 +15,8 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -158,8 +162,31 @@
     X(int, sem_trywait, (sem_t *))                                                                 \
     X(int, sem_post, (sem_t *))
 
-/* Process and blocking-pool family (syscalls/process.c, runtime/pool.c ...). */
-#define FZ_REAL_PROCESS_SYMBOLS(X)
+/* Calls made in the blocking pool, and process waits (syscalls/dns.c,
+ * file.c, process.c). */
+#define FZ_REAL_PROCESS_SYMBOLS(X)                                                                 \
+    X(int, getaddrinfo,                                                                            \
+      (const char *, const char *, const struct addrinfo *, struct addrinfo **))                   \
+    X(int, getnameinfo,                                                                            \
+      (const struct sockaddr *, socklen_t, char *, socklen_t, char *, socklen_t, int))             \
+    X(struct hostent *, gethostbyname, (const char *))                                             \
+    X(struct hostent *, gethostbyname2, (const char *, int))                                       \
+    X(struct hostent *, gethostbyaddr, (const void *, socklen_t, int))                             \
+    X(int, gethostbyname_r,                                                                        \
+      (const char *, struct hostent *, char *, size_t, struct hostent **, int *))                  \
+    X(int, gethostbyname2_r,                                                                       \
+      (const char *, int, struct hostent *, char *, size_t, struct hostent **, int *))             \
+    X(int, gethostbyaddr_r,                                                                        \
+      (const void *, socklen_t, int, struct hostent *, char *, size_t, struct hostent **, int *))  \
+    X(int, fsync, (int))                                                                           \
+    X(int, fdatasync, (int))                                                                       \
+    X(int, sync_file_range, (int, off64_t, off64_t, unsigned))                                     \
+    X(int, flock, (int, int))                                                                      \
+    X(int, lockf, (int, int, off_t))                                                               \
+    X(int, system, (const char *))                                                                 \
+    X(int, pclose, (FILE *))                                                                       \
+    X(pid_t, wait4, (pid_t, int *, int, struct rusage *))                                          \
+    X(int, waitid, (idtype_t, id_t, siginfo_t *, int))
 
 #define FZ_REAL_ALL_SYMBOLS(X)                                                                                                    \
     FZ_REAL_SYMBOLS(X) FZ_REAL_LOCK_SYMBOLS(X) FZ_REAL_WAIT_SYMBOLS(X) FZ_REAL_PROCESS_SYMBOLS(X)

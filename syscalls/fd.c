@@ -11,16 +11,18 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include "runtime/reactor.h"
-#include "syscalls/hook.h"
+#include "syscalls/offload.h"
 
 static int forget(int fd)
 {
@@ -120,10 +122,41 @@ FZ_EXPORT int creat64(const char *path, mode_t mode) __attribute__((alias("creat
 
 /* open and openat: the new number's old state is forgotten; the *64
  * names programs built with _FILE_OFFSET_BITS=64 call are the same calls on
- * x86_64. */
+ * x86_64.  Opening a FIFO without O_NONBLOCK waits for the other end: a
+ * fiber does that in the blocking pool (the price is one fstatat per
+ * blocking open a fiber makes). */
 static mode_t mode_arg(int flags, va_list ap)
 {
     return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, mode_t) : 0;
+}
+
+static bool may_wait_for_peer(int dirfd, const char *path, int flags)
+{
+    if ((flags & (O_NONBLOCK | O_PATH)) || (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL) ||
+        !fz_hook_active(FZ_HOOK_POOL) || !fz_self())
+        return false;
+    struct stat st;
+    int saved = errno;
+    bool fifo = fstatat(dirfd, path, &st, (flags & O_NOFOLLOW) ? AT_SYMLINK_NOFOLLOW : 0) == 0 &&
+                S_ISFIFO(st.st_mode);
+    errno = saved;
+    return fifo;
+}
+
+/* openat is variadic; libffi calls this fixed form. */
+static int openat_fixed(int dirfd, const char *path, int flags, unsigned mode)
+{
+    return fz_real.openat(dirfd, path, flags, mode);
+}
+
+FZ_OFFLOAD(static, int, pool_openat, openat_fixed, FZ_OFFLOAD_WAIT, (int, dirfd),
+           (const char *, path), (int, flags), (unsigned, mode))
+
+static int open_at(int dirfd, const char *path, int flags, mode_t mode)
+{
+    if (may_wait_for_peer(dirfd, path, flags))
+        return forget(pool_openat(dirfd, path, flags, mode));
+    return forget(fz_real.openat(dirfd, path, flags, mode));
 }
 
 FZ_EXPORT int open(const char *path, int flags, ...)
@@ -132,7 +165,7 @@ FZ_EXPORT int open(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
-    return forget(fz_real.open(path, flags, mode));
+    return open_at(AT_FDCWD, path, flags, mode);
 }
 
 FZ_EXPORT int open64(const char *path, int flags, ...) __attribute__((alias("open")));
@@ -143,7 +176,7 @@ FZ_EXPORT int openat(int dirfd, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
-    return forget(fz_real.openat(dirfd, path, flags, mode));
+    return open_at(dirfd, path, flags, mode);
 }
 
 FZ_EXPORT int openat64(int dirfd, const char *path, int flags, ...)

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include "runtime/reactor.h"
+#include "syscalls/file.h"
 #include "syscalls/hook.h"
 #include "syscalls/io.h"
 
@@ -400,6 +401,8 @@ FZ_EXPORT int fcntl(int fd, int cmd, ...)
     va_start(ap, cmd);
     void *arg = va_arg(ap, void *);
     va_end(ap);
+    if (cmd == F_SETLKW || cmd == F_OFD_SETLKW)
+        return fz_fcntl_lock_wait(fd, cmd, arg);
     int r = fz_real.fcntl(fd, cmd, arg);
     if (r < 0 || !fz_rt.active)
         return r;

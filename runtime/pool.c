@@ -1,0 +1,336 @@
+/* The blocking pool.
+ *
+ * Ownership: a call (struct fz_pool_call) lives on the calling fiber's
+ * stack.  It is in the queue (QUEUED), then owned by one pool thread
+ * (RUNNING), then DONE; the pool lock guards the queue, the counters and
+ * every state change before DONE.  After a pool thread stores DONE it only
+ * unparks the call's address (a key: never dereferenced), so the fiber may
+ * return and drop the frame as soon as it sees DONE.
+ *
+ * Threads: started on demand, one per queued call that finds no idle
+ * thread, up to FIBERIZE_POOL_MAX; an idle thread leaves after 10 s
+ * without work.  They are plain OS threads with their own glibc TCB; they
+ * block every signal of the program's (the program's threads receive
+ * those) but not glibc's 32 and 33: set*id must reach every thread, and 32
+ * is how a caller interrupts a call (below).
+ *
+ * Interrupting a call: when a signal handler or pthread_cancel ends the
+ * caller's wait, a queued call is withdrawn unmade; a running interruptible
+ * call gets signal 32 at its pool thread, whose handler (installed without
+ * SA_RESTART) makes the blocking system call fail with EINTR, as the
+ * program's handler would have natively.  The caller then waits for the
+ * call to return.  The kick is sent under the pool lock and only while the
+ * call is RUNNING, and a kicked thread makes one system call before its
+ * next call (a pending kick is delivered there), so a kick never lands on
+ * another caller's call.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <string.h>
+#include "preload/config.h"
+#include "runtime/park.h"
+#include "runtime/pool.h"
+#include "runtime/sched.h"
+#include "runtime/sigmask.h"
+#include "runtime/spinlock.h"
+#include "runtime/sys.h"
+
+enum { QUEUED = 1, RUNNING, DONE, WITHDRAWN };
+enum { KICK_SIGNAL = 32, SETXID_SIGNAL = 33 };
+#ifndef SA_RESTORER
+#define SA_RESTORER 0x04000000 /* the kernel's flag: restorer field is set */
+#endif
+#define IDLE_RETIRE_NS (10ull * 1000000000ull)
+/* glibc's two signals stay deliverable on pool threads (bits are sig - 1) */
+#define GLIBC_SIGNALS ((1ull << (KICK_SIGNAL - 1)) | (1ull << (SETXID_SIGNAL - 1)))
+
+static struct {
+    fz_spinlock lock;
+    struct fz_pool_call *head, *tail;
+    unsigned queued;       /* calls in the queue */
+    unsigned threads;      /* pool threads alive (or being started) */
+    unsigned idle;         /* of those, waiting for work */
+    atomic_uint work_word; /* idle threads sleep on it; bumped per wake */
+} pool;
+
+/* ---- the queue (pool lock held) ---------------------------------------- */
+
+static void enqueue(struct fz_pool_call *call)
+{
+    call->next = NULL;
+    if (pool.tail)
+        pool.tail->next = call;
+    else
+        pool.head = call;
+    pool.tail = call;
+    pool.queued++;
+}
+
+static struct fz_pool_call *dequeue(void)
+{
+    struct fz_pool_call *call = pool.head;
+    if (!call)
+        return NULL;
+    pool.head = call->next;
+    if (!pool.head)
+        pool.tail = NULL;
+    pool.queued--;
+    return call;
+}
+
+static void withdraw(struct fz_pool_call *call)
+{
+    struct fz_pool_call **link = &pool.head, *prev = NULL;
+    while (*link != call) {
+        prev = *link;
+        link = &(*link)->next;
+    }
+    *link = call->next;
+    if (pool.tail == call)
+        pool.tail = prev;
+    pool.queued--;
+}
+
+/* ---- pool threads ------------------------------------------------------- */
+
+static void set_kernel_mask(uint64_t mask)
+{
+    fz_sys4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8);
+}
+
+static void make_call(struct fz_pool_call *call)
+{
+    if (call->flags & FZ_POOL_CALLER_MASK)
+        set_kernel_mask(call->mask & ~GLIBC_SIGNALS);
+    errno = call->err;
+    h_errno = call->herr;
+    call->run(call);
+    call->err = errno;
+    call->herr = h_errno;
+    if (call->flags & FZ_POOL_CALLER_MASK)
+        set_kernel_mask(~GLIBC_SIGNALS);
+}
+
+static void finish(struct fz_pool_call *call)
+{
+    fz_spin_lock(&pool.lock);
+    bool kicked = call->kicked;
+    atomic_store_explicit(&call->state, DONE, memory_order_release);
+    fz_spin_unlock(&pool.lock);
+    fz_unpark_addr(&call->state, ~0u, 1);
+    if (kicked) /* a kick still in flight is delivered here, not later */
+        fz_sys0(SYS_getpid);
+}
+
+/* Wait for work; NULL after IDLE_RETIRE_NS without any (the thread then
+ * has left the counts and must exit). */
+static struct fz_pool_call *next_call(void)
+{
+    uint64_t idle_since = fz_now_ns();
+    fz_spin_lock(&pool.lock);
+    for (;;) {
+        struct fz_pool_call *call = dequeue();
+        if (call) {
+            atomic_store_explicit(&call->state, RUNNING, memory_order_relaxed);
+            call->tid = (pid_t)fz_sys0(SYS_gettid);
+            fz_spin_unlock(&pool.lock);
+            return call;
+        }
+        uint64_t now = fz_now_ns();
+        if (now - idle_since >= IDLE_RETIRE_NS) {
+            pool.threads--;
+            fz_spin_unlock(&pool.lock);
+            return NULL;
+        }
+        unsigned seen = atomic_load(&pool.work_word);
+        pool.idle++;
+        fz_spin_unlock(&pool.lock);
+        struct timespec until = fz_ns_to_ts(idle_since + IDLE_RETIRE_NS);
+        fz_futex_wait(&pool.work_word, seen, &until);
+        fz_spin_lock(&pool.lock);
+        pool.idle--;
+    }
+}
+
+static void *pool_thread(void *arg)
+{
+    (void)arg;
+    set_kernel_mask(~GLIBC_SIGNALS);
+    struct fz_pool_call *call;
+    while ((call = next_call())) {
+        make_call(call);
+        finish(call);
+    }
+    return NULL;
+}
+
+/* Pool lock held.  True if an idle thread will take the new call or a new
+ * thread should be started for it (then pool.threads counts it already). */
+static bool need_new_thread(void)
+{
+    if (pool.idle >= pool.queued) {
+        atomic_fetch_add(&pool.work_word, 1);
+        fz_futex_wake(&pool.work_word, 1);
+        return false;
+    }
+    if (pool.threads >= fz_config.pool_max)
+        return false; /* it waits for a thread to come free */
+    pool.threads++;
+    return true;
+}
+
+static bool start_thread(void)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    bool ok = fz_os_thread_create(&t, &attr, pool_thread, NULL) == 0;
+    pthread_attr_destroy(&attr);
+    return ok;
+}
+
+/* ---- interrupting a running call ---------------------------------------- */
+
+struct kernel_sigaction {
+    void (*handler)(int, siginfo_t *, void *);
+    unsigned long flags;
+    void (*restorer)(void);
+    uint64_t mask;
+};
+
+static void on_kick(int sig, siginfo_t *info, void *uctx)
+{
+    (void)sig, (void)info, (void)uctx; /* being here made the call fail with EINTR */
+}
+
+/* Signal 32 must have a handler without SA_RESTART.  glibc installs its
+ * own (with SA_RESTART) the first time the program cancels a thread that is
+ * not a fiber, so this is checked before every kick.  glibc's handler does
+ * nothing on a thread nobody cancelled, and keeps working without
+ * SA_RESTART. */
+static bool kick_handler_ready(void)
+{
+    struct kernel_sigaction k;
+    if (fz_sys4(SYS_rt_sigaction, KICK_SIGNAL, NULL, &k, 8) != 0)
+        return false;
+    if (k.handler == (void *)SIG_DFL || k.handler == (void *)SIG_IGN) {
+        struct kernel_sigaction setxid; /* borrow glibc's signal-return stub */
+        if (fz_sys4(SYS_rt_sigaction, SETXID_SIGNAL, NULL, &setxid, 8) != 0 ||
+            !(setxid.flags & SA_RESTORER))
+            return false;
+        k = (struct kernel_sigaction){on_kick, SA_SIGINFO | SA_RESTORER, setxid.restorer, 0};
+    } else if (k.flags & SA_RESTART) {
+        k.flags &= ~(unsigned long)SA_RESTART;
+    } else {
+        return true;
+    }
+    return fz_sys4(SYS_rt_sigaction, KICK_SIGNAL, &k, NULL, 8) == 0;
+}
+
+/* The caller's wait ended early.  False if the call was withdrawn unmade. */
+static bool interrupt(struct fz_pool_call *call)
+{
+    bool kickable = (call->flags & FZ_POOL_INTERRUPTIBLE) && kick_handler_ready();
+    fz_spin_lock(&pool.lock);
+    int state = atomic_load_explicit(&call->state, memory_order_relaxed);
+    if (state == QUEUED) {
+        withdraw(call);
+        atomic_store_explicit(&call->state, WITHDRAWN, memory_order_relaxed);
+    } else if (state == RUNNING && kickable) {
+        call->kicked = true;
+        fz_sys3(SYS_tgkill, fz_rt.pid, call->tid, KICK_SIGNAL);
+    }
+    fz_spin_unlock(&pool.lock);
+    return state != QUEUED;
+}
+
+/* ---- the caller's side -------------------------------------------------- */
+
+static bool not_done(void *ctx)
+{
+    struct fz_pool_call *call = ctx;
+    return atomic_load_explicit(&call->state, memory_order_acquire) != DONE;
+}
+
+/* Wait for DONE.  A kick can reach the pool thread just before it enters
+ * the blocking call (then the call blocks anyway): kick again a few times. */
+static void wait_done(struct fz_pool_call *call, int intr)
+{
+    unsigned rekicks = 0;
+    uint64_t pause = 1000000;
+    while (not_done(call)) {
+        bool rekick = call->kicked && rekicks < 8;
+        uint64_t deadline = rekick ? fz_now_ns() + pause : 0;
+        int r = fz_park_addr(&call->state, ~0u, not_done, call, deadline, intr);
+        if (r == EINTR && !interrupt(call))
+            return;
+        if (r == ETIMEDOUT && rekick) {
+            rekicks++;
+            pause *= 2;
+            interrupt(call);
+        }
+        intr = FZ_INTR_NONE; /* one interruption is all a call can report */
+    }
+}
+
+/* Last resort when no pool thread can start: block the carrier (the
+ * monitor hands its other fibers to a spare). */
+static void run_inline(struct fz_pool_call *call)
+{
+    atomic_store(&call->state, RUNNING);
+    call->run(call);
+    call->err = errno;
+    call->herr = h_errno;
+    atomic_store(&call->state, DONE);
+}
+
+bool fz_pool_run(struct fz_pool_call *call)
+{
+    struct fz_fiber *self = fz_self();
+    call->err = errno;
+    call->herr = h_errno;
+    call->kicked = false;
+    if (call->flags & FZ_POOL_CALLER_MASK)
+        call->mask = self ? fz_sigmask_of(self) : 0;
+    atomic_store_explicit(&call->state, QUEUED, memory_order_relaxed);
+    if (!self) {
+        run_inline(call);
+        return true;
+    }
+    fz_spin_lock(&pool.lock);
+    enqueue(call);
+    bool start = need_new_thread();
+    fz_spin_unlock(&pool.lock);
+    if (start && !start_thread()) {
+        fz_spin_lock(&pool.lock);
+        pool.threads--;
+        bool orphan = pool.threads == 0 && atomic_load(&call->state) == QUEUED;
+        if (orphan)
+            withdraw(call);
+        fz_spin_unlock(&pool.lock);
+        if (orphan) {
+            run_inline(call);
+            errno = call->err;
+            h_errno = call->herr;
+            return true;
+        }
+    }
+    wait_done(call, call->intr);
+    bool made = atomic_load(&call->state) == DONE;
+    errno = made ? call->err : EINTR;
+    if (made)
+        h_errno = call->herr;
+    return made;
+}
+
+unsigned fz_pool_threads(void)
+{
+    return pool.threads;
+}
+
+void fz_pool_after_fork(void)
+{
+    memset(&pool, 0, sizeof pool);
+}

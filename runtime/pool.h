@@ -1,0 +1,49 @@
+/* The blocking pool: OS threads that make the calls a fiber cannot make
+ * without blocking its carrier (DNS, fsync, lock waits, waits for any
+ * child).  A fiber hands its call over and parks until a pool thread has
+ * made it.  syscalls/offload.h is the way interposers use it. */
+#ifndef FZ_POOL_H
+#define FZ_POOL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum fz_pool_flags {
+    /* A signal handler or pthread_cancel may end the call early: the pool
+     * thread is interrupted (the call fails with EINTR, as natively). */
+    FZ_POOL_INTERRUPTIBLE = 1u << 0,
+    /* The call starts processes: make it with the caller's signal mask,
+     * which children inherit. */
+    FZ_POOL_CALLER_MASK = 1u << 1,
+};
+
+struct fz_pool_call {
+    void (*run)(struct fz_pool_call *); /* made on a pool thread */
+    void *ctx;
+    unsigned flags; /* enum fz_pool_flags */
+    int intr;       /* enum fz_intr of the caller's wait */
+    int err;        /* errno: the caller's on the way in, the call's out */
+    int herr;       /* h_errno, likewise */
+    /* the pool's own (guarded by the pool lock) */
+    atomic_int state;
+    pid_t tid;     /* pool thread making the call */
+    uint64_t mask; /* caller's signal mask (FZ_POOL_CALLER_MASK) */
+    bool kicked;
+    struct fz_pool_call *next;
+};
+
+/* Make call->run(call) on a pool thread; the calling fiber parks meanwhile.
+ * errno and h_errno travel both ways.  Returns true if the call was made,
+ * false if a signal or cancellation (call->intr) ended the wait before a
+ * pool thread took it: then it was not made at all. */
+bool fz_pool_run(struct fz_pool_call *call);
+
+/* Pool threads alive, and busy, for stats and tests. */
+unsigned fz_pool_threads(void);
+
+/* fork child: the parent's pool threads do not exist here. */
+void fz_pool_after_fork(void);
+
+#endif

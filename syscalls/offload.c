@@ -1,0 +1,69 @@
+/* The libffi side of offloading (see offload.h): one prepared call
+ * interface per offloaded function, and the pool call that runs it.
+ *
+ * An interface is prepared once, under its spinlock, and read-only once
+ * `ready` is set; callers on any fiber share it.
+ */
+#include <errno.h>
+#include <string.h>
+#include "runtime/park.h"
+#include "runtime/pool.h"
+#include "syscalls/offload.h"
+
+bool fz_offload_prepare(struct fz_offload *o, ffi_type *ret, ffi_type **types, unsigned n)
+{
+    if (atomic_load_explicit(&o->ready, memory_order_acquire))
+        return true;
+    fz_spin_lock(&o->lock);
+    if (!atomic_load_explicit(&o->ready, memory_order_relaxed) && n <= FZ_OFFLOAD_MAX_ARGS) {
+        memcpy(o->types, types, n * sizeof *types);
+        if (ffi_prep_cif(&o->cif, FFI_DEFAULT_ABI, n, ret, o->types) == FFI_OK)
+            atomic_store_explicit(&o->ready, 1, memory_order_release);
+    }
+    fz_spin_unlock(&o->lock);
+    return atomic_load_explicit(&o->ready, memory_order_relaxed);
+}
+
+struct ffi_job {
+    ffi_cif *cif;
+    void (*fn)(void);
+    void *ret;
+    void **args;
+};
+
+static void run_ffi(struct fz_pool_call *call)
+{
+    struct ffi_job *job = call->ctx;
+    ffi_call(job->cif, job->fn, job->ret, job->args);
+}
+
+static const struct {
+    unsigned flags;
+    int intr;
+} policy_table[] = {
+    [FZ_OFFLOAD_PLAIN] = {0, FZ_INTR_NONE},
+    [FZ_OFFLOAD_CANCEL] = {0, FZ_INTR_NONE},
+    [FZ_OFFLOAD_INTR] = {FZ_POOL_INTERRUPTIBLE, FZ_INTR_NORESTART},
+    [FZ_OFFLOAD_WAIT] = {FZ_POOL_INTERRUPTIBLE, FZ_INTR_NORESTART | FZ_INTR_CANCEL},
+    [FZ_OFFLOAD_SPAWN] = {FZ_POOL_CALLER_MASK, FZ_INTR_NONE},
+};
+
+bool fz_offload_call(struct fz_offload *o, void (*fn)(void), void *ret, void **args)
+{
+    bool cancel_point = o->policy == FZ_OFFLOAD_CANCEL || o->policy == FZ_OFFLOAD_WAIT;
+    if (cancel_point)
+        fz_cancel_point();
+    struct ffi_job job = {&o->cif, fn, ret, args};
+    struct fz_pool_call call = {
+        .run = run_ffi,
+        .ctx = &job,
+        .flags = policy_table[o->policy].flags,
+        .intr = policy_table[o->policy].intr,
+    };
+    bool made = fz_pool_run(&call);
+    /* Cancellation acts only on a call it stopped: one that completed
+     * keeps its result (a reaped child must not be lost). */
+    if (cancel_point && (!made || (call.kicked && errno == EINTR)))
+        fz_cancel_point();
+    return made;
+}

@@ -1,0 +1,116 @@
+/* Offloading a call to the blocking pool, declared in one line.
+ *
+ *   FZ_OFFLOAD(static, int, pool_flock, fz_real.flock, FZ_OFFLOAD_WAIT,
+ *              (int, fd), (int, op))
+ *
+ * defines `static int pool_flock(int fd, int op)`: on a fiber it makes
+ * fz_real.flock(fd, op) on a pool thread through a libffi call interface
+ * prepared on first use, and parks the fiber meanwhile; anywhere else it
+ * calls fz_real.flock directly.  FZ_OFFLOADED(ret, name, policy, params...)
+ * is the exported interposer whose whole job is that: the real `name`, in
+ * the pool when the "pool" hook family is on.
+ *
+ * Policies say how the call meets signals and pthread_cancel:
+ *   FZ_OFFLOAD_PLAIN   neither ends it (getaddrinfo: the caller waits)
+ *   FZ_OFFLOAD_CANCEL  a cancellation point, acted on before the call
+ *                      (fsync: the kernel does not interrupt it either)
+ *   FZ_OFFLOAD_INTR    a wait signals interrupt: a handler without
+ *                      SA_RESTART makes it fail with EINTR (flock)
+ *   FZ_OFFLOAD_WAIT    the same, and a cancellation point: pthread_cancel
+ *                      interrupts it too, then acts (waitpid, F_SETLKW)
+ *   FZ_OFFLOAD_SPAWN   starts processes: made with the caller's signal mask
+ * Parameters are (type, name) pairs, at most 8; scalar types map to libffi
+ * types by _Generic, anything else passes as a pointer.
+ */
+#ifndef FZ_OFFLOAD_H
+#define FZ_OFFLOAD_H
+
+#include <ffi.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include "runtime/spinlock.h"
+#include "syscalls/hook.h"
+
+enum fz_offload_policy {
+    FZ_OFFLOAD_PLAIN,
+    FZ_OFFLOAD_CANCEL,
+    FZ_OFFLOAD_INTR,
+    FZ_OFFLOAD_WAIT,
+    FZ_OFFLOAD_SPAWN,
+};
+
+#define FZ_OFFLOAD_MAX_ARGS 8
+
+struct fz_offload {
+    int policy; /* enum fz_offload_policy */
+    atomic_int ready;
+    fz_spinlock lock;
+    ffi_cif cif;
+    ffi_type *types[FZ_OFFLOAD_MAX_ARGS];
+};
+
+/* Prepare o's call interface once; false if libffi refuses it. */
+bool fz_offload_prepare(struct fz_offload *o, ffi_type *ret, ffi_type **types, unsigned n);
+/* Make fn(args) in the pool (the caller is a fiber; o is prepared).
+ * False if a signal or cancellation came first and fn was not called: the
+ * caller returns -1 with errno EINTR. */
+bool fz_offload_call(struct fz_offload *o, void (*fn)(void), void *ret, void **args);
+
+#define FZ_FFI_TYPE(t)                                                                             \
+    _Generic((t)0, int                                                                             \
+             : &ffi_type_sint, unsigned                                                            \
+             : &ffi_type_uint, long                                                                \
+             : &ffi_type_slong, unsigned long                                                      \
+             : &ffi_type_ulong, long long                                                          \
+             : &ffi_type_sint64, unsigned long long                                                \
+             : &ffi_type_uint64, default                                                           \
+             : &ffi_type_pointer)
+
+/* (type, name) pairs -> parameter list, names, addresses, libffi types */
+#define FZ_PARAM_(t, n) t n
+#define FZ_NAME_(t, n) n
+#define FZ_ADDR_(t, n) (void *)&n
+#define FZ_TYPE_(t, n) FZ_FFI_TYPE(t)
+#define FZ_NARGS(...) FZ_NARGS_(__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+#define FZ_NARGS_(a1, a2, a3, a4, a5, a6, a7, a8, n, ...) n
+#define FZ_CAT(a, b) FZ_CAT_(a, b)
+#define FZ_CAT_(a, b) a##b
+#define FZ_MAP(m, ...) FZ_CAT(FZ_MAP_, FZ_NARGS(__VA_ARGS__))(m, __VA_ARGS__)
+#define FZ_MAP_1(m, p) m p
+#define FZ_MAP_2(m, p, ...) m p, FZ_MAP_1(m, __VA_ARGS__)
+#define FZ_MAP_3(m, p, ...) m p, FZ_MAP_2(m, __VA_ARGS__)
+#define FZ_MAP_4(m, p, ...) m p, FZ_MAP_3(m, __VA_ARGS__)
+#define FZ_MAP_5(m, p, ...) m p, FZ_MAP_4(m, __VA_ARGS__)
+#define FZ_MAP_6(m, p, ...) m p, FZ_MAP_5(m, __VA_ARGS__)
+#define FZ_MAP_7(m, p, ...) m p, FZ_MAP_6(m, __VA_ARGS__)
+#define FZ_MAP_8(m, p, ...) m p, FZ_MAP_7(m, __VA_ARGS__)
+
+/* Locals carry a fz_ prefix: they share a scope with the parameters. */
+#define FZ_OFFLOAD(storage, ret, name, real, policy_, ...)                                         \
+    storage ret name(FZ_MAP(FZ_PARAM_, __VA_ARGS__))                                               \
+    {                                                                                              \
+        static struct fz_offload fz_o = {.policy = policy_};                                       \
+        ffi_type *fz_types[] = {FZ_MAP(FZ_TYPE_, __VA_ARGS__)};                                    \
+        if (!fz_self() ||                                                                          \
+            !fz_offload_prepare(&fz_o, FZ_FFI_TYPE(ret), fz_types, FZ_NARGS(__VA_ARGS__)))         \
+            return real(FZ_MAP(FZ_NAME_, __VA_ARGS__));                                            \
+        void *fz_args[] = {FZ_MAP(FZ_ADDR_, __VA_ARGS__)};                                         \
+        union {                                                                                    \
+            ffi_arg word; /* libffi widens small integer results */                                \
+            ret value;                                                                             \
+        } fz_ret;                                                                                  \
+        if (!fz_offload_call(&fz_o, (void (*)(void))real, &fz_ret, fz_args))                       \
+            return (ret)-1;                                                                        \
+        return fz_ret.value;                                                                       \
+    }
+
+#define FZ_OFFLOADED(ret, name, policy, ...)                                                       \
+    FZ_OFFLOAD(static, ret, pool_##name, fz_real.name, policy, __VA_ARGS__)                        \
+    FZ_EXPORT ret name(FZ_MAP(FZ_PARAM_, __VA_ARGS__))                                             \
+    {                                                                                              \
+        if (!fz_hook_active(FZ_HOOK_POOL))                                                         \
+            return fz_real.name(FZ_MAP(FZ_NAME_, __VA_ARGS__));                                    \
+        return pool_##name(FZ_MAP(FZ_NAME_, __VA_ARGS__));                                         \
+    }
+
+#endif
