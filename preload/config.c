@@ -322,6 +322,17 @@ static bool fz_set_handoff_us(const char *s, struct fz_config *c)
     return true;
 }
 
+static bool fz_set_file_io(const char *s, struct fz_config *c)
+{
+    if (strcmp(s, "inline") == 0)
+        c->file_io_pool = false;
+    else if (strcmp(s, "pool") == 0)
+        c->file_io_pool = true;
+    else
+        return false;
+    return true;
+}
+
 static bool fz_set_dump_signal(const char *s, struct fz_config *c)
 {
     return fz_parse_signal(s, &c->dump_signal);
@@ -348,6 +359,7 @@ static const struct fz_var {
      fz_set_hooks},
     {"FIBERIZE_POOL_MAX", "an integer from 1 to 65536", fz_set_pool_max},
     {"FIBERIZE_HANDOFF_US", "an integer from 50 to 10000000", fz_set_handoff_us},
+    {"FIBERIZE_FILE_IO", "inline or pool", fz_set_file_io},
     {"FIBERIZE_DUMP_SIGNAL",
      "a signal number from 1 to 64 or a name such as QUIT, SIGUSR2 or RTMIN+3 "
      "(not KILL or STOP), or 0/off",

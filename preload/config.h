@@ -13,27 +13,29 @@
 
 /* Hook families that FIBERIZE_HOOKS can switch off (all on by default). */
 enum fz_hook_family {
-    FZ_HOOK_THREAD = 1u << 0, /* pthread_create & co: threads become fibers */
-    FZ_HOOK_TIME = 1u << 1,   /* sleep, nanosleep, sched_yield ... */
-    FZ_HOOK_IO = 1u << 2,     /* read/write/accept/connect/poll ... */
-    FZ_HOOK_SYNC = 1u << 3,   /* mutex, cond, rwlock, sem, futex */
+    FZ_HOOK_THREAD = 1u << 0,  /* pthread_create & co: threads become fibers */
+    FZ_HOOK_TIME = 1u << 1,    /* sleep, nanosleep, sched_yield ... */
+    FZ_HOOK_IO = 1u << 2,      /* read/write/accept/connect/poll ... */
+    FZ_HOOK_SYNC = 1u << 3,    /* mutex, cond, rwlock, sem, futex */
     FZ_HOOK_PROCESS = 1u << 4, /* waitpid, system, fork ... */
-    FZ_HOOK_POOL = 1u << 5,   /* blocking-pool offloads (DNS, fsync ...) */
+    FZ_HOOK_POOL = 1u << 5,    /* blocking-pool offloads (DNS, fsync ...) */
     FZ_HOOK_ALL = (1u << 6) - 1,
 };
 
 struct fz_config {
-    unsigned workers;      /* FIBERIZE_WORKERS: carriers, 1..1024; default CPUs we may use */
-    bool stats;            /* FIBERIZE_STATS: 0/1/yes/no/true/false; print counters at exit */
-    size_t stack_size;     /* FIBERIZE_STACK_SIZE: bytes, accepts K/M/G suffix; 16K..1G;
-                              default 0 = what native threads get (RLIMIT_STACK) */
-    unsigned hooks;        /* FIBERIZE_HOOKS: comma list of families to keep, or "all",
-                              "none", or "-family" entries to drop; default FZ_HOOK_ALL */
-    unsigned pool_max;     /* FIBERIZE_POOL_MAX: 1..65536, default 512 */
-    unsigned handoff_us;   /* FIBERIZE_HANDOFF_US: 50..10000000, default 2000 */
-    int dump_signal;       /* FIBERIZE_DUMP_SIGNAL: signal number or name (QUIT, SIGUSR2),
-                              0 = off; default SIGQUIT */
-    bool disabled;         /* FIBERIZE_DISABLE=1: every hook passes straight through */
+    unsigned workers;    /* FIBERIZE_WORKERS: carriers, 1..1024; default CPUs we may use */
+    bool stats;          /* FIBERIZE_STATS: 0/1/yes/no/true/false; print counters at exit */
+    size_t stack_size;   /* FIBERIZE_STACK_SIZE: bytes, accepts K/M/G suffix; 16K..1G;
+                            default 0 = what native threads get (RLIMIT_STACK) */
+    unsigned hooks;      /* FIBERIZE_HOOKS: comma list of families to keep, or "all",
+                            "none", or "-family" entries to drop; default FZ_HOOK_ALL */
+    unsigned pool_max;   /* FIBERIZE_POOL_MAX: 1..65536, default 512 */
+    unsigned handoff_us; /* FIBERIZE_HANDOFF_US: 50..10000000, default 2000 */
+    bool file_io_pool;   /* FIBERIZE_FILE_IO: "inline" (default) or "pool": where fibers
+                            read and write regular files */
+    int dump_signal;     /* FIBERIZE_DUMP_SIGNAL: signal number or name (QUIT, SIGUSR2),
+                            0 = off; default SIGQUIT */
+    bool disabled;       /* FIBERIZE_DISABLE=1: every hook passes straight through */
 };
 
 extern struct fz_config fz_config;

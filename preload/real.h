@@ -178,6 +178,8 @@
       (const char *, int, struct hostent *, char *, size_t, struct hostent **, int *))             \
     X(int, gethostbyaddr_r,                                                                        \
       (const void *, socklen_t, int, struct hostent *, char *, size_t, struct hostent **, int *))  \
+    X(ssize_t, pread, (int, void *, size_t, off_t))                                                \
+    X(ssize_t, pwrite, (int, const void *, size_t, off_t))                                         \
     X(int, fsync, (int))                                                                           \
     X(int, fdatasync, (int))                                                                       \
     X(int, sync_file_range, (int, off64_t, off64_t, unsigned))                                     \

@@ -7,7 +7,7 @@
  * unparks the call's address (a key: never dereferenced), so the fiber may
  * return and drop the frame as soon as it sees DONE.
  *
- * Threads: started on demand, one per queued call that finds no idle
+ * Threads: started on demand, one per queued call that finds no free
  * thread, up to FIBERIZE_POOL_MAX; an idle thread leaves after 10 s
  * without work.  They are plain OS threads with their own glibc TCB; they
  * block every signal of the program's (the program's threads receive
@@ -50,8 +50,11 @@ static struct {
     struct fz_pool_call *head, *tail;
     unsigned queued;       /* calls in the queue */
     unsigned threads;      /* pool threads alive (or being started) */
-    unsigned idle;         /* of those, waiting for work */
+    unsigned free;         /* of those, not making a call */
+    unsigned asleep;       /* of those, asleep on work_word */
     atomic_uint work_word; /* idle threads sleep on it; bumped per wake */
+    unsigned long calls;   /* for FIBERIZE_STATS */
+    unsigned peak;
 } pool;
 
 /* ---- the queue (pool lock held) ---------------------------------------- */
@@ -117,6 +120,7 @@ static void finish(struct fz_pool_call *call)
     fz_spin_lock(&pool.lock);
     bool kicked = call->kicked;
     atomic_store_explicit(&call->state, DONE, memory_order_release);
+    pool.free++;
     fz_spin_unlock(&pool.lock);
     fz_unpark_addr(&call->state, ~0u, 1);
     if (kicked) /* a kick still in flight is delivered here, not later */
@@ -125,31 +129,32 @@ static void finish(struct fz_pool_call *call)
 
 /* Wait for work; NULL after IDLE_RETIRE_NS without any (the thread then
  * has left the counts and must exit). */
-static struct fz_pool_call *next_call(void)
+static struct fz_pool_call *next_call(pid_t tid)
 {
     uint64_t idle_since = fz_now_ns();
     fz_spin_lock(&pool.lock);
     for (;;) {
         struct fz_pool_call *call = dequeue();
         if (call) {
+            pool.free--;
             atomic_store_explicit(&call->state, RUNNING, memory_order_relaxed);
-            call->tid = (pid_t)fz_sys0(SYS_gettid);
+            call->tid = tid;
             fz_spin_unlock(&pool.lock);
             return call;
         }
-        uint64_t now = fz_now_ns();
-        if (now - idle_since >= IDLE_RETIRE_NS) {
+        if (fz_now_ns() - idle_since >= IDLE_RETIRE_NS) {
             pool.threads--;
+            pool.free--;
             fz_spin_unlock(&pool.lock);
             return NULL;
         }
         unsigned seen = atomic_load(&pool.work_word);
-        pool.idle++;
+        pool.asleep++;
         fz_spin_unlock(&pool.lock);
         struct timespec until = fz_ns_to_ts(idle_since + IDLE_RETIRE_NS);
         fz_futex_wait(&pool.work_word, seen, &until);
         fz_spin_lock(&pool.lock);
-        pool.idle--;
+        pool.asleep--;
     }
 }
 
@@ -157,26 +162,31 @@ static void *pool_thread(void *arg)
 {
     (void)arg;
     set_kernel_mask(~GLIBC_SIGNALS);
+    pid_t tid = (pid_t)fz_sys0(SYS_gettid);
     struct fz_pool_call *call;
-    while ((call = next_call())) {
+    while ((call = next_call(tid))) {
         make_call(call);
         finish(call);
     }
     return NULL;
 }
 
-/* Pool lock held.  True if an idle thread will take the new call or a new
- * thread should be started for it (then pool.threads counts it already). */
+/* Pool lock held.  True if a new thread must be started for the call just
+ * queued (pool.threads counts it already). */
 static bool need_new_thread(void)
 {
-    if (pool.idle >= pool.queued) {
-        atomic_fetch_add(&pool.work_word, 1);
-        fz_futex_wake(&pool.work_word, 1);
-        return false;
+    if (pool.free >= pool.queued) {
+        if (pool.asleep) {
+            atomic_fetch_add(&pool.work_word, 1);
+            fz_futex_wake(&pool.work_word, 1);
+        }
+        return false; /* a free thread that is awake looks at the queue next */
     }
     if (pool.threads >= fz_config.pool_max)
         return false; /* it waits for a thread to come free */
-    pool.threads++;
+    if (++pool.threads > pool.peak)
+        pool.peak = pool.threads;
+    pool.free++; /* free until it takes a call */
     return true;
 }
 
@@ -301,11 +311,13 @@ bool fz_pool_run(struct fz_pool_call *call)
     }
     fz_spin_lock(&pool.lock);
     enqueue(call);
+    pool.calls++;
     bool start = need_new_thread();
     fz_spin_unlock(&pool.lock);
     if (start && !start_thread()) {
         fz_spin_lock(&pool.lock);
         pool.threads--;
+        pool.free--;
         bool orphan = pool.threads == 0 && atomic_load(&call->state) == QUEUED;
         if (orphan)
             withdraw(call);
@@ -325,9 +337,13 @@ bool fz_pool_run(struct fz_pool_call *call)
     return made;
 }
 
-unsigned fz_pool_threads(void)
+void fz_pool_stats(unsigned long *calls, unsigned *threads, unsigned *peak)
 {
-    return pool.threads;
+    fz_spin_lock(&pool.lock);
+    *calls = pool.calls;
+    *threads = pool.threads;
+    *peak = pool.peak;
+    fz_spin_unlock(&pool.lock);
 }
 
 void fz_pool_after_fork(void)

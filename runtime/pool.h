@@ -40,8 +40,8 @@ struct fz_pool_call {
  * pool thread took it: then it was not made at all. */
 bool fz_pool_run(struct fz_pool_call *call);
 
-/* Pool threads alive, and busy, for stats and tests. */
-unsigned fz_pool_threads(void);
+/* For FIBERIZE_STATS: calls made so far, threads alive now, most alive at once. */
+void fz_pool_stats(unsigned long *calls, unsigned *threads, unsigned *peak);
 
 /* fork child: the parent's pool threads do not exist here. */
 void fz_pool_after_fork(void);

@@ -1,6 +1,7 @@
 /* Summing and printing the per-carrier counters (see stats.h). */
 #include <stdio.h>
 #include <unistd.h>
+#include "runtime/pool.h"
 #include "runtime/sched.h"
 #include "runtime/stats.h"
 #include "runtime/sys.h"
@@ -25,6 +26,12 @@ void fz_stats_print(void)
         n += snprintf(buf + n, sizeof buf - n, " " #name "=%llu", (unsigned long long)sum.name);
     FZ_STATS_FIELDS(FZ_STATS_PRINT)
 #undef FZ_STATS_PRINT
+    unsigned long calls;
+    unsigned threads, peak;
+    fz_pool_stats(&calls, &threads, &peak);
+    if (n < (int)sizeof buf)
+        n += snprintf(buf + n, sizeof buf - n, " pool_calls=%lu pool_threads=%u pool_peak=%u",
+                      calls, threads, peak);
     if (n >= (int)sizeof buf - 1)
         n = sizeof buf - 2;
     buf[n++] = '\n';

@@ -68,6 +68,20 @@ micro() {
         [[ -s $tmp/$name.n.err ]] && sed "s/^/# $name native: /" "$tmp/$name.n.err" | head -3
         [[ -s $tmp/$name.f.err ]] && sed "s/^/# $name fiberize: /" "$tmp/$name.f.err" | head -3
     done
+    # Settings that trade one cost for another, against the native run above.
+    local variant
+    for variant in "file_io FIBERIZE_FILE_IO=pool"; do
+        set -- $variant
+        [[ -s $tmp/$1.n ]] || continue
+        run_bench "$tmp/$1.v" env "$2" "$FZ" -- "$BUILD/bench/$1"
+        while IFS=$'\t' read -r metric value unit; do
+            local n lower=0
+            n=$(awk -F'\t' -v m="$metric" '$1 == m { print $2 }' "$tmp/$1.n")
+            better_when_lower "$unit" && lower=1
+            printf '%-32s %14s %14s %14s %10s %10s\n' "$metric" "${n:-failed}" "$value" "($2)" \
+                "$unit" "$(speedup "${n:-x}" "$value" $lower)"
+        done < <(grep -P '^[^\t]+\t[^\t]+\t[^\t]+$' "$tmp/$1.v")
+    done
 }
 
 # start_server LABEL CMD...: sets $server_pid and $server_port
@@ -129,22 +143,30 @@ http() {
         printf '%-8s %-26s %12s\n' "$conns" "fiberize/native" "$(speedup "${rps[native]}" "${rps[fiberize]}" 0)"
         printf '%-8s %-26s %12s\n' "$conns" "fiberize/epoll" "$(speedup "${rps[epoll]}" "${rps[fiberize]}" 0)"
     done
-    # python3 -m http.server (ThreadingHTTPServer)
-    local port dir=$tmp/www py=/usr/bin/python3
+    # python3 -m http.server (ThreadingHTTPServer): the same wrk run on the
+    # same file, natively and fiberized, and the ratio.
+    local port dir=$tmp/www py=/usr/bin/python3 fz_abs i
+    fz_abs=$(realpath "$FZ")
     mkdir -p "$dir" && head -c 4096 /dev/urandom >"$dir/f.bin"
+    declare -A pyrps=()
     for label in native fiberize; do
         port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
         if [[ $label == native ]]; then
             (cd "$dir" && exec $py -m http.server "$port" --bind 127.0.0.1) >/dev/null 2>&1 &
         else
-            (cd "$dir" && exec "$OLDPWD/$FZ" -- $py -m http.server "$port" --bind 127.0.0.1) >/dev/null 2>&1 &
+            (cd "$dir" && exec "$fz_abs" -- $py -m http.server "$port" --bind 127.0.0.1) >/dev/null 2>&1 &
         fi
         server_pid=$!
-        sleep 1
+        for ((i = 0; i < 200; i++)); do # until it listens, at most 10 s
+            $py -c "import socket,sys; sys.exit(socket.socket().connect_ex(('127.0.0.1',$port)))" && break
+            sleep 0.05
+        done
         read -r r p e < <(wrk_run "http://127.0.0.1:$port/f.bin" 50)
         stop_server
+        pyrps[$label]=$r
         printf '%-8s %-26s %12s %10s  %s\n' 50 "python http.server $label" "$r" "$p" "$e"
     done
+    printf '%-8s %-26s %12s\n' 50 "python fiberize/native" "$(speedup "${pyrps[native]}" "${pyrps[fiberize]}" 0)"
 }
 
 echo "fiberize bench: $(nproc) CPUs, $(uname -r); native and fiberized in the same run"

@@ -24,6 +24,7 @@
 #include <linux/sockios.h>
 #include <unistd.h>
 #include "runtime/reactor.h"
+#include "syscalls/file.h"
 #include "syscalls/hook.h"
 #include "syscalls/io.h"
 
@@ -155,6 +156,8 @@ FZ_EXPORT ssize_t read(int fd, void *buf, size_t len)
         ssize_t r = rw(fd, FZ_READ, &v, 1);
         if (r != -2)
             return r;
+    } else if (fz_file_io_in_pool(fd)) {
+        return fz_file_read(fd, buf, len);
     }
     return fz_real.read(fd, buf, len);
 }
@@ -166,6 +169,8 @@ FZ_EXPORT ssize_t write(int fd, const void *buf, size_t len)
         ssize_t r = rw(fd, FZ_WRITE, &v, 1);
         if (r != -2)
             return r;
+    } else if (fz_file_io_in_pool(fd)) {
+        return fz_file_write(fd, buf, len);
     }
     return fz_real.write(fd, buf, len);
 }
