@@ -40,6 +40,8 @@ static const char usage_text[] =
     "                     (FIBERIZE_STACK_SIZE; default: as native threads)\n"
     "  --pool-max N       blocking-pool threads, 1..65536 (FIBERIZE_POOL_MAX;\n"
     "                     default 512)\n"
+    "  --file-io MODE     regular-file reads and writes: inline (default) or\n"
+    "                     pool (FIBERIZE_FILE_IO)\n"
     "  --hooks LIST       hook families to keep: all, none, or a comma list of\n"
     "                     thread,time,io,sync,process,pool; entries written\n"
     "                     -family drop that family from all (FIBERIZE_HOOKS)\n"
@@ -104,6 +106,7 @@ static const struct cmd_option {
     {"--stats", SET_VAR, "FIBERIZE_STATS", "1"},
     {"--stack-size", SET_VAR, "FIBERIZE_STACK_SIZE", NULL},
     {"--pool-max", SET_VAR, "FIBERIZE_POOL_MAX", NULL},
+    {"--file-io", SET_VAR, "FIBERIZE_FILE_IO", NULL},
     {"--hooks", SET_VAR, "FIBERIZE_HOOKS", NULL},
     {"--help", SHOW_HELP, NULL, ""},
     {"-h", SHOW_HELP, NULL, ""},

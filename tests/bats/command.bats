@@ -121,6 +121,12 @@ expect_warned() {
     expect_env FIBERIZE_STACK_SIZE=1G --stack-size 1G
 }
 
+@test "--file-io sets FIBERIZE_FILE_IO" {
+    expect_env FIBERIZE_FILE_IO=pool --file-io pool
+    expect_env FIBERIZE_FILE_IO=inline --file-io=inline
+    expect_usage_error --file-io threads -- true
+}
+
 @test "--pool-max sets FIBERIZE_POOL_MAX" {
     expect_env FIBERIZE_POOL_MAX=8 --pool-max 8
     expect_env FIBERIZE_POOL_MAX=65536 --pool-max=65536

@@ -9,6 +9,9 @@
 #                              outputs in $native_out/$fiber_out, statuses in
 #                              $native_status/$fiber_status
 
+# Run by hand, this directory is one level deeper than the one the shared
+# helpers guess the build directory from.
+: "${FIBERIZE_BUILD:=$BATS_TEST_DIRNAME/../../../build}"
 load ../../bats/helpers
 
 PY=/usr/bin/python3

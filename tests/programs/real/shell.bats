@@ -83,3 +83,36 @@ load real_helpers
     same_in_both
     cmp "$fiber_out" "$BATS_TEST_TMPDIR/blob"
 }
+
+# ~50 MB of lines, the same on every run: awk's generator with a fixed seed.
+big_lines() {
+    LC_ALL=C awk 'BEGIN { srand(7); for (i = 0; i < 3000000; i++)
+        printf "w%06d-%s\n", int(rand() * rand() * 200000), substr("abcdefghijklmnop", 1 + int(rand() * 8), 8) }' >"$1"
+}
+
+@test "sort of 50 MB in pipelines: plain, --parallel=2 -S 10M (temp files, threads), compressed temp files" {
+    local big=$BATS_TEST_TMPDIR/big tmpd=$BATS_TEST_TMPDIR/sorttmp
+    big_lines "$big"
+    [ "$(stat -c %s "$big")" -eq 51000000 ]
+    mkdir -p "$tmpd"
+    # -S 10M makes sort spill about a dozen runs to temp files and merge
+    # them; --parallel=2 sorts each run with two threads;
+    # --compress-program forks a gzip per temp file from that threaded sort.
+    in_both env LC_ALL=C bash -c "
+        set -o pipefail
+        cat '$big' | sort | uniq -c | sort -rn | head -5
+        echo \"pipeline \${PIPESTATUS[*]}\"
+        sort --parallel=2 -S 10M -T '$tmpd' '$big' | sha256sum
+        echo \"parallel \${PIPESTATUS[*]}\"
+        sort --parallel=2 -S 10M -T '$tmpd' --compress-program=gzip -u '$big' | sha256sum
+        echo \"compressed \${PIPESTATUS[*]}\"
+        sort -c '$big'; echo \"check \$?\"
+        ls -A '$tmpd' | wc -l"
+    same_in_both
+    cat "$fiber_out"
+    # head exits after five lines of megabytes: the last sort dies of SIGPIPE.
+    grep -qx 'pipeline 0 0 0 141 0' "$fiber_out"
+    grep -qx 'parallel 0 0' "$fiber_out"
+    grep -qx 'compressed 0 0' "$fiber_out"
+    grep -qx 'check 1' "$fiber_out"
+}
