@@ -136,6 +136,11 @@ load helpers
     FIBERIZE_WORKERS=1 compare_native fork_threads
 }
 
+@test "posix_spawn, fork+execve, vfork+execve, popen, system from threads; a static child; children's masks" {
+    compare_native spawn_children
+    FIBERIZE_WORKERS=1 compare_native spawn_children
+}
+
 @test "set*id before any thread, from a thread and from main (glibc's broadcast comes back)" {
     compare_native setxid_early
 }
