@@ -49,12 +49,15 @@ $(CMD): scripts/fiberize.c preload/config.c preload/config.h
 	$(CC) $(CFLAGS_COMMON) -o $@ $<
 
 # Test programs: ordinary pthread programs, built exactly as a user would.
+# A statically linked one (its "// link:" line says -static) cannot take a
+# sanitizer runtime: it is built without one.
+prog_cflags = $(if $(shell grep -l '^// link:.*-static' $(1)),$(filter-out -fsanitize=%,$(PROG_CFLAGS)),$(PROG_CFLAGS))
 $(BUILD)/tests/programs/lib%.so: tests/programs/lib/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(PROG_CFLAGS) -fPIC -shared -o $@ $<
 $(BUILD)/tests/programs/%: tests/programs/%.c $(PROG_LIB:tests/programs/lib/%.c=$(BUILD)/tests/programs/lib%.so)
 	@mkdir -p $(dir $@)
-	$(CC) $(PROG_CFLAGS) -o $@ $< -L$(BUILD)/tests/programs -Wl,-rpath,'$$ORIGIN' $(shell sed -n 's,^// link: ,,p' $<) -ldl
+	$(CC) $(call prog_cflags,$<) -o $@ $< -L$(BUILD)/tests/programs -Wl,-rpath,'$$ORIGIN' $(shell sed -n 's,^// link: ,,p' $<) -ldl
 $(BUILD)/tests/programs/%: tests/programs/%.cc
 	@mkdir -p $(dir $@)
 	$(CXX) $(PROG_CFLAGS) -std=c++17 -o $@ $< $(shell sed -n 's,^// link: ,,p' $<)
