@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include "runtime/sigmask.h"
+#include "runtime/asan.h"
 #include "runtime/fiber.h"
 #include "runtime/park.h"
 #include "runtime/sched.h"
@@ -37,12 +38,12 @@ void *fz_ctx_prepare(struct fz_stack *stack, void (*entry)(void *), void *arg)
     uint16_t x87cw;
     __asm__ volatile("stmxcsr %0; fnstcw %1" : "=m"(mxcsr), "=m"(x87cw));
     sp[0] = mxcsr | ((uint64_t)x87cw << 32);
-    sp[1] = 0;                     /* r15 */
-    sp[2] = 0;                     /* r14 */
-    sp[3] = (uintptr_t)entry;      /* r13 */
-    sp[4] = (uintptr_t)arg;        /* r12 */
-    sp[5] = 0;                     /* rbx */
-    sp[6] = 0;                     /* rbp */
+    sp[1] = 0;                /* r15 */
+    sp[2] = 0;                /* r14 */
+    sp[3] = (uintptr_t)entry; /* r13 */
+    sp[4] = (uintptr_t)arg;   /* r12 */
+    sp[5] = 0;                /* rbx */
+    sp[6] = 0;                /* rbp */
     sp[7] = (uintptr_t)fz_fiber_trampoline;
     return sp;
 }
@@ -186,7 +187,9 @@ void fz_fiber_main(void *arg)
 
 void fz_fiber_exit(struct fz_fiber *self)
 {
+    fz_asan_tcb_forget();
     fz_tls_exit();
+    fz_asan_tcb_loaded(self->carrier);
     fz_sigmask_fiber_gone(self);
     struct fz_carrier *c = self->carrier;
     c->stats.fibers_exited++;

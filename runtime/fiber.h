@@ -65,6 +65,7 @@ struct fz_fiber {
     uint64_t sigmask; /* this thread's signal mask (runtime/sigmask.c) */
     struct fz_waiter *cancel_waiter; /* its wait at a cancellation point (park.c) */
     size_t guard_requested; /* reported by pthread_getattr_np, as glibc does */
+    void *asan_save; /* FZ_ASAN builds: its fake stack while switched out */
 } __attribute__((aligned(64))); /* a whole number of cache lines: aligned_alloc wants it */
 
 struct fz_carrier {
@@ -97,6 +98,9 @@ struct fz_carrier {
     uint64_t seen_since;  /* monitor only */
     uint64_t kernel_mask; /* signal mask loaded on this OS thread (sigmask.c) */
     struct fz_stack idle_stack; /* carrier 0 only: the main thread's stack is the main fiber's */
+    void *asan_thread;          /* FZ_ASAN builds (runtime/asan.c) */
+    struct fz_stack asan_idle;
+    void *asan_idle_save;
     struct fz_stack_cache stacks;
     struct fz_stats stats;
 } __attribute__((aligned(64)));

@@ -33,6 +33,7 @@
 #include "runtime/driver.h"
 #include "runtime/monitor.h"
 #include "runtime/park.h"
+#include "runtime/asan.h"
 #include "runtime/sched.h"
 #include "runtime/sigmask.h"
 #include "runtime/sys.h"
@@ -222,6 +223,8 @@ void fz_sched_resumed(struct fz_fiber *self)
         c->loaded_tcb = self->tcb;
         c->stats.tp_writes++;
     }
+    fz_asan_tcb_loaded(c);
+    fz_asan_arrive(self->asan_save);
     reap_dead(c);
 }
 
@@ -248,18 +251,26 @@ static void switch_away(struct fz_carrier *c, struct fz_fiber *self)
         self->state = FZ_FIBER_RUNNING;
         return;
     }
+    void **asan_save = &self->asan_save;
+    if (self->state == FZ_FIBER_DONE) {
+        asan_save = NULL;
+        fz_asan_stack_done(&self->stack);
+    }
     if (next && atomic_load_explicit(&next->on_cpu, memory_order_acquire)) {
         /* next is still switching out on another carrier, which may be
          * waiting the same way for self: never wait while holding self.
          * The idle context claims next once self is saved. */
         c->handoff = next;
         c->current = NULL;
+        fz_asan_leave(asan_save, &c->asan_idle);
         fz_switch(&self->sp, c->idle_sp, &self->on_cpu);
     } else if (next) {
         claim_cpu(c, next);
+        fz_asan_leave(asan_save, &next->stack);
         fz_switch(&self->sp, next->sp, &self->on_cpu);
     } else {
         c->current = NULL;
+        fz_asan_leave(asan_save, &c->asan_idle);
         fz_switch(&self->sp, c->idle_sp, &self->on_cpu);
     }
     fz_sched_resumed(self);
@@ -337,10 +348,23 @@ void fz_spawn(struct fz_fiber *f)
 
 /* ---- the idle context ------------------------------------------------ */
 
+static void load_own_tcb(struct fz_carrier *c);
+
+/* Back on the idle context.  Under ASan it runs on the carrier's own TCB
+ * (see runtime/asan.h); otherwise the last fiber's may stay loaded. */
+static void idle_arrived(struct fz_carrier *c)
+{
+    if (FZ_ASAN_ON)
+        load_own_tcb(c);
+    fz_asan_arrive(c->asan_idle_save);
+}
+
 static void run_from_idle(struct fz_carrier *c, struct fz_fiber *f)
 {
     claim_cpu(c, f);
+    fz_asan_leave(&c->asan_idle_save, &f->stack);
     fz_switch(&c->idle_sp, f->sp, NULL);
+    idle_arrived(c);
     reap_dead(c);
 }
 
@@ -416,6 +440,7 @@ static void load_own_tcb(struct fz_carrier *c)
         fz_set_thread_pointer(c->own_tcb);
         c->loaded_tcb = c->own_tcb;
         c->stats.tp_writes++;
+        fz_asan_tcb_loaded(c);
     }
 }
 
@@ -476,11 +501,13 @@ static void *carrier_thread(void *arg)
     struct fz_carrier *c = arg;
     c->own_tcb = c->loaded_tcb = fz_thread_pointer();
     c->tid = (pid_t)fz_sys0(SYS_gettid);
+    fz_asan_carrier_adopt(c, NULL);
     idle_loop(c);
 }
 
 static void carrier0_idle_entry(void *arg)
 {
+    idle_arrived(arg);
     idle_loop(arg);
 }
 
@@ -495,6 +522,7 @@ static bool adopt_main(struct fz_carrier *c0, const char **why)
     if (fz_stack_alloc(NULL, IDLE_STACK_SIZE, 4096, &c0->idle_stack))
         return *why = "cannot map the idle stack", false;
     c0->idle_sp = fz_ctx_prepare(&c0->idle_stack, carrier0_idle_entry, c0);
+    fz_asan_carrier_adopt(c0, &c0->idle_stack);
     c0->loaded_tcb = m->tcb;
     c0->tid = (pid_t)fz_sys0(SYS_gettid);
     m->carrier = c0;
@@ -594,6 +622,7 @@ bool fz_sched_after_fork(struct fz_fiber *self)
     if (!c0->own_tcb || fz_stack_alloc(NULL, IDLE_STACK_SIZE, 4096, &c0->idle_stack))
         return false;
     c0->idle_sp = fz_ctx_prepare(&c0->idle_stack, carrier0_idle_entry, c0);
+    fz_asan_carrier_adopt(c0, &c0->idle_stack);
     c0->loaded_tcb = self->tcb;
     c0->tid = (pid_t)fz_sys0(SYS_gettid);
     c0->kernel_mask = mask;

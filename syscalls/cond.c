@@ -91,7 +91,7 @@ static int park_on_seq(struct seq_check *s, clockid_t clock, const struct timesp
 static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
                      const struct timespec *abs)
 {
-    pthread_testcancel();
+    fz_testcancel();
     struct seq_check s = {seq_word(c), __atomic_load_n(seq_word(c), __ATOMIC_SEQ_CST)};
     __atomic_fetch_add(waiters_word(c), 1, __ATOMIC_SEQ_CST);
     int err = fz_mutex_unlock(m);
@@ -102,7 +102,7 @@ static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
     int result = park_on_seq(&s, clock, abs);
     __atomic_fetch_sub(waiters_word(c), 1, __ATOMIC_SEQ_CST);
     err = fz_mutex_lock(m);
-    pthread_testcancel();
+    fz_testcancel();
     return err ? err : result;
 }
 

@@ -6,6 +6,7 @@
 #include <time.h>
 #include "preload/config.h"
 #include "preload/real.h"
+#include "runtime/asan.h"
 #include "runtime/sched.h"
 #include "runtime/sys.h"
 #include "runtime/tls.h"
@@ -30,7 +31,18 @@ static inline bool fz_hook_active(unsigned family)
 static inline void fz_cancel_point(void)
 {
     struct fz_fiber *self = fz_self();
-    if (self && fz_tcb_cancel_pending(self->tcb))
+    if (self && fz_tcb_cancel_pending(self->tcb)) {
+        fz_asan_no_return();
+        pthread_testcancel();
+    }
+}
+
+/* pthread_testcancel for any caller (fibers through fz_cancel_point). */
+static inline void fz_testcancel(void)
+{
+    if (fz_self())
+        fz_cancel_point();
+    else
         pthread_testcancel();
 }
 

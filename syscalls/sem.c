@@ -146,7 +146,7 @@ static int wait_shared(sem_t *s, uint64_t deadline)
  * on at entry, and pthread_cancel ends a parked wait (fz_cancel_point). */
 static int wait_until(sem_t *s, uint64_t deadline)
 {
-    pthread_testcancel();
+    fz_testcancel();
     int err = is_shared(s) ? wait_shared(s, deadline) : wait_private(as_sem(s), deadline);
     return err ? fail(err) : 0;
 }

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
+#include "runtime/asan.h"
 #include "runtime/park.h"
 #include "runtime/tls.h"
 #include "syscalls/hook.h"
@@ -215,12 +216,16 @@ FZ_EXPORT void pthread_exit(void *value)
     if (self && self->is_main && !fz_rt.main_unwind_ready) {
         /* no unwind point below main: end the main fiber without unwinding */
         *fz_tcb_result_slot(self->tcb) = value;
+        fz_asan_tcb_forget();
         fz_tls_exit();
+        fz_asan_tcb_loaded(self->carrier);
         atomic_store(&fz_rt.main_exited, true);
         fz_fiber_exit(self);
     }
     /* glibc unwinds to the buffer in the fiber's TCB: fz_fiber_main's, or
      * main's (preload/init.c) */
+    if (self)
+        fz_asan_no_return();
     fz_real.pthread_exit(value);
     __builtin_unreachable();
 }
