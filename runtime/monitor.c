@@ -31,7 +31,8 @@ static void watch(struct fz_carrier *c, uint64_t now)
 {
     unsigned epoch = atomic_load_explicit(&c->epoch, memory_order_relaxed);
     bool busy = __atomic_load_n(&c->current, __ATOMIC_RELAXED) != NULL;
-    if (epoch != c->seen_epoch || !busy) {
+    /* seen_since 0: never looked at (a carrier's epoch starts at 0 too) */
+    if (epoch != c->seen_epoch || !busy || c->seen_since == 0) {
         c->seen_epoch = epoch;
         c->seen_since = now;
         if (c->stuck) {
