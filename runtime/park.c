@@ -43,7 +43,8 @@ void fz_waiter_init(struct fz_waiter *w, uint64_t deadline, int interruptible)
     atomic_init(&w->futex_word, 0);
     w->deadline = deadline;
     w->interruptible = w->fiber ? interruptible & 3 : FZ_INTR_NONE;
-    w->cancelable = w->fiber && interruptible != FZ_INTR_NONE;
+    w->cancelable =
+        w->fiber && interruptible != FZ_INTR_NONE && !(interruptible & FZ_INTR_NOCANCEL);
     w->queued = false;
     w->bits = ~0u;
     w->timer.armed = false;

@@ -41,6 +41,9 @@ enum fz_intr {
     /* A flag: the wait is a cancellation point even if no handler ends it
      * (condition waits, join).  Every interruptible wait is one too. */
     FZ_INTR_CANCEL = 4,
+    /* A flag: a signal may end the wait but pthread_cancel does not, as for
+     * flock, which POSIX does not list among the cancellation points. */
+    FZ_INTR_NOCANCEL = 8,
 };
 
 struct fz_waiter {
