@@ -103,7 +103,10 @@ __attribute__((constructor)) static void fiberize_init(void)
     fz_config_load();
     if (fz_config.disabled)
         return;
-    if (start_runtime() && fz_config.stats)
+    if (!start_runtime())
+        return;
+    atexit(fz_tls_process_exit); /* registered first: runs after the program's */
+    if (fz_config.stats)
         atexit(print_stats_at_exit);
 }
 

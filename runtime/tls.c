@@ -60,7 +60,9 @@
  *    pthread_kill, pthread_sigqueue, pthread_getcpuclockid, names, async
  *    cancel) see the fake tid -- the main fiber's too -- and must be
  *    interposed; robust and PI mutexes through the real glibc (the kernel
- *    knows only carrier tids and walks only carriers' robust lists);
+ *    knows only carrier tids and walks only carriers' robust lists: robust
+ *    mutexes are marked owner-dead here at fiber and process exit, not when
+ *    a signal kills the process);
  *  - sigaltstack is per OS thread; signal masks are not in the TCB (the
  *    runtime keeps them per fiber elsewhere);
  *  - a signal handler runs on the TCB its carrier has loaded: the fiber it
@@ -105,6 +107,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/auxv.h>
 #include <sys/single_threaded.h>
 #include <asm/prctl.h>
@@ -195,6 +198,7 @@ static struct {
     size_t libc_tls_size;
 } g;
 
+#define FAKE_TID_BASE 0x20000000u
 static atomic_uint next_fake_tid;
 
 /* The marker that tells a fiber's TCB from a native thread's: native threads
@@ -407,7 +411,7 @@ static void link_on_stack_user(void *tcb)
 static int fake_tid(void)
 {
     unsigned n = atomic_fetch_add(&next_fake_tid, 1);
-    return (int)(0x20000000u + (n % 0x1f000000u));
+    return (int)(FAKE_TID_BASE + (n % 0x1f000000u));
 }
 
 /* Fields nptl's allocate_stack/pthread_create would set. */
@@ -548,6 +552,78 @@ static void release_libc_thread_state(void)
     buffers[0] = buffers[1] = NULL;
 }
 
+/* The kernel's duty at an OS thread's exit (futex(2), robust futexes),
+ * done for a fiber, whose list the kernel never sees: every robust mutex
+ * still held -- the futex word carries the owner's tid -- is marked
+ * FUTEX_OWNER_DIED, so the next locker gets EOWNERDEAD, and one waiter
+ * blocked in the kernel is woken.  Fibers waiting on it retry trylock and
+ * find the mark themselves.  Entries with bit 0 set are priority-inherit
+ * mutexes: marked too, but their kernel waiters are not woken (the kernel
+ * queues them by owner tid, and a fiber's is fake: see mutex.c). */
+static void mark_owner_died(int *word, int tid, bool pending, bool pi)
+{
+    int seen = __atomic_load_n(word, __ATOMIC_RELAXED);
+    if (pending && !pi && seen == 0) {
+        fz_sys6(SYS_futex, (long)word, FUTEX_WAKE, 1, 0, 0, 0);
+        return;
+    }
+    for (;;) {
+        if ((seen & FUTEX_TID_MASK) != tid)
+            return;
+        int dead = (seen & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
+        if (__atomic_compare_exchange_n(word, &seen, dead, false, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED))
+            break;
+    }
+    if (!pi && (seen & FUTEX_WAITERS))
+        fz_sys6(SYS_futex, (long)word, FUTEX_WAKE, 1, 0, 0, 0);
+}
+
+/* shared_only: at process exit only mutexes other processes can see matter,
+ * and the fibers may still run: the list is read, not reset. */
+static void release_robust_mutexes(void *tcb, bool shared_only)
+{
+    char *head = (char *)tcb + PD_ROBUST_HEAD;
+    long futex_offset = AT(tcb, PD_ROBUST_HEAD + 8, long);
+    uintptr_t pending = AT(tcb, PD_ROBUST_HEAD + 16, uintptr_t) & ~(uintptr_t)1;
+    int tid = AT(tcb, PD_TID, int);
+    const long kind_offset = offsetof(pthread_mutex_t, __data.__kind);
+    unsigned limit = 2048; /* the kernel's ROBUST_LIST_LIMIT: a cycle ends */
+    uintptr_t entry = AT(tcb, PD_ROBUST_HEAD, uintptr_t);
+    while (entry && (char *)(entry & ~(uintptr_t)1) != head && limit--) {
+        char *node = (char *)(entry & ~(uintptr_t)1);
+        int *word = (int *)(node + futex_offset);
+        uintptr_t next = *(uintptr_t *)node;
+        bool shared = AT(word, kind_offset, int) & 128; /* glibc's pshared kind bit */
+        if ((uintptr_t)node != pending && (shared || !shared_only))
+            mark_owner_died(word, tid, false, entry & 1);
+        entry = next;
+    }
+    if (pending && !shared_only)
+        mark_owner_died((int *)(pending + futex_offset), tid, true,
+                        AT(tcb, PD_ROBUST_HEAD + 16, uintptr_t) & 1);
+    if (shared_only)
+        return;
+    AT(tcb, PD_ROBUST_HEAD, void *) = head;
+    AT(tcb, PD_ROBUST_PREV, void *) = head;
+    AT(tcb, PD_ROBUST_HEAD + 16, void *) = NULL;
+}
+
+void fz_tls_process_exit(void)
+{
+    if (!g.rtld_global)
+        return;
+    static const unsigned lists[] = {RTLD_DL_STACK_USED, RTLD_DL_STACK_USER};
+    for (int l = 0; l < 2; l++) {
+        struct list_node *head = (struct list_node *)(g.rtld_global + lists[l]);
+        for (struct list_node *n = head->next; n && n != head; n = n->next) {
+            void *tcb = (char *)n - PD_LIST;
+            if (AT(tcb, PD_TID, int) >= (int)FAKE_TID_BASE) /* fibers' only */
+                release_robust_mutexes(tcb, true);
+        }
+    }
+}
+
 void fz_tls_exit(void)
 {
     g.call_tls_dtors();
@@ -570,6 +646,7 @@ void fz_tls_exit(void)
     }
     free_key_blocks(fz_thread_pointer());
     release_libc_thread_state();
+    release_robust_mutexes(fz_thread_pointer(), false);
 }
 
 void *fz_tcb_fiber(void *tcb)

@@ -39,6 +39,9 @@ void fz_tls_enter(void);
  * free the key blocks, the dlerror state and the strsignal/strerror_l
  * buffers.  Runs on the exiting fiber. */
 void fz_tls_exit(void);
+/* The process ends (exit, _exit): mark the process-shared robust mutexes
+ * fibers still hold FUTEX_OWNER_DIED, as the kernel does for threads. */
+void fz_tls_process_exit(void);
 /* The fiber whose TCB is loaded, or NULL (checks the marker). */
 struct fz_fiber *fz_tls_current_fiber(void);
 

@@ -27,11 +27,12 @@
  * limits there, from fibers' fake tids: a priority-protect mutex fails with
  * ESRCH (glibc hands the tid to sched_setparam); a non-fiber thread that
  * blocks in the kernel on a priority-inherit mutex a fiber holds waits
- * forever (the kernel finds no such owner); a robust mutex held by a fiber
- * that exits is not reported EOWNERDEAD (the kernel walks only carriers'
- * robust lists).
+ * forever (the kernel finds no such owner).  A robust mutex held by a
+ * fiber that exits is marked owner-dead by runtime/tls.c, since the kernel
+ * walks only carriers' robust lists.
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <threads.h>
 #include "runtime/park.h"
 #include "runtime/tls.h"
@@ -40,6 +41,8 @@
 
 #define KIND_TYPE_MASK 3
 #define KIND_ELISION_FLAGS (256 | 512)
+#define KIND_ROBUST 16
+#define KIND_PI 32
 #define SPINS 100
 #define BACKOFF_MIN_NS 10000u
 #define BACKOFF_MAX_NS 1000000u
@@ -193,6 +196,25 @@ static int real_lock(pthread_mutex_t *m, const struct lock_wait *how)
     return fz_real.pthread_mutex_lock(m);
 }
 
+/* glibc's trylock answers ENOTRECOVERABLE with the word still holding the
+ * caller's tid, where its lock releases the word first.  A lock made of
+ * trylocks must release it too, or the next locker waits forever. */
+static int unrecoverable(pthread_mutex_t *m, int kind)
+{
+    int *word = &m->__data.__lock;
+    int seen = __atomic_load_n(word, __ATOMIC_RELAXED);
+    if (kind & KIND_PI)
+        return ENOTRECOVERABLE; /* glibc's own PI path */
+    while ((seen & FUTEX_TID_MASK) == fz_tcb_current_tid())
+        if (__atomic_compare_exchange_n(word, &seen, 0, false, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED)) {
+            if (seen & FUTEX_WAITERS)
+                fz_sys6(SYS_futex, (long)word, FUTEX_WAKE, 1, 0, 0, 0);
+            break;
+        }
+    return ENOTRECOVERABLE;
+}
+
 static int lock_special(pthread_mutex_t *m, int kind, const struct lock_wait *how)
 {
     if (how->trying || !fz_self())
@@ -203,6 +225,8 @@ static int lock_special(pthread_mutex_t *m, int kind, const struct lock_wait *ho
     uint64_t backoff = BACKOFF_MIN_NS;
     for (;;) {
         int r = fz_real.pthread_mutex_trylock(m);
+        if (r == ENOTRECOVERABLE && (kind & KIND_ROBUST))
+            return unrecoverable(m, kind);
         if (r != EBUSY)
             return r;
         if ((kind & KIND_TYPE_MASK) == PTHREAD_MUTEX_ERRORCHECK &&

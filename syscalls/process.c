@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "runtime/reactor.h"
+#include "runtime/tls.h"
 #include "syscalls/offload.h"
 
 #ifndef SYS_pidfd_open
@@ -210,3 +211,19 @@ FZ_EXPORT int pclose(FILE *stream)
         return fz_real.pclose(stream);
     return pool_pclose(stream);
 }
+
+/* ---- process exit ------------------------------------------------------ */
+
+/* The kernel marks the process-shared robust mutexes a dying process still
+ * holds, by the tids of its threads; fibers' tids are not the kernel's, so
+ * tls.c does it for them (exit() reaches it through atexit).  A vfork child
+ * shares the parent's memory and must leave its mutexes alone. */
+FZ_EXPORT void _exit(int status)
+{
+    if (fz_rt.active && !fz_in_vfork_child())
+        fz_tls_process_exit();
+    for (;;)
+        fz_sys6(SYS_exit_group, status, 0, 0, 0, 0, 0);
+}
+
+FZ_EXPORT void _Exit(int status) __attribute__((alias("_exit")));

@@ -44,6 +44,15 @@ parks_without_handoff() {
     parks_without_handoff sync_mutex 32 2000
 }
 
+@test "sync_robust: a robust mutex whose owner exits is EOWNERDEAD, also across processes" {
+    compare_native sync_robust
+    ! grep -q FAIL "$BATS_TEST_TMPDIR/compare_native.sync_robust/native.out"
+}
+
+@test "sync_robust with FIBERIZE_WORKERS=1" {
+    FIBERIZE_WORKERS=1 compare_native sync_robust
+}
+
 @test "sync_cond: bounded buffer checksums, signal/broadcast, timed waits, C11" {
     compare_native sync_cond
     ! grep -q FAIL "$BATS_TEST_TMPDIR/compare_native.sync_cond/native.out"
