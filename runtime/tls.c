@@ -693,6 +693,11 @@ pid_t fz_tcb_current_tid(void)
     return tid;
 }
 
+void fz_tcb_set_current_tid(pid_t tid)
+{
+    __asm__ volatile("mov %0, %%fs:%c1" : : "r"(tid), "i"(PD_TID) : "memory");
+}
+
 /* ---- cancellation ------------------------------------------------------
  * glibc 2.36's cancelhandling bits (nptl/descr.h): state (1 = disabled),
  * type (1 = asynchronous), canceling, canceled, exiting. */

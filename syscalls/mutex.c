@@ -23,11 +23,13 @@
  * lists, PI chains and other processes).  A fiber never blocks a carrier on
  * them: it retries pthread_mutex_trylock, sleeping in between with a backoff
  * growing from 10 us to 1 ms (so it may wait up to 1 ms longer than
- * natively).  A thread that is not a fiber makes the real call.  Known
- * limits there, from fibers' fake tids: a priority-protect mutex fails with
- * ESRCH (glibc hands the tid to sched_setparam); a non-fiber thread that
- * blocks in the kernel on a priority-inherit mutex a fiber holds waits
- * forever (the kernel finds no such owner).  A robust mutex held by a
+ * natively).  A thread that is not a fiber makes the real call, except on
+ * a priority-inherit mutex, where it polls the same way: the kernel would
+ * look for the owner by its tid, and a fiber's is fake (glibc then waits
+ * forever); no priority is inherited through a fiber.  A priority-protect mutex
+ * gets the carrier's real tid for glibc's scheduler calls (as_carrier), so
+ * it answers as natively; a raised priority (real-time policies only) is
+ * the carrier's, and stays with it until an unlock runs there.  A robust mutex held by a
  * fiber that exits is marked owner-dead by runtime/tls.c, since the kernel
  * walks only carriers' robust lists.
  */
@@ -43,6 +45,7 @@
 #define KIND_ELISION_FLAGS (256 | 512)
 #define KIND_ROBUST 16
 #define KIND_PI 32
+#define KIND_PP 64
 #define SPINS 100
 #define BACKOFF_MIN_NS 10000u
 #define BACKOFF_MAX_NS 1000000u
@@ -187,10 +190,53 @@ static int unlock_simple(pthread_mutex_t *m, int kind)
 
 /* ---- special kinds: glibc's code, without blocking a carrier ----------- */
 
+/* Priority-protect mutexes: glibc hands the caller's tid to
+ * sched_getparam and sched_setscheduler, where a fiber's fake tid is ESRCH.
+ * For the length of one glibc call that cannot block (trylock, unlock) the
+ * TCB names the carrier as the kernel knows it, while the mutex goes on
+ * naming the fiber as its owner, so an unlock after a migration is still
+ * the owner's.  Returns the fiber's tid to restore, 0 if nothing changed. */
+static pid_t as_carrier(pthread_mutex_t *m, int kind)
+{
+    struct fz_fiber *self = fz_self();
+    if (!(kind & KIND_PP) || !self)
+        return 0;
+    pid_t fake = fz_tcb_current_tid(), real = self->carrier->tid;
+    fz_tcb_set_current_tid(real);
+    if (m->__data.__owner == fake)
+        m->__data.__owner = real;
+    return fake;
+}
+
+static void as_fiber(pthread_mutex_t *m, pid_t fake)
+{
+    if (!fake)
+        return;
+    if (m->__data.__owner == fz_tcb_current_tid())
+        m->__data.__owner = fake;
+    fz_tcb_set_current_tid(fake);
+}
+
+static int real_trylock(pthread_mutex_t *m, int kind)
+{
+    pid_t fake = as_carrier(m, kind);
+    int r = fz_real.pthread_mutex_trylock(m);
+    as_fiber(m, fake);
+    return r;
+}
+
+static int real_unlock(pthread_mutex_t *m, int kind)
+{
+    pid_t fake = as_carrier(m, kind);
+    int r = fz_real.pthread_mutex_unlock(m);
+    as_fiber(m, fake);
+    return r;
+}
+
 static int real_lock(pthread_mutex_t *m, const struct lock_wait *how)
 {
     if (how->trying)
-        return fz_real.pthread_mutex_trylock(m);
+        return real_trylock(m, kind_of(m));
     if (how->abs)
         return fz_real.pthread_mutex_clocklock(m, how->clock, how->abs);
     return fz_real.pthread_mutex_lock(m);
@@ -217,14 +263,17 @@ static int unrecoverable(pthread_mutex_t *m, int kind)
 
 static int lock_special(pthread_mutex_t *m, int kind, const struct lock_wait *how)
 {
-    if (how->trying || !fz_self())
+    /* A thread that is not a fiber may block in glibc, except on a
+     * priority-inherit mutex: its owner may be a fiber, whose fake tid the
+     * kernel would never find (glibc then waits forever), so it polls too. */
+    if (how->trying || (!fz_self() && !(kind & KIND_PI)))
         return real_lock(m, how);
     if (how->abs && !fz_timespec_valid(how->abs))
         return real_lock(m, how); /* EINVAL, or success without waiting */
     uint64_t deadline = how->abs ? fz_abs_to_deadline(how->clock, how->abs) : 0;
     uint64_t backoff = BACKOFF_MIN_NS;
     for (;;) {
-        int r = fz_real.pthread_mutex_trylock(m);
+        int r = real_trylock(m, kind);
         if (r == ENOTRECOVERABLE && (kind & KIND_ROBUST))
             return unrecoverable(m, kind);
         if (r != EBUSY)
@@ -258,7 +307,7 @@ int fz_mutex_lock(pthread_mutex_t *m)
 int fz_mutex_unlock(pthread_mutex_t *m)
 {
     int kind = kind_of(m);
-    return is_special(kind) ? fz_real.pthread_mutex_unlock(m) : unlock_simple(m, kind);
+    return is_special(kind) ? real_unlock(m, kind) : unlock_simple(m, kind);
 }
 
 static bool clock_supported(clockid_t clock)

@@ -96,6 +96,10 @@ parks_without_handoff() {
     compare_native sync_mixed 300000
 }
 
+@test "sync_mixed on a priority-inheritance mutex: no thread waits forever on a fiber" {
+    compare_native sync_mixed 20000 pi
+}
+
 @test "sync_mixed with FIBERIZE_WORKERS=1" {
     export FIBERIZE_WORKERS=1
     compare_native sync_mixed 300000

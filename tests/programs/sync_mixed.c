@@ -6,7 +6,9 @@
  * pthread_create, which no preloaded library sees -- ordinary OS threads,
  * as a library's private worker would be.  They and the fibers count on
  * one mutex (exact total) and wait for each other on one condition variable.
- * Usage: sync_mixed [iterations]   (default 100000) */
+ * With "pi" the mutex is priority-inheriting: glibc's own code, which
+ * hands owners' tids to the kernel, and a fiber owner's is not one it knows.
+ * Usage: sync_mixed [iterations [pi]]   (default 100000) */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -71,6 +73,12 @@ int main(int argc, char **argv)
 {
     if (argc > 1)
         iterations = atol(argv[1]);
+    if (argc > 2 && argv[2][0] == 'p') {
+        pthread_mutexattr_t a;
+        pthread_mutexattr_init(&a);
+        pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
+        pthread_mutex_init(&lock, &a);
+    }
     timer_t timers[TIMERS];
     for (int i = 0; i < TIMERS; i++) {
         struct sigevent ev = {.sigev_notify = SIGEV_THREAD, .sigev_notify_function = on_timer};

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static int threads = 64;
 static long iterations = 100000;
@@ -169,8 +170,51 @@ static void special(const char *name, int type, int robust, int protocol, int ps
     pthread_mutexattr_destroy(&a);
 }
 
+/* Priority-protect: glibc asks the kernel about the locker's scheduling
+ * by tid, so what a lock answers depends on the thread's policy (under
+ * SCHED_OTHER a ceiling above 0 is EINVAL from sched_setscheduler).  The
+ * answers are printed, to be the same natively and fiberized. */
+static void *pp_in_thread(void *arg)
+{
+    pthread_mutex_t *m = arg;
+    int r = pthread_mutex_lock(m);
+    usleep(2000); /* a fiber may move to another carrier meanwhile */
+    int u = r == 0 ? pthread_mutex_unlock(m) : -1;
+    printf("priority protect, thread: lock %s, unlock %s\n", strerror(r),
+           u < 0 ? "-" : strerror(u));
+    return NULL;
+}
+
+static void priority_protect(void)
+{
+    for (int ceiling = 0; ceiling <= 1; ceiling++) {
+        pthread_mutexattr_t a;
+        pthread_mutexattr_init(&a);
+        pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_PROTECT);
+        int set = pthread_mutexattr_setprioceiling(&a, ceiling);
+        pthread_mutex_t m;
+        int init = pthread_mutex_init(&m, &a);
+        int lock = pthread_mutex_lock(&m);
+        int again = lock == 0 ? pthread_mutex_trylock(&m) : -1;
+        for (int i = 0; lock == 0 && i < 5; i++)
+            usleep(1000); /* held across naps: the main fiber may migrate */
+        int unlock = lock == 0 ? pthread_mutex_unlock(&m) : -1;
+        printf("priority protect ceiling %d: attr %s, init %s, lock %s, trylock %s, unlock %s\n",
+               ceiling, strerror(set), strerror(init), strerror(lock),
+               again < 0 ? "-" : strerror(again), unlock < 0 ? "-" : strerror(unlock));
+        pthread_t t[4];
+        for (int i = 0; i < 4; i++)
+            pthread_create(&t[i], NULL, pp_in_thread, &m);
+        for (int i = 0; i < 4; i++)
+            pthread_join(t[i], NULL);
+        pthread_mutex_destroy(&m);
+        pthread_mutexattr_destroy(&a);
+    }
+}
+
 static void specials(void)
 {
+    priority_protect();
     special("robust", PTHREAD_MUTEX_NORMAL, PTHREAD_MUTEX_ROBUST, PTHREAD_PRIO_NONE,
             PTHREAD_PROCESS_PRIVATE);
     special("robust errorcheck", PTHREAD_MUTEX_ERRORCHECK, PTHREAD_MUTEX_ROBUST, PTHREAD_PRIO_NONE,
