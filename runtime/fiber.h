@@ -59,28 +59,29 @@ struct fz_fiber {
     void *arg;
     bool detached;
     bool exited;
-    bool joined;   /* a joiner has claimed the result */
+    bool joined;           /* a joiner has claimed the result */
     atomic_uint exit_word; /* parking-lot key for joiners: 0 running, 1 exited */
     char name[16];
-    uint64_t sigmask; /* this thread's signal mask (runtime/sigmask.c) */
+    uint64_t sigmask;                /* this thread's signal mask (runtime/sigmask.c) */
     struct fz_waiter *cancel_waiter; /* its wait at a cancellation point (park.c) */
-    size_t guard_requested; /* reported by pthread_getattr_np, as glibc does */
-    void *asan_save; /* FZ_ASAN builds: its fake stack while switched out */
-} __attribute__((aligned(64))); /* a whole number of cache lines: aligned_alloc wants it */
+    size_t guard_requested;          /* reported by pthread_getattr_np, as glibc does */
+    void *asan_save;                 /* FZ_ASAN builds: its fake stack while switched out */
+    unsigned shared_nap_ns;          /* process-shared condvar polling (syscalls/cond.c) */
+} __attribute__((aligned(64)));      /* a whole number of cache lines: aligned_alloc wants it */
 
 struct fz_carrier {
     unsigned index;
-    struct fz_fiber *current; /* fiber running here, NULL on the idle context */
+    struct fz_fiber *current;       /* fiber running here, NULL on the idle context */
     _Atomic(struct fz_task *) lifo; /* just-woken fiber: runs next; only the
                                        monitor takes it from a stuck carrier */
     struct fz_runq runq;
-    void *idle_sp;     /* saved idle context */
-    void *own_tcb;     /* TCB loaded while idle (signal handlers run on it) */
-    void *loaded_tcb;  /* thread pointer currently loaded on this OS thread */
-    struct fz_fiber *dead; /* exited fiber whose stack is released after the switch */
+    void *idle_sp;            /* saved idle context */
+    void *own_tcb;            /* TCB loaded while idle (signal handlers run on it) */
+    void *loaded_tcb;         /* thread pointer currently loaded on this OS thread */
+    struct fz_fiber *dead;    /* exited fiber whose stack is released after the switch */
     struct fz_fiber *handoff; /* picked while still switching out elsewhere: the idle
                                  context runs it (sched.c's switch_away) */
-    atomic_int park_word;  /* futex word for idle sleeping */
+    atomic_int park_word;     /* futex word for idle sleeping */
     struct fz_carrier *next_idle;
     atomic_int in_idle_list;
     bool driving; /* sleeping in the driver rather than on park_word */
@@ -89,14 +90,14 @@ struct fz_carrier {
     pid_t tid;
     pthread_t thread;
     /* hand-off (runtime/monitor.c) */
-    atomic_uint epoch;    /* bumped at every switch: the monitor's sign of life */
-    bool spare;           /* started by the monitor; retires when not needed */
-    atomic_int retired;   /* spare sleeping on retire_word */
+    atomic_uint epoch;  /* bumped at every switch: the monitor's sign of life */
+    bool spare;         /* started by the monitor; retires when not needed */
+    atomic_int retired; /* spare sleeping on retire_word */
     atomic_int retire_word;
-    bool stuck;           /* monitor's own view (only it reads or writes) */
-    unsigned seen_epoch;  /* monitor only */
-    uint64_t seen_since;  /* monitor only */
-    uint64_t kernel_mask; /* signal mask loaded on this OS thread (sigmask.c) */
+    bool stuck;                 /* monitor's own view (only it reads or writes) */
+    unsigned seen_epoch;        /* monitor only */
+    uint64_t seen_since;        /* monitor only */
+    uint64_t kernel_mask;       /* signal mask loaded on this OS thread (sigmask.c) */
     struct fz_stack idle_stack; /* carrier 0 only: the main thread's stack is the main fiber's */
     void *asan_thread;          /* FZ_ASAN builds (runtime/asan.c) */
     struct fz_stack asan_idle;

@@ -23,8 +23,20 @@
  * relocking the mutex (pthread_testcancel), and pthread_cancel ends a
  * parked wait, so a cancelled waiter unwinds holding the mutex, as POSIX
  * says.
- * Process-shared condition variables keep glibc's implementation, which
- * blocks the carrier while it waits (the monitor hands its queue on).
+ *
+ * Process-shared condition variables keep glibc's implementation: other
+ * processes signal them through it.  A fiber must not sleep in it (its
+ * carrier would sleep too), so it polls (shared_wait): glibc's timed wait
+ * with a time limit already past registers it, takes a signal if one is
+ * pending and returns at once -- on a private dummy mutex, so glibc never
+ * locks or unlocks the caller's, whose waiters may be parked fibers.  With
+ * no signal the fiber unlocks the mutex, naps, relocks it and returns 0: a
+ * spurious wake-up, which POSIX allows and every caller re-checks its
+ * predicate after.  A signal sent during the nap is not lost for that
+ * reason: the signaller changed the predicate first; one from this process
+ * also ends the nap (it is a park on the condvar's address).  The nap grows from
+ * 20 us to 1 ms while a fiber's polls find nothing, so a long wait costs
+ * about a thousand short wake-ups a second.
  */
 #include <errno.h>
 #include <threads.h>
@@ -53,6 +65,12 @@ static unsigned cond_flags(pthread_cond_t *c)
 static bool takes_real_path(pthread_cond_t *c)
 {
     return !fz_sync_hooked() || (cond_flags(c) & COND_SHARED);
+}
+
+/* A process-shared condition variable waited on by a fiber */
+static bool polls(pthread_cond_t *c)
+{
+    return fz_sync_hooked() && (cond_flags(c) & COND_SHARED) && fz_self();
 }
 
 struct seq_check {
@@ -106,6 +124,49 @@ static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
     return err ? err : result;
 }
 
+static bool always(void *unused)
+{
+    (void)unused;
+    return true;
+}
+
+#define SHARED_NAP_MIN_NS 20000u
+#define SHARED_NAP_MAX_NS 1000000u
+
+static int shared_wait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
+                       const struct timespec *abs)
+{
+    struct fz_fiber *self = fz_self();
+    fz_testcancel();
+    pthread_mutex_t dummy = PTHREAD_MUTEX_INITIALIZER;
+    struct timespec past = {0, 0};
+    fz_real.pthread_mutex_lock(&dummy);
+    int r = fz_real.pthread_cond_clockwait(c, &dummy, CLOCK_MONOTONIC, &past);
+    fz_real.pthread_mutex_unlock(&dummy);
+    if (r == 0) {
+        self->shared_nap_ns = 0;
+        fz_testcancel();
+        return 0;
+    }
+    if (abs && deadline_passed(clock, abs))
+        return ETIMEDOUT;
+    uint64_t nap = self->shared_nap_ns ? self->shared_nap_ns * 2 : SHARED_NAP_MIN_NS;
+    self->shared_nap_ns = nap > SHARED_NAP_MAX_NS ? SHARED_NAP_MAX_NS : (unsigned)nap;
+    uint64_t wake = fz_now_ns() + self->shared_nap_ns;
+    uint64_t deadline = abs ? fz_abs_to_deadline(clock, abs) : 0;
+    int err = fz_mutex_unlock(m);
+    if (err)
+        return err;
+    /* a signaller in this process also unparks us at once (shared_wake) */
+    fz_park_addr(c, ~0u, always, NULL, deadline && deadline < wake ? deadline : wake,
+                 FZ_INTR_CANCEL);
+    err = fz_mutex_lock(m);
+    fz_testcancel();
+    if (err)
+        return err;
+    return abs && deadline_passed(clock, abs) ? ETIMEDOUT : 0;
+}
+
 static void cond_wake(pthread_cond_t *c, unsigned how_many)
 {
     if (__atomic_load_n(waiters_word(c), __ATOMIC_SEQ_CST) == 0)
@@ -121,6 +182,8 @@ static clockid_t cond_clock(pthread_cond_t *c)
 
 FZ_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 {
+    if (polls(c))
+        return shared_wait(c, m, CLOCK_REALTIME, NULL);
     if (takes_real_path(c))
         return fz_real.pthread_cond_wait(c, m);
     return cond_wait(c, m, CLOCK_REALTIME, NULL);
@@ -129,25 +192,40 @@ FZ_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 FZ_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
                                      const struct timespec *abs)
 {
-    if (takes_real_path(c))
+    if (takes_real_path(c) && !polls(c))
         return fz_real.pthread_cond_timedwait(c, m, abs);
     if (!fz_timespec_valid(abs))
         return EINVAL;
+    if (polls(c))
+        return shared_wait(c, m, cond_clock(c), abs);
     return cond_wait(c, m, cond_clock(c), abs);
 }
 
 FZ_EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
                                      const struct timespec *abs)
 {
-    if (takes_real_path(c))
+    if (takes_real_path(c) && !polls(c))
         return fz_real.pthread_cond_clockwait(c, m, clock, abs);
     if ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) || !fz_timespec_valid(abs))
         return EINVAL;
+    if (polls(c))
+        return shared_wait(c, m, clock, abs);
     return cond_wait(c, m, clock, abs);
+}
+
+/* glibc's signal for other processes' waiters, an unpark for our fibers */
+static int shared_wake(pthread_cond_t *c, int (*real)(pthread_cond_t *), unsigned how_many)
+{
+    int r = real(c);
+    if (fz_sync_hooked())
+        fz_unpark_addr(c, ~0u, how_many);
+    return r;
 }
 
 FZ_EXPORT int pthread_cond_signal(pthread_cond_t *c)
 {
+    if (cond_flags(c) & COND_SHARED)
+        return shared_wake(c, fz_real.pthread_cond_signal, 1);
     if (takes_real_path(c))
         return fz_real.pthread_cond_signal(c);
     cond_wake(c, 1);
@@ -156,6 +234,8 @@ FZ_EXPORT int pthread_cond_signal(pthread_cond_t *c)
 
 FZ_EXPORT int pthread_cond_broadcast(pthread_cond_t *c)
 {
+    if (cond_flags(c) & COND_SHARED)
+        return shared_wake(c, fz_real.pthread_cond_broadcast, ~0u);
     if (takes_real_path(c))
         return fz_real.pthread_cond_broadcast(c);
     cond_wake(c, ~0u);

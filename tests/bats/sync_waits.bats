@@ -149,6 +149,15 @@ expect_parks() {
     expect_parks sync_pshared barrier
 }
 
+@test "process-shared: mutex and condvar across fork, turns, a long wait, a timed wait, a counter" {
+    compare_both sync_pshared cond
+    grep -qx 'cond: 200 turns each, counter 400, errors 0, child status 0' \
+        "$BATS_TEST_TMPDIR/compare_native.sync_pshared/fiber.out"
+    grep -qx 'mutex: counter 40000 of 40000, child status 0' \
+        "$BATS_TEST_TMPDIR/compare_native.sync_pshared/fiber.out"
+    expect_parks sync_pshared cond
+}
+
 @test "waiters that are not fibers (thread hooks off) share the same objects" {
     export FIBERIZE_HOOKS=-thread
     compare_native sync_rwlock writers

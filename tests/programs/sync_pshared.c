@@ -1,10 +1,11 @@
 /* Process-shared objects across fork(): semaphores (sem_init pshared in a
- * MAP_SHARED mapping, and sem_open), an rwlock and a barrier, with wake-ups
+ * MAP_SHARED mapping, and sem_open), an rwlock, a barrier, and a mutex with
+ * a condition variable (turn-taking and an exact counter), with wake-ups
  * both ways (parent waits and the child posts or releases, then the
  * reverse).  Only the parent prints; the child reports through shared
  * memory and its exit status.
  *
- * usage: sync_pshared sem|named|rwlock|barrier
+ * usage: sync_pshared sem|named|rwlock|barrier|cond
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,10 @@ struct shared {
     sem_t there, back;
     pthread_rwlock_t rw;
     pthread_barrier_t barrier;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    int turn;
+    long counter;
     atomic_int value;
     atomic_int child_errors;
     atomic_int serials;
@@ -241,6 +246,104 @@ static void barrier_test(void)
     printf("destroy: %d\n", pthread_barrier_destroy(&sh->barrier));
 }
 
+/* ---- mutex and condition variable: turns, then a shared counter ------- */
+
+#define COUNTS 20000
+
+static int take_turns(int me, int rounds)
+{
+    int errors = 0;
+    for (int i = 0; i < rounds; i++) {
+        pthread_mutex_lock(&sh->mutex);
+        while (sh->turn != me)
+            if (pthread_cond_wait(&sh->cond, &sh->mutex) != 0)
+                errors++;
+        sh->turn = !me;
+        sh->counter++;
+        pthread_cond_broadcast(&sh->cond);
+        pthread_mutex_unlock(&sh->mutex);
+    }
+    return errors;
+}
+
+static void count_up(void)
+{
+    for (int i = 0; i < COUNTS; i++) {
+        pthread_mutex_lock(&sh->mutex);
+        sh->counter++;
+        pthread_mutex_unlock(&sh->mutex);
+    }
+}
+
+static void cond_test(void)
+{
+    map_shared();
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    pthread_mutex_init(&sh->mutex, &ma);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
+    pthread_cond_init(&sh->cond, &ca);
+
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(take_turns(1, ROUNDS) ? 10 : 0);
+    int errors = take_turns(0, ROUNDS);
+    int status = reap(pid);
+    printf("cond: %d turns each, counter %ld, errors %d, child status %d\n", ROUNDS, sh->counter,
+           errors, status);
+
+    /* the parent waits long (the child signals after 200 ms): it parks */
+    sh->turn = 0;
+    pid = fork();
+    if (pid == 0) {
+        usleep(200000);
+        pthread_mutex_lock(&sh->mutex);
+        sh->turn = 1;
+        pthread_cond_signal(&sh->cond);
+        pthread_mutex_unlock(&sh->mutex);
+        _exit(0);
+    }
+    pthread_mutex_lock(&sh->mutex);
+    while (sh->turn != 1)
+        pthread_cond_wait(&sh->cond, &sh->mutex);
+    pthread_mutex_unlock(&sh->mutex);
+    printf("parent woken by the child's signal, child status %d\n", reap(pid));
+
+    /* a timed wait nobody signals times out, not early, mutex held */
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_nsec += 100000000;
+    if (t.tv_nsec >= 1000000000) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000;
+    }
+    long long start = now_ns();
+    pthread_mutex_lock(&sh->mutex);
+    int r;
+    do /* 0 is a spurious wake-up, which POSIX allows: wait on */
+        r = pthread_cond_timedwait(&sh->cond, &sh->mutex, &t);
+    while (r == 0);
+    int held = pthread_mutex_trylock(&sh->mutex) == EBUSY;
+    pthread_mutex_unlock(&sh->mutex);
+    printf("timedwait: %s, %s, mutex %s\n", r == ETIMEDOUT ? "ETIMEDOUT" : strerror(r),
+           now_ns() - start >= 100000000LL ? "not early" : "EARLY",
+           held ? "held" : "NOT HELD");
+
+    /* both processes count under the mutex: an exact total */
+    sh->counter = 0;
+    pid = fork();
+    if (pid == 0) {
+        count_up();
+        _exit(0);
+    }
+    count_up();
+    status = reap(pid);
+    printf("mutex: counter %ld of %d, child status %d\n", sh->counter, 2 * COUNTS, status);
+}
+
 int main(int argc, char **argv)
 {
     alarm(60);
@@ -253,8 +356,10 @@ int main(int argc, char **argv)
         rwlock_test();
     else if (!strcmp(what, "barrier"))
         barrier_test();
+    else if (!strcmp(what, "cond"))
+        cond_test();
     else {
-        fprintf(stderr, "usage: sync_pshared sem|named|rwlock|barrier\n");
+        fprintf(stderr, "usage: sync_pshared sem|named|rwlock|barrier|cond\n");
         return 2;
     }
     return 0;
