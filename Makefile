@@ -84,6 +84,7 @@ check: tests
 # The program links libasan but libfiberize.so is preloaded ahead of it, so
 # ASan's link-order check is off; everything else (leaks included) is on.
 check-asan: export ASAN_OPTIONS = verify_asan_link_order=0:detect_leaks=1:abort_on_error=0
+check-asan: export FZ_ASAN = 1
 check-asan:
 	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address -DFZ_ASAN" \
 	        EXTRA_LDFLAGS="-fsanitize=address" PROG_CFLAGS="$(PROG_CFLAGS) -fsanitize=address" check
