@@ -70,7 +70,9 @@ micro() {
     done
     # Settings that trade one cost for another, against the native run above.
     local variant
-    for variant in "file_io FIBERIZE_FILE_IO=pool"; do
+    # waitpid with the process family off: the real wait, in place, shows what
+    # the pidfd wait itself costs apart from the fiberized child's exit.
+    for variant in "file_io FIBERIZE_FILE_IO=pool" "waitpid FIBERIZE_HOOKS=-process"; do
         set -- $variant
         [[ -s $tmp/$1.n ]] || continue
         run_bench "$tmp/$1.v" env "$2" "$FZ" -- "$BUILD/bench/$1"
