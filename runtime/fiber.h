@@ -115,6 +115,9 @@ static inline struct fz_fiber *fz_fiber_of_task(struct fz_task *t)
  * carrier's idle context, a pool or foreign thread).  Found through the TCB,
  * so it is right after migrations and costs two loads. */
 struct fz_fiber *fz_self(void);
+/* True on a carrier's OS thread (running a fiber or idle); false on a
+ * thread that is not one (pool, glibc's helpers).  Safe in a handler. */
+bool fz_on_carrier(void);
 
 /* Low-level switch (switch.S). */
 void fz_switch(void **save_sp, void *load_sp, atomic_int *release_flag);

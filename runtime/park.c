@@ -10,7 +10,9 @@
  * Interrupt list: interruptible fibers currently blocked, so a signal
  * handler that ran without SA_RESTART can make one of them return EINTR.
  * Signal handlers never touch it directly (they only count, see
- * syscalls/signal.c); the scheduler calls fz_interrupt_one.
+ * syscalls/signal.c); the scheduler calls fz_interrupt_one.  Threads that
+ * are not fibers sleep in futex(2) and are interrupted by the kernel
+ * (block_os_thread).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -42,7 +44,7 @@ void fz_waiter_init(struct fz_waiter *w, uint64_t deadline, int interruptible)
     w->reason = FZ_WAKE_NONE;
     atomic_init(&w->futex_word, 0);
     w->deadline = deadline;
-    w->interruptible = w->fiber ? interruptible & 3 : FZ_INTR_NONE;
+    w->interruptible = interruptible & 3;
     w->cancelable =
         w->fiber && interruptible != FZ_INTR_NONE && !(interruptible & FZ_INTR_NOCANCEL);
     w->queued = false;
@@ -136,18 +138,29 @@ void fz_interrupt_one(int sig, bool restart)
         fz_waiter_finish_wake(victim);
 }
 
+/* An OS thread sleeps in the kernel, so signals reach it as natively: a
+ * handler ends futex(2) with EINTR -- any handler if the wait has a time
+ * limit, only one without SA_RESTART if not (the kernel restarts it).  So a
+ * wait any handler must end (FZ_INTR_ALWAYS) always gets a limit, a far
+ * one when the caller gave none. */
+#define FAR_NS (3600ull * 1000000000ull)
+
 static int block_os_thread(struct fz_waiter *w)
 {
-    struct timespec ts;
     bool timed = w->deadline != 0;
-    if (timed)
-        ts = fz_ns_to_ts(w->deadline);
+    bool interruptible = w->interruptible != FZ_INTR_NONE;
     while (!atomic_load(&w->futex_word)) {
-        long r = fz_futex_wait(&w->futex_word, 0, timed ? &ts : NULL);
+        bool far = !timed && w->interruptible == FZ_INTR_ALWAYS;
+        struct timespec ts = fz_ns_to_ts(timed ? w->deadline : fz_now_ns() + FAR_NS);
+        long r = fz_futex_wait(&w->futex_word, 0, timed || far ? &ts : NULL);
         if (r == -ETIMEDOUT && timed) {
             if (fz_waiter_claim(w, FZ_WAKE_TIMEOUT))
                 return FZ_WAKE_TIMEOUT;
             timed = false; /* the winner is about to set futex_word */
+        } else if (r == -EINTR && interruptible) {
+            if (fz_waiter_claim(w, FZ_WAKE_INTERRUPT))
+                return FZ_WAKE_INTERRUPT;
+            interruptible = false;
         }
     }
     return w->reason;

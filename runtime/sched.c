@@ -59,6 +59,20 @@ struct fz_fiber *fz_self(void)
     return f;
 }
 
+bool fz_on_carrier(void)
+{
+    if (!fz_rt.active)
+        return false;
+    if (fz_tls_current_fiber())
+        return true; /* a fiber's TCB is loaded only on carriers */
+    void *tp = fz_thread_pointer();
+    unsigned n = atomic_load_explicit(&fz_rt.ncarriers, memory_order_acquire);
+    for (unsigned i = 0; i < n; i++)
+        if (fz_rt.carriers[i].own_tcb == tp)
+            return true;
+    return false;
+}
+
 /* ---- finding work ---------------------------------------------------- */
 
 static struct fz_fiber *steal(struct fz_carrier *c)

@@ -33,6 +33,10 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
     else
         a->sa_handler(sig);
     atomic_fetch_sub(&fz_rt.handlers_running, 1);
+    /* On a thread that is not a carrier the kernel has interrupted that
+     * thread's own wait, as natively; no fiber is to be interrupted. */
+    if (!fz_on_carrier())
+        return;
     atomic_fetch_add(&fz_rt.pending_signal[sig], 1);
     atomic_fetch_add(&fz_rt.pending_interrupts, 1);
     fz_driver_wake();

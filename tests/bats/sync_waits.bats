@@ -118,6 +118,12 @@ expect_parks() {
     compare_both sync_sem handler
 }
 
+@test "semaphore: a thread that is not a fiber is interrupted in sem_wait as natively" {
+    compare_both sync_sem foreign
+    grep -qx "non-fiber thread's sem_wait, handler without SA_RESTART: ended, then Interrupted system call" \
+        "$BATS_TEST_TMPDIR/compare_native.sync_sem/fiber.out"
+}
+
 @test "semaphore: a thread blocked in sem_wait parks, its carrier runs the others" {
     compare_both sync_sem park
     expect_parks sync_sem park

@@ -3,7 +3,7 @@
  * a handler without SA_RESTART (and a restart with it), and a thread
  * blocked in sem_wait leaving its carrier to the others.
  *
- * usage: sync_sem counter|queue|timed|errors|eintr|handler|park
+ * usage: sync_sem counter|queue|timed|errors|eintr|foreign|handler|park
  */
 #include <errno.h>
 #include <limits.h>
@@ -411,6 +411,78 @@ static void park_test(void)
     printf("another thread ran %d steps, then woke the waiter\n", atomic_load(&other_steps));
 }
 
+/* ---- a thread that is not a fiber, interrupted in sem_wait ------------ *
+ * glibc's timer_create(SIGEV_THREAD) runs the callback on a thread of its
+ * own making, which fiberize does not see created: an OS thread that waits
+ * in the kernel.  pthread_kill with a handler without SA_RESTART ends its
+ * sem_wait with EINTR; with SA_RESTART glibc's untimed wait goes on. */
+
+static sem_t foreign_sem, foreign_ready;
+static pthread_t foreign_thread;
+static int foreign_r[2], foreign_errno[2];
+static atomic_int foreign_round;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+}
+
+static void in_timer_thread(union sigval v)
+{
+    (void)v;
+    foreign_thread = pthread_self();
+    int round = atomic_load(&foreign_round);
+    /* glibc starts the callback with signals blocked: let SIGUSR1 in */
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
+    sem_post(&foreign_ready);
+    errno = 0;
+    foreign_r[round] = sem_wait(&foreign_sem);
+    foreign_errno[round] = errno;
+    sem_post(&foreign_ready);
+}
+
+static void foreign_test(void)
+{
+    sem_init(&foreign_sem, 0, 0);
+    sem_init(&foreign_ready, 0, 0);
+    for (int round = 0; round < 2; round++) {
+        struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = round ? SA_RESTART : 0};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGUSR1, &sa, NULL);
+        atomic_store(&foreign_round, round);
+        timer_t timer;
+        struct sigevent ev = {.sigev_notify = SIGEV_THREAD,
+                              .sigev_notify_function = in_timer_thread};
+        struct itimerspec when = {.it_value = {0, 1000000}};
+        if (timer_create(CLOCK_MONOTONIC, &ev, &timer) || timer_settime(timer, 0, &when, NULL)) {
+            perror("timer");
+            exit(2);
+        }
+        sem_wait(&foreign_ready);
+        usleep(100000); /* it is in sem_wait now */
+        pthread_kill(foreign_thread, SIGUSR1);
+        struct timespec limit;
+        clock_gettime(CLOCK_REALTIME, &limit);
+        limit.tv_nsec += 300000000;
+        if (limit.tv_nsec >= 1000000000) {
+            limit.tv_sec++;
+            limit.tv_nsec -= 1000000000;
+        }
+        int ended = sem_timedwait(&foreign_ready, &limit) == 0;
+        if (!ended) {
+            sem_post(&foreign_sem); /* restarted: let it have a unit */
+            sem_wait(&foreign_ready);
+        }
+        printf("non-fiber thread's sem_wait, handler %s SA_RESTART: %s, then %s\n",
+               round ? "with" : "without", ended ? "ended" : "went on",
+               foreign_r[round] == 0 ? "0" : strerror(foreign_errno[round]));
+        timer_delete(timer);
+    }
+}
+
 int main(int argc, char **argv)
 {
     alarm(60);
@@ -427,10 +499,12 @@ int main(int argc, char **argv)
         park_test();
     else if (!strcmp(what, "timed"))
         timed_test();
+    else if (!strcmp(what, "foreign"))
+        foreign_test();
     else if (!strcmp(what, "handler"))
         handler_test();
     else {
-        fprintf(stderr, "usage: sync_sem counter|queue|timed|errors|eintr|handler|park\n");
+        fprintf(stderr, "usage: sync_sem counter|queue|timed|errors|eintr|foreign|handler|park\n");
         return 2;
     }
     return 0;
