@@ -613,6 +613,16 @@ void fz_tls_process_exit(void)
 {
     if (!g.rtld_global)
         return;
+    /* The lists change as fibers come and go on other carriers.  _exit may
+     * be called from a handler that interrupted this thread while it held
+     * the lock: give up after a while rather than wait forever. */
+    atomic_int *l = (atomic_int *)(g.rtld_global + RTLD_DL_STACK_CACHE_LOCK);
+    int free_lock = 0;
+    for (int i = 0; !atomic_compare_exchange_strong(l, &free_lock, 1); i++, free_lock = 0) {
+        if (i == 100000) /* a few ms */
+            return;
+        fz_cpu_relax();
+    }
     static const unsigned lists[] = {RTLD_DL_STACK_USED, RTLD_DL_STACK_USER};
     for (int l = 0; l < 2; l++) {
         struct list_node *head = (struct list_node *)(g.rtld_global + lists[l]);
@@ -622,6 +632,7 @@ void fz_tls_process_exit(void)
                 release_robust_mutexes(tcb, true);
         }
     }
+    stack_list_unlock();
 }
 
 void fz_tls_exit(void)
