@@ -42,10 +42,9 @@ void fz_asan_tcb_loaded(struct fz_carrier *c)
         pthread_setspecific((pthread_key_t)asan_key, c->asan_thread);
 }
 
-void fz_asan_tcb_forget(void)
+bool fz_asan_owns_key(unsigned key)
 {
-    if (asan_key >= 0)
-        pthread_setspecific((pthread_key_t)asan_key, NULL);
+    return asan_key >= 0 && key == (unsigned)asan_key;
 }
 
 void fz_asan_stack_done(const struct fz_stack *stack)

@@ -12,6 +12,7 @@
 #ifndef FZ_ASAN_H
 #define FZ_ASAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "runtime/stack.h"
 
@@ -24,9 +25,10 @@ struct fz_carrier;
 void fz_asan_carrier_adopt(struct fz_carrier *c, const struct fz_stack *idle);
 /* A TCB was just loaded on c. */
 void fz_asan_tcb_loaded(struct fz_carrier *c);
-/* The loaded TCB's thread is about to run its key destructors: ASan's must
- * not run (the AsanThread is the carrier's, not the fiber's). */
-void fz_asan_tcb_forget(void);
+/* True for ASan's pthread key: a fiber's exit must not run its destructor
+ * (the AsanThread in the slot is the carrier's, not the fiber's).  The slot
+ * stays set meanwhile, since a destructor may park and switch stacks. */
+bool fz_asan_owns_key(unsigned key);
 /* The running fiber leaves its stack for good: frames still on it keep
  * their redzones poisoned, which the stack's next fiber must not inherit. */
 void fz_asan_stack_done(const struct fz_stack *stack);
@@ -49,7 +51,11 @@ static inline void fz_asan_tcb_loaded(struct fz_carrier *c)
 {
     (void)c;
 }
-static inline void fz_asan_tcb_forget(void) {}
+static inline bool fz_asan_owns_key(unsigned key)
+{
+    (void)key;
+    return false;
+}
 static inline void fz_asan_stack_done(const struct fz_stack *stack)
 {
     (void)stack;

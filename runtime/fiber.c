@@ -20,7 +20,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include "runtime/sigmask.h"
-#include "runtime/asan.h"
 #include "runtime/fiber.h"
 #include "runtime/park.h"
 #include "runtime/sched.h"
@@ -187,9 +186,7 @@ void fz_fiber_main(void *arg)
 
 void fz_fiber_exit(struct fz_fiber *self)
 {
-    fz_asan_tcb_forget();
     fz_tls_exit();
-    fz_asan_tcb_loaded(self->carrier);
     fz_sigmask_fiber_gone(self);
     struct fz_carrier *c = self->carrier;
     c->stats.fibers_exited++;

@@ -46,8 +46,8 @@
  *    keeps that fiber's TLS and pthread_self;
  *  - a new fiber on a recycled TCB starts as fresh as a native thread:
  *    errno, h_errno, dlerror, locale, ctype tables, resolver state pointer
- *    reset; pending dlerror state and strsignal/strerror_l buffers released
- *    at exit as __libc_thread_freeres would [tls_glibc fresh];
+ *    reset; pending dlerror state and strsignal/strerror_l buffers and priority-protect data
+ * released at exit as __libc_thread_freeres would [tls_glibc fresh];
  *  - no growth from short-lived fibers: TCBs are pooled with libc's block
  *    (tcache, arena binding) kept, since __libc_thread_freeres is not
  *    exported [tls_churn: 1M threads, RSS growth after 100k: 0 kB];
@@ -111,6 +111,7 @@
 #include <sys/auxv.h>
 #include <sys/single_threaded.h>
 #include <asm/prctl.h>
+#include "runtime/asan.h"
 #include "runtime/tls.h"
 #include "runtime/spinlock.h"
 #include "runtime/sys.h"
@@ -144,6 +145,7 @@ enum {
     PD_STACKBLOCK_SIZE = 1688,
     PD_GUARDSIZE = 1696,
     PD_REPORTED_GUARDSIZE = 1704,
+    PD_TPP = 1712, /* priority-protect bookkeeping (malloc'd on first use) */
     PD_RES = 1720,
     PD_TLS_STATE = 2304, /* strsignal and strerror_l buffers (malloc'd) */
     PD_KEYS = 1024,
@@ -539,7 +541,8 @@ void fz_tls_enter(void)
 /* What glibc's __libc_thread_freeres (not exported) releases at thread exit
  * and a recycled TCB would otherwise hand to the next fiber: a pending
  * dlerror message (the new thread's dlerror() would return it), the
- * strsignal/strerror_l buffers (the recycling memset would leak them).
+ * strsignal/strerror_l buffers and the priority-protect data nptl frees
+ * with the TCB (the recycling memset would leak them).
  * Not released: resolver state from res_init (memset at recycling; glibc
  * would free the addresses of IPv6 name servers). */
 static void release_libc_thread_state(void)
@@ -550,6 +553,9 @@ static void release_libc_thread_state(void)
     free(buffers[0]);
     free(buffers[1]);
     buffers[0] = buffers[1] = NULL;
+    void **tpp = &AT(fz_thread_pointer(), PD_TPP, void *);
+    free(*tpp); /* glibc frees it with the thread's TCB */
+    *tpp = NULL;
 }
 
 /* The kernel's duty at an OS thread's exit (futex(2), robust futexes),
@@ -643,7 +649,7 @@ void fz_tls_exit(void)
         for (unsigned key = 0; key < PD_KEYS; key++) {
             uintptr_t seq = g.keys[key].seq;
             void (*destr)(void *) = g.keys[key].destr;
-            if (!(seq & 1) || !destr)
+            if (!(seq & 1) || !destr || fz_asan_owns_key(key))
                 continue;
             void *value = pthread_getspecific(key);
             if (!value)

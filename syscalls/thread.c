@@ -216,9 +216,7 @@ FZ_EXPORT void pthread_exit(void *value)
     if (self && self->is_main && !fz_rt.main_unwind_ready) {
         /* no unwind point below main: end the main fiber without unwinding */
         *fz_tcb_result_slot(self->tcb) = value;
-        fz_asan_tcb_forget();
         fz_tls_exit();
-        fz_asan_tcb_loaded(self->carrier);
         atomic_store(&fz_rt.main_exited, true);
         fz_fiber_exit(self);
     }

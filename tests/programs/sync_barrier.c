@@ -75,6 +75,9 @@ static void barrier_test(void)
                pass, threads, rounds, exact, atomic_load(&early_leavers));
         printf("destroy: %d\n", pthread_barrier_destroy(&barrier));
     }
+    free(t);
+    free(serials);
+    free(arrived);
 }
 
 /* ---- spinlock ---------------------------------------------------------- */
