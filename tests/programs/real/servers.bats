@@ -7,6 +7,10 @@
 
 load real_helpers
 
+setup() {
+    skip_uninstrumented_under_asan
+}
+
 @test "redis-server (io-threads 2): redis-benchmark, then every key SET and GET back" {
     command -v redis-server >/dev/null || skip "redis-server not installed"
     local port

@@ -5,6 +5,10 @@
 
 load real_helpers
 
+setup() {
+    skip_uninstrumented_under_asan
+}
+
 @test "sleep, cat and sort in pipelines" {
     seq 1 20000 | shuf --random-source=<(yes) >"$BATS_TEST_TMPDIR/numbers"
     in_both bash -c "sleep 0.2; cat '$BATS_TEST_TMPDIR/numbers' | sort -n | uniq -c | sort -k2 -n | tail -3; sort -rn < '$BATS_TEST_TMPDIR/numbers' | head -2"
