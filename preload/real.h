@@ -20,13 +20,14 @@
 #include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <spawn.h>
 #include <threads.h>
 #include <time.h>
 
 #define FZ_EXPORT __attribute__((visibility("default")))
 
 #define FZ_REAL_SYMBOLS(X)                                                                         \
-    X(int, pthread_create, (pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))      \
+    X(int, pthread_create, (pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))       \
     X(int, pthread_join, (pthread_t, void **))                                                     \
     X(int, pthread_tryjoin_np, (pthread_t, void **))                                               \
     X(int, pthread_timedjoin_np, (pthread_t, void **, const struct timespec *))                    \
@@ -70,7 +71,7 @@
     X(ssize_t, send, (int, const void *, size_t, int))                                             \
     X(ssize_t, sendto, (int, const void *, size_t, int, const struct sockaddr *, socklen_t))       \
     X(ssize_t, sendmsg, (int, const struct msghdr *, int))                                         \
-    X(int, recvmmsg, (int, struct mmsghdr *, unsigned, int, struct timespec *))                     \
+    X(int, recvmmsg, (int, struct mmsghdr *, unsigned, int, struct timespec *))                    \
     X(int, sendmmsg, (int, struct mmsghdr *, unsigned, int))                                       \
     X(ssize_t, sendfile, (int, int, off_t *, size_t))                                              \
     X(int, shutdown, (int, int))                                                                   \
@@ -116,7 +117,7 @@
     X(int, epoll_pwait2,                                                                           \
       (int, struct epoll_event *, int, const struct timespec *, const sigset_t *))                 \
     X(int, __libc_start_main,                                                                      \
-      (int (*)(int, char **, char **), int, char **, void (*)(void), void (*)(void),              \
+      (int (*)(int, char **, char **), int, char **, void (*)(void), void (*)(void),               \
        void (*)(void), void *))
 
 /* Locks and condition variables (syscalls/mutex.c, cond.c, futex.c). */
@@ -137,7 +138,8 @@
     X(int, mtx_timedlock, (mtx_t *__restrict, const struct timespec *__restrict))                  \
     X(int, mtx_unlock, (mtx_t *))                                                                  \
     X(int, cnd_wait, (cnd_t *, mtx_t *))                                                           \
-    X(int, cnd_timedwait, (cnd_t *__restrict, mtx_t *__restrict, const struct timespec *__restrict)) \
+    X(int, cnd_timedwait,                                                                          \
+      (cnd_t *__restrict, mtx_t *__restrict, const struct timespec *__restrict))                   \
     X(long, syscall, (long, ...))
 
 /* Other waits: rwlocks, barriers, spinlocks, semaphores (syscalls/rwlock.c,
@@ -165,8 +167,7 @@
 /* Calls made in the blocking pool, and process waits (syscalls/dns.c,
  * file.c, process.c). */
 #define FZ_REAL_PROCESS_SYMBOLS(X)                                                                 \
-    X(int, getaddrinfo,                                                                            \
-      (const char *, const char *, const struct addrinfo *, struct addrinfo **))                   \
+    X(int, getaddrinfo, (const char *, const char *, const struct addrinfo *, struct addrinfo **)) \
     X(int, getnameinfo,                                                                            \
       (const struct sockaddr *, socklen_t, char *, socklen_t, char *, socklen_t, int))             \
     X(struct hostent *, gethostbyname, (const char *))                                             \
@@ -186,11 +187,17 @@
     X(int, flock, (int, int))                                                                      \
     X(int, lockf, (int, int, off_t))                                                               \
     X(int, system, (const char *))                                                                 \
+    X(int, posix_spawn,                                                                            \
+      (pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,       \
+       char *const *, char *const *))                                                              \
+    X(int, posix_spawnp,                                                                           \
+      (pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,       \
+       char *const *, char *const *))                                                              \
     X(int, pclose, (FILE *))                                                                       \
     X(pid_t, wait4, (pid_t, int *, int, struct rusage *))                                          \
     X(int, waitid, (idtype_t, id_t, siginfo_t *, int))
 
-#define FZ_REAL_ALL_SYMBOLS(X)                                                                                                    \
+#define FZ_REAL_ALL_SYMBOLS(X)                                                                     \
     FZ_REAL_SYMBOLS(X) FZ_REAL_LOCK_SYMBOLS(X) FZ_REAL_WAIT_SYMBOLS(X) FZ_REAL_PROCESS_SYMBOLS(X)
 
 struct fz_real {

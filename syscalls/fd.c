@@ -62,9 +62,17 @@ FZ_EXPORT FILE *freopen(const char *path, const char *mode, FILE *f)
 FZ_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *f)
     __attribute__((alias("freopen")));
 
+/* popen starts its shell with vfork semantics: the caller waits until the
+ * child has exec'd, which can take milliseconds -- in the pool, with the
+ * caller's signal mask for the child. */
+FZ_OFFLOAD(static, FILE *, pool_popen, fz_real.popen, FZ_OFFLOAD_SPAWN, (const char *, cmd),
+           (const char *, mode))
+
 FZ_EXPORT FILE *popen(const char *cmd, const char *mode)
 {
-    return forget_stream(fz_real.popen(cmd, mode));
+    if (!fz_hook_active(FZ_HOOK_POOL))
+        return forget_stream(fz_real.popen(cmd, mode));
+    return forget_stream(pool_popen(cmd, mode));
 }
 
 FZ_EXPORT int closedir(DIR *d)

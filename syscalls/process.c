@@ -12,6 +12,7 @@
  * that is not a fiber, is the real call.
  */
 #include <errno.h>
+#include <spawn.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -196,9 +197,19 @@ FZ_EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
     return pool_waitid(idtype, id, info, options);
 }
 
-/* ---- system and pclose -------------------------------------------------- */
+/* ---- system, posix_spawn and pclose ------------------------------------ */
 
 FZ_OFFLOADED(int, system, FZ_OFFLOAD_SPAWN, (const char *, command))
+
+/* posix_spawn waits until the child has exec'd (glibc clones with
+ * CLONE_VFORK): milliseconds a carrier would stand still. */
+FZ_OFFLOADED(int, posix_spawn, FZ_OFFLOAD_SPAWN, (pid_t *, pid), (const char *, path),
+             (const posix_spawn_file_actions_t *, actions), (const posix_spawnattr_t *, attr),
+             (char *const *, argv), (char *const *, envp))
+
+FZ_OFFLOADED(int, posix_spawnp, FZ_OFFLOAD_SPAWN, (pid_t *, pid), (const char *, file),
+             (const posix_spawn_file_actions_t *, actions), (const posix_spawnattr_t *, attr),
+             (char *const *, argv), (char *const *, envp))
 
 FZ_OFFLOAD(static, int, pool_pclose, fz_real.pclose, FZ_OFFLOAD_PLAIN, (FILE *, stream))
 
