@@ -17,9 +17,16 @@ export FZ_TIMEOUT=${FZ_TIMEOUT:-60}
 # pool_locks leaves its cancellation checks out in both runs.
 [[ -z ${FZ_ASAN:-} ]] || export FZ_NO_CANCEL_TESTS=1
 
-# Two cases with the pool family off (real blocking calls on carriers) hang
-# under ASan only -- pool_reap's 500 children and pool_fifo's EINTR part --
-# not yet understood; the same cases pass in the plain build.
+# pool_reap forks 500 children from a busy multi-threaded process: under
+# ASan a child can deadlock in ASan's allocator, whose lock another thread
+# held at the fork (glibc's malloc guards fork, ASan's does not; seen in
+# gdb: the child's runtime start-up waits in SizeClassAllocator64).
+skip_reap_under_asan() {
+    [[ -z ${FZ_ASAN:-} ]] || skip "ASan's allocator is not fork-safe in a threaded process"
+}
+
+# pool_fifo's EINTR part hangs under ASan with the pool family off (a real
+# blocking open on a carrier); not yet understood, passes in the plain build.
 skip_under_asan() {
     [[ -z ${FZ_ASAN:-} ]] || skip "hangs under ASan with the pool family off (not yet understood)"
 }
@@ -43,10 +50,12 @@ skip_under_asan() {
 }
 
 @test "pool_reap: 500 children reaped by waitpid(pid) and wait() at once (1 carrier)" {
+    skip_reap_under_asan
     FIBERIZE_WORKERS=1 compare_native pool_reap
 }
 
 @test "pool_reap on 2 carriers" {
+    skip_reap_under_asan
     FIBERIZE_WORKERS=2 compare_native pool_reap
 }
 
@@ -85,7 +94,7 @@ skip_under_asan() {
 }
 
 @test "FIBERIZE_HOOKS=-pool: pool_reap still matches" {
-    skip_under_asan
+    skip_reap_under_asan
     FIBERIZE_HOOKS=-pool compare_native pool_reap
 }
 
