@@ -121,7 +121,9 @@ skip_under_asan() {
 # pool_calls must be: "0" (the wait parks on a pidfd) or "some".
 park_case() {
     local kind=$1 pool=$2
-    export FIBERIZE_WORKERS=1 FIBERIZE_STATS=1
+    # A 100 ms hand-off period: a call that held the carrier for its whole
+    # second would still be handed off, a start-up hiccup of a few ms not.
+    export FIBERIZE_WORKERS=1 FIBERIZE_STATS=1 FIBERIZE_HANDOFF_US=100000
     run_fiberized --separate-stderr pool_park "$kind"
     local stats blocked late handoffs spares calls
     stats=$(grep 'fiberize stats:' <<<"$stderr" | tail -n 1)
