@@ -9,6 +9,9 @@
  *    earliest deadline so carriers can test "anything due?" without the lock;
  *  - a waker that finds the driver asleep writes the eventfd, which is
  *    registered edge-triggered and never read: every write is a new edge;
+ *  - carriers going idle may peek (non-blocking epoll_wait) while the driver
+ *    sleeps; each edge goes to one poller, and a peek that takes the
+ *    driver's wake-up edge writes a new one;
  *  - timers fire by claiming their waiter under the lock; the claimed
  *    waiters are made runnable after the lock is dropped (a waiter cannot run
  *    again, and so cannot reuse its frame, before that).
@@ -37,7 +40,7 @@ static struct {
     atomic_int held;
     atomic_int sleeping;
     atomic_int wake_sent;
-    atomic_int wake_pending; /* a wake asked for before the driver slept */
+    atomic_int wake_pending;           /* a wake asked for before the driver slept */
     atomic_uint_least64_t sleep_until; /* deadline the sleeping driver will wake at */
     fz_spinlock timer_lock;
     struct fz_wheel wheel;
@@ -198,6 +201,22 @@ void fz_driver_poll_busy(struct fz_carrier *c)
     long n = epoll_wait_until(evs, EVENTS_PER_BUSY_POLL, 0);
     if (n > 0)
         dispatch(c, evs, n);
+}
+
+void fz_driver_peek(struct fz_carrier *c)
+{
+    struct epoll_event evs[EVENTS_PER_BUSY_POLL];
+    long n = epoll_wait_until(evs, EVENTS_PER_BUSY_POLL, 0);
+    if (n <= 0)
+        return;
+    for (long i = 0; i < n; i++)
+        if (evs[i].data.u64 == WAKE_TOKEN) {
+            /* that edge was meant for the sleeping driver (a nearer timer,
+             * or work for it): make a new one */
+            uint64_t one = 1;
+            fz_sys3(SYS_write, d.wakefd, &one, sizeof one);
+        }
+    dispatch(c, evs, n);
 }
 
 void fz_driver_after_fork(void)

@@ -13,6 +13,9 @@ bool fz_driver_init(void);
 /* From a busy carrier (on a fiber's stack): take the events that are
  * ready without waiting.  The caller holds the driver role. */
 void fz_driver_poll_busy(struct fz_carrier *c);
+/* From a carrier going idle while another holds the driver role: take the
+ * events that are ready without waiting. */
+void fz_driver_peek(struct fz_carrier *c);
 /* fork child: a fresh epoll instance and an empty timer wheel. */
 void fz_driver_after_fork(void);
 /* Arm/disarm a timer; the driver is woken if the new deadline is earlier

@@ -15,10 +15,11 @@
  * loads its own TCB first, so a signal handler that runs on a sleeping
  * carrier never touches the TLS of a fiber running elsewhere.
  *
- * Idle protocol (no lost wake-ups): a carrier with no work puts itself on
- * the idle list, re-checks every queue, and only then sleeps -- in the
- * driver (epoll_wait until the next timer) if it can take the driver role,
- * else on its futex word.  Whoever makes work runnable publishes it first
+ * Idle protocol (no lost wake-ups): a carrier with no work first peeks at
+ * the fds if another carrier sleeps in the driver, then puts itself on the
+ * idle list, re-checks every queue, and only then sleeps -- in the driver
+ * (epoll_wait until the next timer) if it can take the driver role, else
+ * on its futex word.  Whoever makes work runnable publishes it first
  * and then pops one idle carrier and wakes it.  Both sides use a full fence
  * between "publish" and "look at the other side".
  *
@@ -487,6 +488,17 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
         if (atomic_load(&fz_rt.pending_interrupts)) {
             handle_interrupts();
             continue;
+        }
+        /* Another carrier sleeps in epoll: an fd that became ready meanwhile
+         * (the pipe this carrier's fiber just wrote to) is taken here, not
+         * by waking that carrier -- a cross-CPU wake-up per message in a
+         * ping-pong otherwise.  Edge-triggered events go to one poller. */
+        if (fz_driver_sleeping()) {
+            fz_driver_peek(c);
+            if ((f = find_work(c))) {
+                run_from_idle(c, f);
+                continue;
+            }
         }
         idle_push(c);
         atomic_thread_fence(memory_order_seq_cst);
