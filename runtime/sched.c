@@ -98,12 +98,12 @@ static void handle_interrupts(void)
 {
     if (!atomic_exchange(&fz_rt.pending_interrupts, 0))
         return;
-    uint64_t restart = atomic_load(&fz_rt.restart_signals);
-    for (int sig = 1; sig <= 64; sig++) {
-        unsigned n = atomic_exchange(&fz_rt.pending_signal[sig], 0);
-        while (n--)
-            fz_interrupt_one(sig, restart >> (sig - 1) & 1);
-    }
+    for (int restart = 0; restart < 2; restart++)
+        for (int sig = 1; sig <= 64; sig++) {
+            unsigned n = atomic_exchange(&fz_rt.pending_signal[restart][sig], 0);
+            while (n--)
+                fz_interrupt_one(sig, restart);
+        }
 }
 
 static struct fz_fiber *find_work(struct fz_carrier *c)
@@ -636,7 +636,8 @@ bool fz_sched_after_fork(struct fz_fiber *self)
     atomic_store(&fz_rt.main_exited, false);
     atomic_store(&fz_rt.pending_interrupts, 0);
     for (int sig = 0; sig <= 64; sig++) {
-        atomic_store(&fz_rt.pending_signal[sig], 0);
+        atomic_store(&fz_rt.pending_signal[0][sig], 0);
+        atomic_store(&fz_rt.pending_signal[1][sig], 0);
         fz_rt.unblocked_by[sig] = 0;
     }
     fz_rt.mask_lock = (fz_spinlock){0};

@@ -7,16 +7,16 @@
 #include "runtime/fiber.h"
 
 struct fz_runtime {
-    bool active; /* written once at start (and in a fork child) */
-    pid_t pid;   /* the process the runtime runs in (see fz_in_vfork_child) */
-    atomic_uint ncarriers;  /* carriers started, spares included (grows only) */
-    unsigned target;        /* carriers meant to run fibers (FIBERIZE_WORKERS) */
-    unsigned capacity;      /* slots in carriers[]: target plus spares */
+    bool active;           /* written once at start (and in a fork child) */
+    pid_t pid;             /* the process the runtime runs in (see fz_in_vfork_child) */
+    atomic_uint ncarriers; /* carriers started, spares included (grows only) */
+    unsigned target;       /* carriers meant to run fibers (FIBERIZE_WORKERS) */
+    unsigned capacity;     /* slots in carriers[]: target plus spares */
     struct fz_carrier *carriers;
     atomic_uint stuck;          /* carriers the monitor found stuck */
     atomic_uint spares_running; /* spares not retired */
     atomic_ulong handoffs;
-    atomic_int monitor_asleep;  /* the monitor waits for a carrier to get busy */
+    atomic_int monitor_asleep; /* the monitor waits for a carrier to get busy */
     struct fz_fiber *main_fiber;
     struct fz_inject inject;
     fz_spinlock idle_lock;
@@ -24,16 +24,17 @@ struct fz_runtime {
     atomic_uint num_idle;
     atomic_uint live_fibers;
     atomic_bool main_exited;
-    bool main_unwind_ready; /* main() runs above an unwind point (init.c) */
-    atomic_uint pending_interrupts;  /* signal handlers ran (total) */
-    atomic_uint pending_signal[65];  /* ... per signal */
-    atomic_ullong restart_signals;   /* bit sig-1: its handler has SA_RESTART */
-    atomic_int handlers_running;     /* program signal handlers running now */
-    atomic_uint deferred_wakes;      /* wakes handlers left for the scheduler */
+    bool main_unwind_ready;         /* main() runs above an unwind point (init.c) */
+    atomic_uint pending_interrupts; /* signal handlers ran (total) */
+    /* ... per signal, by whether the handler that ran had SA_RESTART (the
+     * program may change it before the scheduler acts on the count) */
+    atomic_uint pending_signal[2][65];
+    atomic_int handlers_running; /* program signal handlers running now */
+    atomic_uint deferred_wakes;  /* wakes handlers left for the scheduler */
     /* signal masks (runtime/sigmask.c) */
     fz_spinlock mask_lock;
-    unsigned unblocked_by[65];      /* live fibers not blocking each signal */
-    atomic_ullong blocked_by_all;   /* the kernel mask of idle carriers */
+    unsigned unblocked_by[65];    /* live fibers not blocking each signal */
+    atomic_ullong blocked_by_all; /* the kernel mask of idle carriers */
 };
 
 extern struct fz_runtime fz_rt;

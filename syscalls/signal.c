@@ -27,6 +27,7 @@ static volatile sig_atomic_t wrapped[NSIG];
 static void on_signal(int sig, siginfo_t *info, void *uctx)
 {
     const struct sigaction *a = &program_action[sig];
+    bool restart = a->sa_flags & SA_RESTART;      /* of the handler that runs now */
     atomic_fetch_add(&fz_rt.handlers_running, 1); /* see fz_unpark_addr_deferred */
     if (a->sa_flags & SA_SIGINFO)
         a->sa_sigaction(sig, info, uctx);
@@ -37,7 +38,7 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
      * thread's own wait, as natively; no fiber is to be interrupted. */
     if (!fz_on_carrier())
         return;
-    atomic_fetch_add(&fz_rt.pending_signal[sig], 1);
+    atomic_fetch_add(&fz_rt.pending_signal[restart][sig], 1);
     atomic_fetch_add(&fz_rt.pending_interrupts, 1);
     fz_driver_wake();
 }
@@ -62,10 +63,6 @@ FZ_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
         k.sa_flags |= SA_SIGINFO;
         program_action[sig] = *act;
         wrapped[sig] = 1;
-        if (act->sa_flags & SA_RESTART)
-            atomic_fetch_or(&fz_rt.restart_signals, 1ull << (sig - 1));
-        else
-            atomic_fetch_and(&fz_rt.restart_signals, ~(1ull << (sig - 1)));
         r = fz_real.sigaction(sig, &k, &kernel_old);
         if (r != 0) {
             program_action[sig] = previous;
