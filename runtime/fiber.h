@@ -84,7 +84,8 @@ struct fz_carrier {
     atomic_int park_word;     /* futex word for idle sleeping */
     struct fz_carrier *next_idle;
     atomic_int in_idle_list;
-    bool driving; /* sleeping in the driver rather than on park_word */
+    bool driving;   /* sleeping in the driver rather than on park_word */
+    bool fd_parked; /* its last fiber parked on an fd (own thread only) */
     unsigned tick;
     uint32_t rng;
     pid_t tid;

@@ -268,10 +268,13 @@ int fz_fd_watch_wait(struct fz_fd_watch *ws, int n, uint64_t deadline, int intr)
         fz_spin_unlock(&w->fd->lock);
     }
     int reason;
-    if (ready && fz_waiter_claim(&waiter, FZ_WAKE_NOTIFIED))
+    if (ready && fz_waiter_claim(&waiter, FZ_WAKE_NOTIFIED)) {
         reason = FZ_WAKE_NOTIFIED; /* nobody else will wake us: do not park */
-    else
+    } else {
+        if (waiter.fiber) /* tells its carrier's idle loop to peek (sched.c) */
+            waiter.fiber->carrier->fd_parked = true;
         reason = fz_waiter_block(&waiter);
+    }
     for (int i = 0; i < n; i++) {
         struct fz_fd_watch *w = &ws[i];
         fz_spin_lock(&w->fd->lock);

@@ -489,11 +489,13 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
             handle_interrupts();
             continue;
         }
-        /* Another carrier sleeps in epoll: an fd that became ready meanwhile
-         * (the pipe this carrier's fiber just wrote to) is taken here, not
-         * by waking that carrier -- a cross-CPU wake-up per message in a
-         * ping-pong otherwise.  Edge-triggered events go to one poller. */
-        if (fz_driver_sleeping()) {
+        /* Its fiber parked on an fd and another carrier sleeps in epoll: an
+         * fd that became ready meanwhile (the pipe the fiber just wrote to)
+         * is taken here, not by waking that carrier -- a cross-CPU wake-up
+         * per message in a ping-pong otherwise.  Edge-triggered events go
+         * to one poller.  Other parks (locks) skip the system call. */
+        if (c->fd_parked && fz_driver_sleeping()) {
+            c->fd_parked = false;
             fz_driver_peek(c);
             if ((f = find_work(c))) {
                 run_from_idle(c, f);
