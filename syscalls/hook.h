@@ -28,20 +28,25 @@ static inline bool fz_hook_active(unsigned family)
 /* A wait at a cancellation point ended early (EINTR): if pthread_cancel
  * ended it, act on it now -- glibc's pthread_testcancel unwinds the fiber
  * through its cleanup handlers and never returns. */
-static inline void fz_cancel_point(void)
+static inline void fz_cancel_point_of(struct fz_fiber *self)
 {
-    struct fz_fiber *self = fz_self();
     if (self && fz_tcb_cancel_pending(self->tcb)) {
         fz_asan_no_return();
         pthread_testcancel();
     }
 }
 
+static inline void fz_cancel_point(void)
+{
+    fz_cancel_point_of(fz_self());
+}
+
 /* pthread_testcancel for any caller (fibers through fz_cancel_point). */
 static inline void fz_testcancel(void)
 {
-    if (fz_self())
-        fz_cancel_point();
+    struct fz_fiber *self = fz_self();
+    if (self)
+        fz_cancel_point_of(self);
     else
         pthread_testcancel();
 }
