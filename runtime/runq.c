@@ -17,8 +17,8 @@ static bool spill_half(struct fz_runq *q, unsigned head, unsigned tail, struct f
                        struct fz_inject *inj)
 {
     unsigned n = (tail - head) / 2;
-    if (!atomic_compare_exchange_strong_explicit(&q->head, &head, head + n,
-                                                 memory_order_acq_rel, memory_order_relaxed))
+    if (!atomic_compare_exchange_strong_explicit(&q->head, &head, head + n, memory_order_acq_rel,
+                                                 memory_order_relaxed))
         return false;
     struct fz_task *first = NULL, *last = NULL;
     for (unsigned i = 0; i < n; i++) {
@@ -63,8 +63,8 @@ struct fz_task *fz_runq_pop(struct fz_runq *q)
         if (head == tail)
             return NULL;
         struct fz_task *t = atomic_load_explicit(&q->slots[head & MASK], memory_order_relaxed);
-        if (atomic_compare_exchange_weak_explicit(&q->head, &head, head + 1,
-                                                  memory_order_acq_rel, memory_order_acquire))
+        if (atomic_compare_exchange_weak_explicit(&q->head, &head, head + 1, memory_order_acq_rel,
+                                                  memory_order_acquire))
             return t;
     }
 }
@@ -87,8 +87,8 @@ struct fz_task *fz_runq_steal(struct fz_runq *dst, struct fz_runq *src)
                 atomic_load_explicit(&src->slots[(head + i) & MASK], memory_order_relaxed);
             atomic_store_explicit(&dst->slots[(dtail + i) & MASK], x, memory_order_relaxed);
         }
-        if (atomic_compare_exchange_weak_explicit(&src->head, &head, head + n,
-                                                  memory_order_acq_rel, memory_order_relaxed)) {
+        if (atomic_compare_exchange_weak_explicit(&src->head, &head, head + n, memory_order_acq_rel,
+                                                  memory_order_relaxed)) {
             /* keep the last stolen task to run now, publish the rest */
             n--;
             struct fz_task *run =

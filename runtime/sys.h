@@ -33,7 +33,8 @@ static inline long fz_sys6(long n, long a, long b, long c, long d, long e, long 
 #define fz_sys4(n, a, b, c, d) fz_sys6((n), (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
 
 /* Wait while *word == val; abs_deadline (CLOCK_MONOTONIC) may be NULL. */
-static inline long fz_futex_wait(const void *word, uint32_t val, const struct timespec *abs_deadline)
+static inline long fz_futex_wait(const void *word, uint32_t val,
+                                 const struct timespec *abs_deadline)
 {
     return fz_sys6(SYS_futex, (long)word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, val,
                    (long)abs_deadline, 0, (long)FUTEX_BITSET_MATCH_ANY);

@@ -29,7 +29,7 @@ struct fz_timer {
 };
 
 struct fz_wheel {
-    uint64_t now_tick; /* ticks already processed */
+    uint64_t now_tick;                  /* ticks already processed */
     uint64_t occupied[FZ_WHEEL_LEVELS]; /* bit s set <=> slots[l][s] non-empty */
     struct fz_timer *slots[FZ_WHEEL_LEVELS][FZ_WHEEL_SLOTS];
     uint64_t count; /* armed timers */

@@ -10,11 +10,11 @@
 
 struct fz_io {
     int fd;
-    int dir;          /* FZ_READ or FZ_WRITE */
-    bool socket_call; /* recvmsg/sendmsg with MSG_DONTWAIT, else preadv2/pwritev2 RWF_NOWAIT */
-    bool dontwait;    /* the program asked for this call not to block */
-    bool all;         /* keep going until every byte moved (blocking writes, MSG_WAITALL) */
-    int flags;        /* the program's socket flags */
+    int dir;            /* FZ_READ or FZ_WRITE */
+    bool socket_call;   /* recvmsg/sendmsg with MSG_DONTWAIT, else preadv2/pwritev2 RWF_NOWAIT */
+    bool dontwait;      /* the program asked for this call not to block */
+    bool all;           /* keep going until every byte moved (blocking writes, MSG_WAITALL) */
+    int flags;          /* the program's socket flags */
     struct msghdr *msg; /* iovecs (advanced in place when `all`) */
 };
 

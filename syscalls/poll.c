@@ -99,8 +99,7 @@ FZ_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
     return r == -2 ? fz_real.poll(fds, n, timeout) : r;
 }
 
-FZ_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
-                    const sigset_t *mask)
+FZ_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
 {
     if (mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || !fz_hook_self(FZ_HOOK_IO))
         return fz_real.ppoll(fds, n, ts, mask);
@@ -219,8 +218,8 @@ FZ_EXPORT int epoll_pwait(int epfd, struct epoll_event *events, int max, int tim
     return epoll_wait(epfd, events, max, timeout);
 }
 
-FZ_EXPORT int epoll_pwait2(int epfd, struct epoll_event *events, int max,
-                           const struct timespec *ts, const sigset_t *mask)
+FZ_EXPORT int epoll_pwait2(int epfd, struct epoll_event *events, int max, const struct timespec *ts,
+                           const sigset_t *mask)
 {
     if (mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || !fz_hook_self(FZ_HOOK_IO))
         return fz_real.epoll_pwait2(epfd, events, max, ts, mask);

@@ -4,11 +4,10 @@
  * The contract is the real call's: never early (the wheel fires only at or
  * after the deadline), EINVAL for a bad tv_nsec or negative tv_sec, EINTR
  * with the remaining time when a signal handler runs, whether or not it
- * has SA_RESTART (sleeps are never restarted; syscalls/signal.c), clock_nanosleep returning the error
- * number instead of setting errno.  CLOCK_REALTIME absolute sleeps are
- * mapped to a monotonic deadline and re-checked on wake-up, so a clock set
- * backwards makes them sleep on.  The process CPU clock is slept on in
- * real-time naps until it has advanced enough.  Other clocks (another
+ * has SA_RESTART (sleeps are never restarted; syscalls/signal.c), clock_nanosleep returning the
+ * error number instead of setting errno.  CLOCK_REALTIME absolute sleeps are mapped to a monotonic
+ * deadline and re-checked on wake-up, so a clock set backwards makes them sleep on.  The process
+ * CPU clock is slept on in real-time naps until it has advanced enough.  Other clocks (another
  * process's CPU clock) go to the real call, which blocks the carrier.
  */
 #include <errno.h>

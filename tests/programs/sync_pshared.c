@@ -329,8 +329,7 @@ static void cond_test(void)
     int held = pthread_mutex_trylock(&sh->mutex) == EBUSY;
     pthread_mutex_unlock(&sh->mutex);
     printf("timedwait: %s, %s, mutex %s\n", r == ETIMEDOUT ? "ETIMEDOUT" : strerror(r),
-           now_ns() - start >= 100000000LL ? "not early" : "EARLY",
-           held ? "held" : "NOT HELD");
+           now_ns() - start >= 100000000LL ? "not early" : "EARLY", held ? "held" : "NOT HELD");
 
     /* both processes count under the mutex: an exact total */
     sh->counter = 0;
