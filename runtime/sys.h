@@ -45,6 +45,13 @@ static inline long fz_futex_wake(const void *word, int n)
     return fz_sys3(SYS_futex, word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n);
 }
 
+/* For words other processes may wait on too (process-shared objects, robust
+ * mutexes, which glibc always waits on as shared). */
+static inline long fz_futex_wake_shared(const void *word, int n)
+{
+    return fz_sys3(SYS_futex, word, FUTEX_WAKE, n);
+}
+
 static inline void fz_cpu_relax(void)
 {
     __builtin_ia32_pause();

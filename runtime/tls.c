@@ -570,7 +570,7 @@ static void mark_owner_died(int *word, int tid, bool pending, bool pi)
 {
     int seen = __atomic_load_n(word, __ATOMIC_RELAXED);
     if (pending && !pi && seen == 0) {
-        fz_sys6(SYS_futex, (long)word, FUTEX_WAKE, 1, 0, 0, 0);
+        fz_futex_wake_shared(word, 1);
         return;
     }
     for (;;) {
@@ -582,7 +582,7 @@ static void mark_owner_died(int *word, int tid, bool pending, bool pi)
             break;
     }
     if (!pi && (seen & FUTEX_WAITERS))
-        fz_sys6(SYS_futex, (long)word, FUTEX_WAKE, 1, 0, 0, 0);
+        fz_futex_wake_shared(word, 1);
 }
 
 /* shared_only: at process exit only mutexes other processes can see matter,

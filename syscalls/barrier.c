@@ -77,7 +77,7 @@ static void wake_all(struct barrier *b, atomic_uint *word)
     if (!b->shared)
         fz_unpark_addr(word, ~0u, UINT_MAX);
     else
-        fz_sys3(SYS_futex, word, FUTEX_WAKE, INT_MAX);
+        fz_futex_wake_shared(word, INT_MAX);
 }
 
 /* Our ticket, after waiting out a reset in progress. */

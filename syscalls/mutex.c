@@ -255,7 +255,7 @@ static int unrecoverable(pthread_mutex_t *m, int kind)
         if (__atomic_compare_exchange_n(word, &seen, 0, false, __ATOMIC_RELEASE,
                                         __ATOMIC_RELAXED)) {
             if (seen & FUTEX_WAITERS)
-                fz_sys6(SYS_futex, (long)word, FUTEX_WAKE, 1, 0, 0, 0);
+                fz_futex_wake_shared(word, 1);
             break;
         }
     return ENOTRECOVERABLE;
