@@ -66,12 +66,16 @@ int fz_driver_epfd(void)
     return d.epfd;
 }
 
-static void send_wake(void)
+static void write_wake_edge(void)
 {
-    if (atomic_exchange(&d.wake_sent, 1))
-        return;
     uint64_t one = 1;
     fz_sys3(SYS_write, d.wakefd, &one, sizeof one);
+}
+
+static void send_wake(void)
+{
+    if (!atomic_exchange(&d.wake_sent, 1))
+        write_wake_edge();
 }
 
 /* Dekker with fz_driver_poll: the waker stores wake_pending then reads
@@ -195,28 +199,29 @@ void fz_driver_poll(struct fz_carrier *c, bool block)
     dispatch(c, evs, n);
 }
 
-void fz_driver_poll_busy(struct fz_carrier *c)
-{
-    struct epoll_event evs[EVENTS_PER_BUSY_POLL];
-    long n = epoll_wait_until(evs, EVENTS_PER_BUSY_POLL, 0);
-    if (n > 0)
-        dispatch(c, evs, n);
-}
-
-void fz_driver_peek(struct fz_carrier *c)
+/* Take what is ready without waiting.  driver_asleep: another carrier
+ * sleeps in epoll_wait, and a wake-up edge taken here was meant for it (a
+ * nearer timer, or work for it): make a new one. */
+static void poll_ready(struct fz_carrier *c, bool driver_asleep)
 {
     struct epoll_event evs[EVENTS_PER_BUSY_POLL];
     long n = epoll_wait_until(evs, EVENTS_PER_BUSY_POLL, 0);
     if (n <= 0)
         return;
-    for (long i = 0; i < n; i++)
-        if (evs[i].data.u64 == WAKE_TOKEN) {
-            /* that edge was meant for the sleeping driver (a nearer timer,
-             * or work for it): make a new one */
-            uint64_t one = 1;
-            fz_sys3(SYS_write, d.wakefd, &one, sizeof one);
-        }
+    for (long i = 0; driver_asleep && i < n; i++)
+        if (evs[i].data.u64 == WAKE_TOKEN)
+            write_wake_edge();
     dispatch(c, evs, n);
+}
+
+void fz_driver_poll_busy(struct fz_carrier *c)
+{
+    poll_ready(c, false);
+}
+
+void fz_driver_peek(struct fz_carrier *c)
+{
+    poll_ready(c, true);
 }
 
 void fz_driver_after_fork(void)
