@@ -46,8 +46,9 @@
  *    keeps that fiber's TLS and pthread_self;
  *  - a new fiber on a recycled TCB starts as fresh as a native thread:
  *    errno, h_errno, dlerror, locale, ctype tables, resolver state pointer
- *    reset; pending dlerror state and strsignal/strerror_l buffers and priority-protect data
- * released at exit as __libc_thread_freeres would [tls_glibc fresh];
+ *    reset; pending dlerror state, strsignal/strerror_l buffers and
+ *    priority-protect data released at exit as __libc_thread_freeres
+ *    would [tls_glibc fresh];
  *  - no growth from short-lived fibers: TCBs are pooled with libc's block
  *    (tcache, arena binding) kept, since __libc_thread_freeres is not
  *    exported [tls_churn: 1M threads, RSS growth after 100k: 0 kB];
@@ -297,18 +298,30 @@ struct kernel_sigaction {
 static struct kernel_sigaction glibc_setxid;
 static atomic_int setxid_state; /* 0 not yet, 1 being installed, 2 done */
 
-static void *tcb_with_tid(int tid)
+/* Every TCB ld.so knows (nptl's threads, and fibers, linked as user-stack
+ * threads): the first for which pick(tcb, arg) is true, or NULL. */
+static void *find_tcb(bool (*pick)(void *tcb, void *arg), void *arg)
 {
     static const unsigned lists[] = {RTLD_DL_STACK_USED, RTLD_DL_STACK_USER};
     for (int l = 0; l < 2; l++) {
         struct list_node *head = (struct list_node *)(g.rtld_global + lists[l]);
-        for (struct list_node *n = head->next; n != head; n = n->next) {
+        for (struct list_node *n = head->next; n && n != head; n = n->next) {
             void *tcb = (char *)n - PD_LIST;
-            if (AT(tcb, PD_TID, int) == tid)
+            if (pick(tcb, arg))
                 return tcb;
         }
     }
     return NULL;
+}
+
+static bool has_tid(void *tcb, void *tid)
+{
+    return AT(tcb, PD_TID, int) == *(int *)tid;
+}
+
+static void *tcb_with_tid(int tid)
+{
+    return find_tcb(has_tid, &tid);
 }
 
 static void setxid_on_own_tcb(int sig, siginfo_t *info, void *uctx)
@@ -379,13 +392,25 @@ void fz_set_thread_pointer(void *tcb)
         fz_sys2(SYS_arch_prctl, ARCH_SET_FS, tcb);
 }
 
-/* GL(dl_stack_cache_lock): glibc's lll protocol (0 free, 1 taken, 2 waiters). */
-static void stack_list_lock(void)
+/* GL(dl_stack_cache_lock): glibc's lll protocol (0 free, 1 taken, 2 waiters).
+ * The try takes it only if it comes free within `spins` tries. */
+static bool stack_list_trylock(unsigned spins)
 {
     atomic_int *l = (atomic_int *)(g.rtld_global + RTLD_DL_STACK_CACHE_LOCK);
-    int expected = 0;
-    if (atomic_compare_exchange_strong(l, &expected, 1))
+    for (unsigned i = 0; i < spins; i++) {
+        int expected = 0;
+        if (atomic_compare_exchange_strong(l, &expected, 1))
+            return true;
+        fz_cpu_relax();
+    }
+    return false;
+}
+
+static void stack_list_lock(void)
+{
+    if (stack_list_trylock(1))
         return;
+    atomic_int *l = (atomic_int *)(g.rtld_global + RTLD_DL_STACK_CACHE_LOCK);
     while (atomic_exchange(l, 2) != 0)
         fz_sys4(SYS_futex, l, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, 2, 0);
 }
@@ -591,7 +616,8 @@ static void release_robust_mutexes(void *tcb, bool shared_only)
 {
     char *head = (char *)tcb + PD_ROBUST_HEAD;
     long futex_offset = AT(tcb, PD_ROBUST_HEAD + 8, long);
-    uintptr_t pending = AT(tcb, PD_ROBUST_HEAD + 16, uintptr_t) & ~(uintptr_t)1;
+    uintptr_t pending_entry = AT(tcb, PD_ROBUST_HEAD + 16, uintptr_t);
+    uintptr_t pending = pending_entry & ~(uintptr_t)1;
     int tid = AT(tcb, PD_TID, int);
     const long kind_offset = offsetof(pthread_mutex_t, __data.__kind);
     unsigned limit = 2048; /* the kernel's ROBUST_LIST_LIMIT: a cycle ends */
@@ -606,8 +632,7 @@ static void release_robust_mutexes(void *tcb, bool shared_only)
         entry = next;
     }
     if (pending && !shared_only)
-        mark_owner_died((int *)(pending + futex_offset), tid, true,
-                        AT(tcb, PD_ROBUST_HEAD + 16, uintptr_t) & 1);
+        mark_owner_died((int *)(pending + futex_offset), tid, true, pending_entry & 1);
     if (shared_only)
         return;
     AT(tcb, PD_ROBUST_HEAD, void *) = head;
@@ -615,29 +640,22 @@ static void release_robust_mutexes(void *tcb, bool shared_only)
     AT(tcb, PD_ROBUST_HEAD + 16, void *) = NULL;
 }
 
+static bool release_if_fiber(void *tcb, void *unused)
+{
+    (void)unused;
+    if (AT(tcb, PD_TID, int) >= (int)FAKE_TID_BASE) /* fibers' only */
+        release_robust_mutexes(tcb, true);
+    return false; /* on to the next */
+}
+
 void fz_tls_process_exit(void)
 {
-    if (!g.rtld_global)
-        return;
     /* The lists change as fibers come and go on other carriers.  _exit may
      * be called from a handler that interrupted this thread while it held
-     * the lock: give up after a while rather than wait forever. */
-    atomic_int *l = (atomic_int *)(g.rtld_global + RTLD_DL_STACK_CACHE_LOCK);
-    int free_lock = 0;
-    for (int i = 0; !atomic_compare_exchange_strong(l, &free_lock, 1); i++, free_lock = 0) {
-        if (i == 100000) /* a few ms */
-            return;
-        fz_cpu_relax();
-    }
-    static const unsigned lists[] = {RTLD_DL_STACK_USED, RTLD_DL_STACK_USER};
-    for (int l = 0; l < 2; l++) {
-        struct list_node *head = (struct list_node *)(g.rtld_global + lists[l]);
-        for (struct list_node *n = head->next; n && n != head; n = n->next) {
-            void *tcb = (char *)n - PD_LIST;
-            if (AT(tcb, PD_TID, int) >= (int)FAKE_TID_BASE) /* fibers' only */
-                release_robust_mutexes(tcb, true);
-        }
-    }
+     * the lock: give up after a few ms rather than wait forever. */
+    if (!g.rtld_global || !stack_list_trylock(100000))
+        return;
+    find_tcb(release_if_fiber, NULL);
     stack_list_unlock();
 }
 
