@@ -62,15 +62,10 @@ static unsigned cond_flags(pthread_cond_t *c)
     return __atomic_load_n(&c->__data.__wrefs, __ATOMIC_RELAXED);
 }
 
+/* Process-shared ones are glibc's, but a fiber polls them (shared_wait). */
 static bool takes_real_path(pthread_cond_t *c)
 {
-    return !fz_sync_hooked() || (cond_flags(c) & COND_SHARED);
-}
-
-/* A process-shared condition variable waited on by a fiber */
-static bool polls(pthread_cond_t *c)
-{
-    return fz_sync_hooked() && (cond_flags(c) & COND_SHARED) && fz_self();
+    return !fz_sync_hooked() || ((cond_flags(c) & COND_SHARED) && !fz_self());
 }
 
 struct seq_check {
@@ -124,12 +119,6 @@ static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
     return err ? err : result;
 }
 
-static bool always(void *unused)
-{
-    (void)unused;
-    return true;
-}
-
 #define SHARED_NAP_MIN_NS 20000u
 #define SHARED_NAP_MAX_NS 1000000u
 
@@ -158,8 +147,7 @@ static int shared_wait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
     if (err)
         return err;
     /* a signaller in this process also unparks us at once (shared_wake) */
-    fz_park_addr(c, ~0u, always, NULL, deadline && deadline < wake ? deadline : wake,
-                 FZ_INTR_CANCEL);
+    fz_park_addr(c, ~0u, NULL, NULL, deadline && deadline < wake ? deadline : wake, FZ_INTR_CANCEL);
     err = fz_mutex_lock(m);
     fz_testcancel();
     if (err)
@@ -180,37 +168,40 @@ static clockid_t cond_clock(pthread_cond_t *c)
     return cond_flags(c) & COND_MONOTONIC ? CLOCK_MONOTONIC : CLOCK_REALTIME;
 }
 
+/* A fiber's wait, or a thread's that is not one on a private condvar. */
+static int wait_on(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
+                   const struct timespec *abs)
+{
+    if (cond_flags(c) & COND_SHARED)
+        return shared_wait(c, m, clock, abs);
+    return cond_wait(c, m, clock, abs);
+}
+
 FZ_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 {
-    if (polls(c))
-        return shared_wait(c, m, CLOCK_REALTIME, NULL);
     if (takes_real_path(c))
         return fz_real.pthread_cond_wait(c, m);
-    return cond_wait(c, m, CLOCK_REALTIME, NULL);
+    return wait_on(c, m, CLOCK_REALTIME, NULL);
 }
 
 FZ_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
                                      const struct timespec *abs)
 {
-    if (takes_real_path(c) && !polls(c))
+    if (takes_real_path(c))
         return fz_real.pthread_cond_timedwait(c, m, abs);
     if (!fz_timespec_valid(abs))
         return EINVAL;
-    if (polls(c))
-        return shared_wait(c, m, cond_clock(c), abs);
-    return cond_wait(c, m, cond_clock(c), abs);
+    return wait_on(c, m, cond_clock(c), abs);
 }
 
 FZ_EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
                                      const struct timespec *abs)
 {
-    if (takes_real_path(c) && !polls(c))
+    if (takes_real_path(c))
         return fz_real.pthread_cond_clockwait(c, m, clock, abs);
     if ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) || !fz_timespec_valid(abs))
         return EINVAL;
-    if (polls(c))
-        return shared_wait(c, m, clock, abs);
-    return cond_wait(c, m, clock, abs);
+    return wait_on(c, m, clock, abs);
 }
 
 /* glibc's signal for other processes' waiters, an unpark for our fibers */
