@@ -45,6 +45,19 @@ static long long now_ns(void)
     return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* The CLOCK_REALTIME deadline of the timed waits nobody ends. */
+static struct timespec realtime_in_100ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_nsec += 100000000;
+    if (t.tv_nsec >= 1000000000) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000;
+    }
+    return t;
+}
+
 static void map_shared(void)
 {
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -93,13 +106,7 @@ static void ping_pong(const char *name, sem_t *there, sem_t *back)
             late++;
     }
     /* nobody posts back: a timed wait in the parent times out */
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_nsec += 100000000;
-    if (t.tv_nsec >= 1000000000) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000;
-    }
+    struct timespec t = realtime_in_100ms();
     long long start = now_ns();
     int r = sem_timedwait(back, &t);
     int timed_out = r == -1 && errno == ETIMEDOUT && now_ns() - start >= 100000000LL;
@@ -313,13 +320,7 @@ static void cond_test(void)
     printf("parent woken by the child's signal, child status %d\n", reap(pid));
 
     /* a timed wait nobody signals times out, not early, mutex held */
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_nsec += 100000000;
-    if (t.tv_nsec >= 1000000000) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000;
-    }
+    struct timespec t = realtime_in_100ms();
     long long start = now_ns();
     pthread_mutex_lock(&sh->mutex);
     int r;
