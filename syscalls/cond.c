@@ -33,10 +33,10 @@
  * no signal the fiber unlocks the mutex, naps, relocks it and returns 0: a
  * spurious wake-up, which POSIX allows and every caller re-checks its
  * predicate after.  A signal sent during the nap is not lost for that
- * reason: the signaller changed the predicate first; one from this process
- * also ends the nap (it is a park on the condvar's address).  The nap grows from
- * 20 us to 1 ms while a fiber's polls find nothing, so a long wait costs
- * about a thousand short wake-ups a second.
+ * reason: the signaller changed the predicate first; one from this
+ * process also ends the nap (it is a park on the condvar's address).  The
+ * nap grows from 20 us to 1 ms while a fiber's polls find nothing, so a
+ * long wait costs about a thousand short wake-ups a second.
  */
 #include <errno.h>
 #include <threads.h>

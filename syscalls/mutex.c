@@ -26,12 +26,12 @@
  * natively).  A thread that is not a fiber makes the real call, except on
  * a priority-inherit mutex, where it polls the same way: the kernel would
  * look for the owner by its tid, and a fiber's is fake (glibc then waits
- * forever); no priority is inherited through a fiber.  A priority-protect mutex
- * gets the carrier's real tid for glibc's scheduler calls (as_carrier), so
- * it answers as natively; a raised priority (real-time policies only) is
- * the carrier's, and stays with it until an unlock runs there.  A robust mutex held by a
- * fiber that exits is marked owner-dead by runtime/tls.c, since the kernel
- * walks only carriers' robust lists.
+ * forever); no priority is inherited through a fiber.  A priority-protect
+ * mutex gets the carrier's real tid for glibc's scheduler calls
+ * (as_carrier), so it answers as natively; a raised priority (real-time
+ * policies only) is the carrier's, and stays with it until an unlock runs
+ * there.  A robust mutex held by a fiber that exits is marked owner-dead
+ * by runtime/tls.c, since the kernel walks only carriers' robust lists.
  */
 #include <errno.h>
 #include <linux/futex.h>
