@@ -198,8 +198,10 @@ static int unlock_simple(pthread_mutex_t *m, int kind)
  * the owner's.  Returns the fiber's tid to restore, 0 if nothing changed. */
 static pid_t as_carrier(pthread_mutex_t *m, int kind)
 {
+    if (!(kind & KIND_PP))
+        return 0;
     struct fz_fiber *self = fz_self();
-    if (!(kind & KIND_PP) || !self)
+    if (!self)
         return 0;
     pid_t fake = fz_tcb_current_tid(), real = self->carrier->tid;
     fz_tcb_set_current_tid(real);
