@@ -26,6 +26,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include "runtime/park.h"
+#include "syscalls/backoff.h"
 #include "syscalls/hook.h"
 
 struct barrier {
@@ -38,8 +39,6 @@ struct barrier {
 _Static_assert(sizeof(struct barrier) <= sizeof(pthread_barrier_t), "barrier layout");
 
 #define IN_THRESHOLD (UINT_MAX / 2)
-#define BACKOFF_MIN_NS 50000u
-#define BACKOFF_MAX_NS 1000000u
 
 static unsigned max_in_before_reset(unsigned count)
 {
@@ -65,11 +64,9 @@ static void wait_change(struct barrier *b, atomic_uint *word, unsigned value)
         fz_park_addr(word, ~0u, word_still_is, &ctx, 0, FZ_INTR_NONE);
         return;
     }
-    uint64_t delay = BACKOFF_MIN_NS;
-    while (atomic_load(word) == value) {
-        fz_sleep_until(fz_now_ns() + delay, FZ_INTR_NONE);
-        delay = delay * 2 < BACKOFF_MAX_NS ? delay * 2 : BACKOFF_MAX_NS;
-    }
+    struct fz_backoff backoff = fz_backoff_begin(FZ_BACKOFF_WAIT_FIRST_NS);
+    while (atomic_load(word) == value)
+        fz_backoff_sleep(&backoff, 0, FZ_INTR_NONE);
 }
 
 static void wake_all(struct barrier *b, atomic_uint *word)

@@ -41,6 +41,7 @@
 #include <errno.h>
 #include <threads.h>
 #include "runtime/park.h"
+#include "syscalls/backoff.h"
 #include "syscalls/hook.h"
 #include "syscalls/sync.h"
 
@@ -120,7 +121,7 @@ static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
 }
 
 #define SHARED_NAP_MIN_NS 20000u
-#define SHARED_NAP_MAX_NS 1000000u
+#define SHARED_NAP_MAX_NS FZ_BACKOFF_MAX_NS
 
 static int shared_wait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
                        const struct timespec *abs)

@@ -128,33 +128,32 @@ static long requeue(const struct futex_args *a)
 
 /* ---- classification ----------------------------------------------------- */
 
-/* The result, or -2 when the kernel should do it all. */
-#define TO_KERNEL (-2)
+/* The result, or FZ_FALLBACK when the kernel should do it all. */
 
 static long handle_futex(const struct futex_args *a)
 {
     bool private = a->flags & FUTEX_PRIVATE_FLAG;
     bool realtime = a->flags & FUTEX_CLOCK_REALTIME;
     if (!a->uaddr || ((uintptr_t)a->uaddr & 3))
-        return TO_KERNEL; /* EFAULT / EINVAL from the kernel */
+        return FZ_FALLBACK; /* EFAULT / EINVAL from the kernel */
     switch (a->op) {
     case FUTEX_WAIT:
         if (!private || !fz_hook_self(FZ_HOOK_SYNC))
-            return TO_KERNEL;
+            return FZ_FALLBACK;
         return park_wait(a, FUTEX_BITSET_MATCH_ANY);
     case FUTEX_WAIT_BITSET:
         if (!private || !a->val3 || !fz_hook_self(FZ_HOOK_SYNC))
-            return TO_KERNEL;
+            return FZ_FALLBACK;
         return park_wait(a, a->val3);
     case FUTEX_WAKE:
-        return realtime ? TO_KERNEL : wake(a, FUTEX_BITSET_MATCH_ANY);
+        return realtime ? FZ_FALLBACK : wake(a, FUTEX_BITSET_MATCH_ANY);
     case FUTEX_WAKE_BITSET:
-        return realtime || !a->val3 ? TO_KERNEL : wake(a, a->val3);
+        return realtime || !a->val3 ? FZ_FALLBACK : wake(a, a->val3);
     case FUTEX_REQUEUE:
     case FUTEX_CMP_REQUEUE:
-        return realtime ? TO_KERNEL : requeue(a);
+        return realtime ? FZ_FALLBACK : requeue(a);
     default:
-        return TO_KERNEL;
+        return FZ_FALLBACK;
     }
 }
 
@@ -180,7 +179,7 @@ FZ_EXPORT __attribute__((no_sanitize_address)) long syscall(long number, ...)
             (uint32_t)arg[5],
         };
         long r = handle_futex(&a);
-        if (r != TO_KERNEL)
+        if (r != FZ_FALLBACK)
             return r;
     }
     return fz_real.syscall(number, arg[0], arg[1], arg[2], arg[3], arg[4], arg[5]);

@@ -11,6 +11,12 @@
 #include "runtime/sys.h"
 #include "runtime/tls.h"
 
+/* What a helper returns when it cannot handle a call: the interposer then
+ * makes the real call, which behaves exactly as without fiberize.  It is
+ * never a valid result of the calls it stands in for (they return -1 or
+ * >= 0), so it cannot be confused with one. */
+#define FZ_FALLBACK (-2)
+
 /* The calling fiber if the runtime handles this family for it, else NULL:
  * then the interposer must behave exactly as the real call. */
 static inline struct fz_fiber *fz_hook_self(unsigned family)

@@ -38,6 +38,7 @@
 #include <threads.h>
 #include "runtime/park.h"
 #include "runtime/tls.h"
+#include "syscalls/backoff.h"
 #include "syscalls/hook.h"
 #include "syscalls/sync.h"
 
@@ -47,8 +48,6 @@
 #define KIND_PI 32
 #define KIND_PP 64
 #define SPINS 100
-#define BACKOFF_MIN_NS 10000u
-#define BACKOFF_MAX_NS 1000000u
 
 enum { UNLOCKED = 0, LOCKED = 1, CONTENDED = 2 };
 
@@ -273,7 +272,7 @@ static int lock_special(pthread_mutex_t *m, int kind, const struct lock_wait *ho
     if (how->abs && !fz_timespec_valid(how->abs))
         return real_lock(m, how); /* EINVAL, or success without waiting */
     uint64_t deadline = how->abs ? fz_abs_to_deadline(how->clock, how->abs) : 0;
-    uint64_t backoff = BACKOFF_MIN_NS;
+    struct fz_backoff backoff = fz_backoff_begin(FZ_BACKOFF_LOCK_FIRST_NS);
     for (;;) {
         int r = real_trylock(m, kind);
         if (r == ENOTRECOVERABLE && (kind & KIND_ROBUST))
@@ -283,12 +282,8 @@ static int lock_special(pthread_mutex_t *m, int kind, const struct lock_wait *ho
         if ((kind & KIND_TYPE_MASK) == PTHREAD_MUTEX_ERRORCHECK &&
             m->__data.__owner == fz_tcb_current_tid())
             return EDEADLK;
-        uint64_t now = fz_now_ns();
-        if (deadline && now >= deadline)
+        if (fz_backoff_sleep(&backoff, deadline, FZ_INTR_NONE) == FZ_BACKOFF_EXPIRED)
             return ETIMEDOUT;
-        uint64_t wake = now + backoff;
-        fz_sleep_until(deadline && deadline < wake ? deadline : wake, FZ_INTR_NONE);
-        backoff = backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : backoff * 2;
     }
 }
 

@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include "runtime/park.h"
 #include "runtime/tls.h"
+#include "syscalls/backoff.h"
 #include "syscalls/hook.h"
 
 /* glibc 2.36's struct __pthread_rwlock_arch_t (x86_64) as we use it. */
@@ -57,8 +58,6 @@ _Static_assert(offsetof(struct rwlock, shared) == offsetof(pthread_rwlock_t, __d
 #define READERS_MASK 0x3fffffffu /* a full count answers EAGAIN */
 #define PARK_READER 1u
 #define PARK_WRITER 2u
-#define BACKOFF_MIN_NS 50000u
-#define BACKOFF_MAX_NS 1000000u
 
 static struct rwlock *as_lock(pthread_rwlock_t *rw)
 {
@@ -194,18 +193,14 @@ static int unlock_private(struct rwlock *l)
 static int lock_shared(pthread_rwlock_t *rw, bool write, uint64_t deadline)
 {
     static const struct timespec expired = {0, 0};
-    uint64_t delay = BACKOFF_MIN_NS;
+    struct fz_backoff backoff = fz_backoff_begin(FZ_BACKOFF_WAIT_FIRST_NS);
     for (;;) {
         int err = write ? fz_real.pthread_rwlock_clockwrlock(rw, CLOCK_MONOTONIC, &expired)
                         : fz_real.pthread_rwlock_clockrdlock(rw, CLOCK_MONOTONIC, &expired);
         if (err != ETIMEDOUT)
             return err;
-        uint64_t now = fz_now_ns();
-        if (deadline && now >= deadline)
+        if (fz_backoff_sleep(&backoff, deadline, FZ_INTR_NONE) == FZ_BACKOFF_EXPIRED)
             return ETIMEDOUT;
-        uint64_t until = now + delay;
-        fz_sleep_until(deadline && deadline < until ? deadline : until, FZ_INTR_NONE);
-        delay = delay * 2 < BACKOFF_MAX_NS ? delay * 2 : BACKOFF_MAX_NS;
     }
 }
 

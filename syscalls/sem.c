@@ -35,6 +35,7 @@
 #include <semaphore.h>
 #include <stddef.h>
 #include "runtime/park.h"
+#include "syscalls/backoff.h"
 #include "syscalls/hook.h"
 
 struct sem {
@@ -46,8 +47,6 @@ _Static_assert(sizeof(struct sem) <= sizeof(sem_t), "sem_t layout");
 
 #define VALUE_MASK 0xffffffffull
 #define ONE_WAITER (1ull << 32)
-#define BACKOFF_MIN_NS 50000u
-#define BACKOFF_MAX_NS 1000000u
 
 static struct sem *as_sem(sem_t *s)
 {
@@ -123,20 +122,17 @@ static int post_private(struct sem *s)
 
 static int wait_shared(sem_t *s, uint64_t deadline)
 {
-    uint64_t delay = BACKOFF_MIN_NS;
+    struct fz_backoff backoff = fz_backoff_begin(FZ_BACKOFF_WAIT_FIRST_NS);
     for (;;) {
         int saved = errno;
         if (fz_real.sem_trywait(s) == 0)
             return 0;
         errno = saved;
-        uint64_t now = fz_now_ns();
-        if (deadline && now >= deadline)
+        int woke = fz_backoff_sleep(&backoff, deadline, FZ_INTR_NORESTART);
+        if (woke == FZ_BACKOFF_EXPIRED)
             return ETIMEDOUT;
-        uint64_t until = now + delay;
-        if (fz_sleep_until(deadline && deadline < until ? deadline : until, FZ_INTR_NORESTART) ==
-            FZ_WAKE_INTERRUPT)
+        if (woke == FZ_WAKE_INTERRUPT)
             return EINTR;
-        delay = delay * 2 < BACKOFF_MAX_NS ? delay * 2 : BACKOFF_MAX_NS;
     }
 }
 
