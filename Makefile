@@ -5,10 +5,13 @@ CXX      ?= c++
 BUILD    ?= build
 OPT      ?= -O2
 CFLAGS_COMMON := $(OPT) -g -Wall -Wextra -D_GNU_SOURCE
+# Invariant checks (runtime/assert.h) are on unless RELEASE=1: `make check`
+# runs with them, `make RELEASE=1` builds a library without them.
+FZ_CHECKS := $(if $(RELEASE),0,1)
 # The library runs parts of itself on whatever thread pointer the carrier has
 # loaded, so no stack protector (it reads %fs:0x28) and hidden visibility.
 LIB_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -fno-stack-protector \
-              -fno-omit-frame-pointer -I. $(EXTRA_CFLAGS)
+              -fno-omit-frame-pointer -I. -DFZ_CHECKS=$(FZ_CHECKS) $(EXTRA_CFLAGS)
 LIB_LDFLAGS := -shared -Wl,-z,now -Wl,--no-undefined $(EXTRA_LDFLAGS)
 LIB_LIBS := -ldl -lpthread -lffi
 
@@ -68,9 +71,9 @@ $(BUILD)/tests/unit/test_config: tests/unit/test_config.c preload/config.c prelo
 	$(CC) $(CFLAGS_COMMON) -I. -o $@ $<
 
 # Unit tests link the runtime file they test (tests/unit/test_X.c <-> runtime/X.c).
-$(BUILD)/tests/unit/test_%: tests/unit/test_%.c runtime/%.c $(wildcard runtime/*.h)
+$(BUILD)/tests/unit/test_%: tests/unit/test_%.c runtime/%.c runtime/assert.c $(wildcard runtime/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -I. -pthread -o $@ $< runtime/$*.c
+	$(CC) $(CFLAGS_COMMON) -I. -DFZ_CHECKS=1 -pthread -o $@ $< runtime/$*.c runtime/assert.c
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)

@@ -22,6 +22,7 @@
 #include "preload/config.h"
 #include "preload/real.h"
 #include "runtime/driver.h"
+#include "runtime/monitor.h"
 #include "runtime/park.h"
 #include "runtime/pool.h"
 #include "runtime/reactor.h"
@@ -84,7 +85,12 @@ static bool start_runtime(void)
         say("fiberize: runtime off: ", "cannot create the epoll driver");
         return false;
     }
+    /* the runtime sits below the interposers: it gets the real functions
+     * and its settings from here, and never reads either itself */
     fz_os_thread_create = fz_real.pthread_create;
+    fz_os_thread_getattr = fz_real.pthread_getattr_np;
+    fz_pool_configure(fz_config.pool_max);
+    fz_monitor_configure((uint64_t)fz_config.handoff_us * 1000u);
     if (!fz_sched_start(fz_config.workers, &why)) {
         say("fiberize: runtime off: ", why);
         return false;

@@ -30,7 +30,7 @@ void fz_asan_carrier_adopt(struct fz_carrier *c, const struct fz_stack *idle)
         return;
     }
     pthread_attr_t attr;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    if (fz_os_thread_getattr(pthread_self(), &attr) == 0) {
         pthread_attr_getstack(&attr, &c->asan_idle.base, &c->asan_idle.size);
         pthread_attr_destroy(&attr);
     }

@@ -25,6 +25,8 @@
 #include "runtime/sched.h"
 #include "runtime/tls.h"
 
+int (*fz_os_thread_getattr)(pthread_t, pthread_attr_t *);
+
 static fz_spinlock pool_lock;
 static struct fz_task *pool_head; /* free fibers, linked through task.next */
 static atomic_uint_least64_t next_id;
@@ -78,7 +80,7 @@ static struct fz_fiber *fiber_alloc(void)
         fz_tls_recycle(tcb, f);
         return f;
     }
-    f = aligned_alloc(64, sizeof *f);
+    f = aligned_alloc(FZ_CACHE_LINE, sizeof *f);
     if (!f)
         return NULL;
     memset(f, 0, sizeof *f);
@@ -149,17 +151,17 @@ int fz_fiber_create(void *(*start)(void *), void *arg, const struct fz_fiber_att
 
 struct fz_fiber *fz_fiber_adopt_main(void)
 {
-    struct fz_fiber *m = aligned_alloc(64, sizeof *m);
-    if (!m)
-        return NULL;
-    memset(m, 0, sizeof *m);
     pthread_attr_t attr;
     void *addr;
     size_t size;
-    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+    if (fz_os_thread_getattr(pthread_self(), &attr) != 0)
         return NULL;
     pthread_attr_getstack(&attr, &addr, &size);
     pthread_attr_destroy(&attr);
+    struct fz_fiber *m = aligned_alloc(FZ_CACHE_LINE, sizeof *m);
+    if (!m)
+        return NULL;
+    memset(m, 0, sizeof *m);
     m->stack = (struct fz_stack){addr, size, 0, true};
     m->tcb = fz_thread_pointer();
     m->is_main = true;

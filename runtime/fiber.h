@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <pthread.h>
+#include "runtime/assert.h"
 #include "runtime/runq.h"
 #include "runtime/spinlock.h"
 #include "runtime/stack.h"
@@ -30,7 +31,9 @@
 
 struct fz_carrier;
 
-/* exit_word values: joiners park on the word until it is REAPED */
+/* exit_word values: RUNNING from creation until fz_fiber_reap has released
+ * the stack after the fiber's last switch, then REAPED; joiners park on the
+ * word until it is REAPED.  There is no value in between. */
 enum { FZ_EXIT_RUNNING = 0, FZ_EXIT_REAPED = 2 };
 
 enum fz_fiber_state {
@@ -60,14 +63,15 @@ struct fz_fiber {
     bool detached;
     bool exited;
     bool joined;           /* a joiner has claimed the result */
-    atomic_uint exit_word; /* parking-lot key for joiners: 0 running, 1 exited */
+    atomic_uint exit_word; /* parking-lot key for joiners: FZ_EXIT_RUNNING, _REAPED */
     char name[16];
     uint64_t sigmask;                /* this thread's signal mask (runtime/sigmask.c) */
     struct fz_waiter *cancel_waiter; /* its wait at a cancellation point (park.c) */
     size_t guard_requested;          /* reported by pthread_getattr_np, as glibc does */
     void *asan_save;                 /* FZ_ASAN builds: its fake stack while switched out */
     unsigned shared_nap_ns;          /* process-shared condvar polling (syscalls/cond.c) */
-} __attribute__((aligned(64)));      /* a whole number of cache lines: aligned_alloc wants it */
+}
+__attribute__((aligned(FZ_CACHE_LINE))); /* a whole number of cache lines: aligned_alloc wants it */
 
 struct fz_carrier {
     unsigned index;
@@ -105,7 +109,14 @@ struct fz_carrier {
     void *asan_idle_save;
     struct fz_stack_cache stacks;
     struct fz_stats stats;
-} __attribute__((aligned(64)));
+} __attribute__((aligned(FZ_CACHE_LINE))); /* carriers[] elements share no line */
+
+/* aligned_alloc(3) wants a size that is a multiple of the alignment; a
+ * carrier's hot fields must not share a line with its neighbour's. */
+_Static_assert(sizeof(struct fz_fiber) % FZ_CACHE_LINE == 0, "fz_fiber: whole cache lines");
+_Static_assert(sizeof(struct fz_carrier) % FZ_CACHE_LINE == 0, "fz_carrier: whole cache lines");
+/* fz_ctx_prepare lays out the frame switch.S pops: 8-byte words. */
+_Static_assert(sizeof(uint64_t) == sizeof(void *), "switch.S saves 8-byte registers");
 
 static inline struct fz_fiber *fz_fiber_of_task(struct fz_task *t)
 {
@@ -152,7 +163,11 @@ __attribute__((noreturn)) void fz_fiber_exit(struct fz_fiber *self);
 /* fork child: forget the free-fiber pool. */
 void fz_fiber_after_fork(void);
 
-/* The OS thread creator (the real pthread_create), set by preload/. */
+/* The real functions behind two that libfiberize interposes, set by
+ * preload/ before the runtime starts: the runtime sits below the
+ * interposers and never calls them (the interposed pthread_create would make
+ * a fiber, pthread_getattr_np would describe one). */
 extern int (*fz_os_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+extern int (*fz_os_thread_getattr)(pthread_t, pthread_attr_t *);
 
 #endif

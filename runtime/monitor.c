@@ -19,12 +19,12 @@
  * per half period, reading a few words per carrier.
  */
 #include <signal.h>
-#include "preload/config.h"
+#include "runtime/assert.h"
 #include "runtime/monitor.h"
 #include "runtime/sched.h"
 #include "runtime/sys.h"
 
-static uint64_t handoff_ns;
+static uint64_t handoff_ns; /* written before the monitor starts, then read-only */
 
 /* Update c's stuck state from its epoch. */
 static void watch(struct fz_carrier *c, uint64_t now)
@@ -112,9 +112,14 @@ static void *monitor_main(void *arg)
     return NULL;
 }
 
+void fz_monitor_configure(uint64_t ns)
+{
+    handoff_ns = ns;
+}
+
 void fz_monitor_start(void)
 {
-    handoff_ns = (uint64_t)fz_config.handoff_us * 1000u;
+    FZ_ASSERT(handoff_ns > 0); /* fz_monitor_configure ran */
     pthread_t t;
     fz_os_thread_create(&t, NULL, monitor_main, NULL);
 }

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include "runtime/assert.h"
 #include "runtime/driver.h"
 #include "runtime/fiber.h"
 #include "runtime/park.h"
@@ -28,7 +29,10 @@
 struct bucket {
     fz_spinlock lock;
     struct fz_waiter *head, *tail;
-} __attribute__((aligned(64)));
+} __attribute__((aligned(FZ_CACHE_LINE)));
+/* One bucket per cache line: carriers locking neighbouring buckets do not
+ * contend for the line. */
+_Static_assert(sizeof(struct bucket) == FZ_CACHE_LINE, "a bucket per cache line");
 
 static struct bucket buckets[BUCKETS];
 
@@ -63,6 +67,12 @@ bool fz_waiter_claim(struct fz_waiter *w, int reason)
 
 void fz_waiter_finish_wake_on(struct fz_carrier *c, struct fz_waiter *w)
 {
+    /* Finished once, by the source that claimed it: claimed goes 1 -> 2
+     * (checked builds only; every reader treats claimed as a bool). */
+    if (FZ_CHECKS) {
+        int was = atomic_exchange(&w->claimed, 2);
+        FZ_ASSERT(was == 1);
+    }
     struct fz_fiber *f = w->fiber;
     if (f) {
         fz_unpark_on(c, f);
@@ -204,6 +214,8 @@ int fz_waiter_block(struct fz_waiter *w)
         interrupt_list_add(w);
     if (w->cancelable)
         cancel_point_enter(self, w);
+    /* a waiter blocks, and arms its timer, on its owner's fiber only */
+    FZ_ASSERT(self == fz_self());
     if (w->deadline) {
         w->timer.deadline = w->deadline;
         w->timer.owner = w;
@@ -236,6 +248,7 @@ static struct bucket *bucket_of(const void *addr)
 
 static void enqueue(struct bucket *b, struct fz_waiter *w)
 {
+    FZ_ASSERT(fz_spin_held(&b->lock));
     w->next = NULL;
     w->prev = b->tail;
     if (b->tail)
@@ -248,6 +261,7 @@ static void enqueue(struct bucket *b, struct fz_waiter *w)
 
 static void dequeue(struct bucket *b, struct fz_waiter *w)
 {
+    FZ_ASSERT(fz_spin_held(&b->lock) && w->queued);
     if (w->prev)
         w->prev->next = w->next;
     else

@@ -28,7 +28,7 @@
 #include <netdb.h>
 #include <signal.h>
 #include <string.h>
-#include "preload/config.h"
+#include "runtime/assert.h"
 #include "runtime/park.h"
 #include "runtime/pool.h"
 #include "runtime/sched.h"
@@ -55,12 +55,19 @@ static struct {
     atomic_uint work_word; /* idle threads sleep on it; bumped per wake */
     unsigned long calls;   /* for FIBERIZE_STATS */
     unsigned peak;
+    unsigned max_threads; /* fz_pool_configure's, read-only afterwards */
 } pool;
+
+void fz_pool_configure(unsigned max_threads)
+{
+    pool.max_threads = max_threads;
+}
 
 /* ---- the queue (pool lock held) ---------------------------------------- */
 
 static void enqueue(struct fz_pool_call *call)
 {
+    FZ_ASSERT(fz_spin_held(&pool.lock));
     call->next = NULL;
     if (pool.tail)
         pool.tail->next = call;
@@ -72,6 +79,7 @@ static void enqueue(struct fz_pool_call *call)
 
 static struct fz_pool_call *dequeue(void)
 {
+    FZ_ASSERT(fz_spin_held(&pool.lock));
     struct fz_pool_call *call = pool.head;
     if (!call)
         return NULL;
@@ -84,6 +92,7 @@ static struct fz_pool_call *dequeue(void)
 
 static void withdraw(struct fz_pool_call *call)
 {
+    FZ_ASSERT(fz_spin_held(&pool.lock));
     struct fz_pool_call **link = &pool.head, *prev = NULL;
     while (*link != call) {
         prev = *link;
@@ -182,7 +191,9 @@ static bool need_new_thread(void)
         }
         return false; /* a free thread that is awake looks at the queue next */
     }
-    if (pool.threads >= fz_config.pool_max)
+    FZ_ASSERT(fz_spin_held(&pool.lock));
+    FZ_ASSERT(pool.max_threads > 0); /* fz_pool_configure ran */
+    if (pool.threads >= pool.max_threads)
         return false; /* it waits for a thread to come free */
     if (++pool.threads > pool.peak)
         pool.peak = pool.threads;
@@ -348,5 +359,7 @@ void fz_pool_stats(unsigned long *calls, unsigned *threads, unsigned *peak)
 
 void fz_pool_after_fork(void)
 {
+    unsigned max_threads = pool.max_threads; /* a setting, not state */
     memset(&pool, 0, sizeof pool);
+    pool.max_threads = max_threads;
 }

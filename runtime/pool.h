@@ -34,6 +34,10 @@ struct fz_pool_call {
     struct fz_pool_call *next;
 };
 
+/* The most pool threads alive at once (FIBERIZE_POOL_MAX), set once
+ * before the first call. */
+void fz_pool_configure(unsigned max_threads);
+
 /* Make call->run(call) on a pool thread; the calling fiber parks meanwhile.
  * errno and h_errno travel both ways.  Returns true if the call was made,
  * false if a signal or cancellation (call->intr) ended the wait before a

@@ -18,7 +18,9 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include "runtime/assert.h"
 #include "runtime/spinlock.h"
 
 #define FZ_RUNQ_SIZE 256u
@@ -34,10 +36,15 @@ struct fz_inject {
 };
 
 struct fz_runq {
-    _Alignas(64) atomic_uint head; /* consumers */
-    _Alignas(64) atomic_uint tail; /* owner */
+    _Alignas(FZ_CACHE_LINE) atomic_uint head; /* consumers */
+    _Alignas(FZ_CACHE_LINE) atomic_uint tail; /* owner */
     _Atomic(struct fz_task *) slots[FZ_RUNQ_SIZE];
 };
+/* Stealers write head, the owner writes tail: never on one line. */
+_Static_assert(offsetof(struct fz_runq, tail) - offsetof(struct fz_runq, head) >= FZ_CACHE_LINE,
+               "run-queue head and tail on different cache lines");
+/* Positions are free-running unsigned counters taken modulo the size. */
+_Static_assert((FZ_RUNQ_SIZE & (FZ_RUNQ_SIZE - 1)) == 0, "run-queue size is a power of two");
 
 void fz_runq_init(struct fz_runq *q);
 /* Owner only.  Overflow goes to inj. */

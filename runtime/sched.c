@@ -247,7 +247,14 @@ static void claim_cpu(struct fz_carrier *c, struct fz_fiber *next)
 {
     while (atomic_load_explicit(&next->on_cpu, memory_order_acquire))
         fz_cpu_relax();
-    atomic_store_explicit(&next->on_cpu, 1, memory_order_relaxed);
+    /* One carrier claims a fiber at a time: a fiber is queued once per
+     * wake, so no other carrier can have set on_cpu since the loop saw 0. */
+    if (FZ_CHECKS) {
+        int was = atomic_exchange_explicit(&next->on_cpu, 1, memory_order_relaxed);
+        FZ_ASSERT(was == 0);
+    } else {
+        atomic_store_explicit(&next->on_cpu, 1, memory_order_relaxed);
+    }
     next->carrier = c;
     next->state = FZ_FIBER_RUNNING;
     c->current = next;

@@ -20,6 +20,10 @@
 #include "runtime/sigmask.h"
 #include "runtime/sys.h"
 
+/* Masks are one uint64_t, a bit per signal; fz_rt's per-signal arrays have
+ * 65 entries (index = signal number). */
+_Static_assert(NSIG - 1 <= 64, "a uint64_t holds a bit per signal");
+
 #define UNBLOCKABLE                                                                                \
     ((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)) | (1ull << 31) | (1ull << 32))
 

@@ -6,6 +6,7 @@
 #define FZ_SPINLOCK_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <sched.h>
 #include "runtime/sys.h"
 
@@ -31,6 +32,13 @@ static inline void fz_spin_lock(fz_spinlock *l)
 static inline void fz_spin_unlock(fz_spinlock *l)
 {
     atomic_store_explicit(&l->held, 0, memory_order_release);
+}
+
+/* Held by some thread: for FZ_ASSERT where a function needs the caller to
+ * hold l (it cannot tell which thread holds it). */
+static inline bool fz_spin_held(fz_spinlock *l)
+{
+    return atomic_load_explicit(&l->held, memory_order_relaxed) != 0;
 }
 
 #endif

@@ -20,6 +20,11 @@
 #define FZ_WHEEL_SLOTS (1u << FZ_WHEEL_BITS)
 #define FZ_WHEEL_LEVELS 8 /* 2^48 ticks ~ 9 years; later deadlines wait in the top level */
 
+/* A level's occupancy is one uint64_t bitmap: a bit per slot. */
+_Static_assert(FZ_WHEEL_SLOTS == 64, "occupied[] has a bit per slot");
+/* level and slot are uint8_t in struct fz_timer. */
+_Static_assert(FZ_WHEEL_LEVELS <= 256 && FZ_WHEEL_SLOTS <= 256, "level and slot fit a byte");
+
 struct fz_timer {
     struct fz_timer *next, *prev; /* slot list links; NULL when not armed */
     uint64_t deadline;            /* absolute monotonic ns */
