@@ -271,8 +271,8 @@ int fz_fd_watch_wait(struct fz_fd_watch *ws, int n, uint64_t deadline, int intr)
     if (ready && fz_waiter_claim(&waiter, FZ_WAKE_NOTIFIED)) {
         reason = FZ_WAKE_NOTIFIED; /* nobody else will wake us: do not park */
     } else {
-        if (waiter.fiber) /* tells its carrier's idle loop to peek (sched.c) */
-            waiter.fiber->carrier->fd_parked = true;
+        if (waiter.fiber)
+            fz_sched_parking_on_fd(waiter.fiber);
         reason = fz_waiter_block(&waiter);
     }
     for (int i = 0; i < n; i++) {

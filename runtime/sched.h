@@ -58,6 +58,13 @@ static inline void fz_unpark(struct fz_fiber *f)
 {
     fz_unpark_on(NULL, f);
 }
+/* self, running, is about to park on an fd: its carrier's idle loop then
+ * peeks at the driver before sleeping (sched.c).  The carrier's state is
+ * the scheduler's; the reactor says what happened through this. */
+static inline void fz_sched_parking_on_fd(struct fz_fiber *self)
+{
+    self->carrier->fd_parked = true;
+}
 /* A new fiber: runnable, preferably next on the creator's carrier. */
 void fz_spawn(struct fz_fiber *f);
 /* The exiting fiber leaves for good; its stack is released after the

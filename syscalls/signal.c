@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include "runtime/driver.h"
+#include "runtime/interrupt.h"
 #include "runtime/park.h"
 #include "runtime/reactor.h"
 #include "runtime/sigmask.h"
@@ -27,20 +28,13 @@ static volatile sig_atomic_t wrapped[NSIG];
 static void on_signal(int sig, siginfo_t *info, void *uctx)
 {
     const struct sigaction *a = &program_action[sig];
-    bool restart = a->sa_flags & SA_RESTART;      /* of the handler that runs now */
-    atomic_fetch_add(&fz_rt.handlers_running, 1); /* see fz_unpark_addr_deferred */
+    bool restart = a->sa_flags & SA_RESTART; /* of the handler that runs now */
+    fz_signal_handler_enter();
     if (a->sa_flags & SA_SIGINFO)
         a->sa_sigaction(sig, info, uctx);
     else
         a->sa_handler(sig);
-    atomic_fetch_sub(&fz_rt.handlers_running, 1);
-    /* On a thread that is not a carrier the kernel has interrupted that
-     * thread's own wait, as natively; no fiber is to be interrupted. */
-    if (!fz_on_carrier())
-        return;
-    atomic_fetch_add(&fz_rt.pending_signal[restart][sig], 1);
-    atomic_fetch_add(&fz_rt.pending_interrupts, 1);
-    fz_driver_wake();
+    fz_signal_handler_leave(sig, restart);
 }
 
 static bool needs_wrapper(const struct sigaction *act)
