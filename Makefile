@@ -70,6 +70,12 @@ $(BUILD)/tests/unit/test_config: tests/unit/test_config.c preload/config.c prelo
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -I. -o $@ $<
 
+# The real-symbol test includes preload/real.c itself (its stubs are
+# assembly inside that file).
+$(BUILD)/tests/unit/test_real: tests/unit/test_real.c preload/real.c preload/real.h runtime/sys.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -I. -o $@ $< -ldl
+
 # Unit tests link the runtime file they test (tests/unit/test_X.c <-> runtime/X.c).
 $(BUILD)/tests/unit/test_%: tests/unit/test_%.c runtime/%.c runtime/assert.c $(wildcard runtime/*.h)
 	@mkdir -p $(dir $@)
