@@ -4,7 +4,7 @@ CC       ?= cc
 CXX      ?= c++
 BUILD    ?= build
 OPT      ?= -O2
-CFLAGS_COMMON := $(OPT) -g -Wall -Wextra -D_GNU_SOURCE
+CFLAGS_COMMON := $(OPT) -g -Wall -Wextra -D_GNU_SOURCE $(if $(WERROR),-Werror)
 # Invariant checks (runtime/assert.h) are on unless RELEASE=1: `make check`
 # runs with them, `make RELEASE=1` builds a library without them.
 FZ_CHECKS := $(if $(RELEASE),0,1)
@@ -34,7 +34,7 @@ BENCHES  := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
 PROG_CFLAGS := $(CFLAGS_COMMON) -pthread -Wno-unused-parameter
 
-.PHONY: all check check-asan bench demo tests clean format
+.PHONY: all check check-asan check-ubsan bench demo tests clean format format-check analyse
 all: $(LIB) $(CMD)
 
 $(BUILD)/obj/%.o: %.c $(wildcard */*.h)
@@ -98,14 +98,31 @@ check-asan:
 	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address -DFZ_ASAN" \
 	        EXTRA_LDFLAGS="-fsanitize=address" PROG_CFLAGS="$(PROG_CFLAGS) -fsanitize=address" check
 
+# Undefined behaviour anywhere in the library or the test programs ends the
+# run with a report (halt_on_error), so a test that hits one fails.
+check-ubsan: export UBSAN_OPTIONS = halt_on_error=1:print_stacktrace=1
+check-ubsan:
+	$(MAKE) BUILD=build-ubsan EXTRA_CFLAGS="-fsanitize=undefined -fno-sanitize-recover=undefined" \
+	        EXTRA_LDFLAGS="-fsanitize=undefined" \
+	        PROG_CFLAGS="$(PROG_CFLAGS) -fsanitize=undefined -fno-sanitize-recover=undefined" check
+
 bench: all $(PROGS) $(BENCHES)
 	@BUILD=$(BUILD) scripts/bench.sh
 
 demo: all $(PROGS)
 	@BUILD=$(BUILD) scripts/demo.sh
 
+FORMAT_FILES = $(wildcard preload/*.[ch] runtime/*.[ch] syscalls/*.[ch] tests/unit/*.[ch] \
+                 tests/programs/*.c tests/programs/*.cc tests/programs/lib/*.c scripts/*.c bench/*.c)
 format:
-	clang-format -i $(wildcard preload/*.[ch] runtime/*.[ch] syscalls/*.[ch] tests/unit/*.[ch] tests/programs/*.c scripts/*.c bench/*.c)
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+# Static analysis, formatting, the clang build and the layer rule
+# (scripts/analyse.sh); CI runs it before the tests.
+analyse: all
+	@BUILD=$(BUILD) scripts/analyse.sh
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-ubsan build-clang

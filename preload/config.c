@@ -390,7 +390,7 @@ static void fz_put_value(struct fz_line *l, const char *v)
     static const char hex[] = "0123456789abcdef";
     size_t i;
 
-    for (i = 0; v[i] != '\0' && i < 64; i++) {
+    for (i = 0; i < 64 && v[i] != '\0'; i++) {
         unsigned char c = (unsigned char)v[i];
         char esc[5] = {(char)c, '\0'};
         if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {

@@ -115,8 +115,8 @@ __asm__(".text\n"
 /* One stub per symbol.  fz_real_slot_<name> holds &fz_real.<name>, so the
  * assembly never needs the field's offset. */
 #define FZ_REAL_STUB(ret, name, args)                                                              \
-    __attribute__((used)) static void *const fz_real_slot_##name __asm__(                          \
-        "fz_real_slot_" #name) = (void *)&fz_real.name;                                            \
+    __attribute__((used)) static void *const fz_real_slot_##name __asm__("fz_real_slot_" #name) =  \
+        (void *)&fz_real.name;                                                                     \
     void fz_real_stub_##name(void);                                                                \
     __asm__(".text\n"                                                                              \
             ".p2align 4\n"                                                                         \

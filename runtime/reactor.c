@@ -61,7 +61,7 @@ static struct fz_fd *lookup(int fd, bool create)
             return NULL;
         long p = fz_sys6(SYS_mmap, 0, sizeof(struct fz_fd) * CHUNK, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p < 0 && p > -4096)
+        if ((unsigned long)p > -4096ul) /* -errno */
             return NULL;
         struct fz_fd *fresh = (struct fz_fd *)p, *expected = NULL;
         for (unsigned i = 0; i < CHUNK; i++)

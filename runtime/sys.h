@@ -18,11 +18,14 @@ static inline long fz_sys6(long n, long a, long b, long c, long d, long e, long 
     register long r10 __asm__("r10") = d;
     register long r8 __asm__("r8") = e;
     register long r9 __asm__("r9") = f;
+    /* cppcheck does not read asm operands: ret is the asm's output */
+    // cppcheck-suppress unassignedVariable
     long ret;
     __asm__ volatile("syscall"
                      : "=a"(ret)
                      : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
                      : "rcx", "r11", "memory");
+    // cppcheck-suppress uninitvar
     return ret;
 }
 

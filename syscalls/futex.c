@@ -74,7 +74,7 @@ static long park_wait(const struct futex_args *a, uint32_t bits)
             deadline = fz_rel_to_deadline(a->timeout);
         else
             deadline = fz_abs_to_deadline(
-                a->flags & FUTEX_CLOCK_REALTIME ? CLOCK_REALTIME : CLOCK_MONOTONIC, a->timeout);
+                (a->flags & FUTEX_CLOCK_REALTIME) ? CLOCK_REALTIME : CLOCK_MONOTONIC, a->timeout);
     }
     struct value_check v = {a->uaddr, a->val};
     int r = fz_park_addr(a->uaddr, bits, value_unchanged, &v, deadline, FZ_INTR_ALWAYS);

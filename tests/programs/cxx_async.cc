@@ -18,7 +18,8 @@
 
 using namespace std::chrono_literals;
 
-class WorkQueue {
+class WorkQueue
+{
   public:
     explicit WorkQueue(int workers)
     {
@@ -115,7 +116,8 @@ int main()
     std::printf("cv wait_for: predicate %d, not early %d\n", woke, not_early);
 
     // an exception thrown in a thread arrives through its future
-    auto failing = std::async(std::launch::async, [] () -> int { throw std::runtime_error("boom"); });
+    auto failing =
+        std::async(std::launch::async, []() -> int { throw std::runtime_error("boom"); });
     try {
         failing.get();
         std::printf("exception: lost\n");

@@ -40,7 +40,8 @@ int main(void)
     struct stat st;
     TAP_CHECK(fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & 0777) == 0604,
               "open through a stub: fd %d, varargs mode passed", fd);
-    TAP_CHECK(fz_real.open != (void *)fz_real_stub_open && fz_real.close != (void *)fz_real_stub_close &&
+    TAP_CHECK(fz_real.open != (void *)fz_real_stub_open &&
+                  fz_real.close != (void *)fz_real_stub_close &&
                   fz_real.waitid != (void *)fz_real_stub_waitid,
               "the first call through a stub resolved every slot");
 

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The checks that read the code rather than run it, one line each:
+#   format     clang-format --dry-run --Werror over every C and C++ file
+#   cppcheck   static analysis of the library with the project's include path
+#   layers     runtime/ uses nothing from syscalls/ or preload/ (check-layers.sh)
+#   clang      the library and command build with clang, warnings as errors
+# Each prints "analyse: ok - NAME" or "analyse: FAILED - NAME" after its
+# output; the exit status is 1 if any failed.  Run after `make` (layers
+# reads BUILD's objects, default build).  CI (.ci/run) runs it before the tests.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
+BUILD=${BUILD:-build}
+CLANG_BUILD=${CLANG_BUILD:-build-clang}
+
+failed=()
+
+# analysis NAME COMMAND...: run it, report, remember a failure.
+analysis() {
+    local name=$1
+    shift
+    if "$@"; then
+        echo "analyse: ok - $name"
+    else
+        echo "analyse: FAILED - $name (command: $*)"
+        failed+=("$name")
+    fi
+}
+
+need() {
+    command -v "$1" >/dev/null || {
+        echo "analyse: $1 is not installed (scripts/deps.sh installs it)"
+        return 1
+    }
+}
+
+run_format() {
+    need clang-format && make -s format-check
+}
+
+# Findings of every severity but "information"; scripts/cppcheck.supp lists
+# the suppressed ones with their reasons.  FZ_CHECKS=1 so the asserts'
+# conditions are analysed too, FZ_ASAN to cover asan.c's body.
+run_cppcheck() {
+    need cppcheck || return 1
+    local defs
+    for defs in "-DFZ_CHECKS=1" "-DFZ_CHECKS=1 -DFZ_ASAN"; do
+        # shellcheck disable=SC2086 # defs is two words on purpose
+        cppcheck -q --error-exitcode=1 --enable=style,warning,performance,portability \
+            --std=c11 -I. -D_GNU_SOURCE $defs --inline-suppr \
+            --suppressions-list=scripts/cppcheck.supp preload runtime syscalls scripts/fiberize.c ||
+            return 1
+    done
+}
+
+run_layers() {
+    scripts/check-layers.sh "$BUILD"
+}
+
+run_clang() {
+    need clang && make -s -j2 CC=clang BUILD="$CLANG_BUILD" WERROR=1 all
+}
+
+analysis format run_format
+analysis cppcheck run_cppcheck
+analysis layers run_layers
+analysis clang run_clang
+
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "analyse: ${#failed[@]} failed: ${failed[*]}"
+    exit 1
+fi
+echo "analyse: all passed"
