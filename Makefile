@@ -76,6 +76,13 @@ $(BUILD)/tests/unit/test_real: tests/unit/test_real.c preload/real.c preload/rea
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -I. -o $@ $< -ldl
 
+# The protocol test runs the whole runtime, without preload/ or syscalls/.
+RUNTIME_SRCS := $(wildcard runtime/*.c) $(wildcard runtime/*.S)
+$(BUILD)/tests/unit/test_protocols: tests/unit/test_protocols.c $(RUNTIME_SRCS) $(wildcard runtime/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -I. -DFZ_CHECKS=1 -fno-stack-protector -fno-omit-frame-pointer \
+	      -pthread -o $@ $< $(RUNTIME_SRCS) $(EXTRA_CFLAGS) $(EXTRA_LDFLAGS) -ldl
+
 # Unit tests link the runtime file they test (tests/unit/test_X.c <-> runtime/X.c).
 $(BUILD)/tests/unit/test_%: tests/unit/test_%.c runtime/%.c runtime/assert.c $(wildcard runtime/*.h)
 	@mkdir -p $(dir $@)

@@ -546,11 +546,11 @@ static void carrier0_idle_entry(void *arg)
     idle_loop(arg);
 }
 
-static bool adopt_main(struct fz_carrier *c0, const char **why)
+/* Start-up and a fork child both adopt the calling OS thread as carrier 0,
+ * running m as the main fiber. */
+static bool adopt_carrier0(struct fz_fiber *m, const char **why)
 {
-    struct fz_fiber *m = fz_fiber_adopt_main();
-    if (!m)
-        return *why = "cannot describe the main thread", false;
+    struct fz_carrier *c0 = &fz_rt.carriers[0];
     c0->own_tcb = fz_tls_create(NULL);
     if (!c0->own_tcb)
         return *why = "out of memory", false;
@@ -566,6 +566,19 @@ static bool adopt_main(struct fz_carrier *c0, const char **why)
     c0->current = m;
     fz_rt.main_fiber = m;
     return true;
+}
+
+static void start_carriers(unsigned n);
+
+/* The main fiber, with signal mask `mask`, is the only live one: turn the
+ * runtime on and start the other n - 1 carriers. */
+static void go_live(struct fz_fiber *m, uint64_t mask, unsigned n)
+{
+    fz_sigmask_fiber_born(m, mask);
+    atomic_store(&fz_rt.live_fibers, 1);
+    fz_rt.pid = (pid_t)fz_sys0(SYS_getpid);
+    fz_rt.active = true;
+    start_carriers(n);
 }
 
 void fz_carrier_init(struct fz_carrier *c, unsigned index)
@@ -616,13 +629,12 @@ bool fz_sched_start(unsigned n, const char **why)
     fz_inject_init(&fz_rt.inject);
     if (!alloc_carriers(n))
         return *why = "out of memory", false;
-    if (!adopt_main(&fz_rt.carriers[0], why))
+    struct fz_fiber *m = fz_fiber_adopt_main();
+    if (!m)
+        return *why = "cannot describe the main thread", false;
+    if (!adopt_carrier0(m, why))
         return false;
-    fz_sigmask_fiber_born(fz_rt.main_fiber, fz_sigmask_current_kernel());
-    atomic_store(&fz_rt.live_fibers, 1);
-    fz_rt.pid = (pid_t)fz_sys0(SYS_getpid);
-    fz_rt.active = true;
-    start_carriers(n);
+    go_live(m, fz_sigmask_current_kernel(), n);
     return true;
 }
 
@@ -651,26 +663,10 @@ bool fz_sched_after_fork(struct fz_fiber *self)
     }
     fz_rt.mask_lock = (fz_spinlock){0};
     atomic_store(&fz_rt.blocked_by_all, 0);
-    if (!alloc_carriers(n))
+    const char *why;
+    if (!alloc_carriers(n) || !adopt_carrier0(self, &why))
         return false;
-    struct fz_carrier *c0 = &fz_rt.carriers[0];
-    c0->own_tcb = fz_tls_create(NULL);
-    if (!c0->own_tcb || fz_stack_alloc(NULL, IDLE_STACK_SIZE, 4096, &c0->idle_stack))
-        return false;
-    c0->idle_sp = fz_ctx_prepare(&c0->idle_stack, carrier0_idle_entry, c0);
-    fz_asan_carrier_adopt(c0, &c0->idle_stack);
-    c0->loaded_tcb = self->tcb;
-    c0->tid = (pid_t)fz_sys0(SYS_gettid);
-    c0->kernel_mask = mask;
-    self->carrier = c0;
-    self->state = FZ_FIBER_RUNNING;
-    atomic_store(&self->on_cpu, 1);
-    c0->current = self;
-    fz_rt.main_fiber = self;
-    fz_sigmask_fiber_born(self, mask);
-    atomic_store(&fz_rt.live_fibers, 1);
-    fz_rt.pid = (pid_t)fz_sys0(SYS_getpid);
-    fz_rt.active = true;
-    start_carriers(n);
+    fz_rt.carriers[0].kernel_mask = mask; /* this thread's, inherited from the parent */
+    go_live(self, mask, n);
     return true;
 }
