@@ -1,6 +1,10 @@
-/* The real libc functions behind every interposer, resolved once in the
- * library constructor (dlsym allocates: resolving lazily inside a hook has
- * deadlocked others).  Read-only after start-up. */
+/* The real libc functions behind every interposer.  Every slot starts as a
+ * stub (preload/real.c); the first call through any of them, or the library
+ * constructor if it comes first, resolves them all at once -- usually the
+ * constructor, but another library's constructor may call an interposed
+ * function before ours runs.  Read-only after that.  (dlsym allocates, so
+ * resolving one symbol lazily inside each hook would be unsafe: it has
+ * deadlocked others.) */
 #ifndef FZ_REAL_H
 #define FZ_REAL_H
 
