@@ -70,9 +70,9 @@ $(BUILD)/tests/unit/test_config: tests/unit/test_config.c preload/config.c prelo
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -I. -o $@ $<
 
-# The real-symbol test includes preload/real.c itself (its stubs are
+# The real-symbol test includes syscalls/real.c itself (its stubs are
 # assembly inside that file).
-$(BUILD)/tests/unit/test_real: tests/unit/test_real.c preload/real.c preload/real.h runtime/sys.h
+$(BUILD)/tests/unit/test_real: tests/unit/test_real.c syscalls/real.c syscalls/real.h runtime/sys.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -I. -o $@ $< -ldl
 

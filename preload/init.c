@@ -20,7 +20,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include "preload/config.h"
-#include "preload/real.h"
+#include "syscalls/real.h"
 #include "runtime/driver.h"
 #include "runtime/monitor.h"
 #include "runtime/park.h"

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <time.h>
 #include "preload/config.h"
-#include "preload/real.h"
+#include "syscalls/real.h"
 #include "runtime/asan.h"
 #include "runtime/sched.h"
 #include "runtime/sys.h"

@@ -1,12 +1,12 @@
-/* Unit test for preload/real.c's forwarding stubs: a call made before the
+/* Unit test for syscalls/real.c's forwarding stubs: a call made before the
  * constructor resolved the real symbols goes through an assembly stub that
  * must hand every argument over untouched -- integer registers, the
  * varargs register count, and arguments passed on the stack.  Each check
  * puts the stubs back in the table, calls through one, and compares with
  * the direct call; the first call through any stub resolves every slot.
  *
- * Like test_config, this includes the file under test (it is in preload/). */
-#include "../../preload/real.c"
+ * Like test_config, this includes the file under test (it is not in runtime/). */
+#include "../../syscalls/real.c"
 
 #include "tap.h"
 

@@ -21,7 +21,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <unistd.h>
-#include "preload/real.h"
+#include "syscalls/real.h"
 #include "runtime/sys.h"
 
 static atomic_int resolved;

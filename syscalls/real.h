@@ -1,5 +1,6 @@
-/* The real libc functions behind every interposer.  Every slot starts as a
- * stub (preload/real.c); the first call through any of them, or the library
+/* The real libc functions behind every interposer; the table lives here,
+ * with the interposers that call through it.  Every slot starts as a
+ * stub (syscalls/real.c); the first call through any of them, or the library
  * constructor if it comes first, resolves them all at once -- usually the
  * constructor, but another library's constructor may call an interposed
  * function before ours runs.  Read-only after that.  (dlsym allocates, so
