@@ -62,6 +62,16 @@ overflow_status() {
     [[ -n ${FZ_ASAN:-} ]] && echo 1 || echo 139
 }
 
+# Another library's constructor runs before libfiberize's: its interposed
+# calls go through the real-symbol stubs, arguments untouched.
+@test "early_calls: interposed calls from a constructor that runs before ours" {
+    compare_native early_calls
+}
+
+@test "early_calls on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native early_calls
+}
+
 @test "stack_overflow: overflowing a thread's stack is SIGSEGV (139)" {
     local want
     want=$(overflow_status)
