@@ -65,13 +65,12 @@ struct fz_fiber {
     bool joined;           /* a joiner has claimed the result */
     atomic_uint exit_word; /* parking-lot key for joiners: FZ_EXIT_RUNNING, _REAPED */
     char name[16];
-    uint64_t sigmask;                /* this thread's signal mask (runtime/sigmask.c) */
-    struct fz_waiter *cancel_waiter; /* its wait at a cancellation point (park.c) */
-    size_t guard_requested;          /* reported by pthread_getattr_np, as glibc does */
-    void *asan_save;                 /* FZ_ASAN builds: its fake stack while switched out */
-    unsigned shared_nap_ns;          /* process-shared condvar polling (syscalls/cond.c) */
-}
-__attribute__((aligned(FZ_CACHE_LINE))); /* a whole number of cache lines: aligned_alloc wants it */
+    uint64_t sigmask;                      /* this thread's signal mask (runtime/sigmask.c) */
+    struct fz_waiter *cancel_waiter;       /* its wait at a cancellation point (park.c) */
+    size_t guard_requested;                /* reported by pthread_getattr_np, as glibc does */
+    void *asan_save;                       /* FZ_ASAN builds: its fake stack while switched out */
+    unsigned shared_nap_ns;                /* process-shared condvar polling (syscalls/cond.c) */
+} __attribute__((aligned(FZ_CACHE_LINE))); /* whole cache lines, for aligned_alloc */
 
 struct fz_carrier {
     unsigned index;
