@@ -11,16 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Hook families that FIBERIZE_HOOKS can switch off (all on by default). */
-enum fz_hook_family {
-    FZ_HOOK_THREAD = 1u << 0,  /* pthread_create & co: threads become fibers */
-    FZ_HOOK_TIME = 1u << 1,    /* sleep, nanosleep, sched_yield ... */
-    FZ_HOOK_IO = 1u << 2,      /* read/write/accept/connect/poll ... */
-    FZ_HOOK_SYNC = 1u << 3,    /* mutex, cond, rwlock, sem, futex */
-    FZ_HOOK_PROCESS = 1u << 4, /* waitpid, system, fork ... */
-    FZ_HOOK_POOL = 1u << 5,    /* blocking-pool offloads (DNS, fsync ...) */
-    FZ_HOOK_ALL = (1u << 6) - 1,
-};
+#include "../syscalls/families.h" /* enum fz_hook_family */
 
 struct fz_config {
     unsigned workers;    /* FIBERIZE_WORKERS: carriers, 1..1024; default CPUs we may use */

@@ -107,6 +107,7 @@ __attribute__((constructor)) static void fiberize_init(void)
         return;
     }
     fz_config_load();
+    fz_hook_settings = (struct fz_hook_settings){fz_config.hooks, fz_config.file_io_pool};
     if (fz_config.disabled)
         return;
     if (!start_runtime())

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Layers import downward only: runtime/ never includes a syscalls/ or
-# preload/ header and never calls an interposed function or anything else
-# defined above it.  The compiler cannot see the second rule (an
-# interposed pthread_getattr_np is an ordinary libc name to it), so this
-# reads the objects: the undefined symbols of runtime/*.o must contain no
-# name that libfiberize.so exports (its interposers) and no name defined in
-# syscalls/*.o or preload/*.o.
+# Layers import downward only: preload/ (constructor, settings) above
+# syscalls/ (the interposers, the real-symbol table) above runtime/.
+#   - runtime/ includes no syscalls/ or preload/ header, and never calls an
+#     interposed function or anything else defined above it;
+#   - syscalls/ includes no preload/ header and uses nothing defined there.
+# The compiler cannot see the call rule (an interposed pthread_getattr_np
+# is an ordinary libc name to it), so this reads the objects: a layer's
+# undefined symbols must contain no name defined in the objects above it,
+# and runtime/'s none that libfiberize.so exports (its interposers).
 #
 #   scripts/check-layers.sh [BUILD]   (after `make`; BUILD defaults to build)
 # Prints each violation and exits 1 if there is one.
@@ -24,28 +26,57 @@ bad=0
 work=$(mktemp -d) || exit 2
 trap 'rm -rf "$work"' EXIT
 
-# 1. includes: runtime/ sources name only runtime/ headers among the project's.
-if grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"(syscalls|preload)/' runtime/*.[chS]; then
-    echo "check-layers: runtime/ includes a header from a layer above it (lines above)"
-    bad=1
-fi
+# Objects of the current sources only (a removed file's object may linger).
+objects_of() {
+    local dir=$1 src
+    for src in "$dir"/*.c "$dir"/*.S; do
+        [[ -f $src ]] || continue
+        echo "$objs/${src%.*}.o"
+    done
+}
 
-# 2. symbols: everything the layers above define, and every exported name.
+# defined_in DIR...: every global name the objects of those layers define.
+defined_in() {
+    local dir
+    for dir in "$@"; do
+        objects_of "$dir" | xargs nm --defined-only | awk 'NF >= 3 && $2 ~ /[A-Z]/ { print $3 }'
+    done
+}
+
+# check LAYER NAMES-FILE UPPER...: includes and symbols of LAYER.
+check() {
+    local layer=$1 above=$2 upper_re o sym
+    shift 2
+    upper_re=$(
+        IFS='|'
+        echo "$*"
+    )
+    if grep -nE "^[[:space:]]*#[[:space:]]*include[[:space:]]*\"(\.\./)?($upper_re)/" \
+        "$layer"/*.[ch] "$layer"/*.S 2>/dev/null; then
+        echo "check-layers: $layer/ includes a header from a layer above it (lines above)"
+        bad=1
+    fi
+    while read -r o; do
+        nm --undefined-only "$o" | awk '{ print $NF }' | sed 's/@.*//' | sort -u >"$work/undef"
+        while read -r sym; do
+            echo "check-layers: ${o#"$objs"/} uses $sym, which is defined above $layer/"
+            bad=1
+        done < <(comm -12 "$work/undef" "$above")
+    done < <(objects_of "$layer")
+}
+
 {
     nm -D --defined-only "$lib" | awk 'NF >= 3 { print $3 }'
-    nm --defined-only "$objs"/syscalls/*.o "$objs"/preload/*.o | awk 'NF >= 3 && $2 ~ /[A-Z]/ { print $3 }'
-} | sed 's/@.*//' | sort -u >"$work/above"
-[[ -s $work/above ]] || { echo "check-layers: found no exported symbols in $lib"; exit 2; }
+    defined_in syscalls preload
+} | sed 's/@.*//' | sort -u >"$work/above_runtime"
+[[ -s $work/above_runtime ]] || { echo "check-layers: found no symbols in $lib"; exit 2; }
+defined_in preload | sort -u >"$work/above_syscalls"
 
-for o in "$objs"/runtime/*.o; do
-    nm --undefined-only "$o" | awk '{ print $NF }' | sed 's/@.*//' | sort -u >"$work/undef"
-    while read -r sym; do
-        echo "check-layers: ${o#"$objs"/} uses $sym, which is defined above the runtime"
-        bad=1
-    done < <(comm -12 "$work/undef" "$work/above")
-done
+check runtime "$work/above_runtime" syscalls preload
+check syscalls "$work/above_syscalls" preload
 
 if [[ $bad -eq 0 ]]; then
-    echo "check-layers: runtime/ uses nothing from syscalls/ or preload/ ($(wc -l <"$work/above") names checked)"
+    echo "check-layers: runtime/ uses nothing from syscalls/ or preload/ ($(wc -l <"$work/above_runtime") names)," \
+        "syscalls/ nothing from preload/ ($(wc -l <"$work/above_syscalls") names)"
 fi
 exit "$bad"

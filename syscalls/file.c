@@ -32,7 +32,7 @@ FZ_OFFLOAD(static, ssize_t, pool_pwrite, fz_real.pwrite, FZ_OFFLOAD_PLAIN, (int,
 
 bool fz_file_io_in_pool(int fd)
 {
-    if (!fz_config.file_io_pool || !fz_hook_active(FZ_HOOK_POOL) || !fz_self())
+    if (!fz_hook_settings.file_io_pool || !fz_hook_active(FZ_HOOK_POOL) || !fz_self())
         return false;
     struct fz_fd *s = fz_fd_get(fd);
     return s && fz_fd_kind(s) == FZ_FD_UNPOLLABLE;

@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 #include <time.h>
-#include "preload/config.h"
+#include "syscalls/families.h"
 #include "syscalls/real.h"
 #include "runtime/asan.h"
 #include "runtime/sched.h"
@@ -21,14 +21,14 @@
  * then the interposer must behave exactly as the real call. */
 static inline struct fz_fiber *fz_hook_self(unsigned family)
 {
-    if (!(fz_config.hooks & family))
+    if (!(fz_hook_settings.families & family))
         return NULL;
     return fz_self();
 }
 
 static inline bool fz_hook_active(unsigned family)
 {
-    return fz_rt.active && (fz_config.hooks & family);
+    return fz_rt.active && (fz_hook_settings.families & family);
 }
 
 /* A wait at a cancellation point ended early (EINTR): if pthread_cancel
