@@ -87,3 +87,16 @@ compare_all_workers() {
         fi
     done
 }
+
+@test "tls_layout_mismatch: a layout check that fails turns the runtime off in one line naming field and glibc" {
+    local fz_cmd
+    fz_skip_unloadable tls_layout_mismatch
+    fz_prog_cmd tls_layout_mismatch
+    run --separate-stderr _fz_timeout "${fz_cmd[@]}"
+    local native=$output
+    run_fiberized --separate-stderr tls_layout_mismatch
+    echo "status $status, stdout: $output"
+    echo "stderr: $stderr"
+    [[ $status -eq 0 && $output == "$native" && $output == "8 threads, results sum 72" ]]
+    [[ $stderr =~ ^"fiberize: runtime off, threads stay native: glibc "[0-9]+\.[0-9]+": struct pthread field tid "[^$'\n']*$ ]]
+}
