@@ -7,6 +7,15 @@
  * a forwarding stub that resolves all symbols on first use and then calls
  * the real function with the caller's arguments untouched
  * (__builtin_apply).  After resolution the slots hold the real functions.
+ *
+ * glibc 2.35's dlsym(RTLD_NEXT, name) answers libc's oldest version of a
+ * symbol that has several (pthread_cond_* with the pre-2.3.2 condvar that
+ * mallocs a private one, pthread_kill, posix_spawn), where 2.36+ answers
+ * the default one the program binds to: a process-shared condvar then
+ * waited on a private futex in each process's heap (sync_pshared with the
+ * sync hooks off hung on 2.35).  So a result that lies in libc is checked
+ * against a lookup in libc's own handle, which gives the default version;
+ * a result in another library (a later preload) is kept.
  */
 #include <dlfcn.h>
 #include <stdatomic.h>
@@ -17,6 +26,17 @@
 
 static atomic_int resolved;
 static const char *first_missing;
+
+static void *next_symbol(void *libc, const char *name)
+{
+    void *next = dlsym(RTLD_NEXT, name);
+    void *in_libc = libc ? dlsym(libc, name) : NULL;
+    Dl_info a, b;
+    if (next && in_libc && next != in_libc && dladdr(next, &a) && dladdr(in_libc, &b) &&
+        a.dli_fbase == b.dli_fbase)
+        return in_libc;
+    return next;
+}
 
 /* A symbol this libc lacks: calling it is a bug in the caller's choice of
  * interposer, so say which and stop rather than jump to NULL. */
@@ -32,15 +52,18 @@ static void resolve_all(void)
     if (atomic_load_explicit(&resolved, memory_order_acquire))
         return;
     const char *missing = NULL;
+    void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
 #define FZ_REAL_LOOKUP(ret, name, args)                                                            \
     {                                                                                              \
-        void *p = dlsym(RTLD_NEXT, #name);                                                         \
+        void *p = next_symbol(libc, #name);                                                        \
         if (!p && !missing)                                                                        \
             missing = #name;                                                                       \
         fz_real.name = (ret(*) args)(p ? p : (void *)missing_symbol);                              \
     }
     FZ_REAL_ALL_SYMBOLS(FZ_REAL_LOOKUP)
 #undef FZ_REAL_LOOKUP
+    if (libc)
+        dlclose(libc); /* only the reference NOLOAD took */
     first_missing = missing;
     atomic_store_explicit(&resolved, 1, memory_order_release);
 }
