@@ -258,10 +258,10 @@ static bool published(const char **why)
         !field("_thread_db_pthread_start_routine", 64, 1, &l->start_routine) ||
         !field("_thread_db_pthread_nextevent", 64, 1, &nextevent))
         return refuse(why, "struct pthread fields schedparam..nextevent: no descriptor");
-    if (!field("_thread_db___pthread_keys", 128, 1024, &keys) ||
-        *descriptor("_thread_db_sizeof_pthread_key_data") != 16 ||
-        !descriptor("_thread_db_pthread_key_data_level2_data") ||
-        descriptor("_thread_db_pthread_key_data_level2_data")[1] != 32)
+    const uint32_t *key_data = descriptor("_thread_db_sizeof_pthread_key_data");
+    const uint32_t *level2 = descriptor("_thread_db_pthread_key_data_level2_data");
+    if (!field("_thread_db___pthread_keys", 128, 1024, &keys) || !key_data || *key_data != 16 ||
+        !level2 || level2[1] != 32)
         return refuse(why, "__pthread_keys: not 1024 keys in blocks of 32");
     l->keys_max = 1024;
     l->key_2nd_level = 32;
