@@ -29,7 +29,10 @@
  *    means "init TLS" before 2.41 and "main thread" since.
  * Anything that does not hold turns the runtime off with one line naming
  * the glibc version and the fact.  A glibc newer than any checked here runs
- * fiberized when every check passes.
+ * fiberized when every check passes.  The probe's price: one thread start
+ * at load time, its 272 KiB stack left in glibc's stack cache, and a
+ * process that counts as multi-threaded (__libc_single_threaded false)
+ * even when a check fails and the program then runs natively.
  *
  * Public objects: pthread_cond_t lost __g_refs in 2.41, moving __wrefs
  * (where pthread_cond_init keeps the pshared and clock bits) from byte 36

@@ -54,7 +54,7 @@
  *    exported [tls_churn: 1M threads, RSS growth after 100k: 0 kB];
  *  - setuid & co. from a fiber, the main one included, reach every OS
  *    thread and return (glibc's SIGSETXID handler runs on the TCB with the
- *    receiving thread's tid, see below) [tls_setxid].
+ *    receiving thread's tid, runtime/setxid.c) [tls_setxid].
  * Not guaranteed:
  *  - gettid()/syscall(SYS_gettid) name the carrier and change on migration;
  *    glibc calls that hand pd->tid to the kernel (affinity, sched params,
@@ -75,7 +75,7 @@
  *    res_nclose (IPv6 name-server addresses leak); sunrpc per-thread state
  *    and inet_ntoa's buffer stay with the recycled TCB;
  *  - a thread glibc creates itself (timer SIGEV_THREAD, aio) after the last
- *    fiber creation may run glibc's unwrapped SIGSETXID handler (see below);
+ *    fiber creation may run glibc's unwrapped SIGSETXID handler (runtime/setxid.c);
  *  - stacks of fibers are not made executable by a later dlopen of an
  *    exec-stack library (_dl_make_stacks_executable walks only
  *    GL(dl_stack_used)).
@@ -232,7 +232,7 @@ static void reset_module_tls(void *tcb)
 /* The calling OS thread's TCB (the main thread's, or after a fork the
  * forking fiber's) becomes a fiber's, which may run on any carrier, while
  * the new idle TCB stays on this OS thread: hand the OS thread's identity to
- * the idle TCB.  The tid glibc compares and signals (set*id, see above) moves
+ * the idle TCB.  The tid glibc compares and signals (set*id, runtime/setxid.c) moves
  * to it; the fiber gets a fake one like every fiber.  The kernel's rseq
  * registration of this OS thread points into the fiber's TCB and would
  * report this carrier's CPU to the fiber wherever it runs: unregister it
