@@ -30,6 +30,17 @@ compare_all_workers() {
     fi
 }
 
+# glibc 2.34 (RHEL 9) is the oldest release the runtime supports: a symbol
+# version newer than that would keep the library from loading at all there.
+@test "libfiberize.so needs no glibc symbol version newer than 2.34" {
+    run objdump -T "$FIBERIZE_BUILD/libfiberize.so"
+    [[ $status -eq 0 ]] || { echo "objdump failed: $output"; return 1; }
+    local newest
+    newest=$(grep -o 'GLIBC_2\.[0-9.]*' <<<"$output" | sort -uV | tail -1)
+    echo "newest version needed: $newest"
+    [[ -n $newest ]] && [[ $(printf '%s\n' "$newest" GLIBC_2.34 | sort -V | tail -1) == GLIBC_2.34 ]]
+}
+
 @test "tls_threads: exe and library __thread, errno across sleep, yield, socket read, mutex (500 threads)" {
     compare_all_workers tls_threads
 }
