@@ -59,7 +59,8 @@ fz_skip_unloadable() {
     [[ ${#_fz_loader[@]} -gt 0 ]] || return 0
     local path=$1 why
     [[ $path == /* ]] || path=$PROG/$path
-    why=$("${_fz_loader[@]}" --list "$path" 2>&1 | grep -m1 'not found') || return 0
+    why=$("${_fz_loader[@]}" --list "$path" 2>&1 | grep -m1 "version .GLIBC_[0-9.]*' not found") ||
+        return 0
     skip "glibc $FZ_GLIBC cannot load ${path##*/}:${why#*:}"
 }
 
