@@ -94,17 +94,18 @@ enum { PROBE_STACK = 256 * 1024, PROBE_GUARD = 3 * 4096 + 1 };
 
 struct probe {
     char *tcb;
-    char *local;           /* an address on its stack */
-    void *resp;            /* its __res_state() */
-    char *strsignal_buf;   /* its strsignal's buffer */
-    void *register_seen;   /* cleanup_jmp_buf while a buffer is registered */
-    void *register_buf;    /* that buffer */
-    ptrdiff_t state_byte;  /* what pthread_setcancelstate changed: a byte */
-    int state_bit_changed; /* or bit 0 of cancelhandling */
-    bool state_other;      /* or something else too */
-    bool joinid_ok;        /* joinid == self after pthread_detach */
-    int tid_seen;          /* its tid field */
-    int tid_real;          /* gettid */
+    char *local;                 /* an address on its stack */
+    void *resp;                  /* its __res_state() */
+    char *strsignal_buf;         /* its strsignal's buffer */
+    void *register_seen;         /* cleanup_jmp_buf while a buffer is registered */
+    void *register_buf;          /* that buffer */
+    ptrdiff_t state_byte;        /* what pthread_setcancelstate changed: a byte */
+    int state_bit_changed;       /* or bit 0 of cancelhandling */
+    bool state_other;            /* or something else too */
+    bool joinid_ok;              /* joinid == self after pthread_detach */
+    int tid_seen;                /* its tid field */
+    int tid_real;                /* gettid */
+    void *start_seen, *arg_seen; /* its start_routine and arg fields */
     int (*detach)(pthread_t);
     unsigned char snap[8192];
 };
@@ -119,6 +120,8 @@ static void *probe_main(void *arg)
     p->strsignal_buf = strsignal(4095);
     p->tid_real = (int)fz_sys0(SYS_gettid);
     p->tid_seen = FZ_AT(p->tcb, fz_libc.tid, int);
+    p->start_seen = FZ_AT(p->tcb, fz_libc.start_routine, void *);
+    p->arg_seen = FZ_AT(p->tcb, fz_libc.arg, void *);
 
     __pthread_unwind_buf_t buf;
     memset(&buf, 0, sizeof buf);
@@ -308,7 +311,7 @@ static bool published(const char **why)
     l->stackblock_size = l->stackblock + 8;
     l->guardsize = l->stackblock + 16;
     l->reported_guardsize = l->stackblock + 24;
-    l->tpp = l->stackblock + 32;
+    l->tpp = l->stackblock + 32; /* the one slot between two checked ones */
     l->res = l->stackblock + 40;
     return true;
 }
@@ -367,6 +370,12 @@ static bool probe_thread(const struct fz_os_thread_calls *os, const char **why)
         return refuse(why, "the probe thread did not start or end");
     if (p.tid_seen != p.tid_real)
         return refuse(why, "struct pthread field tid does not hold a new thread's tid");
+    if (p.start_seen != (void *)probe_main || p.arg_seen != &p)
+        return refuse(why, "struct pthread fields start_routine/arg do not hold a new thread's");
+    char *tp = thread_pointer();
+    if (FZ_AT(p.tcb, 0x28, uintptr_t) != FZ_AT(tp, 0x28, uintptr_t) ||
+        FZ_AT(p.tcb, 0x30, uintptr_t) != FZ_AT(tp, 0x30, uintptr_t))
+        return refuse(why, "tcbhead_t stack_guard/pointer_guard differ between threads");
     char *block = FZ_AT(p.tcb, l->stackblock, char *);
     size_t block_size = FZ_AT(p.tcb, l->stackblock_size, size_t);
     if (!(block < p.local && p.local < block + block_size && block < p.tcb &&
