@@ -13,13 +13,13 @@
  * mallocs a private one, pthread_kill, posix_spawn), where 2.36+ answers
  * the default one the program binds to: a process-shared condvar then
  * waited on a private futex in each process's heap (sync_pshared with the
- * sync hooks off hung on 2.35).  So a result that lies in libc is checked
- * against a lookup in libc's own handle, which gives the default version;
- * a result in another library (a later preload) is kept.
+ * sync hooks off hung on 2.35).  So those few are looked up by their
+ * default version (dlvsym; a libc without it falls back to dlsym).
  */
 #include <dlfcn.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <string.h>
 #include <unistd.h>
 #include "preload/real.h"
 #include "runtime/sys.h"
@@ -27,15 +27,26 @@
 static atomic_int resolved;
 static const char *first_missing;
 
-static void *next_symbol(void *libc, const char *name)
+/* The interposed symbols glibc also keeps older versions of whose code
+ * differs, with the default version a program built today binds to. */
+static const struct {
+    const char *name, *version;
+} default_versions[] = {
+    {"pthread_cond_wait", "GLIBC_2.3.2"},   {"pthread_cond_timedwait", "GLIBC_2.3.2"},
+    {"pthread_cond_signal", "GLIBC_2.3.2"}, {"pthread_cond_broadcast", "GLIBC_2.3.2"},
+    {"pthread_kill", "GLIBC_2.34"},         {"posix_spawn", "GLIBC_2.15"},
+    {"posix_spawnp", "GLIBC_2.15"},
+};
+
+static void *next_symbol(const char *name)
 {
-    void *next = dlsym(RTLD_NEXT, name);
-    void *in_libc = libc ? dlsym(libc, name) : NULL;
-    Dl_info a, b;
-    if (next && in_libc && next != in_libc && dladdr(next, &a) && dladdr(in_libc, &b) &&
-        a.dli_fbase == b.dli_fbase)
-        return in_libc;
-    return next;
+    for (size_t i = 0; i < sizeof default_versions / sizeof default_versions[0]; i++)
+        if (!strcmp(name, default_versions[i].name)) {
+            void *p = dlvsym(RTLD_NEXT, name, default_versions[i].version);
+            if (p)
+                return p;
+        }
+    return dlsym(RTLD_NEXT, name);
 }
 
 /* A symbol this libc lacks: calling it is a bug in the caller's choice of
@@ -52,18 +63,15 @@ static void resolve_all(void)
     if (atomic_load_explicit(&resolved, memory_order_acquire))
         return;
     const char *missing = NULL;
-    void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
 #define FZ_REAL_LOOKUP(ret, name, args)                                                            \
     {                                                                                              \
-        void *p = next_symbol(libc, #name);                                                        \
+        void *p = next_symbol(#name);                                                              \
         if (!p && !missing)                                                                        \
             missing = #name;                                                                       \
         fz_real.name = (ret(*) args)(p ? p : (void *)missing_symbol);                              \
     }
     FZ_REAL_ALL_SYMBOLS(FZ_REAL_LOOKUP)
 #undef FZ_REAL_LOOKUP
-    if (libc)
-        dlclose(libc); /* only the reference NOLOAD took */
     first_missing = missing;
     atomic_store_explicit(&resolved, 1, memory_order_release);
 }
