@@ -22,6 +22,7 @@
 #include "preload/config.h"
 #include "syscalls/real.h"
 #include "runtime/driver.h"
+#include "runtime/libc.h"
 #include "runtime/monitor.h"
 #include "runtime/park.h"
 #include "runtime/pool.h"
@@ -76,7 +77,8 @@ static void print_stats_at_exit(void)
 static bool start_runtime(void)
 {
     const char *why = NULL;
-    if (!fz_tls_setup(&why)) {
+    const struct fz_os_thread_calls os = {fz_real.pthread_create, fz_real.pthread_detach};
+    if (!fz_tls_setup(&os, &why)) {
         say("fiberize: runtime off, threads stay native: ", why);
         return false;
     }

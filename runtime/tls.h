@@ -7,10 +7,17 @@
 
 struct fz_fiber;
 
-/* Resolve ld.so/libc internals and check the struct pthread layout against
- * the running glibc.  On false, *why says what did not match and the runtime
- * must stay off (every hook passes through: threads stay real threads). */
-bool fz_tls_setup(const char **why);
+struct fz_os_thread_calls;
+
+/* Find and check the running glibc's thread internals (runtime/libc.h,
+ * libc_glibc.c; `os` are the real thread calls its probe thread needs).
+ * On false, *why says what did not match and the runtime must stay off
+ * (every hook passes through: threads stay real threads). */
+bool fz_tls_setup(const struct fz_os_thread_calls *os, const char **why);
+
+/* Fibers' fake tids start here: above PID_MAX_LIMIT (2^22), below
+ * FUTEX_TID_MASK, so no OS thread has one. */
+#define FZ_FAKE_TID_BASE 0x20000000u
 
 /* The runtime's own OS threads exist (glibc is multi-threaded now): take
  * over what that changes (the set*id broadcast handler, see tls.c). */

@@ -129,6 +129,25 @@ run_bats_files() {
     done
 }
 
+# The program suites once more on every other glibc found beside the clone
+# (../shared/glibc/V/lib/ld-linux-x86-64.so.2; FZ_GLIBC in
+# tests/bats/helpers.bash): each program runs natively and fiberized on V.
+GLIBC_ROOT=${FZ_GLIBC_ROOT:-../shared/glibc}
+GLIBC_SUITES="runtime tls sync_locks sync_waits io pool"
+
+run_other_glibcs() {
+    local dir version suite
+    for dir in "$GLIBC_ROOT"/*/; do
+        [[ -x $dir/lib/ld-linux-x86-64.so.2 ]] || continue
+        version=$(basename "$dir")
+        for suite in $GLIBC_SUITES; do
+            run_suite "tests/bats/$suite.bats (glibc $version)" "$BATS_TIMEOUT" \
+                env FZ_GLIBC="$version" FZ_GLIBC_ROOT="$(cd -P "$GLIBC_ROOT" && pwd -P)" \
+                bats --tap "tests/bats/$suite.bats"
+        done
+    done
+}
+
 summary() {
     local p
     for p in "${problems[@]}"; do
@@ -143,5 +162,11 @@ summary() {
 
 run_unit_tests
 run_bats_files
+# make check-asan: the ASan build is checked on the system glibc only
+if [[ -n ${FZ_ASAN:-} ]]; then
+    echo "# check: the other glibcs' suites are not run with ASan"
+elif command -v bats >/dev/null; then
+    run_other_glibcs
+fi
 summary
 [[ $failed -eq 0 ]]

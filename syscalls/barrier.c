@@ -1,11 +1,12 @@
 /* pthread_barrier_wait/destroy: waiting parks the fiber, never the carrier.
  *
- * We run glibc 2.36's own barrier algorithm on glibc's own fields (in,
- * current_round, count, shared, out: pthread_barrier_init is not
- * interposed) and replace only its two kinds of futex wait and wake.  Keeping
- * the encoding has two payoffs: a process-shared barrier works with the
- * other process's unhooked glibc (a fork child runs without the runtime),
- * and pthread_barrier_init, which only stores the fields, stays glibc's.
+ * We run glibc's own barrier algorithm (the same from 2.34 to 2.42) on
+ * glibc's own fields (in, current_round, count, shared, out:
+ * pthread_barrier_init is not interposed) and replace only its two kinds
+ * of futex wait and wake.  Keeping the encoding has two payoffs: a
+ * process-shared barrier works with the other process's unhooked glibc (a
+ * fork child runs without the runtime), and pthread_barrier_init, which
+ * only stores the fields, stays glibc's.
  *
  * The algorithm, in short: a thread takes ticket i = ++in; rounds are
  * consecutive ranges of `count` tickets; whoever sees its ticket complete a

@@ -3,7 +3,8 @@
  * The program's 48-byte pthread_cond_t is used as glibc initializes it
  * (PTHREAD_COND_INITIALIZER and pthread_cond_init/cnd_init, not
  * interposed, zero it and set __wrefs bit 0 for process-shared, bit 1 for
- * CLOCK_MONOTONIC); the interposers then own its first 8 bytes:
+ * CLOCK_MONOTONIC; __wrefs moved in glibc 2.41, its place comes from
+ * runtime/libc.h); the interposers then own its first 8 bytes:
  *   word 0  sequence: bumped by every signal and broadcast
  *   word 1  waiters: how many callers are between reading the sequence and
  *           leaving (signals skip the parking lot when it is 0)
@@ -40,6 +41,7 @@
  */
 #include <errno.h>
 #include <threads.h>
+#include "runtime/libc.h"
 #include "runtime/park.h"
 #include "syscalls/backoff.h"
 #include "syscalls/hook.h"
@@ -60,7 +62,8 @@ static unsigned *waiters_word(pthread_cond_t *c)
 
 static unsigned cond_flags(pthread_cond_t *c)
 {
-    return __atomic_load_n(&c->__data.__wrefs, __ATOMIC_RELAXED);
+    /* __wrefs: byte 36 up to glibc 2.40, 28 since (runtime/libc_glibc.c) */
+    return __atomic_load_n(&FZ_AT(c, fz_libc.cond_flags, unsigned), __ATOMIC_RELAXED);
 }
 
 /* Process-shared ones are glibc's, but a fiber polls them (shared_wait). */

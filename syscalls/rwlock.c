@@ -35,7 +35,7 @@
 #include "syscalls/backoff.h"
 #include "syscalls/hook.h"
 
-/* glibc 2.36's struct __pthread_rwlock_arch_t (x86_64) as we use it. */
+/* glibc's struct __pthread_rwlock_arch_t (x86_64, the same from 2.34 to 2.42) as we use it. */
 struct rwlock {
     atomic_uint state;
     atomic_uint writers_waiting;

@@ -1,11 +1,12 @@
 /* Semaphores: sem_wait & co park the fiber, never the carrier.
  *
- * We keep glibc 2.36's x86_64 encoding of sem_t for every semaphore: a
- * 64-bit `data` word with the value in the low 32 bits and the number of
- * waiters in the high 32, then `private`, which is 0 for process-private
- * semaphores and FUTEX_SHARED (128) for pshared ones (sem_init pshared != 0
- * and every sem_open'ed one).  So sem_init, sem_destroy, sem_getvalue and
- * sem_trywait (one CAS on the value) stay glibc's own, not interposed.
+ * We keep glibc's x86_64 encoding of sem_t (the same from 2.34 to 2.42)
+ * for every semaphore: a 64-bit `data` word with the value in the low 32
+ * bits and the number of waiters in the high 32, then `private`, which is
+ * 0 for process-private semaphores and FUTEX_SHARED (128) for pshared ones
+ * (sem_init pshared != 0 and every sem_open'ed one).  So sem_init,
+ * sem_destroy, sem_getvalue and sem_trywait (one CAS on the value) stay
+ * glibc's own, not interposed.
  *
  * Private semaphores: waiters count themselves in the high half, then park
  * on the address of `data` while the value is 0 (re-checked under the

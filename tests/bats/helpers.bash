@@ -8,6 +8,15 @@
 # FIBERIZE_BUILD (set by scripts/check.sh) names the build directory; when a
 # file is run by hand it defaults to build/ in this tree.  FZ_TIMEOUT bounds
 # every program run (seconds, default 120).
+#
+# FZ_GLIBC=V runs every test program, natively and fiberized, on another
+# glibc: through the ld.so of $FZ_GLIBC_ROOT/V (default ../shared/glibc
+# beside the clone, which holds 2.35, 2.39, 2.41 built from upstream tags;
+# its README says how).  scripts/check.sh runs the program suites once per
+# version found there.  A suite that starts a test program by hand uses
+# fz_prog_cmd.  A program that glibc cannot load (it needs a newer symbol
+# version, e.g. Debian 12's libstdc++ under 2.35) is skipped with ld.so's
+# reason, by compare_native and run_fiberized.
 
 # `run --separate-stderr` and `run -N` need bats 1.5; saying so silences the
 # warning bats prints otherwise.
@@ -18,6 +27,43 @@ FIBERIZE_BUILD=$(cd -P "${FIBERIZE_BUILD:-$BATS_TEST_DIRNAME/../../build}" && pw
 export FIBERIZE_BUILD
 export FZ=$FIBERIZE_BUILD/bin/fiberize
 export PROG=$FIBERIZE_BUILD/tests/programs
+
+FZ_GLIBC_ROOT=${FZ_GLIBC_ROOT:-$BATS_TEST_DIRNAME/../../../shared/glibc}
+_fz_loader=()
+if [[ -n ${FZ_GLIBC:-} ]]; then
+    if _fz_glibc_lib=$(cd -P "$FZ_GLIBC_ROOT/$FZ_GLIBC/lib" 2>/dev/null && pwd -P) &&
+        [[ -x $_fz_glibc_lib/ld-linux-x86-64.so.2 ]]; then
+        _fz_loader=("$_fz_glibc_lib/ld-linux-x86-64.so.2" --library-path "$_fz_glibc_lib")
+    else
+        # programs fail to start rather than quietly run on the system's glibc
+        _fz_loader=(/nonexistent-glibc-"$FZ_GLIBC"/ld.so)
+        _fz_glibc_missing="FZ_GLIBC=$FZ_GLIBC: no $FZ_GLIBC_ROOT/$FZ_GLIBC/lib/ld-linux-x86-64.so.2"
+    fi
+fi
+
+# fz_prog_cmd PROGRAM: set the array fz_cmd to the command that runs
+# PROGRAM (a name in $PROG, or an absolute path) on the glibc under test.
+# Put "$FZ" -- in front to run it fiberized.
+fz_prog_cmd() {
+    local path=$1
+    [[ $path == /* ]] || path=$PROG/$path
+    if [[ ${#_fz_loader[@]} -eq 0 ]]; then
+        fz_cmd=("$path")
+    else
+        fz_cmd=("${_fz_loader[@]}" --argv0 "$path" "$path")
+    fi
+}
+
+# Skip the test when the glibc under test cannot load PROGRAM (a symbol
+# version it lacks, in the program or a system library it needs).
+fz_skip_unloadable() {
+    [[ ${#_fz_loader[@]} -gt 0 ]] || return 0
+    local path=$1 why
+    [[ $path == /* ]] || path=$PROG/$path
+    why=$("${_fz_loader[@]}" --list "$path" 2>&1 | grep -m1 "version .GLIBC_[0-9.]*' not found") ||
+        return 0
+    skip "glibc $FZ_GLIBC cannot load ${path##*/}:${why#*:}"
+}
 
 # timeout(1) with a kill after a grace period: a hung fiberized program must
 # not hang the whole suite.
@@ -40,16 +86,26 @@ compare_native() {
     local name=$1
     shift
     local dir=$BATS_TEST_TMPDIR/compare_native.$name
-    local native_status=0 fiber_status=0
+    local native_status=0 fiber_status=0 fz_cmd
     mkdir -p "$dir"
+    # both runs failing to start would compare equal
+    [[ -z ${_fz_glibc_missing:-} ]] || { echo "$_fz_glibc_missing"; return 1; }
+    fz_skip_unloadable "$name"
+    fz_prog_cmd "$name"
 
     # stdin is /dev/null for both runs: a program reading input would
     # otherwise see it only in the first run.
-    _fz_timeout "$PROG/$name" "$@" </dev/null >"$dir/native.out" 2>"$dir/native.err" ||
+    _fz_timeout "${fz_cmd[@]}" "$@" </dev/null >"$dir/native.out" 2>"$dir/native.err" ||
         native_status=$?
-    _fz_timeout "$FZ" -- "$PROG/$name" "$@" </dev/null >"$dir/fiber.out" 2>"$dir/fiber.err" ||
+    _fz_timeout "$FZ" -- "${fz_cmd[@]}" "$@" </dev/null >"$dir/fiber.out" 2>"$dir/fiber.err" ||
         fiber_status=$?
 
+    # a runtime that turned itself off would pass every comparison
+    if grep -q '^fiberize: runtime off' "$dir/fiber.err"; then
+        echo "compare_native $name $*: the fiberized run had no runtime${FZ_GLIBC:+ (glibc $FZ_GLIBC)}:"
+        grep '^fiberize: runtime off' "$dir/fiber.err"
+        return 1
+    fi
     if ! _fz_timed_out "$native_status" && ! _fz_timed_out "$fiber_status" &&
         [[ $native_status == "$fiber_status" ]] && cmp -s "$dir/native.out" "$dir/fiber.out"; then
         return 0
@@ -74,7 +130,9 @@ run_fiberized() {
         run_flags+=("$1")
         shift
     done
-    local name=$1
+    local name=$1 fz_cmd
     shift
-    run "${run_flags[@]}" _fz_timeout "$FZ" -- "$PROG/$name" "$@"
+    fz_skip_unloadable "$name"
+    fz_prog_cmd "$name"
+    run "${run_flags[@]}" _fz_timeout "$FZ" -- "${fz_cmd[@]}" "$@"
 }

@@ -75,9 +75,10 @@ overflow_status() {
 @test "stack_overflow: overflowing a thread's stack is SIGSEGV (139)" {
     local want
     want=$(overflow_status)
-    run "$PROG/stack_overflow"
+    fz_prog_cmd stack_overflow
+    run "${fz_cmd[@]}"
     local native=$status
-    run "$FZ" -- "$PROG/stack_overflow"
+    run "$FZ" -- "${fz_cmd[@]}"
     if [[ $native -ne $want || $status -ne $want ]]; then
         echo "status: native $native, fiberized $status (want $want both)"
         echo "fiberized output: $output"
@@ -116,7 +117,8 @@ overflow_status() {
 }
 
 @test "stack_overflow after 40000 other threads: every stack has a guard (fiberized only)" {
-    run "$FZ" -- "$PROG/stack_overflow" 40000
+    fz_prog_cmd stack_overflow
+    run "$FZ" -- "${fz_cmd[@]}" 40000
     if [[ $status -ne $(overflow_status) ]]; then
         echo "status $status (want $(overflow_status)), output: $output"
         return 1
@@ -134,7 +136,8 @@ overflow_status() {
 @test "handoff: an idle program makes almost no system calls (monitor sleeps)" {
     command -v strace >/dev/null || skip "strace not installed"
     [[ -z ${FZ_ASAN:-} ]] || skip "ASan's own system calls (and LeakSanitizer's ptrace) under strace"
-    run strace -f -c -o "$BATS_TEST_TMPDIR/trace" "$FZ" -- sleep 3
+    fz_prog_cmd "$(command -v sleep)"
+    run strace -f -c -o "$BATS_TEST_TMPDIR/trace" "$FZ" -- "${fz_cmd[@]}" 3
     [ "$status" -eq 0 ]
     local calls
     calls=$(awk '$NF == "total" { print $(NF-2) }' "$BATS_TEST_TMPDIR/trace")
@@ -157,7 +160,8 @@ fork_threads_case() {
         compare_native fork_threads
         return
     fi
-    run timeout 60 "$FZ" -- "$PROG/fork_threads"
+    fz_prog_cmd fork_threads
+    run timeout 60 "$FZ" -- "${fz_cmd[@]}"
     echo "$output"
     [ "$status" -eq 0 ]
     [[ $output == *"child of a thread: exit status 7"* ]]

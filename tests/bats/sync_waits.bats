@@ -17,8 +17,10 @@ compare_both() {
 }
 
 handoffs() {
+    local fz_cmd
+    fz_prog_cmd "$2"
     FIBERIZE_WORKERS=1 FIBERIZE_STATS=1 FIBERIZE_HANDOFF_US=40000 FIBERIZE_HOOKS=$1 \
-        _fz_timeout "$FZ" -- "$PROG/$2" "${@:3}" 2>&1 >/dev/null |
+        _fz_timeout "$FZ" -- "${fz_cmd[@]}" "${@:3}" 2>&1 >/dev/null |
         sed -n 's/.*fiberize stats:.* handoffs=\([0-9]*\).*/\1/p'
 }
 

@@ -30,6 +30,17 @@ compare_all_workers() {
     fi
 }
 
+# glibc 2.34 (RHEL 9) is the oldest release the runtime supports: a symbol
+# version newer than that would keep the library from loading at all there.
+@test "libfiberize.so needs no glibc symbol version newer than 2.34" {
+    run objdump -T "$FIBERIZE_BUILD/libfiberize.so"
+    [[ $status -eq 0 ]] || { echo "objdump failed: $output"; return 1; }
+    local newest
+    newest=$(grep -o 'GLIBC_2\.[0-9.]*' <<<"$output" | sort -uV | tail -1)
+    echo "newest version needed: $newest"
+    [[ -n $newest ]] && [[ $(printf '%s\n' "$newest" GLIBC_2.34 | sort -V | tail -1) == GLIBC_2.34 ]]
+}
+
 @test "tls_threads: exe and library __thread, errno across sleep, yield, socket read, mutex (500 threads)" {
     compare_all_workers tls_threads
 }
@@ -86,4 +97,17 @@ compare_all_workers() {
             return 1
         fi
     done
+}
+
+@test "tls_layout_mismatch: a layout check that fails turns the runtime off in one line naming field and glibc" {
+    local fz_cmd
+    fz_skip_unloadable tls_layout_mismatch
+    fz_prog_cmd tls_layout_mismatch
+    run --separate-stderr _fz_timeout "${fz_cmd[@]}"
+    local native=$output
+    run_fiberized --separate-stderr tls_layout_mismatch
+    echo "status $status, stdout: $output"
+    echo "stderr: $stderr"
+    [[ $status -eq 0 && $output == "$native" && $output == "8 threads, results sum 72" ]]
+    [[ $stderr =~ ^"fiberize: runtime off, threads stay native: glibc "[0-9]+\.[0-9]+": struct pthread field tid "[^$'\n']*$ ]]
 }

@@ -2,7 +2,9 @@
  * sleep, nanosleep, read, accept, poll, pthread_cond_wait, sem_wait,
  * pthread_join or pause is cancelled at once, runs its cleanup handlers
  * (a condvar waiter holding its mutex again) and joins as PTHREAD_CANCELED.
- * With cancellation disabled the request waits until it is enabled, and a
+ * With cancellation disabled the request waits until it is enabled (and the
+ * thread's later blocking calls block in full: glibc 2.34/2.35 keep the
+ * disabled state in a byte of their own, not in cancelhandling), and a
  * request made before a blocking call acts when the call would block. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -74,12 +76,26 @@ static void *cond_waiter(void *arg)
     return NULL;
 }
 
+static int full_sleeps; /* of the disabled thread, after the request */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
 static void *disabled_then_enabled(void *arg)
 {
     (void)arg;
     int old;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
     usleep(100000); /* the cancel arrives here and must wait */
+    for (int i = 0; i < 3; i++) {
+        double start = now_ms();
+        if (usleep(20000) == 0 && now_ms() - start >= 19.5)
+            full_sleeps++;
+    }
     cleaned = 2;
     pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
     pthread_cleanup_push(cleanup, NULL);
@@ -129,6 +145,7 @@ int main(void)
            held_in_cleanup, pthread_mutex_trylock(&mu) == 0);
     pthread_mutex_unlock(&mu);
     cancel_case("disabled", disabled_then_enabled, NULL);
+    printf("disabled     later sleeps that slept in full: %d of 3\n", full_sleeps);
 
     pthread_cancel(long_sleeper);
     void *r;

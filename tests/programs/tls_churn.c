@@ -2,7 +2,8 @@
 // at most 200 alive at once, each touching __thread data, two pthread keys
 // with a destructor (one past the first 32, whose values glibc keeps in a
 // block it mallocs per thread), malloc, and glibc's per-thread buffers (strsignal of an
-// unknown signal, a failed dlsym's dlerror state).  Whatever a thread's exit
+// unknown signal, a failed dlsym's dlerror state, getrandom's vDSO state in
+// glibc 2.41+).  Whatever a thread's exit
 // must release (key values, the strsignal buffer, dlerror state, malloc's
 // per-thread cache) must not pile up: resident memory after N threads may
 // exceed that after N/10 by at most MAX_GROWTH_MB (default 20).  The figures
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #define BATCH 200
@@ -44,6 +46,8 @@ static void *worker(void *arg)
     free(p);
     // A buffer glibc keeps per thread until exit (about 32 bytes).
     (void)!strsignal(1000 + (int)(id % 7));
+    unsigned char random[8]; // glibc 2.41+: a vDSO state per thread
+    (void)!getrandom(random, sizeof random, 0);
     if (id % 2) // dlerror state: per thread, released at exit
         (void)!dlsym(RTLD_DEFAULT, "tls_churn_no_such_symbol");
     return (void *)(intptr_t)(words[NWORDS - 1] == id + NWORDS - 1);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "runtime/driver.h"
 #include "runtime/fiber.h"
+#include "runtime/libc.h"
 #include "runtime/monitor.h"
 #include "runtime/park.h"
 #include "runtime/pool.h"
@@ -256,7 +257,8 @@ int main(void)
 {
     alarm(120); /* a protocol that hangs ends the test (SIGALRM) */
     const char *why = NULL;
-    if (!fz_tls_setup(&why)) {
+    const struct fz_os_thread_calls os = {pthread_create, pthread_detach};
+    if (!fz_tls_setup(&os, &why)) {
         printf("1..0 # SKIP runtime cannot start here: %s\n", why);
         return 0;
     }
