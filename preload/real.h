@@ -197,8 +197,17 @@
     X(pid_t, wait4, (pid_t, int *, int, struct rusage *))                                          \
     X(int, waitid, (idtype_t, id_t, siginfo_t *, int))
 
+/* Directory listings, filtered of the runtime's own fds (syscalls/fd.c). */
+#define FZ_REAL_DIR_SYMBOLS(X)                                                                     \
+    X(struct dirent *, readdir, (DIR *))                                                           \
+    X(struct dirent64 *, readdir64, (DIR *))                                                       \
+    X(int, readdir_r, (DIR *, struct dirent *, struct dirent **))                                  \
+    X(int, readdir64_r, (DIR *, struct dirent64 *, struct dirent64 **))                            \
+    X(ssize_t, getdents64, (int, void *, size_t))
+
 #define FZ_REAL_ALL_SYMBOLS(X)                                                                     \
-    FZ_REAL_SYMBOLS(X) FZ_REAL_LOCK_SYMBOLS(X) FZ_REAL_WAIT_SYMBOLS(X) FZ_REAL_PROCESS_SYMBOLS(X)
+    FZ_REAL_SYMBOLS(X) FZ_REAL_LOCK_SYMBOLS(X) FZ_REAL_WAIT_SYMBOLS(X) FZ_REAL_PROCESS_SYMBOLS(X)  \
+    FZ_REAL_DIR_SYMBOLS(X)
 
 struct fz_real {
 #define FZ_REAL_FIELD(ret, name, args) ret(*name) args;

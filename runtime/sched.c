@@ -57,6 +57,10 @@ struct fz_fiber *fz_self(void)
     char *sp = __builtin_frame_address(0);
     if (sp < (char *)f->stack.base || sp >= (char *)fz_stack_top(&f->stack))
         return NULL;
+    /* a vfork child borrowing the fiber's stack until it execs: to the
+     * interposers it is a thread of its own, whose calls are the real ones */
+    if (f->vfork_child)
+        return NULL;
     return f;
 }
 
