@@ -174,6 +174,11 @@ void fz_ownfd_release(int *holder)
 
 int fz_ownfd_move_away(int fd)
 {
+    /* at or above the soft limit the kernel refuses the target itself
+     * (EBADF), as it would natively: ours need not move */
+    struct rlimit rl;
+    if (read_limit(&rl) && (unsigned long)fd >= rl.rlim_cur)
+        return 0;
     int old = -1;
     int err = 0;
     fz_spin_lock(&lock);

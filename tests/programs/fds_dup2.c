@@ -1,4 +1,4 @@
-/* dup2 onto every number from 3 up to the limit (at most 5000), as a
+/* dup2 (and dup3) onto every number from 3 up to the limit (at most 5000), as a
  * program that does not know -- and must not need to know -- where the
  * runtime keeps its fds.  Natively each one succeeds up to the soft limit
  * and the next fails with EBADF.  Then the runtime must still work: sleeps,
@@ -10,9 +10,19 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 static void *pong(void *arg)
 {
@@ -40,7 +50,8 @@ int main(void)
     for (int fd = 3; fd < top; fd++) {
         if (fd == src)
             continue;
-        if (dup2(src, fd) == fd) {
+        int r = fd % 2 ? dup3(src, fd, O_CLOEXEC) : dup2(src, fd);
+        if (r == fd) {
             done++;
         } else if (first_fail < 0) {
             first_fail = fd;
@@ -49,6 +60,13 @@ int main(void)
     }
     printf("dup2 onto %d numbers; first failure at %d (%s)\n", done, first_fail,
            first_fail < 0 ? "none" : strerror(fail_errno));
+    double cpu0 = cpu_seconds();
+    struct timespec idle = {0, 300 * 1000 * 1000};
+    nanosleep(&idle, NULL); /* every carrier idle: nothing may run */
+    double used = cpu_seconds() - cpu0;
+    printf("idle for 300 ms: %s\n", used < 0.1 ? "no CPU used" : "CPU used");
+    if (used >= 0.1)
+        fprintf(stderr, "idle CPU %.3f s\n", used);
 
     /* free a few numbers for what follows */
     for (int fd = 3; fd < 13; fd++)
