@@ -203,7 +203,13 @@
     X(struct dirent64 *, readdir64, (DIR *))                                                       \
     X(int, readdir_r, (DIR *, struct dirent *, struct dirent **))                                  \
     X(int, readdir64_r, (DIR *, struct dirent64 *, struct dirent64 **))                            \
-    X(ssize_t, getdents64, (int, void *, size_t))
+    X(ssize_t, getdents64, (int, void *, size_t))                                                 \
+    X(int, scandirat,                                                                              \
+      (int, const char *, struct dirent ***, int (*)(const struct dirent *),                       \
+       int (*)(const struct dirent **, const struct dirent **)))                                   \
+    X(int, scandirat64,                                                                            \
+      (int, const char *, struct dirent64 ***, int (*)(const struct dirent64 *),                   \
+       int (*)(const struct dirent64 **, const struct dirent64 **)))
 
 #define FZ_REAL_ALL_SYMBOLS(X)                                                                     \
     FZ_REAL_SYMBOLS(X) FZ_REAL_LOCK_SYMBOLS(X) FZ_REAL_WAIT_SYMBOLS(X) FZ_REAL_PROCESS_SYMBOLS(X)  \

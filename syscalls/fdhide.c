@@ -5,7 +5,8 @@
  * fdinfo directory, /dev/fd).  Natively the runtime's epoll, eventfd and
  * per-wait fds are not there (runtime/ownfd.h): a range close closes
  * around them and still returns 0, and a listing of the process's own fd
- * directories leaves their entries out.  Single-fd calls (close, dup2,
+ * directories (readdir, readdir_r, getdents64, scandir and their 64
+ * forms) leaves their entries out.  Single-fd calls (close, dup2,
  * fcntl) are in net.c, through fdguard.h; syscall(2) reaches all of these
  * through fz_fd_syscall.
  *
@@ -19,6 +20,7 @@
 #include <linux/close_range.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -228,6 +230,64 @@ FZ_EXPORT ssize_t getdents64(int fd, void *buf, size_t count)
         if (n > 0)
             return n; /* 0 would read as the end: read on instead */
     }
+}
+
+/* scandir reads the directory inside libc: its result is filtered.  Both
+ * entry types keep the name at the same place for this purpose. */
+#define SCAN_FILTER(name, entry)                                                                   \
+    static int name(int dfd, const char *path, entry **list, int n)                                \
+    {                                                                                              \
+        int own_dir = -1, kept = 0;                                                                \
+        for (int i = 0; i < n; i++) {                                                              \
+            int num = fd_number(list[i]->d_name);                                                  \
+            if (num >= 0 && fz_runtime_owns_fd(num)) {                                             \
+                if (own_dir < 0) {                                                                 \
+                    int saved = errno;                                                             \
+                    int d = fz_real.openat(dfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);         \
+                    own_dir = d >= 0 && lists_own_fds(d);                                          \
+                    if (d >= 0)                                                                    \
+                        fz_real.close(d);                                                          \
+                    errno = saved;                                                                 \
+                }                                                                                  \
+                if (own_dir) {                                                                     \
+                    free(list[i]);                                                                 \
+                    continue;                                                                      \
+                }                                                                                  \
+            }                                                                                      \
+            list[kept++] = list[i];                                                                \
+        }                                                                                          \
+        return kept;                                                                               \
+    }
+SCAN_FILTER(drop_own, struct dirent)
+SCAN_FILTER(drop_own64, struct dirent64)
+
+FZ_EXPORT int scandirat(int dfd, const char *path, struct dirent ***list,
+                        int (*keep)(const struct dirent *),
+                        int (*order)(const struct dirent **, const struct dirent **))
+{
+    int n = fz_real.scandirat(dfd, path, list, keep, order);
+    return n > 0 ? drop_own(dfd, path, *list, n) : n;
+}
+
+FZ_EXPORT int scandir(const char *path, struct dirent ***list, int (*keep)(const struct dirent *),
+                      int (*order)(const struct dirent **, const struct dirent **))
+{
+    return scandirat(AT_FDCWD, path, list, keep, order);
+}
+
+FZ_EXPORT int scandirat64(int dfd, const char *path, struct dirent64 ***list,
+                          int (*keep)(const struct dirent64 *),
+                          int (*order)(const struct dirent64 **, const struct dirent64 **))
+{
+    int n = fz_real.scandirat64(dfd, path, list, keep, order);
+    return n > 0 ? drop_own64(dfd, path, *list, n) : n;
+}
+
+FZ_EXPORT int scandir64(const char *path, struct dirent64 ***list,
+                        int (*keep)(const struct dirent64 *),
+                        int (*order)(const struct dirent64 **, const struct dirent64 **))
+{
+    return scandirat64(AT_FDCWD, path, list, keep, order);
 }
 
 /* ---- syscall(2) -------------------------------------------------------- */

@@ -1,6 +1,6 @@
 /* The fds a program sees it has, every way it can ask: readdir of
  * /proc/self/fd, /dev/fd, /proc/<pid>/fd, /proc/thread-self/fd and
- * /proc/self/fdinfo, the getdents64 system call, and fcntl(F_GETFD) on
+ * /proc/self/fdinfo, scandir, the getdents64 system call, and fcntl(F_GETFD) on
  * every number up to the limit.  Natively the runtime's fds are not there,
  * so under fiberize the lists must be the same (both runs inherit the same
  * fds from the caller).  Each listing leaves out the directory's own fd. */
@@ -62,6 +62,20 @@ static void by_getdents(const char *path)
     print_sorted("getdents64 /proc/self/fd", fds, n);
 }
 
+static void by_scandir(const char *path)
+{
+    struct dirent **list;
+    int n = scandir(path, &list, NULL, alphasort), fds[4096], k = 0;
+    for (int i = 0; i < n; i++) {
+        if (list[i]->d_name[0] != '.' && k < 4096)
+            fds[k++] = atoi(list[i]->d_name);
+        free(list[i]);
+    }
+    if (n >= 0)
+        free(list);
+    print_sorted("scandir /proc/self/fdinfo", fds, k);
+}
+
 static void by_fcntl(void)
 {
     long max = sysconf(_SC_OPEN_MAX);
@@ -106,6 +120,7 @@ int main(int argc, char **argv)
     by_readdir("/proc/thread-self/fd", "/proc/thread-self/fd");
     by_readdir("/proc/self/fdinfo", "/proc/self/fdinfo");
     by_getdents("/proc/self/fd");
+    by_scandir("/proc/self/fdinfo");
     by_fcntl();
     pthread_t t;
     pthread_create(&t, NULL, list_from_thread, NULL);
