@@ -195,7 +195,8 @@
        char *const *, char *const *))                                                              \
     X(int, pclose, (FILE *))                                                                       \
     X(pid_t, wait4, (pid_t, int *, int, struct rusage *))                                          \
-    X(int, waitid, (idtype_t, id_t, siginfo_t *, int))
+    X(int, waitid, (idtype_t, id_t, siginfo_t *, int))                                             \
+    X(int, clone, (int (*)(void *), void *, int, void *, ...))
 
 /* Directory listings, filtered of the runtime's own fds (syscalls/fd.c). */
 #define FZ_REAL_DIR_SYMBOLS(X)                                                                     \

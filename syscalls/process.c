@@ -12,6 +12,8 @@
  * that is not a fiber, is the real call.
  */
 #include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
 #include <spawn.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -304,6 +306,44 @@ __asm__("    .text\n"
                        "    .cfi_endproc\n"
                        "    .size vfork, .-vfork\n"
                        "    .size __vfork, .-__vfork\n");
+
+/* clone with CLONE_VM | CLONE_VFORK is vfork with a stack of the caller's
+ * choosing -- often a buffer on the caller's own stack, where fz_self()
+ * would take the child for the fiber.  The child marks the fiber as
+ * vfork's does; the parent, suspended meanwhile, clears the mark.  (A
+ * CLONE_VM child without CLONE_VFORK runs alongside the fiber, so no mark
+ * can tell them apart: on a stack of its own, as usual, it is no fiber to
+ * fz_self() anyway.) */
+struct clone_start {
+    int (*fn)(void *);
+    void *arg;
+    struct fz_fiber *fiber;
+};
+
+static int clone_child(void *p)
+{
+    struct clone_start *s = p; /* on the suspended parent's stack */
+    s->fiber->vfork_child = true;
+    return s->fn(s->arg);
+}
+
+FZ_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    pid_t *parent_tid = va_arg(ap, pid_t *);
+    void *tls = va_arg(ap, void *);
+    pid_t *child_tid = va_arg(ap, pid_t *);
+    va_end(ap);
+    struct fz_fiber *self = fz_self();
+    if (!self || (flags & (CLONE_VM | CLONE_VFORK)) != (CLONE_VM | CLONE_VFORK) ||
+        (flags & (CLONE_THREAD | CLONE_SETTLS)))
+        return fz_real.clone(fn, stack, flags, arg, parent_tid, tls, child_tid);
+    struct clone_start s = {fn, arg, self};
+    int r = fz_real.clone(clone_child, stack, flags, &s, parent_tid, tls, child_tid);
+    self->vfork_child = false;
+    return r;
+}
 
 /* ---- process exit ------------------------------------------------------ */
 

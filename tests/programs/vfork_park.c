@@ -2,8 +2,11 @@
  * keep the carriers busy.  Natively the child blocks in its own task and
  * the parent waits; then the parent goes on.  Under fiberize the child
  * must not park: a parked child would be resumed by another carrier in
- * the parent process, which would then exec the child's program. */
+ * the parent process, which would then exec the child's program.  The same
+ * for clone(CLONE_VM | CLONE_VFORK) with the child's stack on the caller's. */
 #include <poll.h>
+#include <sched.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -42,13 +45,32 @@ static int one_child(int how, const char *msg)
            WEXITSTATUS(status) != 0;
 }
 
+static int clone_child(void *arg)
+{
+    usleep(2000);
+    execl("/bin/true", "true", (char *)arg, (char *)NULL);
+    return 127;
+}
+
+/* clone(CLONE_VM | CLONE_VFORK) with the child's stack in the caller's
+ * frame, as small spawn helpers do. */
+static int one_clone_child(const char *msg)
+{
+    char stack[64 * 1024] __attribute__((aligned(16)));
+    pid_t pid =
+        clone(clone_child, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, (void *)msg);
+    int status = -1;
+    return pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+           WEXITSTATUS(status) != 0;
+}
+
 static void *spawn(void *arg)
 {
     long id = (long)arg, failed = 0;
     for (int i = 0; i < 10; i++) {
         char msg[32];
         snprintf(msg, sizeof msg, "child %ld.%d", id, i);
-        failed += one_child(i % 3, msg);
+        failed += i == 9 ? one_clone_child(msg) : one_child(i % 3, msg);
     }
     return (void *)failed;
 }
