@@ -64,6 +64,11 @@ closeall() {
     each_carrier_count compare_native fds_dup2
 }
 
+@test "a program that raises its soft limit, then dup2s onto every number" {
+    ulimit -Sn 1024
+    each_carrier_count compare_native fds_dup2 raise
+}
+
 @test "/proc/self/fd, /dev/fd, fdinfo, getdents64 and an fcntl probe list the same fds" {
     each_carrier_count compare_native fds_list
 }

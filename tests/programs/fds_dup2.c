@@ -1,7 +1,8 @@
 /* dup2 (and dup3) onto every number from 3 up to the limit (at most 5000), as a
  * program that does not know -- and must not need to know -- where the
  * runtime keeps its fds.  Natively each one succeeds up to the soft limit
- * and the next fails with EBADF.  Then the runtime must still work: sleeps,
+ * and the next fails with EBADF.  With the argument "raise" the program
+ * first raises its soft limit to the hard one.  Then the runtime must still work: sleeps,
  * threads, sockets, a child's exit; then the numbers are closed again and
  * none may be left open. */
 #include <errno.h>
@@ -40,9 +41,16 @@ static void *nap(void *arg)
     return arg;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     alarm(60);
+    if (argc > 1 && strcmp(argv[1], "raise") == 0) {
+        /* as servers do at start: the soft limit up to the hard one */
+        struct rlimit rl;
+        getrlimit(RLIMIT_NOFILE, &rl);
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     long max = sysconf(_SC_OPEN_MAX);
     int top = max > 5000 ? 5000 : (int)max + 1;
     int src = open("/dev/null", O_RDONLY);
