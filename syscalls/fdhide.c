@@ -86,14 +86,29 @@ FZ_EXPORT int close_range(unsigned first, unsigned last, int flags)
     return fz_close_range_around(first, last, flags);
 }
 
-/* glibc's closefrom never fails: with no close_range in the kernel it
- * closes what /proc/self/fd lists (our listing filter keeps ours open). */
+static int fd_number(const char *name);
+
+/* glibc's closefrom never fails: with no close_range in the kernel (before
+ * 5.9) it closes what /proc/self/fd lists -- read inside libc, unfiltered,
+ * so this does that itself, through the filtered readdir and close. */
 FZ_EXPORT void closefrom(int lowfd)
 {
     unsigned first = lowfd < 0 ? 0 : (unsigned)lowfd;
     forget_range(first, ~0u);
-    if (fz_close_range_around(first, ~0u, 0) != 0)
+    if (fz_close_range_around(first, ~0u, 0) == 0)
+        return;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) {
         fz_real.closefrom(lowfd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int fd = fd_number(e->d_name);
+        if (fd >= 0 && (unsigned)fd >= first && fd != dirfd(d))
+            close(fd);
+    }
+    closedir(d);
 }
 
 /* ---- listings ---------------------------------------------------------- */
