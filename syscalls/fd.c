@@ -6,7 +6,8 @@
  * see would inherit that state, and a fiber could park on an epoll
  * registration the kernel dropped with the old file.  So every creator
  * and closer a program can call through the PLT forgets the number's
- * state: the next use registers afresh.
+ * state: the next use registers afresh.  (Range closes and fd listings,
+ * which must also step around the runtime's own fds, are in fdhide.c.)
  */
 #include <dirent.h>
 #include <fcntl.h>

@@ -104,6 +104,7 @@ bash_exec_fds() {
 }
 
 @test "bash -c 'exec 3>f 4>g; ...' writes the same files and ends" {
+    [[ -z ${FZ_ASAN:-} ]] || skip "Debian's bash cannot load an ASan-built preload"
     FIBERIZE_WORKERS=1 bash_exec_fds w1
     FIBERIZE_WORKERS=2 bash_exec_fds w2
 }
