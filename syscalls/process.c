@@ -310,10 +310,12 @@ __asm__("    .text\n"
 /* clone with CLONE_VM | CLONE_VFORK is vfork with a stack of the caller's
  * choosing -- often a buffer on the caller's own stack, where fz_self()
  * would take the child for the fiber.  The child marks the fiber as
- * vfork's does; the parent, suspended meanwhile, clears the mark.  (A
- * CLONE_VM child without CLONE_VFORK runs alongside the fiber, so no mark
- * can tell them apart: on a stack of its own, as usual, it is no fiber to
- * fz_self() anyway.) */
+ * vfork's does; the parent, suspended meanwhile, clears the mark.  A
+ * CLONE_VM child of any other kind (no CLONE_VFORK: it runs alongside the
+ * fiber, so no mark can tell them apart; or a stack elsewhere, where
+ * fz_in_vfork_child's stack check does not find the mark) turns on the
+ * getpid test in fz_in_vfork_child for good.  On a stack of its own, as
+ * usual, such a child is no fiber to fz_self() anyway. */
 struct clone_start {
     int (*fn)(void *);
     void *arg;
@@ -327,6 +329,11 @@ static int clone_child(void *p)
     return s->fn(s->arg);
 }
 
+static bool on_stack_of(struct fz_fiber *f, void *p)
+{
+    return (char *)p > (char *)f->stack.base && (char *)p <= (char *)fz_stack_top(&f->stack);
+}
+
 FZ_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 {
     va_list ap;
@@ -336,9 +343,13 @@ FZ_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
     pid_t *child_tid = va_arg(ap, pid_t *);
     va_end(ap);
     struct fz_fiber *self = fz_self();
-    if (!self || (flags & (CLONE_VM | CLONE_VFORK)) != (CLONE_VM | CLONE_VFORK) ||
-        (flags & (CLONE_THREAD | CLONE_SETTLS)))
+    bool vm_child = (flags & CLONE_VM) && !(flags & CLONE_THREAD);
+    if (!self || !vm_child)
         return fz_real.clone(fn, stack, flags, arg, parent_tid, tls, child_tid);
+    if (!(flags & CLONE_VFORK) || (flags & CLONE_SETTLS) || !on_stack_of(self, stack)) {
+        atomic_store(&fz_rt.vm_clones, true);
+        return fz_real.clone(fn, stack, flags, arg, parent_tid, tls, child_tid);
+    }
     struct clone_start s = {fn, arg, self};
     int r = fz_real.clone(clone_child, stack, flags, &s, parent_tid, tls, child_tid);
     self->vfork_child = false;
