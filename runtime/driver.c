@@ -23,6 +23,7 @@
 #include <sys/eventfd.h>
 #include "runtime/driver.h"
 #include "runtime/fiber.h"
+#include "runtime/ownfd.h"
 #include "runtime/park.h"
 #include "runtime/reactor.h"
 #include "runtime/spinlock.h"
@@ -47,12 +48,19 @@ static struct {
     atomic_uint_least64_t next_deadline;
 } d;
 
+/* Runs single-threaded (start-up, fork child): the two fds are placed out
+ * of the program's reach (runtime/ownfd.h), or the first program that
+ * closes "all fds" leaves the carriers polling a closed number -- or the
+ * program's own file that got it next. */
 bool fz_driver_init(void)
 {
+    fz_ownfd_init();
     d.epfd = (int)fz_sys1(SYS_epoll_create1, EPOLL_CLOEXEC);
     d.wakefd = (int)fz_sys2(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (d.epfd < 0 || d.wakefd < 0)
         return false;
+    fz_ownfd_adopt(&d.epfd, true);
+    fz_ownfd_adopt(&d.wakefd, true);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = WAKE_TOKEN};
     if (fz_sys4(SYS_epoll_ctl, d.epfd, EPOLL_CTL_ADD, d.wakefd, &ev) != 0)
         return false;
@@ -61,15 +69,17 @@ bool fz_driver_init(void)
     return true;
 }
 
+/* Both numbers change only when the program targets one (dup2 onto it):
+ * ownfd.c moves the fd and writes the new number here. */
 int fz_driver_epfd(void)
 {
-    return d.epfd;
+    return __atomic_load_n(&d.epfd, __ATOMIC_ACQUIRE);
 }
 
 static void write_wake_edge(void)
 {
     uint64_t one = 1;
-    fz_sys3(SYS_write, d.wakefd, &one, sizeof one);
+    fz_sys3(SYS_write, __atomic_load_n(&d.wakefd, __ATOMIC_ACQUIRE), &one, sizeof one);
 }
 
 static void send_wake(void)
@@ -164,7 +174,7 @@ static long epoll_wait_until(struct epoll_event *evs, int max, uint64_t deadline
         ts = fz_ns_to_ts(wait);
         tsp = &ts;
     }
-    return fz_sys6(SYS_epoll_pwait2, d.epfd, (long)evs, max, (long)tsp, 0, 8);
+    return fz_sys6(SYS_epoll_pwait2, fz_driver_epfd(), (long)evs, max, (long)tsp, 0, 8);
 }
 
 static void dispatch(struct fz_carrier *c, const struct epoll_event *evs, long n)
@@ -226,9 +236,9 @@ void fz_driver_peek(struct fz_carrier *c)
 
 void fz_driver_after_fork(void)
 {
-    /* the epoll instance is shared with the parent: make our own */
-    fz_sys1(SYS_close, d.epfd);
-    fz_sys1(SYS_close, d.wakefd);
+    /* the epoll instance is shared with the parent: make our own (the
+     * inherited fds, the driver's and other fibers' per-wait ones, go) */
+    fz_ownfd_after_fork();
     d.timer_lock = (fz_spinlock){0};
     atomic_store(&d.held, 0);
     atomic_store(&d.sleeping, 0);

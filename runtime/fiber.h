@@ -52,6 +52,11 @@ struct fz_fiber {
     uint64_t id;
     int state;
     bool is_main;
+    /* between vfork's return in the child and its exec or _exit: the child
+     * runs on this fiber's stack and TCB, and must never park (it is not
+     * this fiber); written by the child, cleared by the parent when vfork
+     * returns there (syscalls/process.c) */
+    bool vfork_child;
 
     /* stack */
     struct fz_stack stack;

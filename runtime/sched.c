@@ -57,7 +57,25 @@ struct fz_fiber *fz_self(void)
     char *sp = __builtin_frame_address(0);
     if (sp < (char *)f->stack.base || sp >= (char *)fz_stack_top(&f->stack))
         return NULL;
+    /* a vfork child borrowing the fiber's stack until it execs: to the
+     * interposers it is a thread of its own, whose calls are the real ones */
+    if (f->vfork_child)
+        return NULL;
     return f;
+}
+
+bool fz_in_vfork_child(void)
+{
+    if (!fz_rt.pid)
+        return false;
+    struct fz_fiber *f = fz_tls_current_fiber();
+    if (f && f->vfork_child) { /* and on its stack: not an idle context */
+        char *sp = __builtin_frame_address(0);
+        if (sp >= (char *)f->stack.base && sp < (char *)fz_stack_top(&f->stack))
+            return true;
+    }
+    return atomic_load_explicit(&fz_rt.vm_clones, memory_order_relaxed) &&
+           fz_sys0(SYS_getpid) != fz_rt.pid;
 }
 
 bool fz_on_carrier(void)

@@ -9,6 +9,7 @@
 struct fz_runtime {
     bool active;           /* written once at start (and in a fork child) */
     pid_t pid;             /* the process the runtime runs in (see fz_in_vfork_child) */
+    atomic_bool vm_clones; /* the program made a CLONE_VM child without a vfork mark */
     atomic_uint ncarriers; /* carriers started, spares included (grows only) */
     unsigned target;       /* carriers meant to run fibers (FIBERIZE_WORKERS) */
     unsigned capacity;     /* slots in carriers[]: target plus spares */
@@ -74,12 +75,11 @@ __attribute__((noreturn)) void fz_exit_switch(struct fz_fiber *self);
 void fz_sched_resumed(struct fz_fiber *self);
 /* True in the child of vfork (or clone with CLONE_VM) between the clone and
  * its exec: it shares our memory, so it must not change runtime state the
- * parent still uses (fd state, signal tables).  Costs a system call: call
- * it only on paths that change such state. */
-static inline bool fz_in_vfork_child(void)
-{
-    return fz_rt.pid && fz_sys0(SYS_getpid) != fz_rt.pid;
-}
+ * parent still uses (fd state, signal tables).  A child of vfork or of
+ * clone(CLONE_VM | CLONE_VFORK) has marked the fiber whose stack it runs on
+ * (syscalls/process.c): no system call.  Only once the program has made a
+ * CLONE_VM child of another kind (vm_clones) does this also ask getpid. */
+bool fz_in_vfork_child(void);
 
 /* fork child: rebuild the runtime around self, the child's only thread.
  * False if it could not (the child then runs without it). */

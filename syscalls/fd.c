@@ -6,11 +6,11 @@
  * see would inherit that state, and a fiber could park on an epoll
  * registration the kernel dropped with the old file.  So every creator
  * and closer a program can call through the PLT forgets the number's
- * state: the next use registers afresh.
+ * state: the next use registers afresh.  (Range closes and fd listings,
+ * which must also step around the runtime's own fds, are in fdhide.c.)
  */
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -189,26 +189,3 @@ FZ_EXPORT int openat(int dirfd, const char *path, int flags, ...)
 
 FZ_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
     __attribute__((alias("openat")));
-/* Numbers are forgotten before the real call, as close does: the range may
- * be huge, but only numbers the reactor has seen have state to drop. */
-static void forget_range(unsigned first, unsigned last)
-{
-    if (!fz_rt.active)
-        return;
-    unsigned top = fz_fd_highest_known();
-    for (unsigned fd = first; fd <= last && fd <= top; fd++)
-        fz_fd_forget((int)fd);
-}
-
-FZ_EXPORT int close_range(unsigned first, unsigned last, int flags)
-{
-    if (!(flags & CLOSE_RANGE_CLOEXEC))
-        forget_range(first, last);
-    return fz_real.close_range(first, last, flags);
-}
-
-FZ_EXPORT void closefrom(int lowfd)
-{
-    forget_range(lowfd < 0 ? 0 : (unsigned)lowfd, ~0u);
-    fz_real.closefrom(lowfd);
-}

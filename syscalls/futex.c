@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include "runtime/park.h"
+#include "syscalls/fdguard.h"
 #include "syscalls/hook.h"
 #include "syscalls/sync.h"
 
@@ -167,6 +168,9 @@ FZ_EXPORT __attribute__((no_sanitize_address)) long syscall(long number, ...)
     for (int i = 0; i < 6; i++)
         arg[i] = va_arg(ap, long);
     va_end(ap);
+    long fd_result;
+    if (number != SYS_futex && fz_fd_syscall(number, arg, &fd_result))
+        return fd_result; /* close, close_range, dup*, getdents64: fdhide.c */
     if (number == SYS_futex && fz_sync_hooked()) {
         int op = (int)arg[1];
         struct futex_args a = {

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include "runtime/reactor.h"
+#include "syscalls/fdguard.h"
 #include "syscalls/file.h"
 #include "syscalls/hook.h"
 #include "syscalls/io.h"
@@ -373,17 +374,23 @@ FZ_EXPORT int pipe(int fds[2])
 
 FZ_EXPORT int close(int fd)
 {
+    if (fz_fd_hidden(fd))
+        return -1;
     forget_result(fd);
     return fz_real.close(fd);
 }
 
 FZ_EXPORT int dup(int fd)
 {
+    if (fz_fd_hidden(fd))
+        return -1;
     return forget_result(fz_real.dup(fd));
 }
 
 FZ_EXPORT int dup2(int fd, int fd2)
 {
+    if (fz_fd_hidden(fd) || fz_fd_make_room(fd2) < 0)
+        return -1;
     int r = fz_real.dup2(fd, fd2);
     if (r >= 0 && fd != fd2)
         forget_result(r);
@@ -392,6 +399,8 @@ FZ_EXPORT int dup2(int fd, int fd2)
 
 FZ_EXPORT int dup3(int fd, int fd2, int flags)
 {
+    if (fz_fd_hidden(fd) || fz_fd_make_room(fd2) < 0)
+        return -1;
     return forget_result(fz_real.dup3(fd, fd2, flags));
 }
 
@@ -401,6 +410,8 @@ FZ_EXPORT int fcntl(int fd, int cmd, ...)
     va_start(ap, cmd);
     void *arg = va_arg(ap, void *);
     va_end(ap);
+    if (fz_fd_hidden(fd))
+        return -1;
     if (cmd == F_SETLKW || cmd == F_OFD_SETLKW)
         return fz_fcntl_lock_wait(fd, cmd, arg);
     int r = fz_real.fcntl(fd, cmd, arg);

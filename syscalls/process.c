@@ -12,14 +12,20 @@
  * that is not a fiber, is the real call.
  */
 #include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
 #include <spawn.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "runtime/ownfd.h"
 #include "runtime/reactor.h"
 #include "runtime/tls.h"
 #include "syscalls/offload.h"
+
+#define FZ_XSTR(x) #x
+#define FZ_STR(x) FZ_XSTR(x)
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -37,14 +43,17 @@ static int waitid_fixed(int idtype, unsigned id, siginfo_t *info, int options)
 FZ_OFFLOAD(static, int, pool_waitid, waitid_fixed, FZ_OFFLOAD_WAIT, (int, idtype), (unsigned, id),
            (siginfo_t *, info), (int, options))
 
-/* Park on pidfd (readable once the process exited) until done(ctx) says
- * the wait is over.  0, EINTR, or EINVAL if it cannot park on that fd. */
-static int wait_on_pidfd(int pidfd, bool (*done)(void *), void *ctx)
+/* Park on *pidfd (readable once the process exited) until done(ctx) says
+ * the wait is over.  0, EINTR, or EINVAL if it cannot park on that fd.
+ * The number is read again after every wake: a dup2 onto it moves the fd
+ * elsewhere (runtime/ownfd.h), and the old number's state then belongs to
+ * the program's file. */
+static int wait_on_pidfd(const int *pidfd, bool (*done)(void *), void *ctx)
 {
-    struct fz_fd *s = fz_fd_get(pidfd);
-    if (!s || fz_fd_kind(s) != FZ_FD_POLLABLE)
-        return EINVAL;
     for (;;) {
+        struct fz_fd *s = fz_fd_get(__atomic_load_n(pidfd, __ATOMIC_ACQUIRE));
+        if (!s || fz_fd_kind(s) != FZ_FD_POLLABLE)
+            return EINVAL;
         struct fz_fd_watch w;
         fz_fd_watch_prepare(&w, s, true, false);
         if (done(ctx))
@@ -54,20 +63,24 @@ static int wait_on_pidfd(int pidfd, bool (*done)(void *), void *ctx)
     }
 }
 
-/* A pidfd of our own for pid, closed with close_own_pidfd; -1 if there is
- * none (old kernel, no such process, out of fds). */
-static int open_pidfd(pid_t pid)
+/* A pidfd of our own for pid, out of the program's reach and released with
+ * close_own_pidfd; -1 if there is none (old kernel, no such process, out of
+ * fds or high numbers): the caller waits in the pool instead. */
+static int open_pidfd(int *pidfd, pid_t pid)
 {
     int saved = errno;
     long fd = fz_sys2(SYS_pidfd_open, pid, 0);
     errno = saved;
-    return fd < 0 ? -1 : (int)fd;
+    *pidfd = (int)fd;
+    if (fd < 0 || !fz_ownfd_adopt(pidfd, false))
+        return *pidfd = -1;
+    return *pidfd;
 }
 
-static void close_own_pidfd(int fd)
+static void close_own_pidfd(int *pidfd)
 {
-    fz_fd_forget(fd);
-    fz_sys1(SYS_close, fd);
+    fz_fd_forget(*pidfd);
+    fz_ownfd_release(pidfd);
 }
 
 /* Stops and continues do not make a pidfd readable. */
@@ -95,11 +108,11 @@ static bool wait4_ready(void *ctx)
 
 static pid_t wait4_one(struct wait4_try *t)
 {
-    int pidfd = open_pidfd(t->pid);
-    if (pidfd < 0)
+    int pidfd;
+    if (open_pidfd(&pidfd, t->pid) < 0)
         return pool_wait4(t->pid, t->status, t->options, t->usage);
-    int r = wait_on_pidfd(pidfd, wait4_ready, t);
-    close_own_pidfd(pidfd);
+    int r = wait_on_pidfd(&pidfd, wait4_ready, t);
+    close_own_pidfd(&pidfd);
     if (r == EINVAL)
         return pool_wait4(t->pid, t->status, t->options, t->usage);
     if (r == EINTR) {
@@ -162,7 +175,7 @@ static bool waitid_ready(void *ctx)
     return true;
 }
 
-static int waitid_on(struct waitid_try *t, int pidfd, bool own)
+static int waitid_on(struct waitid_try *t, int *pidfd, bool own)
 {
     int r = wait_on_pidfd(pidfd, waitid_ready, t);
     if (own)
@@ -188,11 +201,11 @@ FZ_EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
         return t.result;
     errno = saved;
     if (exits_only(options) && !(options & WSTOPPED)) {
+        int pidfd = (int)id; /* P_PIDFD: the program's own */
         if (idtype == P_PIDFD)
-            return waitid_on(&t, (int)id, false);
-        int pidfd = idtype == P_PID ? open_pidfd((pid_t)id) : -1;
-        if (pidfd >= 0)
-            return waitid_on(&t, pidfd, true);
+            return waitid_on(&t, &pidfd, false);
+        if (idtype == P_PID && open_pidfd(&pidfd, (pid_t)id) >= 0)
+            return waitid_on(&t, &pidfd, true);
     }
     return pool_waitid(idtype, id, info, options);
 }
@@ -221,6 +234,126 @@ FZ_EXPORT int pclose(FILE *stream)
     if (!fz_hook_active(FZ_HOOK_PROCESS))
         return fz_real.pclose(stream);
     return pool_pclose(stream);
+}
+
+/* ---- vfork --------------------------------------------------------------- */
+
+/* A vfork child runs on the calling fiber's stack with its TCB loaded, in a
+ * task of its own, until it execs or exits; the parent's carrier is
+ * suspended meanwhile, the other carriers are not.  Had the child parked
+ * (usleep, poll before exec), another carrier would resume the saved
+ * context -- the child's code, in the parent process -- and the parent
+ * would exec the child's program.  So the child marks the fiber: fz_self()
+ * is then NULL, and every interposed call is the real one, until the
+ * parent is back and clears the mark.
+ *
+ * Why assembly: child and parent return through the same stack frame, and
+ * the child may overwrite anything in it, the return address included.  As
+ * glibc's own vfork does, the return address waits in %rdi (which the
+ * kernel preserves) across the system call and is pushed again on each
+ * side.  The marks cost one call each, on a path that makes a process. */
+__attribute__((used)) void fz_vfork_child_started(void)
+{
+    struct fz_fiber *f = fz_self();
+    if (f)
+        f->vfork_child = true;
+}
+
+__attribute__((used)) long fz_vfork_parent_resumed(long r)
+{
+    struct fz_fiber *f = fz_rt.active ? fz_tls_current_fiber() : NULL;
+    if (f && f->vfork_child)
+        f->vfork_child = false;
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
+
+__asm__("    .text\n"
+        "    .globl vfork\n"
+        "    .type vfork, @function\n"
+        "    .globl __vfork\n"
+        "    .type __vfork, @function\n"
+        "vfork:\n"
+        "__vfork:\n"
+        "    .cfi_startproc\n"
+        "    popq %rdi\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    .cfi_register %rip, %rdi\n"
+        "    movl $" FZ_STR(
+            SYS_vfork) ", %eax\n"
+                       "    syscall\n"
+                       "    pushq %rdi\n"
+                       "    .cfi_adjust_cfa_offset 8\n"
+                       "    .cfi_rel_offset %rip, 0\n"
+                       "    subq $8, %rsp\n" /* the calls below want a 16-byte aligned stack */
+                       "    .cfi_adjust_cfa_offset 8\n"
+                       "    testq %rax, %rax\n"
+                       "    jz 1f\n"
+                       "    movq %rax, %rdi\n"
+                       "    call fz_vfork_parent_resumed\n"
+                       "    addq $8, %rsp\n"
+                       "    .cfi_adjust_cfa_offset -8\n"
+                       "    ret\n"
+                       "    .cfi_adjust_cfa_offset 8\n"
+                       "1:  call fz_vfork_child_started\n"
+                       "    addq $8, %rsp\n"
+                       "    .cfi_adjust_cfa_offset -8\n"
+                       "    xorl %eax, %eax\n"
+                       "    ret\n"
+                       "    .cfi_endproc\n"
+                       "    .size vfork, .-vfork\n"
+                       "    .size __vfork, .-__vfork\n");
+
+/* clone with CLONE_VM | CLONE_VFORK is vfork with a stack of the caller's
+ * choosing -- often a buffer on the caller's own stack, where fz_self()
+ * would take the child for the fiber.  The child marks the fiber as
+ * vfork's does; the parent, suspended meanwhile, clears the mark.  A
+ * CLONE_VM child of any other kind (no CLONE_VFORK: it runs alongside the
+ * fiber, so no mark can tell them apart; or a stack elsewhere, where
+ * fz_in_vfork_child's stack check does not find the mark) turns on the
+ * getpid test in fz_in_vfork_child for good.  On a stack of its own, as
+ * usual, such a child is no fiber to fz_self() anyway. */
+struct clone_start {
+    int (*fn)(void *);
+    void *arg;
+    struct fz_fiber *fiber;
+};
+
+static int clone_child(void *p)
+{
+    struct clone_start *s = p; /* on the suspended parent's stack */
+    s->fiber->vfork_child = true;
+    return s->fn(s->arg);
+}
+
+static bool on_stack_of(struct fz_fiber *f, void *p)
+{
+    return (char *)p > (char *)f->stack.base && (char *)p <= (char *)fz_stack_top(&f->stack);
+}
+
+FZ_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    pid_t *parent_tid = va_arg(ap, pid_t *);
+    void *tls = va_arg(ap, void *);
+    pid_t *child_tid = va_arg(ap, pid_t *);
+    va_end(ap);
+    struct fz_fiber *self = fz_self();
+    bool vm_child = (flags & CLONE_VM) && !(flags & CLONE_THREAD);
+    if (!self || !vm_child)
+        return fz_real.clone(fn, stack, flags, arg, parent_tid, tls, child_tid);
+    if (!(flags & CLONE_VFORK) || (flags & CLONE_SETTLS) || !on_stack_of(self, stack)) {
+        atomic_store(&fz_rt.vm_clones, true);
+        return fz_real.clone(fn, stack, flags, arg, parent_tid, tls, child_tid);
+    }
+    struct clone_start s = {fn, arg, self};
+    int r = fz_real.clone(clone_child, stack, flags, &s, parent_tid, tls, child_tid);
+    self->vfork_child = false;
+    return r;
 }
 
 /* ---- process exit ------------------------------------------------------ */

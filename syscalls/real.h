@@ -200,10 +200,26 @@
        char *const *, char *const *))                                                              \
     X(int, pclose, (FILE *))                                                                       \
     X(pid_t, wait4, (pid_t, int *, int, struct rusage *))                                          \
-    X(int, waitid, (idtype_t, id_t, siginfo_t *, int))
+    X(int, waitid, (idtype_t, id_t, siginfo_t *, int))                                             \
+    X(int, clone, (int (*)(void *), void *, int, void *, ...))
+
+/* Directory listings, filtered of the runtime's own fds (syscalls/fd.c). */
+#define FZ_REAL_DIR_SYMBOLS(X)                                                                     \
+    X(struct dirent *, readdir, (DIR *))                                                           \
+    X(struct dirent64 *, readdir64, (DIR *))                                                       \
+    X(int, readdir_r, (DIR *, struct dirent *, struct dirent **))                                  \
+    X(int, readdir64_r, (DIR *, struct dirent64 *, struct dirent64 **))                            \
+    X(ssize_t, getdents64, (int, void *, size_t))                                                 \
+    X(int, scandirat,                                                                              \
+      (int, const char *, struct dirent ***, int (*)(const struct dirent *),                       \
+       int (*)(const struct dirent **, const struct dirent **)))                                   \
+    X(int, scandirat64,                                                                            \
+      (int, const char *, struct dirent64 ***, int (*)(const struct dirent64 *),                   \
+       int (*)(const struct dirent64 **, const struct dirent64 **)))
 
 #define FZ_REAL_ALL_SYMBOLS(X)                                                                     \
-    FZ_REAL_SYMBOLS(X) FZ_REAL_LOCK_SYMBOLS(X) FZ_REAL_WAIT_SYMBOLS(X) FZ_REAL_PROCESS_SYMBOLS(X)
+    FZ_REAL_SYMBOLS(X) FZ_REAL_LOCK_SYMBOLS(X) FZ_REAL_WAIT_SYMBOLS(X) FZ_REAL_PROCESS_SYMBOLS(X)  \
+    FZ_REAL_DIR_SYMBOLS(X)
 
 struct fz_real {
 #define FZ_REAL_FIELD(ret, name, args) ret(*name) args;

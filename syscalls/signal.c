@@ -18,6 +18,7 @@
 #include "runtime/driver.h"
 #include "runtime/interrupt.h"
 #include "runtime/park.h"
+#include "runtime/ownfd.h"
 #include "runtime/reactor.h"
 #include "runtime/sigmask.h"
 #include "syscalls/hook.h"
@@ -175,9 +176,22 @@ FZ_EXPORT int pause(void)
     return -1;
 }
 
+/* No signalfd to park on (out of fds): the real call, blocking the
+ * carrier, with what is left of the deadline (0: none). */
+static int wait_for_signal_blocking(const sigset_t *set, siginfo_t *info, uint64_t deadline)
+{
+    if (!deadline)
+        return fz_real.sigtimedwait(set, info, NULL);
+    uint64_t now = fz_now_ns();
+    struct timespec left = fz_ns_to_ts(deadline > now ? deadline - now : 0);
+    return fz_real.sigtimedwait(set, info, &left);
+}
+
 /* Wait for one of `set` to be pending: take it if it is, else park on a
  * signalfd for the set (readable while one is pending process-wide) and
- * try again.  Returns the signal, or -1 with EAGAIN (timeout) or EINTR. */
+ * try again.  Returns the signal, or -1 with EAGAIN (timeout) or EINTR.
+ * The signalfd is the runtime's own (runtime/ownfd.h); its number is read
+ * again after every wake, as a dup2 onto it moves it. */
 static int wait_for_signal(const sigset_t *set, siginfo_t *info, uint64_t deadline)
 {
     static const struct timespec zero = {0, 0};
@@ -185,13 +199,14 @@ static int wait_for_signal(const sigset_t *set, siginfo_t *info, uint64_t deadli
     if (sig > 0 || errno != EAGAIN || deadline == 1)
         return sig;
     int sfd = (int)fz_sys4(SYS_signalfd4, -1, (long)set, 8, SFD_NONBLOCK | SFD_CLOEXEC);
-    struct fz_fd *s = sfd >= 0 ? fz_fd_get(sfd) : NULL;
-    if (!s || fz_fd_kind(s) != FZ_FD_POLLABLE) {
-        if (sfd >= 0)
-            fz_sys1(SYS_close, sfd);
-        return fz_real.sigtimedwait(set, info, NULL); /* blocks the carrier */
-    }
+    if (sfd < 0 || !fz_ownfd_adopt(&sfd, false))
+        return wait_for_signal_blocking(set, info, deadline);
     for (;;) {
+        struct fz_fd *s = fz_fd_get(__atomic_load_n(&sfd, __ATOMIC_ACQUIRE));
+        if (!s || fz_fd_kind(s) != FZ_FD_POLLABLE) {
+            fz_ownfd_release(&sfd);
+            return wait_for_signal_blocking(set, info, deadline);
+        }
         struct fz_fd_watch w;
         fz_fd_watch_prepare(&w, s, true, false);
         sig = fz_real.sigtimedwait(set, info, &zero);
@@ -207,7 +222,7 @@ static int wait_for_signal(const sigset_t *set, siginfo_t *info, uint64_t deadli
         }
     }
     fz_fd_forget(sfd);
-    fz_sys1(SYS_close, sfd);
+    fz_ownfd_release(&sfd);
     return sig;
 }
 
