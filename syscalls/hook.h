@@ -11,6 +11,10 @@
 #include "runtime/sys.h"
 #include "runtime/tls.h"
 
+/* An interposer's helper returns this when the call is not one it can
+ * handle (too many iovecs, no memory, no RWF_NOWAIT): make the real call. */
+#define FZ_FALLBACK (-2)
+
 /* The calling fiber if the runtime handles this family for it, else NULL:
  * then the interposer must behave exactly as the real call. */
 static inline struct fz_fiber *fz_hook_self(unsigned family)

@@ -46,7 +46,10 @@ static int wait_loop(const struct pollfd *want, nfds_t n, uint64_t deadline, che
 {
     struct fz_fd_watch local[64], *ws = local;
     if (n > 64 && !(ws = malloc(sizeof *ws * n)))
-        return -2;
+        return FZ_FALLBACK;
+    /* from before the first check: a signal handled anywhere in the call
+     * ends it (never restarted), as it ends the one system call natively */
+    unsigned call = fz_call_begin(FZ_INTR_ALWAYS);
     int r;
     for (;;) {
         int k = prepare(ws, want, n);
@@ -67,6 +70,7 @@ static int wait_loop(const struct pollfd *want, nfds_t n, uint64_t deadline, che
             break;
         }
     }
+    fz_call_end(call);
     if (ws != local)
         free(ws);
     return r;
@@ -96,7 +100,7 @@ FZ_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
     if (timeout == 0 || !fz_hook_self(FZ_HOOK_IO))
         return fz_real.poll(fds, n, timeout);
     int r = park_poll(fds, n, ms_deadline(timeout));
-    return r == -2 ? fz_real.poll(fds, n, timeout) : r;
+    return r == FZ_FALLBACK ? fz_real.poll(fds, n, timeout) : r;
 }
 
 FZ_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
@@ -108,7 +112,7 @@ FZ_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, con
         return -1;
     }
     int r = park_poll(fds, n, ts ? fz_rel_to_deadline(ts) : 0);
-    return r == -2 ? fz_real.ppoll(fds, n, ts, mask) : r;
+    return r == FZ_FALLBACK ? fz_real.ppoll(fds, n, ts, mask) : r;
 }
 
 /* ---- select ---------------------------------------------------------- */
@@ -133,7 +137,7 @@ static int park_select(int nfds, fd_set *r, fd_set *w, fd_set *e, uint64_t deadl
     struct select_args a = {nfds, {r, w, e}, {{{0}}}};
     struct pollfd local[64], *want = local;
     if (nfds > 64 && !(want = malloc(sizeof *want * (size_t)nfds)))
-        return -2;
+        return FZ_FALLBACK;
     nfds_t n = 0;
     for (int i = 0; i < 3; i++)
         if (a.sets[i])
@@ -145,6 +149,10 @@ static int park_select(int nfds, fd_set *r, fd_set *w, fd_set *e, uint64_t deadl
             want[n++] = (struct pollfd){fd, ev, 0};
     }
     int res = wait_loop(want, n, deadline, select_now, &a);
+    if (res < 0) /* the kernel copies no set back on failure (EINTR) */
+        for (int i = 0; i < 3; i++)
+            if (a.sets[i])
+                *a.sets[i] = a.saved[i];
     if (want != local)
         free(want);
     return res;
@@ -166,7 +174,7 @@ FZ_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *
     uint64_t deadline =
         tv ? fz_now_ns() + (uint64_t)tv->tv_sec * 1000000000u + (uint64_t)tv->tv_usec * 1000u : 0;
     int res = park_select(nfds, r, w, e, deadline);
-    if (res == -2)
+    if (res == FZ_FALLBACK)
         return fz_real.select(nfds, r, w, e, tv);
     if (tv)
         remaining_tv(tv, deadline); /* Linux reports the time not slept */
@@ -180,7 +188,7 @@ FZ_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct ti
         (ts && (!fz_timespec_valid(ts) || ts->tv_sec < 0)) || !fz_hook_self(FZ_HOOK_IO))
         return fz_real.pselect(nfds, r, w, e, ts, mask);
     int res = park_select(nfds, r, w, e, ts ? fz_rel_to_deadline(ts) : 0);
-    return res == -2 ? fz_real.pselect(nfds, r, w, e, ts, mask) : res;
+    return res == FZ_FALLBACK ? fz_real.pselect(nfds, r, w, e, ts, mask) : res;
 }
 
 /* ---- epoll_wait on the program's own epoll fd ------------------------ */

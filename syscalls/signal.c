@@ -38,6 +38,7 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
      * thread's own wait, as natively; no fiber is to be interrupted. */
     if (!fz_on_carrier())
         return;
+    fz_interrupt_note(sig, restart); /* now: the call it lands in (park.h) */
     atomic_fetch_add(&fz_rt.pending_signal[restart][sig], 1);
     atomic_fetch_add(&fz_rt.pending_interrupts, 1);
     fz_driver_wake();
