@@ -43,3 +43,15 @@ PY
         [ "$output" = ok ]
     done
 }
+
+@test "a signal between a call's attempt and its park ends it: 10,000 rounds per call and source" {
+    compare_native wake_window 10000
+}
+
+@test "signals between attempt and park on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native wake_window 10000
+}
+
+@test "signals between attempt and park on two carriers" {
+    FIBERIZE_WORKERS=2 compare_native wake_window 10000
+}
