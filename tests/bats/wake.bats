@@ -55,3 +55,11 @@ PY
 @test "signals between attempt and park on two carriers" {
     FIBERIZE_WORKERS=2 compare_native wake_window 10000
 }
+
+@test "ECONNRESET a hidden retry took reaches the program's next send/recv, once" {
+    compare_native wake_reset
+}
+
+@test "ECONNRESET after a partial transfer on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native wake_reset
+}
