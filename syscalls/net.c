@@ -444,6 +444,29 @@ FZ_EXPORT int shutdown(int fd, int how)
     return r;
 }
 
+/* SO_ERROR reports, and clears, a socket error a hidden retry took after a
+ * partial transfer and kept for the program (io.h), as it reports the
+ * pending error natively. */
+FZ_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+    if (level == SOL_SOCKET && name == SO_ERROR && fz_rt.active && val && len &&
+        *len >= sizeof(int)) {
+        struct fz_fd *s = fz_fd_get(fd);
+        int err = s && fz_fd_kind(s) == FZ_FD_POLLABLE ? fz_fd_take_error(s) : 0;
+        if (err) {
+            *(int *)val = err;
+            *len = sizeof(int);
+            return 0;
+        }
+    }
+    long r = fz_sys6(SYS_getsockopt, fd, level, name, (long)val, (long)len, 0);
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return 0;
+}
+
 FZ_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
     int r = fz_real.setsockopt(fd, level, name, val, len);

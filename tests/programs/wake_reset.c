@@ -4,7 +4,8 @@
  * bytes it moved and the next send fails with ECONNRESET (the socket's
  * pending error), the one after with EPIPE.  The same for a blocking
  * recv with MSG_WAITALL whose peer resets after sending part of it: the
- * count, then ECONNRESET, then 0 (end of file).
+ * count, then ECONNRESET, then 0 (end of file).  getsockopt(SO_ERROR)
+ * in place of the next call reports ECONNRESET and clears it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,7 +66,7 @@ static void *slow_peer(void *arg)
     return NULL;
 }
 
-static void send_case(void)
+static void send_case(int round_no)
 {
     int server, c = connected_pair(&server);
     pthread_t t;
@@ -75,6 +76,12 @@ static void send_case(void)
     ssize_t r = send(c, big, n, 0);
     printf("send of 50 MB to a peer that resets: %s\n", result(r, n));
     pthread_join(t, NULL);
+    if (round_no == 1) { /* once: SO_ERROR reports the pending error and clears it */
+        int err = -1;
+        socklen_t len = sizeof err;
+        getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &len);
+        printf("SO_ERROR: %s\n", err ? strerrorname_np(err) : "0");
+    }
     r = send(c, big, 100, 0);
     printf("next send: %s\n", result(r, 100));
     r = send(c, big, 100, 0);
@@ -121,7 +128,7 @@ int main(void)
     if (bind(listener, (struct sockaddr *)&a, sizeof a) || listen(listener, 8))
         return 2;
     for (int i = 0; i < 3; i++) {
-        send_case();
+        send_case(i);
         recv_case();
     }
     return 0;
