@@ -11,6 +11,14 @@
  * before returning, as the kernel does; a signal or a timeout after some
  * bytes moved returns the partial count.
  *
+ * Two things a blocking system call does in one step take several here,
+ * and nothing may fall between them: a signal handled after the attempt
+ * and before the park ends the call (the call's interrupt window, park.h),
+ * and an error a hidden retry got after part of the transfer moved is
+ * returned as the kernel would -- the count now, and the error kept for
+ * the program's next call on the fd if the kernel reports it only once
+ * (fz_io_keep_error).  Every variant waits through fz_io_wait.
+ *
  * Fds epoll refuses (regular files, block devices) and fds without
  * RWF_NOWAIT support (ttys) are done inline with the real call: page-cache
  * reads cost less than a hand-off to another thread, and a terminal read
