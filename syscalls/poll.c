@@ -6,9 +6,10 @@
  * and of every error (POLLNVAL, EBADF, EINVAL), so results are the kernel's
  * own.  When the call fails (EINTR) select's fd_sets are given back as
  * the program passed them: the kernel copies nothing back then, and
- * programs retry with the same sets (CPython, PEP 475).  Variants with a signal mask (ppoll,
- * pselect, epoll_pwait with a mask) go to the real call: the mask must apply atomically to the
- * wait, which a parked fiber cannot do (documented; they block their carrier).
+ * programs retry with the same sets (CPython, PEP 475).  Variants with a
+ * signal mask (ppoll, pselect, epoll_pwait with a mask) go to the real
+ * call: the mask must apply atomically to the wait, which a parked fiber
+ * cannot do (documented; they block their carrier).
  */
 #include <errno.h>
 #include <poll.h>
