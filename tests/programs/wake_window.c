@@ -9,7 +9,8 @@
  * with EINTR within 10 ms (a 200 ms timeout catches a lost signal).  A
  * round may also be slow because the machine is loaded: tolerated in 1%;
  * a timer signal may come before the call (main preempted): tolerated in
- * 1%, a lost kill in 0.1%.
+ * 1%, a lost kill in 0.1%.  Then the other interruptions, aimed the same
+ * way at a thread entering read: pthread_cancel, shutdown(SHUT_RD).
  *
  * usage: wake_window [ROUNDS]   (default 10000 per call and source)
  */
@@ -111,6 +112,51 @@ static int blocking_call(enum call c)
     exit(2);
 }
 
+/* ---- the other interruptions: pthread_cancel and shutdown -------------- */
+
+static atomic_int entering; /* the blocked thread is about to call read */
+
+static void *reader(void *arg)
+{
+    int fd = *(int *)arg;
+    char c;
+    atomic_store(&entering, 1);
+    ssize_t r = read(fd, &c, 1); /* ends by cancellation or shutdown */
+    return (void *)(long)(r == 0 ? 0 : r < 0 ? -errno : 1);
+}
+
+/* Rounds of "a thread enters read(); main cancels it, or shuts the socket
+ * down, a few microseconds later"; returns the rounds that took over 10 ms. */
+static int cancel_or_shutdown(bool cancel, int rounds, int *wrong)
+{
+    int slow = 0;
+    for (int i = 0; i < rounds; i++) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+            exit(2);
+        pthread_t t;
+        atomic_store(&entering, 0);
+        pthread_create(&t, NULL, reader, &sv[0]);
+        while (!atomic_load(&entering))
+            ;
+        spin_ns(rnd() % 4000);
+        long long start = now_ns();
+        if (cancel)
+            pthread_cancel(t);
+        else
+            shutdown(sv[0], SHUT_RD);
+        void *res;
+        pthread_join(t, &res);
+        if (now_ns() - start > 10000000)
+            slow++;
+        if (cancel ? res != PTHREAD_CANCELED : res != NULL)
+            ++*wrong;
+        close(sv[0]);
+        close(sv[1]);
+    }
+    return slow;
+}
+
 int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 10000;
@@ -173,5 +219,15 @@ int main(int argc, char **argv)
         }
     atomic_store(&armed, -1);
     pthread_join(t, NULL);
+    for (int cancel = 1; cancel >= 0; cancel--) {
+        int wrong = 0, n = rounds / 10;
+        int slow = cancel_or_shutdown(cancel, n, &wrong);
+        bool bad = wrong || slow > n / 100;
+        printf("%s of a thread entering read: %d rounds, %s\n",
+               cancel ? "pthread_cancel" : "shutdown(SHUT_RD)", n,
+               bad ? "FAIL" : "every read ended within 10 ms");
+        fprintf(stderr, "%s: %d wrong, %d slow\n", cancel ? "cancel" : "shutdown", wrong, slow);
+        failed += bad;
+    }
     return failed ? 1 : 0;
 }
