@@ -117,9 +117,8 @@ FZ_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 
 /* ---- batches --------------------------------------------------------- */
 
-/* Natively a blocking recvmmsg waits for vlen datagrams (or one, with
- * MSG_WAITFORONE); its timeout is checked only after a datagram arrived,
- * and an error after some datagrams returns the count. */
+/* The datagrams of a blocking recvmmsg, parking whenever none is queued;
+ * `until` is its own timeout (monotonic ns, 0 none). */
 static int recvmmsg_loop(struct fz_fd *s, int fd, struct mmsghdr *vec, unsigned vlen, int flags,
                          uint64_t until)
 {
@@ -175,13 +174,8 @@ FZ_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
 /* A blocking sendmmsg sends every message whole: batches go out without
  * waiting, and a message the socket has no room for goes through sendmsg's
  * parking path (which also finishes a partly sent stream message). */
-FZ_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
+static int sendmmsg_loop(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 {
-    if (!fz_io_pollable(fd) || vlen == 0 || (flags & MSG_DONTWAIT))
-        return fz_real.sendmmsg(fd, vec, vlen, flags);
-    struct fz_fd *s = fz_fd_get(fd);
-    if (fz_fd_nonblock(s))
-        return fz_real.sendmmsg(fd, vec, vlen, flags);
     unsigned sent = 0;
     int saved_errno = errno;
     while (sent < vlen) {
@@ -220,6 +214,19 @@ FZ_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
     }
     errno = saved_errno;
     return (int)sent;
+}
+
+FZ_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
+{
+    if (!fz_io_pollable(fd) || vlen == 0 || (flags & MSG_DONTWAIT))
+        return fz_real.sendmmsg(fd, vec, vlen, flags);
+    struct fz_fd *s = fz_fd_get(fd);
+    if (fz_fd_nonblock(s))
+        return fz_real.sendmmsg(fd, vec, vlen, flags);
+    unsigned call = fz_call_begin(fz_io_intr(s, FZ_WRITE));
+    int r = sendmmsg_loop(fd, vec, vlen, flags);
+    fz_call_end(call);
+    return r;
 }
 
 /* ---- accept and connect ---------------------------------------------- */
