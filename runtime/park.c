@@ -10,7 +10,9 @@
  * Interrupt list: interruptible fibers currently blocked, so a signal
  * handler that ran without SA_RESTART can make one of them return EINTR.
  * Signal handlers never touch it directly (they only count, see
- * syscalls/signal.c); the scheduler calls fz_interrupt_one.  Threads that
+ * syscalls/signal.c) and mark the interrupted fiber's call window (one
+ * CAS on its intr_window word, park.h fz_call_begin); the scheduler calls
+ * fz_interrupt_one, and a park in a marked window does not happen.  Threads that
  * are not fibers sleep in futex(2) and are interrupted by the kernel
  * (block_os_thread).
  */
@@ -118,19 +120,29 @@ static void interrupt_list_remove(struct fz_waiter *w)
     fz_spin_unlock(&interrupt_lock);
 }
 
-unsigned fz_call_begin(int interruptible)
+static unsigned window_open(struct fz_fiber *self, int interruptible)
 {
-    struct fz_fiber *self = fz_self();
     if (!self || (atomic_load(&self->intr_window) & WINDOW_LEVEL))
         return 0; /* not a fiber, or inside an outer call's window */
     atomic_store(&self->intr_window, (unsigned)interruptible & WINDOW_LEVEL);
     return 1;
 }
 
+static void window_close(struct fz_fiber *self, unsigned token)
+{
+    if (token)
+        atomic_store(&self->intr_window, 0); /* an unconsumed mark goes too */
+}
+
+unsigned fz_call_begin(int interruptible)
+{
+    return window_open(fz_self(), interruptible);
+}
+
 void fz_call_end(unsigned token)
 {
     if (token)
-        atomic_store(&fz_self()->intr_window, 0); /* an unconsumed mark goes too */
+        window_close(fz_self(), token);
 }
 
 bool fz_interrupt_mark(struct fz_fiber *f, bool restart)
@@ -270,12 +282,12 @@ int fz_waiter_block(struct fz_waiter *w)
         return block_os_thread(w);
     unsigned window = 0;
     if (w->interruptible) {
-        window = fz_call_begin(w->interruptible); /* a wait outside any call */
+        window = window_open(self, w->interruptible); /* a wait outside any call */
         if (interrupt_list_add(w) && fz_waiter_claim(w, FZ_WAKE_INTERRUPT)) {
             /* a handler ended the call before it parked */
             atomic_fetch_and(&self->intr_window, ~WINDOW_HIT);
             interrupt_list_remove(w);
-            fz_call_end(window);
+            window_close(self, window);
             return FZ_WAKE_INTERRUPT;
         }
     }
@@ -293,7 +305,7 @@ int fz_waiter_block(struct fz_waiter *w)
         cancel_point_leave(self);
     if (w->interruptible) {
         interrupt_list_remove(w);
-        fz_call_end(window);
+        window_close(self, window);
     }
     return w->reason;
 }
