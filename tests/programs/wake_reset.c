@@ -1,5 +1,5 @@
 /* An error the kernel reports once is reported once, to the program: a
- * blocking send of 50 MB over loopback TCP while the peer reads a little
+ * blocking send (write, writev) of 50 MB over loopback TCP while the peer reads a little
  * and closes with unread data (a reset).  Natively the send returns the
  * bytes it moved and the next send fails with ECONNRESET (the socket's
  * pending error), the one after with EPIPE.  The same for a blocking
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static int listener;
@@ -73,8 +74,12 @@ static void send_case(int round_no)
     pthread_create(&t, NULL, slow_peer, &server);
     size_t n = 50u << 20;
     char *big = calloc(1, n);
-    ssize_t r = send(c, big, n, 0);
-    printf("send of 50 MB to a peer that resets: %s\n", result(r, n));
+    static const char *how[] = {"send", "write", "writev"};
+    struct iovec v[2] = {{big, n / 2}, {big + n / 2, n - n / 2}};
+    ssize_t r = round_no == 0   ? send(c, big, n, 0)
+                : round_no == 1 ? write(c, big, n)
+                                : writev(c, v, 2);
+    printf("%s of 50 MB to a peer that resets: %s\n", how[round_no], result(r, n));
     pthread_join(t, NULL);
     if (round_no == 1) { /* once: SO_ERROR reports the pending error and clears it */
         int err = -1;
