@@ -1,11 +1,12 @@
 /* An error the kernel reports once is reported once, to the program: a
  * blocking send (write, writev) of 50 MB over loopback TCP while the peer
- * reads a little and closes with unread data (a reset).  Natively the send returns the
- * bytes it moved and the next send fails with ECONNRESET (the socket's
- * pending error), the one after with EPIPE.  The same for a blocking
- * recv with MSG_WAITALL whose peer resets after sending part of it: the
- * count, then ECONNRESET, then 0 (end of file).  getsockopt(SO_ERROR)
- * in place of the next call reports ECONNRESET and clears it.
+ * reads a little and closes with unread data (a reset).  Natively the
+ * send returns the bytes it moved and the next send fails with ECONNRESET
+ * (the socket's pending error), the one after with EPIPE.  The same for a
+ * blocking recv with MSG_WAITALL whose peer resets after sending part of
+ * it: the count, then ECONNRESET, then 0 (end of file).
+ * getsockopt(SO_ERROR) in place of the next call reports ECONNRESET and
+ * clears it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
