@@ -158,9 +158,13 @@ bool fz_fd_known_empty(struct fz_fd *s, uint32_t seq)
            !__atomic_load_n(&s->hangup, __ATOMIC_RELAXED);
 }
 
+/* fds with an error kept, so poll looks only when there is one */
+static atomic_int kept_errors;
+
 void fz_fd_keep_error(struct fz_fd *s, int err)
 {
-    atomic_store(&s->kept_error, err);
+    if (atomic_exchange(&s->kept_error, err) == 0)
+        atomic_fetch_add(&kept_errors, 1);
 }
 
 bool fz_fd_error_kept(struct fz_fd *s)
@@ -172,7 +176,18 @@ int fz_fd_take_error(struct fz_fd *s)
 {
     if (!fz_fd_error_kept(s))
         return 0;
-    return atomic_exchange(&s->kept_error, 0);
+    int err = atomic_exchange(&s->kept_error, 0);
+    if (err)
+        atomic_fetch_sub(&kept_errors, 1);
+    return err;
+}
+
+int fz_fd_kept_error_of(int fd)
+{
+    if (!atomic_load_explicit(&kept_errors, memory_order_relaxed))
+        return 0;
+    struct fz_fd *s = lookup(fd, false);
+    return s ? atomic_load(&s->kept_error) : 0;
 }
 
 bool fz_fd_nonblock(struct fz_fd *s)
@@ -371,7 +386,7 @@ static void new_generation(struct fz_fd *s)
     s->kind = FZ_FD_UNKNOWN;
     s->nonblock = s->no_nowait = false;
     s->timeout[0] = s->timeout[1] = 0;
-    atomic_store(&s->kept_error, 0);
+    fz_fd_take_error(s);
 }
 
 void fz_fd_forget(int fd)
@@ -428,7 +443,7 @@ void fz_reactor_after_fork(void)
             s->kind = FZ_FD_UNKNOWN;
             s->head[0] = s->head[1] = NULL;
             atomic_store(&s->turn, 0);
-            atomic_store(&s->kept_error, 0); /* the child's next call asks the kernel */
+            fz_fd_take_error(s); /* the child's next call asks the kernel */
         }
     }
 }

@@ -47,6 +47,9 @@ bool fz_fd_known_empty(struct fz_fd *s, uint32_t seq);
 void fz_fd_keep_error(struct fz_fd *s, int err);
 bool fz_fd_error_kept(struct fz_fd *s);
 int fz_fd_take_error(struct fz_fd *s); /* 0: none kept */
+/* The error kept for fd, left in place (0: none); cheap when none is kept
+ * anywhere, and never registers fd. */
+int fz_fd_kept_error_of(int fd);
 /* The program's view of O_NONBLOCK (we never change the real flag). */
 bool fz_fd_nonblock(struct fz_fd *s);
 void fz_fd_set_nonblock(int fd, bool on);

@@ -86,10 +86,24 @@ struct poll_args {
     nfds_t n;
 };
 
+/* A socket error kept for the program (io.h) is pending natively, and
+ * poll reports a pending error as POLLERR whatever was asked. */
+static int with_kept_errors(struct pollfd *fds, nfds_t n, int r)
+{
+    if (r < 0 || !fz_rt.active)
+        return r;
+    for (nfds_t i = 0; i < n; i++)
+        if (fds[i].fd >= 0 && fz_fd_kept_error_of(fds[i].fd)) {
+            r += fds[i].revents == 0;
+            fds[i].revents |= POLLERR;
+        }
+    return r;
+}
+
 static int poll_now(void *ctx)
 {
     struct poll_args *a = ctx;
-    return fz_real.poll(a->fds, a->n, 0);
+    return with_kept_errors(a->fds, a->n, fz_real.poll(a->fds, a->n, 0));
 }
 
 static int park_poll(struct pollfd *fds, nfds_t n, uint64_t deadline)
@@ -101,7 +115,7 @@ static int park_poll(struct pollfd *fds, nfds_t n, uint64_t deadline)
 FZ_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
     if (timeout == 0 || !fz_hook_self(FZ_HOOK_IO))
-        return fz_real.poll(fds, n, timeout);
+        return with_kept_errors(fds, n, fz_real.poll(fds, n, timeout));
     int r = park_poll(fds, n, ms_deadline(timeout));
     return r == FZ_FALLBACK ? fz_real.poll(fds, n, timeout) : r;
 }
@@ -109,7 +123,7 @@ FZ_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 FZ_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
 {
     if (mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || !fz_hook_self(FZ_HOOK_IO))
-        return fz_real.ppoll(fds, n, ts, mask);
+        return with_kept_errors(fds, n, fz_real.ppoll(fds, n, ts, mask));
     if (ts && (!fz_timespec_valid(ts) || ts->tv_sec < 0)) {
         errno = EINVAL;
         return -1;

@@ -6,11 +6,12 @@
  * blocking recv with MSG_WAITALL whose peer resets after sending part of
  * it: the count, then ECONNRESET, then 0 (end of file).
  * getsockopt(SO_ERROR) in place of the next call reports ECONNRESET and
- * clears it.
+ * clears it; poll shows it as POLLERR.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -82,6 +83,11 @@ static void send_case(int round_no)
                                 : writev(c, v, 2);
     printf("%s of 50 MB to a peer that resets: %s\n", how[round_no], result(r, n));
     pthread_join(t, NULL);
+    if (round_no == 2) { /* poll shows the pending error */
+        struct pollfd p = {c, POLLOUT, 0};
+        int n = poll(&p, 1, 1000);
+        printf("poll: %d, POLLERR %s\n", n, p.revents & POLLERR ? "set" : "clear");
+    }
     if (round_no == 1) { /* once: SO_ERROR reports the pending error and clears it */
         int err = -1;
         socklen_t len = sizeof err;
