@@ -4,11 +4,7 @@
 # writes to a self-pipe, a signal, an error the kernel reports once.
 load helpers
 
-@test "self-pipe: a handler, a thread or a process writes while main waits in select/pselect/poll/ppoll/epoll_wait/read" {
-    compare_native wake_selfpipe 1000
-}
-
-@test "self-pipe on one carrier" {
+@test "self-pipe: a handler, a thread or a process writes while main waits in select/pselect/poll/ppoll/epoll_wait/read (1 carrier)" {
     FIBERIZE_WORKERS=1 compare_native wake_selfpipe 1000
 }
 
@@ -44,11 +40,7 @@ PY
     done
 }
 
-@test "a signal between a call's attempt and its park ends it: 10,000 rounds per call and source" {
-    compare_native wake_window 10000
-}
-
-@test "signals between attempt and park on one carrier" {
+@test "a signal, cancel or shutdown between a call's attempt and its park ends it: 10,000 rounds per call and source (1 carrier)" {
     FIBERIZE_WORKERS=1 compare_native wake_window 10000
 }
 

@@ -7,10 +7,11 @@
  * thread spinning on another CPU as main enters the call.  Main blocks in
  * read (empty socket), send (full socket) or poll; every round must end
  * with EINTR within 10 ms (a 200 ms timeout catches a lost signal).  A
- * round may also be slow because the machine is loaded: tolerated in 1%;
- * a timer signal may come before the call (main preempted): tolerated in
- * 1%, a lost kill in 0.1%.  Then the other interruptions, aimed the same
- * way at a thread entering read: pthread_cancel, shutdown(SHUT_RD).
+ * round may be slow because the machine is loaded: tolerated in 1%; a
+ * timer signal may come before the call began (main preempted): tolerated
+ * in 1%; a lost kill in 1 of 15,000 (natively 0 or 1 in 30,000).  Then
+ * the other interruptions, aimed the same way at a thread entering read:
+ * pthread_cancel, shutdown(SHUT_RD).
  *
  * usage: wake_window [ROUNDS]   (default 10000 per call and source)
  */
@@ -183,7 +184,7 @@ int main(int argc, char **argv)
     pthread_t t;
     pthread_create(&t, NULL, killer, NULL);
 
-    int failed = 0, round_no = 0;
+    int failed = 0, round_no = 0, kills_lost = 0;
     for (int src = 0; src < 2; src++)
         for (int c = 0; c < C_CALLS; c++) {
             int missed = 0, slow = 0;
@@ -209,14 +210,24 @@ int main(int argc, char **argv)
                 slow += ok && took > 10000000;
             }
             /* a timer signal can come before the call began when main is
-             * preempted (natively ~1 in 1000); the thread's kill cannot */
-            bool bad = missed > rounds / (src ? 1000 : 100) || slow > rounds / 100;
+             * preempted (natively ~1 in 1000): tolerated here; lost kills
+             * are judged over all three calls below */
+            bool bad = (!src && missed > rounds / 100) || slow > rounds / 100;
+            if (src)
+                kills_lost += missed;
             printf("%s in %s: %d rounds, %s\n", src ? "kill from another thread" : "setitimer",
                    call_name[c], rounds, bad ? "FAIL" : "every call interrupted within 10 ms");
             fprintf(stderr, "%s/%s: %d missed, %d slow, worst %lld us\n", src ? "kill" : "timer",
                     call_name[c], missed, slow, worst / 1000);
             failed += bad;
         }
+    /* natively 0 or 1 in 30,000 (main preempted before its call); the old
+     * library lost 9 to 24 on two carriers */
+    bool lost = kills_lost > rounds * C_CALLS / 15000;
+    printf("kill from another thread: %s\n",
+           lost ? "FAIL: signals lost" : "no signal lost (at most 1 in 15,000)");
+    fprintf(stderr, "kill: %d signals lost\n", kills_lost);
+    failed += lost;
     atomic_store(&armed, -1);
     pthread_join(t, NULL);
     for (int cancel = 1; cancel >= 0; cancel--) {
