@@ -72,6 +72,7 @@ struct fz_fiber {
     char name[16];
     uint64_t sigmask;                      /* this thread's signal mask (runtime/sigmask.c) */
     struct fz_waiter *cancel_waiter;       /* its wait at a cancellation point (park.c) */
+    atomic_uint intr_window;               /* its interruptible call in progress (park.c) */
     size_t guard_requested;                /* reported by pthread_getattr_np, as glibc does */
     void *asan_save;                       /* FZ_ASAN builds: its fake stack while switched out */
     unsigned shared_nap_ns;                /* process-shared condvar polling (syscalls/cond.c) */

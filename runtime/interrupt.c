@@ -3,6 +3,7 @@
 #include "runtime/assert.h"
 #include "runtime/driver.h"
 #include "runtime/interrupt.h"
+#include "runtime/park.h"
 #include "runtime/sched.h"
 
 void fz_signal_handler_enter(void)
@@ -16,6 +17,7 @@ void fz_signal_handler_leave(int sig, bool restart)
     atomic_fetch_sub(&fz_rt.handlers_running, 1);
     if (!fz_on_carrier())
         return;
+    fz_interrupt_note(sig, restart); /* now: the call it lands in (park.h) */
     atomic_fetch_add(&fz_rt.pending_signal[restart][sig], 1);
     atomic_fetch_add(&fz_rt.pending_interrupts, 1);
     fz_driver_wake();

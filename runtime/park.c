@@ -10,7 +10,9 @@
  * Interrupt list: interruptible fibers currently blocked, so a signal
  * handler that ran without SA_RESTART can make one of them return EINTR.
  * Signal handlers never touch it directly (they only count, see
- * syscalls/signal.c); the scheduler calls fz_interrupt_one.  Threads that
+ * syscalls/signal.c) and mark the interrupted fiber's call window (one
+ * CAS on its intr_window word, park.h fz_call_begin); the scheduler calls
+ * fz_interrupt_one, and a park in a marked window does not happen.  Threads that
  * are not fibers sleep in futex(2) and are interrupted by the kernel
  * (block_os_thread).
  */
@@ -95,7 +97,15 @@ bool fz_waiter_wake(struct fz_waiter *w, int reason)
     return true;
 }
 
-static void interrupt_list_add(struct fz_waiter *w)
+/* Bits of a fiber's intr_window word (written by the fiber itself, marked
+ * by signal wrappers with a CAS, cleared by whoever consumes the mark). */
+#define WINDOW_LEVEL 3u /* FZ_INTR_NORESTART or _ALWAYS: a window is open */
+#define WINDOW_HIT 4u   /* a handler ended the call: the park reports EINTR */
+
+/* Link w; true if a handler marked the fiber's call before it got here
+ * (read under the lock, which fz_interrupt_marked takes too, so a mark is
+ * seen either here or by the scheduler, never by neither). */
+static bool interrupt_list_add(struct fz_waiter *w)
 {
     fz_spin_lock(&interrupt_lock);
     w->int_prev = NULL;
@@ -103,7 +113,9 @@ static void interrupt_list_add(struct fz_waiter *w)
     if (interrupt_head)
         interrupt_head->int_prev = w;
     interrupt_head = w;
+    bool hit = atomic_load(&w->fiber->intr_window) & WINDOW_HIT;
     fz_spin_unlock(&interrupt_lock);
+    return hit;
 }
 
 static void interrupt_list_remove(struct fz_waiter *w)
@@ -118,28 +130,96 @@ static void interrupt_list_remove(struct fz_waiter *w)
     fz_spin_unlock(&interrupt_lock);
 }
 
+static unsigned window_open(struct fz_fiber *self, int interruptible)
+{
+    if (!self || (atomic_load(&self->intr_window) & WINDOW_LEVEL))
+        return 0; /* not a fiber, or inside an outer call's window */
+    atomic_store(&self->intr_window, (unsigned)interruptible & WINDOW_LEVEL);
+    return 1;
+}
+
+static void window_close(struct fz_fiber *self, unsigned token)
+{
+    if (token)
+        atomic_store(&self->intr_window, 0); /* an unconsumed mark goes too */
+}
+
+unsigned fz_call_begin(int interruptible)
+{
+    return window_open(fz_self(), interruptible);
+}
+
+void fz_call_end(unsigned token)
+{
+    if (token)
+        window_close(fz_self(), token);
+}
+
+bool fz_interrupt_mark(struct fz_fiber *f, bool restart)
+{
+    unsigned cur = atomic_load(&f->intr_window);
+    for (;;) {
+        unsigned level = cur & WINDOW_LEVEL;
+        if (!level || (restart && level != FZ_INTR_ALWAYS))
+            return false; /* not in a call, or one the handler restarts */
+        if (cur & WINDOW_HIT)
+            return true;
+        if (atomic_compare_exchange_weak(&f->intr_window, &cur, cur | WINDOW_HIT))
+            return true;
+    }
+}
+
 /* Natively the kernel hands a process-directed signal to the main thread
- * unless it blocks it (it almost never has one pending already), so only
- * the main fiber's wait is interrupted; once main has exited or when it
- * blocks the signal, the longest-waiting fiber's that does not block it
- * (the list's tail).  A handler with SA_RESTART
- * interrupts only waits that are never restarted. */
+ * unless it blocks it (it almost never has one pending already). */
+static bool main_takes(int sig)
+{
+    struct fz_fiber *m = fz_rt.main_fiber;
+    return m && !atomic_load(&fz_rt.main_exited) && !(m->sigmask & (1ull << (sig - 1)));
+}
+
+void fz_interrupt_note(int sig, bool restart)
+{
+    if (main_takes(sig))
+        fz_interrupt_mark(fz_rt.main_fiber, restart);
+}
+
+void fz_interrupt_marked(struct fz_fiber *f)
+{
+    if (!(atomic_load(&f->intr_window) & WINDOW_HIT))
+        return; /* not marked, or its park consumed the mark */
+    struct fz_waiter *victim = NULL;
+    fz_spin_lock(&interrupt_lock);
+    for (struct fz_waiter *w = interrupt_head; w; w = w->int_next)
+        if (w->fiber == f && !atomic_load(&w->claimed)) {
+            victim = w;
+            break;
+        }
+    bool won = victim && fz_waiter_claim(victim, FZ_WAKE_INTERRUPT);
+    if (won)
+        atomic_fetch_and(&f->intr_window, ~WINDOW_HIT);
+    fz_spin_unlock(&interrupt_lock);
+    if (won)
+        fz_waiter_finish_wake(victim);
+}
+
+/* The main fiber's call was marked by the wrapper when the handler ran
+ * (fz_interrupt_note), so a signal that came while it ran its own code
+ * ends none of its later waits.  Once main has exited or when it blocks
+ * the signal, the longest-waiting fiber's wait that does not block it (the
+ * list's tail) ends.  A handler with SA_RESTART interrupts only waits that
+ * are never restarted. */
 void fz_interrupt_one(int sig, bool restart)
 {
+    if (main_takes(sig)) {
+        fz_interrupt_marked(fz_rt.main_fiber);
+        return;
+    }
     struct fz_waiter *victim = NULL;
     uint64_t bit = 1ull << (sig - 1);
-    struct fz_fiber *m = fz_rt.main_fiber;
-    bool main_takes = !atomic_load(&fz_rt.main_exited) && !(m->sigmask & bit);
     fz_spin_lock(&interrupt_lock);
-    for (struct fz_waiter *w = interrupt_head; w; w = w->int_next) {
-        if (atomic_load(&w->claimed) || (w->fiber->sigmask & bit))
-            continue;
-        if (main_takes && w->fiber != m)
-            continue;
-        victim = w;
-        if (main_takes)
-            break;
-    }
+    for (struct fz_waiter *w = interrupt_head; w; w = w->int_next)
+        if (!atomic_load(&w->claimed) && !(w->fiber->sigmask & bit))
+            victim = w;
     if (victim && restart && victim->interruptible != FZ_INTR_ALWAYS)
         victim = NULL;
     bool won = victim && fz_waiter_claim(victim, FZ_WAKE_INTERRUPT);
@@ -210,8 +290,17 @@ int fz_waiter_block(struct fz_waiter *w)
     struct fz_fiber *self = w->fiber;
     if (!self)
         return block_os_thread(w);
-    if (w->interruptible)
-        interrupt_list_add(w);
+    unsigned window = 0;
+    if (w->interruptible) {
+        window = window_open(self, w->interruptible); /* a wait outside any call */
+        if (interrupt_list_add(w) && fz_waiter_claim(w, FZ_WAKE_INTERRUPT)) {
+            /* a handler ended the call before it parked */
+            atomic_fetch_and(&self->intr_window, ~WINDOW_HIT);
+            interrupt_list_remove(w);
+            window_close(self, window);
+            return FZ_WAKE_INTERRUPT;
+        }
+    }
     if (w->cancelable)
         cancel_point_enter(self, w);
     /* a waiter blocks, and arms its timer, on its owner's fiber only */
@@ -226,8 +315,10 @@ int fz_waiter_block(struct fz_waiter *w)
         fz_timer_disarm(&w->timer);
     if (w->cancelable)
         cancel_point_leave(self);
-    if (w->interruptible)
+    if (w->interruptible) {
         interrupt_list_remove(w);
+        window_close(self, window);
+    }
     return w->reason;
 }
 

@@ -102,9 +102,33 @@ unsigned fz_unpark_addr_on(struct fz_carrier *c, const void *addr, uint32_t bits
 /* Move up to max waiters from addr to addr2 (after waking `wake` of them). */
 unsigned fz_requeue_addr(const void *addr, const void *addr2, unsigned wake, unsigned max);
 
-/* Signal delivery: a handler ran (restart: it has SA_RESTART); wake the
- * interruptible waiter the kernel would have interrupted (the main fiber's when it
- * waits, else the longest waiting).  Called from the signal wrapper. */
+/* An interruptible call: natively one system call, under fiberize an
+ * attempt, a park, another attempt...  A signal handled at any moment in
+ * between -- after the attempt, before the fiber is on the interrupt list
+ * -- must end it as if the call were blocked in the kernel.  So the call
+ * opens a window before its first attempt and closes it when it returns;
+ * the signal wrapper marks the window (lock-free, in the handler), and the
+ * next or current park of that call ends with FZ_WAKE_INTERRUPT.  Waits
+ * outside such a call open a window for the park itself.
+ * interruptible: FZ_INTR_NORESTART or FZ_INTR_ALWAYS.  Returns what
+ * fz_call_end needs (nested calls leave the outer window alone). */
+unsigned fz_call_begin(int interruptible);
+void fz_call_end(unsigned token);
+
+/* From the signal wrapper, in handler context (no locks): a handler ran
+ * (restart: it has SA_RESTART) for a process-directed signal; mark the
+ * call of the fiber the kernel would have interrupted (the main fiber,
+ * unless it blocks sig or has exited) if the handler ends it.  The
+ * scheduler then calls fz_interrupt_one to wake the fiber if it is parked. */
+void fz_interrupt_note(int sig, bool restart);
+/* Same for one fiber (a thread-directed signal); true if marked. */
+bool fz_interrupt_mark(struct fz_fiber *f, bool restart);
+/* Scheduler side: f's call was marked: end its park if it is parked
+ * (otherwise its next park ends at once). */
+void fz_interrupt_marked(struct fz_fiber *f);
+/* Scheduler side, per handler that ran: wake the interruptible waiter the
+ * kernel would have interrupted (the main fiber's when it takes the
+ * signal, see fz_interrupt_note, else the longest waiting). */
 void fz_interrupt_one(int sig, bool restart);
 
 /* From a signal handler (which may have interrupted the holder of a

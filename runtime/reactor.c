@@ -41,6 +41,7 @@ struct fz_fd {
     bool stream;            /* pipe, FIFO or SOCK_STREAM: a short read drains it */
     bool hangup;            /* saw RDHUP/HUP/ERR: EOF or an error may be pending */
     atomic_uint drained_at; /* read seq + 1 at which a read found it empty; 0 none */
+    atomic_int kept_error;  /* fz_fd_keep_error; 0 none */
     uint32_t gen;
     atomic_uint seq[2];
     uint64_t timeout[2];
@@ -155,6 +156,38 @@ bool fz_fd_known_empty(struct fz_fd *s, uint32_t seq)
     /* after a hang-up a short read may leave EOF (or an error) behind */
     return atomic_load_explicit(&s->drained_at, memory_order_relaxed) == seq + 1 &&
            !__atomic_load_n(&s->hangup, __ATOMIC_RELAXED);
+}
+
+/* fds with an error kept, so poll looks only when there is one */
+static atomic_int kept_errors;
+
+void fz_fd_keep_error(struct fz_fd *s, int err)
+{
+    if (atomic_exchange(&s->kept_error, err) == 0)
+        atomic_fetch_add(&kept_errors, 1);
+}
+
+bool fz_fd_error_kept(struct fz_fd *s)
+{
+    return atomic_load_explicit(&s->kept_error, memory_order_relaxed) != 0;
+}
+
+int fz_fd_take_error(struct fz_fd *s)
+{
+    if (!fz_fd_error_kept(s))
+        return 0;
+    int err = atomic_exchange(&s->kept_error, 0);
+    if (err)
+        atomic_fetch_sub(&kept_errors, 1);
+    return err;
+}
+
+int fz_fd_kept_error_of(int fd)
+{
+    if (!atomic_load_explicit(&kept_errors, memory_order_relaxed))
+        return 0;
+    struct fz_fd *s = lookup(fd, false);
+    return s ? atomic_load(&s->kept_error) : 0;
 }
 
 bool fz_fd_nonblock(struct fz_fd *s)
@@ -353,6 +386,7 @@ static void new_generation(struct fz_fd *s)
     s->kind = FZ_FD_UNKNOWN;
     s->nonblock = s->no_nowait = false;
     s->timeout[0] = s->timeout[1] = 0;
+    fz_fd_take_error(s);
 }
 
 void fz_fd_forget(int fd)
@@ -409,6 +443,7 @@ void fz_reactor_after_fork(void)
             s->kind = FZ_FD_UNKNOWN;
             s->head[0] = s->head[1] = NULL;
             atomic_store(&s->turn, 0);
+            fz_fd_take_error(s); /* the child's next call asks the kernel */
         }
     }
 }

@@ -40,6 +40,16 @@ uint32_t fz_fd_seq(struct fz_fd *s, int dir);
  * unless the peer hung up: then EOF may wait behind the data just read. */
 void fz_fd_note_empty(struct fz_fd *s, uint32_t seq);
 bool fz_fd_known_empty(struct fz_fd *s, uint32_t seq);
+/* An error the kernel reports once (a socket's pending error, SO_ERROR:
+ * ECONNRESET ...) that a hidden retry took after part of a transfer had
+ * moved: the program's next call on the fd gets it, as natively the
+ * kernel would have left it there.  Forgotten with the fd. */
+void fz_fd_keep_error(struct fz_fd *s, int err);
+bool fz_fd_error_kept(struct fz_fd *s);
+int fz_fd_take_error(struct fz_fd *s); /* 0: none kept */
+/* The error kept for fd, left in place (0: none); cheap when none is kept
+ * anywhere, and never registers fd. */
+int fz_fd_kept_error_of(int fd);
 /* The program's view of O_NONBLOCK (we never change the real flag). */
 bool fz_fd_nonblock(struct fz_fd *s);
 void fz_fd_set_nonblock(int fd, bool on);

@@ -11,6 +11,14 @@
  * before returning, as the kernel does; a signal or a timeout after some
  * bytes moved returns the partial count.
  *
+ * Two things a blocking system call does in one step take several here,
+ * and nothing may fall between them: a signal handled after the attempt
+ * and before the park ends the call (the call's interrupt window, park.h),
+ * and an error a hidden retry got after part of the transfer moved is
+ * returned as the kernel would -- the count now, and the error kept for
+ * the program's next call on the fd if the kernel reports it only once
+ * (fz_io_keep_error).  Every variant waits through fz_io_wait.
+ *
  * Fds epoll refuses (regular files, block devices) and fds without
  * RWF_NOWAIT support (ttys) are done inline with the real call: page-cache
  * reads cost less than a hand-off to another thread, and a terminal read
@@ -49,7 +57,15 @@ static ssize_t attempt(struct fz_io *io)
     return pwritev2(io->fd, m->msg_iov, (int)m->msg_iovlen, -1, RWF_NOWAIT);
 }
 
-static size_t iov_total(const struct msghdr *m)
+bool fz_iov_copy(struct iovec *dst, const struct iovec *src, size_t n)
+{
+    if (n > FZ_IOV_MAX)
+        return false;
+    memcpy(dst, src, sizeof(struct iovec) * n);
+    return true;
+}
+
+size_t fz_iov_total(const struct msghdr *m)
 {
     size_t n = 0;
     for (size_t i = 0; i < m->msg_iovlen; i++)
@@ -57,8 +73,7 @@ static size_t iov_total(const struct msghdr *m)
     return n;
 }
 
-/* Drop the first `done` bytes from the iovecs (they are the caller's copy). */
-static void iov_advance(struct msghdr *m, size_t done)
+void fz_iov_advance(struct msghdr *m, size_t done)
 {
     while (m->msg_iovlen && done >= m->msg_iov[0].iov_len) {
         done -= m->msg_iov[0].iov_len;
@@ -71,41 +86,106 @@ static void iov_advance(struct msghdr *m, size_t done)
     }
 }
 
-/* -1/err, or the bytes moved so far if some were. */
-static ssize_t fail(ssize_t moved, int err)
+uint64_t fz_io_deadline(struct fz_fd *s, int dir)
+{
+    uint64_t t = fz_fd_timeout(s, dir);
+    return t ? fz_now_ns() + t : 0;
+}
+
+int fz_io_intr(struct fz_fd *s, int dir)
+{
+    return fz_fd_timeout(s, dir) ? FZ_INTR_ALWAYS : FZ_INTR_NORESTART;
+}
+
+int fz_io_wait(struct fz_fd *s, int dir, uint32_t seq, uint32_t gen, uint64_t deadline,
+               int timeout_errno)
+{
+    int w = fz_fd_wait(s, dir, seq, deadline);
+    if (w == ETIMEDOUT)
+        return timeout_errno;
+    if (w == EINTR) {
+        fz_cancel_point();
+        return EINTR;
+    }
+    if (w == EBADF || fz_fd_gen(s) != gen)
+        return EBADF;
+    return 0;
+}
+
+/* The socket errors the kernel hands out once (sock_error() clears
+ * sk_err): a retry that took one consumed the program's only report. */
+static bool reported_once(int err)
+{
+    switch (err) {
+    case ECONNRESET:
+    case ECONNABORTED:
+    case ECONNREFUSED:
+    case ETIMEDOUT:
+    case EHOSTUNREACH:
+    case EHOSTDOWN:
+    case ENETUNREACH:
+    case ENETDOWN:
+    case EPROTO:
+        return true;
+    default:
+        return false;
+    }
+}
+
+ssize_t fz_io_keep_error(struct fz_fd *s, ssize_t moved, int err)
+{
+    if (reported_once(err))
+        fz_fd_keep_error(s, err);
+    return moved;
+}
+
+/* -1/err, or the bytes moved so far if some were: then a natively blocking
+ * call would have returned the count too and left the error for the next
+ * call, so a once-only error is kept for it. */
+static ssize_t fail(struct fz_fd *s, ssize_t moved, int err)
 {
     if (moved > 0)
-        return moved;
+        return fz_io_keep_error(s, moved, err);
     errno = err;
     return -1;
 }
 
-ssize_t fz_io_run(struct fz_io *io)
+static ssize_t io_loop(struct fz_fd *s, struct fz_io *io, bool may_park)
 {
-    struct fz_fd *s = fz_fd_get(io->fd);
     uint32_t gen = fz_fd_gen(s);
     uint64_t deadline = 0;
     bool deadline_set = false;
-    size_t want = io->all ? iov_total(io->msg) : 0;
+    size_t want = io->all ? fz_iov_total(io->msg) : 0;
     ssize_t moved = 0;
     int saved_errno = errno; /* a call that succeeds leaves errno alone */
     bool draining = io->dir == FZ_READ && !(io->flags & MSG_PEEK);
-    bool may_park = !io->dontwait && !fz_fd_nonblock(s);
+    if (io->dir == FZ_WRITE && fz_fd_error_kept(s)) {
+        int err = fz_fd_take_error(s); /* a send checks the socket's error first */
+        if (err)
+            return fail(s, 0, err);
+    }
     for (;;) {
         uint32_t seq = fz_fd_seq(s, io->dir);
+        size_t asked = io->dir == FZ_READ ? fz_iov_total(io->msg) : 0;
         ssize_t r;
         if (draining && may_park && fz_fd_known_empty(s, seq)) {
             r = -1; /* EAGAIN for sure: save the system call (reactor.h) */
             errno = EAGAIN;
         } else {
-            size_t asked = draining ? iov_total(io->msg) : 0;
             r = attempt(io);
             if (draining && (r < 0 ? errno == EAGAIN : r > 0 && (size_t)r < asked))
                 fz_fd_note_empty(s, seq);
         }
+        /* a receive reports the socket's error once no data is left */
+        if (io->dir == FZ_READ && moved == 0 && asked > 0 &&
+            (r == 0 || (r < 0 && errno == EAGAIN)) && fz_fd_error_kept(s)) {
+            int err = fz_fd_take_error(s);
+            if (err)
+                return fail(s, 0, err);
+        }
         if (r > 0 && io->all && (size_t)(moved + r) < want) {
             moved += r;
-            iov_advance(io->msg, (size_t)r);
+            fz_iov_advance(io->msg, (size_t)r);
             continue;
         }
         if (r >= 0) {
@@ -113,38 +193,42 @@ ssize_t fz_io_run(struct fz_io *io)
             return moved + r;
         }
         if (errno != EAGAIN)
-            return fail(moved, errno);
+            return fail(s, moved, errno);
         if (!may_park)
-            return fail(moved, EAGAIN);
+            return fail(s, moved, EAGAIN);
         if (!deadline_set) {
-            uint64_t t = fz_fd_timeout(s, io->dir);
-            deadline = t ? fz_now_ns() + t : 0;
+            deadline = fz_io_deadline(s, io->dir);
             deadline_set = true;
         }
-        int w = fz_fd_wait(s, io->dir, seq, deadline);
-        if (w == ETIMEDOUT)
-            return fail(moved, EAGAIN);
-        if (w == EINTR) {
-            fz_cancel_point();
-            return fail(moved, EINTR);
-        }
-        if (w == EBADF || fz_fd_gen(s) != gen)
-            return fail(moved, EBADF);
+        int err = fz_io_wait(s, io->dir, seq, gen, deadline, EAGAIN);
+        if (err)
+            return fail(s, moved, err);
     }
+}
+
+ssize_t fz_io_run(struct fz_io *io)
+{
+    struct fz_fd *s = fz_fd_get(io->fd);
+    bool may_park = !io->dontwait && !fz_fd_nonblock(s);
+    /* from before the first attempt: a signal handled anywhere in the call
+     * ends it, as it would end the one blocking system call (park.h) */
+    unsigned call = may_park ? fz_call_begin(fz_io_intr(s, io->dir)) : 0;
+    ssize_t r = io_loop(s, io, may_park);
+    fz_call_end(call);
+    return r;
 }
 
 static ssize_t rw(int fd, int dir, const struct iovec *iov, int n)
 {
-    struct iovec copy[64];
-    if (n < 0 || n > 64)
-        return -2; /* caller falls back to the real call */
-    memcpy(copy, iov, sizeof(struct iovec) * (size_t)n);
+    struct iovec copy[FZ_IOV_MAX];
+    if (n < 0 || !fz_iov_copy(copy, iov, (size_t)n))
+        return FZ_FALLBACK;
     struct msghdr m = {.msg_iov = copy, .msg_iovlen = (size_t)n};
     struct fz_io io = {.fd = fd, .dir = dir, .all = dir == FZ_WRITE, .msg = &m};
     ssize_t r = fz_io_run(&io);
     if (r < 0 && errno == EOPNOTSUPP) { /* no RWF_NOWAIT here: inline from now on */
         fz_fd_set_no_nowait(fz_fd_get(fd));
-        return -2;
+        return FZ_FALLBACK;
     }
     return r;
 }
@@ -154,7 +238,7 @@ FZ_EXPORT ssize_t read(int fd, void *buf, size_t len)
     if (fz_io_pollable(fd)) {
         struct iovec v = {buf, len};
         ssize_t r = rw(fd, FZ_READ, &v, 1);
-        if (r != -2)
+        if (r != FZ_FALLBACK)
             return r;
     } else if (fz_file_io_in_pool(fd)) {
         return fz_file_read(fd, buf, len);
@@ -167,7 +251,7 @@ FZ_EXPORT ssize_t write(int fd, const void *buf, size_t len)
     if (fz_io_pollable(fd)) {
         struct iovec v = {(void *)buf, len};
         ssize_t r = rw(fd, FZ_WRITE, &v, 1);
-        if (r != -2)
+        if (r != FZ_FALLBACK)
             return r;
     } else if (fz_file_io_in_pool(fd)) {
         return fz_file_write(fd, buf, len);
@@ -179,7 +263,7 @@ FZ_EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
 {
     if (fz_io_pollable(fd)) {
         ssize_t r = rw(fd, FZ_READ, iov, n);
-        if (r != -2)
+        if (r != FZ_FALLBACK)
             return r;
     }
     return fz_real.readv(fd, iov, n);
@@ -189,7 +273,7 @@ FZ_EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 {
     if (fz_io_pollable(fd)) {
         ssize_t r = rw(fd, FZ_WRITE, iov, n);
-        if (r != -2)
+        if (r != FZ_FALLBACK)
             return r;
     }
     return fz_real.writev(fd, iov, n);
@@ -219,35 +303,42 @@ static size_t room_for(int fd)
  * pieces no larger than the room it has, parking whenever it has none.
  * Like a blocking write, it returns once every byte moved, at end of
  * input, or with the partial count when an error or signal cuts it short. */
-static ssize_t sendfile_parked(struct fz_fd *s, int out, int in, off_t *offset, size_t count)
+static ssize_t sendfile_loop(struct fz_fd *s, int out, int in, off_t *offset, size_t count)
 {
     uint32_t gen = fz_fd_gen(s);
-    uint64_t t = fz_fd_timeout(s, FZ_WRITE), deadline = t ? fz_now_ns() + t : 0;
+    uint64_t deadline = fz_io_deadline(s, FZ_WRITE);
     int saved_errno = errno;
     ssize_t moved = 0;
+    int kept = fz_fd_take_error(s);
+    if (kept)
+        return fail(s, 0, kept);
     while ((size_t)moved < count) {
         uint32_t seq = fz_fd_seq(s, FZ_WRITE);
         size_t room = room_for(out);
         if (room == 0) {
-            int w = fz_fd_wait(s, FZ_WRITE, seq, deadline);
-            if (!w && fz_fd_gen(s) != gen)
-                w = EBADF;
-            if (w == EINTR)
-                fz_cancel_point();
-            if (w)
-                return fail(moved, w == ETIMEDOUT ? EAGAIN : w);
+            int err = fz_io_wait(s, FZ_WRITE, seq, gen, deadline, EAGAIN);
+            if (err)
+                return fail(s, moved, err);
             continue;
         }
         size_t piece = count - (size_t)moved < room ? count - (size_t)moved : room;
         ssize_t r = fz_real.sendfile(out, in, offset, piece);
         if (r < 0)
-            return fail(moved, errno);
+            return fail(s, moved, errno);
         moved += r;
         if (r == 0 || (size_t)r < piece)
             break; /* end of input (or the socket took less: return as natively) */
     }
     errno = saved_errno;
     return moved;
+}
+
+static ssize_t sendfile_parked(struct fz_fd *s, int out, int in, off_t *offset, size_t count)
+{
+    unsigned call = fz_call_begin(fz_io_intr(s, FZ_WRITE));
+    ssize_t r = sendfile_loop(s, out, in, offset, count);
+    fz_call_end(call);
+    return r;
 }
 
 FZ_EXPORT ssize_t sendfile(int out, int in, off_t *offset, size_t count)

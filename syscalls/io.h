@@ -1,12 +1,16 @@
 /* The one I/O loop every fd interposer uses: attempt without blocking,
- * park on readiness, retry. */
+ * park on readiness, retry -- and the pieces its variants share (the
+ * iovec copy, the wait after EAGAIN), so each is written once. */
 #ifndef FZ_IO_H
 #define FZ_IO_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+
+struct fz_fd;
 
 struct fz_io {
     int fd;
@@ -24,5 +28,31 @@ ssize_t fz_io_run(struct fz_io *io);
 /* The calling fiber may park on fd (hooks on, fd registered with the
  * driver); otherwise the interposer makes the real call. */
 bool fz_io_pollable(int fd);
+
+/* Iovecs an interposer copies to advance them over partial transfers; a
+ * call with more goes to the real call (FZ_FALLBACK). */
+#define FZ_IOV_MAX 64
+/* Copy n iovecs into dst[FZ_IOV_MAX]; false if n is out of range. */
+bool fz_iov_copy(struct iovec *dst, const struct iovec *src, size_t n);
+size_t fz_iov_total(const struct msghdr *m);
+/* Drop the first `done` bytes from m's iovecs (a copy: advanced in place). */
+void fz_iov_advance(struct msghdr *m, size_t done);
+
+/* A blocking call on fd s in direction dir: its SO_RCVTIMEO/SO_SNDTIMEO
+ * deadline from now (0: none), and which handlers interrupt it (signal(7):
+ * a socket call with a timeout is never restarted). */
+uint64_t fz_io_deadline(struct fz_fd *s, int dir);
+int fz_io_intr(struct fz_fd *s, int dir);
+/* The wait after an attempt on s said EAGAIN (seq: the readiness sequence
+ * taken before it; gen: the fd's generation when the call began).  0: try
+ * again; else the errno the call reports: `timeout_errno` when the
+ * deadline passed, EINTR (a pending cancellation acted on first), EBADF
+ * when the fd was closed or replaced meanwhile. */
+int fz_io_wait(struct fz_fd *s, int dir, uint32_t seq, uint32_t gen, uint64_t deadline,
+               int timeout_errno);
+/* After a hidden retry (some bytes already moved in this call) got err:
+ * keep it for the program's next call on s if the kernel reports it only
+ * once (see reactor.h's fz_fd_keep_error).  Returns `moved`. */
+ssize_t fz_io_keep_error(struct fz_fd *s, ssize_t moved, int err);
 
 #endif

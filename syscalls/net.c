@@ -40,11 +40,10 @@ static int forget_result(int fd)
 
 static ssize_t sock_io(int fd, int dir, struct msghdr *msg, int flags)
 {
-    struct iovec copy[64];
+    struct iovec copy[FZ_IOV_MAX];
     struct msghdr m = *msg;
-    if (m.msg_iovlen > 64)
-        return -2;
-    memcpy(copy, msg->msg_iov, sizeof(struct iovec) * m.msg_iovlen);
+    if (!fz_iov_copy(copy, msg->msg_iov, m.msg_iovlen))
+        return FZ_FALLBACK;
     m.msg_iov = copy;
     struct fz_io io = {.fd = fd,
                        .dir = dir,
@@ -65,7 +64,7 @@ FZ_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
     if (fz_io_pollable(fd)) {
         ssize_t r = sock_io(fd, FZ_READ, msg, flags);
-        if (r != -2)
+        if (r != FZ_FALLBACK)
             return r;
     }
     return fz_real.recvmsg(fd, msg, flags);
@@ -76,7 +75,7 @@ FZ_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     if (fz_io_pollable(fd)) {
         struct msghdr m = *msg;
         ssize_t r = sock_io(fd, FZ_WRITE, &m, flags);
-        if (r != -2)
+        if (r != FZ_FALLBACK)
             return r;
     }
     return fz_real.sendmsg(fd, msg, flags);
@@ -119,20 +118,12 @@ FZ_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 
 /* ---- batches --------------------------------------------------------- */
 
-/* Natively a blocking recvmmsg waits for vlen datagrams (or one, with
- * MSG_WAITFORONE); its timeout is checked only after a datagram arrived,
- * and an error after some datagrams returns the count. */
-FZ_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
-                       struct timespec *timeout)
+/* The datagrams of a blocking recvmmsg, parking whenever none is queued;
+ * `until` is its own timeout (monotonic ns, 0 none). */
+static int recvmmsg_loop(struct fz_fd *s, int fd, struct mmsghdr *vec, unsigned vlen, int flags,
+                         uint64_t until)
 {
-    if (!fz_io_pollable(fd) || vlen == 0 || (flags & MSG_DONTWAIT) ||
-        (timeout && (!fz_timespec_valid(timeout) || timeout->tv_sec < 0)))
-        return fz_real.recvmmsg(fd, vec, vlen, flags, timeout);
-    struct fz_fd *s = fz_fd_get(fd);
-    if (fz_fd_nonblock(s))
-        return fz_real.recvmmsg(fd, vec, vlen, flags, timeout);
-    uint64_t until = timeout ? fz_rel_to_deadline(timeout) : 0;
-    uint64_t t = fz_fd_timeout(s, FZ_READ), deadline = t ? fz_now_ns() + t : 0;
+    uint64_t deadline = fz_io_deadline(s, FZ_READ);
     uint32_t gen = fz_fd_gen(s);
     unsigned got = 0;
     int saved_errno = errno;
@@ -145,20 +136,17 @@ FZ_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
                 break;
             continue;
         }
-        if (r < 0 && errno != EAGAIN) {
-            if (got)
+        int err = r < 0 && errno != EAGAIN ? errno : 0;
+        if (!err && !got) /* nothing queued: a kept error is this call's */
+            err = fz_fd_take_error(s);
+        if (!err)
+            err = fz_io_wait(s, FZ_READ, seq, gen, deadline, EAGAIN);
+        if (err) {
+            if (got) { /* the kernel keeps such an error for the next call too */
+                fz_io_keep_error(s, got, err);
                 break;
-            return -1;
-        }
-        int w = fz_fd_wait(s, FZ_READ, seq, deadline);
-        if (!w && fz_fd_gen(s) != gen)
-            w = EBADF;
-        if (w == EINTR)
-            fz_cancel_point();
-        if (w) {
-            if (got)
-                break;
-            errno = w == ETIMEDOUT ? EAGAIN : w;
+            }
+            errno = err;
             return -1;
         }
     }
@@ -166,16 +154,29 @@ FZ_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
     return (int)got;
 }
 
+/* Natively a blocking recvmmsg waits for vlen datagrams (or one, with
+ * MSG_WAITFORONE); its timeout is checked only after a datagram arrived,
+ * and an error after some datagrams returns the count. */
+FZ_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
+                       struct timespec *timeout)
+{
+    if (!fz_io_pollable(fd) || vlen == 0 || (flags & MSG_DONTWAIT) ||
+        (timeout && (!fz_timespec_valid(timeout) || timeout->tv_sec < 0)))
+        return fz_real.recvmmsg(fd, vec, vlen, flags, timeout);
+    struct fz_fd *s = fz_fd_get(fd);
+    if (fz_fd_nonblock(s))
+        return fz_real.recvmmsg(fd, vec, vlen, flags, timeout);
+    unsigned call = fz_call_begin(fz_io_intr(s, FZ_READ));
+    int r = recvmmsg_loop(s, fd, vec, vlen, flags, timeout ? fz_rel_to_deadline(timeout) : 0);
+    fz_call_end(call);
+    return r;
+}
+
 /* A blocking sendmmsg sends every message whole: batches go out without
  * waiting, and a message the socket has no room for goes through sendmsg's
  * parking path (which also finishes a partly sent stream message). */
-FZ_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
+static int sendmmsg_loop(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 {
-    if (!fz_io_pollable(fd) || vlen == 0 || (flags & MSG_DONTWAIT))
-        return fz_real.sendmmsg(fd, vec, vlen, flags);
-    struct fz_fd *s = fz_fd_get(fd);
-    if (fz_fd_nonblock(s))
-        return fz_real.sendmmsg(fd, vec, vlen, flags);
     unsigned sent = 0;
     int saved_errno = errno;
     while (sent < vlen) {
@@ -183,10 +184,7 @@ FZ_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
         if (r > 0) {
             sent += (unsigned)r;
             struct mmsghdr *last = &vec[sent - 1];
-            size_t total = 0;
-            for (size_t i = 0; i < last->msg_hdr.msg_iovlen; i++)
-                total += last->msg_hdr.msg_iov[i].iov_len;
-            if (last->msg_len >= total)
+            if (last->msg_len >= fz_iov_total(&last->msg_hdr))
                 continue;
             sent--; /* a stream socket took part of it: finish it below */
         } else if (r < 0 && errno != EAGAIN) {
@@ -196,22 +194,12 @@ FZ_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
         }
         struct mmsghdr *m = &vec[sent];
         unsigned done = r > 0 ? m->msg_len : 0;
-        struct iovec copy[64];
+        struct iovec copy[FZ_IOV_MAX];
         struct msghdr h = m->msg_hdr;
-        if (h.msg_iovlen > 64)
+        if (!fz_iov_copy(copy, h.msg_iov, h.msg_iovlen))
             return sent ? (int)sent : fz_real.sendmmsg(fd, vec, vlen, flags);
-        memcpy(copy, h.msg_iov, sizeof(struct iovec) * h.msg_iovlen);
         h.msg_iov = copy;
-        size_t skip = done;
-        while (h.msg_iovlen && skip >= h.msg_iov[0].iov_len) {
-            skip -= h.msg_iov[0].iov_len;
-            h.msg_iov++;
-            h.msg_iovlen--;
-        }
-        if (h.msg_iovlen) {
-            h.msg_iov[0].iov_base = (char *)h.msg_iov[0].iov_base + skip;
-            h.msg_iov[0].iov_len -= skip;
-        }
+        fz_iov_advance(&h, done);
         ssize_t more = sock_io(fd, FZ_WRITE, &h, flags);
         if (more < 0) {
             if (done) { /* the part that went out is this message's result */
@@ -229,6 +217,19 @@ FZ_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
     return (int)sent;
 }
 
+FZ_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
+{
+    if (!fz_io_pollable(fd) || vlen == 0 || (flags & MSG_DONTWAIT))
+        return fz_real.sendmmsg(fd, vec, vlen, flags);
+    struct fz_fd *s = fz_fd_get(fd);
+    if (fz_fd_nonblock(s))
+        return fz_real.sendmmsg(fd, vec, vlen, flags);
+    unsigned call = fz_call_begin(fz_io_intr(s, FZ_WRITE));
+    int r = sendmmsg_loop(fd, vec, vlen, flags);
+    fz_call_end(call);
+    return r;
+}
+
 /* ---- accept and connect ---------------------------------------------- */
 
 /* Raw system calls: libc's poll and accept4 are cancellation points,
@@ -239,10 +240,10 @@ static bool readable_now(int fd)
     return fz_sys3(SYS_poll, &p, 1, 0) > 0;
 }
 
-static int accept_parked(struct fz_fd *s, int fd, struct sockaddr *addr, socklen_t *alen, int flags)
+static int accept_loop(struct fz_fd *s, int fd, struct sockaddr *addr, socklen_t *alen, int flags)
 {
     uint32_t gen = fz_fd_gen(s);
-    uint64_t t = fz_fd_timeout(s, FZ_READ), deadline = t ? fz_now_ns() + t : 0;
+    uint64_t deadline = fz_io_deadline(s, FZ_READ);
     for (;;) {
         uint32_t seq = fz_fd_seq(s, FZ_READ);
         fz_cancel_point();
@@ -262,14 +263,20 @@ static int accept_parked(struct fz_fd *s, int fd, struct sockaddr *addr, socklen
                 return -1;
             }
         }
-        int w = fz_fd_wait(s, FZ_READ, seq, deadline);
-        if (w || fz_fd_gen(s) != gen) {
-            if (w == EINTR)
-                fz_cancel_point();
-            errno = w == ETIMEDOUT ? EAGAIN : w == EINTR ? EINTR : EBADF;
+        int err = fz_io_wait(s, FZ_READ, seq, gen, deadline, EAGAIN);
+        if (err) {
+            errno = err;
             return -1;
         }
     }
+}
+
+static int accept_parked(struct fz_fd *s, int fd, struct sockaddr *addr, socklen_t *alen, int flags)
+{
+    unsigned call = fz_call_begin(fz_io_intr(s, FZ_READ));
+    int r = accept_loop(s, fd, addr, alen, flags);
+    fz_call_end(call);
+    return r;
 }
 
 FZ_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
@@ -306,13 +313,8 @@ static int connect_result(int fd)
     return 0;
 }
 
-FZ_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t alen)
+static int connect_parked(struct fz_fd *s, int fd, const struct sockaddr *addr, socklen_t alen)
 {
-    if (!fz_io_pollable(fd))
-        return fz_real.connect(fd, addr, alen);
-    struct fz_fd *s = fz_fd_get(fd);
-    if (fz_fd_nonblock(s))
-        return fz_real.connect(fd, addr, alen);
     uint32_t gen = fz_fd_gen(s), seq = fz_fd_seq(s, FZ_WRITE);
     int saved_errno = errno;
     int fl = fz_real.fcntl(fd, F_GETFL);
@@ -325,19 +327,30 @@ FZ_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t alen)
         errno = err;
         return r;
     }
-    uint64_t t = fz_fd_timeout(s, FZ_WRITE), deadline = t ? fz_now_ns() + t : 0;
+    uint64_t deadline = fz_io_deadline(s, FZ_WRITE);
     while (!writable_now(fd)) {
-        int w = fz_fd_wait(s, FZ_WRITE, seq, deadline);
-        if (w || fz_fd_gen(s) != gen) {
-            if (w == EINTR)
-                fz_cancel_point();
-            errno = w == ETIMEDOUT ? EINPROGRESS : w == EINTR ? EINTR : EBADF;
+        int wait_err = fz_io_wait(s, FZ_WRITE, seq, gen, deadline, EINPROGRESS);
+        if (wait_err) {
+            errno = wait_err;
             return -1;
         }
         seq = fz_fd_seq(s, FZ_WRITE);
     }
     errno = saved_errno;
     return connect_result(fd);
+}
+
+FZ_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t alen)
+{
+    if (!fz_io_pollable(fd))
+        return fz_real.connect(fd, addr, alen);
+    struct fz_fd *s = fz_fd_get(fd);
+    if (fz_fd_nonblock(s))
+        return fz_real.connect(fd, addr, alen);
+    unsigned call = fz_call_begin(fz_io_intr(s, FZ_WRITE));
+    int r = connect_parked(s, fd, addr, alen);
+    fz_call_end(call);
+    return r;
 }
 
 /* ---- creating, closing, reconfiguring fds ---------------------------- */
@@ -447,6 +460,29 @@ FZ_EXPORT int shutdown(int fd, int how)
     if (r == 0 && fz_rt.active)
         fz_fd_kick(fd);
     return r;
+}
+
+/* SO_ERROR reports, and clears, a socket error a hidden retry took after a
+ * partial transfer and kept for the program (io.h), as it reports the
+ * pending error natively. */
+FZ_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+    if (level == SOL_SOCKET && name == SO_ERROR && fz_rt.active && val && len &&
+        *len >= sizeof(int)) {
+        struct fz_fd *s = fz_fd_get(fd);
+        int err = s && fz_fd_kind(s) == FZ_FD_POLLABLE ? fz_fd_take_error(s) : 0;
+        if (err) {
+            *(int *)val = err;
+            *len = sizeof(int);
+            return 0;
+        }
+    }
+    long r = fz_sys6(SYS_getsockopt, fd, level, name, (long)val, (long)len, 0);
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return 0;
 }
 
 FZ_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)

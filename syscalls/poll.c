@@ -4,9 +4,12 @@
  * parks on the readiness of every fd it asked about (a program's own epoll
  * fd is itself pollable).  The real call stays the judge of what is ready
  * and of every error (POLLNVAL, EBADF, EINVAL), so results are the kernel's
- * own.  Variants with a signal mask (ppoll, pselect, epoll_pwait with a
- * mask) go to the real call: the mask must apply atomically to the wait,
- * which a parked fiber cannot do (documented; they block their carrier).
+ * own.  When the call fails (EINTR) select's fd_sets are given back as
+ * the program passed them: the kernel copies nothing back then, and
+ * programs retry with the same sets (CPython, PEP 475).  Variants with a
+ * signal mask (ppoll, pselect, epoll_pwait with a mask) go to the real
+ * call: the mask must apply atomically to the wait, which a parked fiber
+ * cannot do (documented; they block their carrier).
  */
 #include <errno.h>
 #include <poll.h>
@@ -46,7 +49,10 @@ static int wait_loop(const struct pollfd *want, nfds_t n, uint64_t deadline, che
 {
     struct fz_fd_watch local[64], *ws = local;
     if (n > 64 && !(ws = malloc(sizeof *ws * n)))
-        return -2;
+        return FZ_FALLBACK;
+    /* from before the first check: a signal handled anywhere in the call
+     * ends it (never restarted), as it ends the one system call natively */
+    unsigned call = fz_call_begin(FZ_INTR_ALWAYS);
     int r;
     for (;;) {
         int k = prepare(ws, want, n);
@@ -67,6 +73,7 @@ static int wait_loop(const struct pollfd *want, nfds_t n, uint64_t deadline, che
             break;
         }
     }
+    fz_call_end(call);
     if (ws != local)
         free(ws);
     return r;
@@ -79,10 +86,24 @@ struct poll_args {
     nfds_t n;
 };
 
+/* A socket error kept for the program (io.h) is pending natively, and
+ * poll reports a pending error as POLLERR whatever was asked. */
+static int with_kept_errors(struct pollfd *fds, nfds_t n, int r)
+{
+    if (r < 0 || !fz_rt.active)
+        return r;
+    for (nfds_t i = 0; i < n; i++)
+        if (fds[i].fd >= 0 && fz_fd_kept_error_of(fds[i].fd)) {
+            r += fds[i].revents == 0;
+            fds[i].revents |= POLLERR;
+        }
+    return r;
+}
+
 static int poll_now(void *ctx)
 {
     struct poll_args *a = ctx;
-    return fz_real.poll(a->fds, a->n, 0);
+    return with_kept_errors(a->fds, a->n, fz_real.poll(a->fds, a->n, 0));
 }
 
 static int park_poll(struct pollfd *fds, nfds_t n, uint64_t deadline)
@@ -94,21 +115,21 @@ static int park_poll(struct pollfd *fds, nfds_t n, uint64_t deadline)
 FZ_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
     if (timeout == 0 || !fz_hook_self(FZ_HOOK_IO))
-        return fz_real.poll(fds, n, timeout);
+        return with_kept_errors(fds, n, fz_real.poll(fds, n, timeout));
     int r = park_poll(fds, n, ms_deadline(timeout));
-    return r == -2 ? fz_real.poll(fds, n, timeout) : r;
+    return r == FZ_FALLBACK ? fz_real.poll(fds, n, timeout) : r;
 }
 
 FZ_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
 {
     if (mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || !fz_hook_self(FZ_HOOK_IO))
-        return fz_real.ppoll(fds, n, ts, mask);
+        return with_kept_errors(fds, n, fz_real.ppoll(fds, n, ts, mask));
     if (ts && (!fz_timespec_valid(ts) || ts->tv_sec < 0)) {
         errno = EINVAL;
         return -1;
     }
     int r = park_poll(fds, n, ts ? fz_rel_to_deadline(ts) : 0);
-    return r == -2 ? fz_real.ppoll(fds, n, ts, mask) : r;
+    return r == FZ_FALLBACK ? fz_real.ppoll(fds, n, ts, mask) : r;
 }
 
 /* ---- select ---------------------------------------------------------- */
@@ -133,7 +154,7 @@ static int park_select(int nfds, fd_set *r, fd_set *w, fd_set *e, uint64_t deadl
     struct select_args a = {nfds, {r, w, e}, {{{0}}}};
     struct pollfd local[64], *want = local;
     if (nfds > 64 && !(want = malloc(sizeof *want * (size_t)nfds)))
-        return -2;
+        return FZ_FALLBACK;
     nfds_t n = 0;
     for (int i = 0; i < 3; i++)
         if (a.sets[i])
@@ -145,6 +166,10 @@ static int park_select(int nfds, fd_set *r, fd_set *w, fd_set *e, uint64_t deadl
             want[n++] = (struct pollfd){fd, ev, 0};
     }
     int res = wait_loop(want, n, deadline, select_now, &a);
+    if (res < 0) /* the kernel copies no set back on failure (EINTR) */
+        for (int i = 0; i < 3; i++)
+            if (a.sets[i])
+                *a.sets[i] = a.saved[i];
     if (want != local)
         free(want);
     return res;
@@ -166,7 +191,7 @@ FZ_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *
     uint64_t deadline =
         tv ? fz_now_ns() + (uint64_t)tv->tv_sec * 1000000000u + (uint64_t)tv->tv_usec * 1000u : 0;
     int res = park_select(nfds, r, w, e, deadline);
-    if (res == -2)
+    if (res == FZ_FALLBACK)
         return fz_real.select(nfds, r, w, e, tv);
     if (tv)
         remaining_tv(tv, deadline); /* Linux reports the time not slept */
@@ -180,7 +205,7 @@ FZ_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct ti
         (ts && (!fz_timespec_valid(ts) || ts->tv_sec < 0)) || !fz_hook_self(FZ_HOOK_IO))
         return fz_real.pselect(nfds, r, w, e, ts, mask);
     int res = park_select(nfds, r, w, e, ts ? fz_rel_to_deadline(ts) : 0);
-    return res == -2 ? fz_real.pselect(nfds, r, w, e, ts, mask) : res;
+    return res == FZ_FALLBACK ? fz_real.pselect(nfds, r, w, e, ts, mask) : res;
 }
 
 /* ---- epoll_wait on the program's own epoll fd ------------------------ */

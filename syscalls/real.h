@@ -209,7 +209,7 @@
     X(struct dirent64 *, readdir64, (DIR *))                                                       \
     X(int, readdir_r, (DIR *, struct dirent *, struct dirent **))                                  \
     X(int, readdir64_r, (DIR *, struct dirent64 *, struct dirent64 **))                            \
-    X(ssize_t, getdents64, (int, void *, size_t))                                                 \
+    X(ssize_t, getdents64, (int, void *, size_t))                                                  \
     X(int, scandirat,                                                                              \
       (int, const char *, struct dirent ***, int (*)(const struct dirent *),                       \
        int (*)(const struct dirent **, const struct dirent **)))                                   \
@@ -217,9 +217,15 @@
       (int, const char *, struct dirent64 ***, int (*)(const struct dirent64 *),                   \
        int (*)(const struct dirent64 **, const struct dirent64 **)))
 
+/* clang-format does not settle on one layout for this list: kept by hand */
+// clang-format off
 #define FZ_REAL_ALL_SYMBOLS(X)                                                                     \
-    FZ_REAL_SYMBOLS(X) FZ_REAL_LOCK_SYMBOLS(X) FZ_REAL_WAIT_SYMBOLS(X) FZ_REAL_PROCESS_SYMBOLS(X)  \
+    FZ_REAL_SYMBOLS(X)                                                                             \
+    FZ_REAL_LOCK_SYMBOLS(X)                                                                        \
+    FZ_REAL_WAIT_SYMBOLS(X)                                                                        \
+    FZ_REAL_PROCESS_SYMBOLS(X)                                                                     \
     FZ_REAL_DIR_SYMBOLS(X)
+// clang-format on
 
 struct fz_real {
 #define FZ_REAL_FIELD(ret, name, args) ret(*name) args;
