@@ -22,6 +22,8 @@
 #include "preload/config.h"
 #include "preload/real.h"
 #include "runtime/driver.h"
+#include "runtime/identity.h"
+#include "runtime/sigthread.h"
 #include "runtime/park.h"
 #include "runtime/pool.h"
 #include "runtime/reactor.h"
@@ -53,6 +55,10 @@ static void child_after_fork(void)
     fz_driver_after_fork();
     if (!fz_sched_after_fork(self))
         say("fiberize: ", "fork child runs without the runtime (out of memory)");
+    /* natively the child's only thread is its main thread, nothing pending */
+    atomic_store(&self->sig_pending, 0);
+    fz_sigthread_after_fork();
+    fz_ident_after_fork(self, getpid());
 }
 
 /* What native threads get: RLIMIT_STACK, or 2 MiB when unlimited (glibc). */

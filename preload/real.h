@@ -39,6 +39,8 @@
     X(int, pthread_getname_np, (pthread_t, char *, size_t))                                        \
     X(int, pthread_once, (pthread_once_t *, void (*)(void)))                                       \
     X(int, pthread_kill, (pthread_t, int))                                                         \
+    X(int, pthread_sigqueue, (pthread_t, int, const union sigval))                                 \
+    X(int, raise, (int))                                                                           \
     X(int, pthread_cancel, (pthread_t))                                                            \
     X(void, call_once, (once_flag *, void (*)(void)))                                              \
     X(int, thrd_create, (thrd_t *, thrd_start_t, void *))                                          \
@@ -57,6 +59,7 @@
     X(int, pthread_sigmask, (int, const sigset_t *, sigset_t *))                                   \
     X(int, sigprocmask, (int, const sigset_t *, sigset_t *))                                       \
     X(int, sigsuspend, (const sigset_t *))                                                         \
+    X(int, sigpending, (sigset_t *))                                                               \
     X(int, pause, (void))                                                                          \
     X(int, kill, (pid_t, int))                                                                     \
     X(int, sigtimedwait, (const sigset_t *, siginfo_t *, const struct timespec *))                 \

@@ -20,7 +20,9 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include "runtime/sigmask.h"
+#include "runtime/sigthread.h"
 #include "runtime/fiber.h"
+#include "runtime/identity.h"
 #include "runtime/park.h"
 #include "runtime/sched.h"
 #include "runtime/tls.h"
@@ -139,6 +141,7 @@ int fz_fiber_create(void *(*start)(void *), void *arg, const struct fz_fiber_att
     fz_sigmask_fiber_born(f, creator ? creator->sigmask : fz_sigmask_current_kernel());
     f->sp = fz_ctx_prepare(&f->stack, fz_fiber_main, f);
     f->state = FZ_FIBER_RUNNABLE;
+    fz_ident_register(f);
     atomic_fetch_add(&fz_rt.live_fibers, 1);
     struct fz_fiber *self = fz_self();
     if (self)
@@ -159,6 +162,7 @@ struct fz_fiber *fz_fiber_adopt_main(void)
     if (pthread_getattr_np(pthread_self(), &attr) != 0)
         return NULL;
     pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_getguardsize(&attr, &m->guard_requested);
     pthread_attr_destroy(&attr);
     m->stack = (struct fz_stack){addr, size, 0, true};
     m->tcb = fz_thread_pointer();
@@ -166,6 +170,8 @@ struct fz_fiber *fz_fiber_adopt_main(void)
     m->id = atomic_fetch_add(&next_id, 1) + 1;
     prctl(PR_GET_NAME, m->name);
     fz_tls_adopt_main(m);
+    m->entered = true;
+    fz_ident_register(m);
     return m;
 }
 
@@ -174,6 +180,9 @@ void fz_fiber_main(void *arg)
     struct fz_fiber *f = arg;
     fz_sched_resumed(f);
     fz_tls_enter();
+    /* signals sent before it started run now, on its own TLS */
+    f->entered = true;
+    fz_sigthread_resumed(f);
     /* glibc's pthread_exit and cancellation unwind to this buffer, as they
      * would to the one in nptl's start_thread. */
     __pthread_unwind_buf_t unwind;
@@ -187,6 +196,7 @@ void fz_fiber_main(void *arg)
 void fz_fiber_exit(struct fz_fiber *self)
 {
     fz_tls_exit();
+    fz_ident_unregister(self);
     fz_sigmask_fiber_gone(self);
     struct fz_carrier *c = self->carrier;
     c->stats.fibers_exited++;

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <signal.h>
 #include "runtime/runq.h"
 #include "runtime/spinlock.h"
 #include "runtime/stack.h"
@@ -29,6 +30,20 @@
 #include "runtime/timer.h"
 
 struct fz_carrier;
+struct fz_waiter;
+
+/* The siginfo of a signal sent to one fiber (pthread_sigqueue, tgkill
+ * through syscall(2) with a forged one); slots are claimed lock-free
+ * (sigthread.c). */
+#define FZ_SIGSLOTS 4
+struct fz_sigslot {
+    atomic_int state; /* 0 free, 1 being written, 2 holds sig's info */
+    int sig;
+    int code;
+    pid_t pid;
+    uid_t uid;
+    union sigval value;
+};
 
 /* exit_word values: joiners park on the word until it is REAPED */
 enum { FZ_EXIT_RUNNING = 0, FZ_EXIT_REAPED = 2 };
@@ -63,11 +78,22 @@ struct fz_fiber {
     atomic_uint exit_word; /* parking-lot key for joiners: 0 running, 1 exited */
     char name[16];
     uint64_t sigmask;                /* this thread's signal mask (runtime/sigmask.c) */
+    uint64_t sigmask_counted;        /* the mask counted in fz_rt.unblocked_by (sigmask.c) */
     struct fz_waiter *cancel_waiter; /* its wait at a cancellation point (park.c) */
     size_t guard_requested;          /* reported by pthread_getattr_np, as glibc does */
     void *asan_save;                 /* FZ_ASAN builds: its fake stack while switched out */
     unsigned shared_nap_ns;          /* process-shared condvar polling (syscalls/cond.c) */
-} __attribute__((aligned(64)));      /* a whole number of cache lines: aligned_alloc wants it */
+
+    /* identity and signals sent to this thread (runtime/identity.c, sigthread.c) */
+    pid_t tid;                                /* what gettid() says; fixed for its life */
+    struct fz_fiber *_Atomic tid_next;        /* tid table chain (identity.c) */
+    atomic_ullong sig_pending;                /* sent to it, not yet delivered: bit sig-1 */
+    struct fz_sigslot sig_slots[FZ_SIGSLOTS]; /* their siginfo, when not pthread_kill's */
+    struct fz_waiter *wait;                   /* its innermost wait, under `lock` (park.c) */
+    unsigned handled;                         /* handlers run on it (sigsuspend counts) */
+    bool entered;                             /* started: its handlers may run (fiber.c) */
+    volatile bool sig_raising;                /* raising its own pending signal (sigthread.c) */
+} __attribute__((aligned(64))); /* a whole number of cache lines: aligned_alloc wants it */
 
 struct fz_carrier {
     unsigned index;
@@ -99,6 +125,8 @@ struct fz_carrier {
     unsigned seen_epoch;        /* monitor only */
     uint64_t seen_since;        /* monitor only */
     uint64_t kernel_mask;       /* signal mask loaded on this OS thread (sigmask.c) */
+    volatile bool sched_busy;   /* in scheduler code between fibers: a signal for its
+                                   fiber waits for the switch-in (sigthread.c) */
     struct fz_stack idle_stack; /* carrier 0 only: the main thread's stack is the main fiber's */
     void *asan_thread;          /* FZ_ASAN builds (runtime/asan.c) */
     struct fz_stack asan_idle;

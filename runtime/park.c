@@ -52,11 +52,31 @@ void fz_waiter_init(struct fz_waiter *w, uint64_t deadline, int interruptible)
     w->timer.armed = false;
 }
 
+/* `claimed`: UNCLAIMED, CLAIMED, or -- a fiber woken to run a signal
+ * handler in the middle of a wait that goes on afterwards (fz_wait_signal)
+ * -- KICKED.  A source that claims a kicked waiter must not make it run
+ * again (the kick did): it moves KICKED -> CLAIMING, writes the reason, and
+ * its finish step sets CLAIMED without an unpark; the fiber, back from the
+ * handler, waits for CLAIMED or parks again (fz_waiter_block). */
+enum { UNCLAIMED = 0, CLAIMED = 1, KICKED = 2, CLAIMING = 3 };
+
+static bool is_claimed(struct fz_waiter *w)
+{
+    int v = atomic_load(&w->claimed);
+    return v == CLAIMED || v == CLAIMING;
+}
+
 bool fz_waiter_claim(struct fz_waiter *w, int reason)
 {
-    int expected = 0;
-    if (!atomic_compare_exchange_strong(&w->claimed, &expected, 1))
-        return false;
+    int expected = UNCLAIMED;
+    for (;;) {
+        if (atomic_compare_exchange_strong(&w->claimed, &expected, CLAIMED))
+            break;
+        if (expected != KICKED)
+            return false;
+        if (atomic_compare_exchange_strong(&w->claimed, &expected, CLAIMING))
+            break;
+    }
     w->reason = reason;
     return true;
 }
@@ -64,6 +84,9 @@ bool fz_waiter_claim(struct fz_waiter *w, int reason)
 void fz_waiter_finish_wake_on(struct fz_carrier *c, struct fz_waiter *w)
 {
     struct fz_fiber *f = w->fiber;
+    int expected = CLAIMING;
+    if (atomic_compare_exchange_strong(&w->claimed, &expected, CLAIMED))
+        return; /* kicked: already running; w may be gone from here on */
     if (f) {
         fz_unpark_on(c, f);
         return;
@@ -122,7 +145,7 @@ void fz_interrupt_one(int sig, bool restart)
     bool main_takes = !atomic_load(&fz_rt.main_exited) && !(m->sigmask & bit);
     fz_spin_lock(&interrupt_lock);
     for (struct fz_waiter *w = interrupt_head; w; w = w->int_next) {
-        if (atomic_load(&w->claimed) || (w->fiber->sigmask & bit))
+        if (is_claimed(w) || (w->fiber->sigmask & bit))
             continue;
         if (main_takes && w->fiber != m)
             continue;
@@ -166,23 +189,65 @@ static int block_os_thread(struct fz_waiter *w)
     return w->reason;
 }
 
-/* pthread_cancel (fz_cancel_wake) finds a fiber's wait here, under the
- * fiber's lock, so it never touches a waiter whose frame is gone.  A
- * cancellation already requested ends the wait at once. */
-static void cancel_point_enter(struct fz_fiber *self, struct fz_waiter *w)
+/* pthread_cancel (fz_cancel_wake) and signals sent to the fiber
+ * (fz_wait_signal) find its wait here, under the fiber's lock, so they
+ * never touch a waiter whose frame is gone.  Waits nest (a handler that
+ * waits, run from a wait): the innermost one is published.  A cancellation
+ * already requested ends the wait at once. */
+static struct fz_waiter *wait_publish(struct fz_fiber *self, struct fz_waiter *w)
 {
     fz_spin_lock(&self->lock);
-    self->cancel_waiter = w;
+    struct fz_waiter *outer = self->wait;
+    self->wait = w;
+    if (w->cancelable)
+        self->cancel_waiter = w;
     fz_spin_unlock(&self->lock);
-    if (fz_tcb_cancel_pending(self->tcb) && fz_waiter_claim(w, FZ_WAKE_INTERRUPT))
+    if (w->cancelable && fz_tcb_cancel_pending(self->tcb) && fz_waiter_claim(w, FZ_WAKE_INTERRUPT))
         fz_waiter_finish_wake(w);
+    return outer;
 }
 
-static void cancel_point_leave(struct fz_fiber *self)
+static void wait_withdraw(struct fz_fiber *self, struct fz_waiter *w, struct fz_waiter *outer)
 {
     fz_spin_lock(&self->lock);
-    self->cancel_waiter = NULL;
+    self->wait = outer;
+    if (w->cancelable)
+        self->cancel_waiter = NULL;
     fz_spin_unlock(&self->lock);
+}
+
+void fz_wait_signal(struct fz_fiber *f, int restart)
+{
+    fz_spin_lock(&f->lock);
+    struct fz_waiter *w = f->wait;
+    bool won = false;
+    if (w && restart >= 0 &&
+        (w->interruptible == FZ_INTR_ALWAYS || (w->interruptible && !restart))) {
+        won = fz_waiter_claim(w, FZ_WAKE_INTERRUPT);
+    } else if (w) {
+        int expected = UNCLAIMED;
+        won = atomic_compare_exchange_strong(&w->claimed, &expected, KICKED);
+    }
+    fz_spin_unlock(&f->lock);
+    if (won) /* claimed or kicked by us: it stays parked until this unpark */
+        fz_unpark(f);
+}
+
+/* After fz_park returned: true if only a kick woke the fiber (its handler
+ * has run by now) and it is to wait on. */
+static bool rearm_after_kick(struct fz_waiter *w)
+{
+    for (;;) {
+        int v = atomic_load(&w->claimed);
+        if (v == KICKED) {
+            if (atomic_compare_exchange_strong(&w->claimed, &v, UNCLAIMED))
+                return true;
+        } else if (v == CLAIMING) {
+            fz_cpu_relax();
+        } else {
+            return false;
+        }
+    }
 }
 
 void fz_cancel_wake(struct fz_fiber *f)
@@ -202,18 +267,18 @@ int fz_waiter_block(struct fz_waiter *w)
         return block_os_thread(w);
     if (w->interruptible)
         interrupt_list_add(w);
-    if (w->cancelable)
-        cancel_point_enter(self, w);
+    struct fz_waiter *outer = wait_publish(self, w);
     if (w->deadline) {
         w->timer.deadline = w->deadline;
         w->timer.owner = w;
         fz_timer_arm(&w->timer);
     }
-    fz_park(self);
+    do
+        fz_park(self);
+    while (rearm_after_kick(w));
     if (w->deadline)
         fz_timer_disarm(&w->timer);
-    if (w->cancelable)
-        cancel_point_leave(self);
+    wait_withdraw(self, w, outer);
     if (w->interruptible)
         interrupt_list_remove(w);
     return w->reason;
@@ -380,7 +445,7 @@ unsigned fz_requeue_addr(const void *addr, const void *addr2, unsigned wake, uns
     struct fz_waiter *list = take_waiters(from, addr, ~0u, wake, &woken);
     for (struct fz_waiter *w = from->head, *next; w && moved < max; w = next) {
         next = w->next;
-        if (w->addr != addr || atomic_load(&w->claimed))
+        if (w->addr != addr || is_claimed(w))
             continue;
         dequeue(from, w);
         w->addr = addr2;

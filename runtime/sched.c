@@ -37,6 +37,7 @@
 #include "runtime/asan.h"
 #include "runtime/sched.h"
 #include "runtime/sigmask.h"
+#include "runtime/sigthread.h"
 #include "runtime/sys.h"
 #include "runtime/tls.h"
 
@@ -111,6 +112,7 @@ static struct fz_fiber *find_work(struct fz_carrier *c)
     struct fz_task *t;
     if (atomic_load_explicit(&fz_rt.deferred_wakes, memory_order_relaxed))
         fz_park_run_deferred(c);
+    fz_sigthread_run_deferred(c);
     if (++c->tick % GLOBAL_QUEUE_INTERVAL == 0) {
         if (atomic_load_explicit(&fz_rt.pending_interrupts, memory_order_relaxed))
             handle_interrupts();
@@ -228,6 +230,14 @@ static void reap_dead(struct fz_carrier *c)
     }
 }
 
+/* Scheduler code is over on c: signals sent to self run now (sigthread.c).
+ * Doorbells that land while sched_busy is set wait for this. */
+static void back_in_fiber(struct fz_carrier *c, struct fz_fiber *self)
+{
+    c->sched_busy = false;
+    fz_sigthread_resumed(self);
+}
+
 void fz_sched_resumed(struct fz_fiber *self)
 {
     struct fz_carrier *c = self->carrier;
@@ -241,6 +251,7 @@ void fz_sched_resumed(struct fz_fiber *self)
     fz_asan_tcb_loaded(c);
     fz_asan_arrive(self->asan_save);
     reap_dead(c);
+    back_in_fiber(c, self);
 }
 
 static void claim_cpu(struct fz_carrier *c, struct fz_fiber *next)
@@ -251,6 +262,7 @@ static void claim_cpu(struct fz_carrier *c, struct fz_fiber *next)
     next->carrier = c;
     next->state = FZ_FIBER_RUNNING;
     c->current = next;
+    c->sched_busy = true;
     c->stats.switches++;
     /* single writer: a plain increment, published for the monitor */
     atomic_store_explicit(&c->epoch, atomic_load_explicit(&c->epoch, memory_order_relaxed) + 1,
@@ -261,9 +273,11 @@ static void claim_cpu(struct fz_carrier *c, struct fz_fiber *next)
  * next runnable fiber, or for the idle context. */
 static void switch_away(struct fz_carrier *c, struct fz_fiber *self)
 {
+    c->sched_busy = true;
     struct fz_fiber *next = find_work(c);
     if (next == self) { /* woken before it got away */
         self->state = FZ_FIBER_RUNNING;
+        back_in_fiber(c, self);
         return;
     }
     void **asan_save = &self->asan_save;

@@ -719,6 +719,11 @@ struct fz_fiber *fz_tls_current_fiber(void)
     return arg;
 }
 
+pid_t fz_tcb_tid(void *tcb)
+{
+    return AT(tcb, PD_TID, int);
+}
+
 /* The tid glibc keeps in the loaded TCB: a fiber's fake unique tid, or an OS
  * thread's real one.  Mutex owners are recorded with it, as glibc does. */
 pid_t fz_tcb_current_tid(void)

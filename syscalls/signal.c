@@ -11,21 +11,75 @@
  * fz_intr).  SIG_IGN and SIG_DFL are installed unchanged.  Queries always
  * show the program what it installed.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <signal.h>
 #include <string.h>
+#include <ucontext.h>
 #include <sys/signalfd.h>
 #include "runtime/driver.h"
 #include "runtime/park.h"
 #include "runtime/reactor.h"
 #include "runtime/sigmask.h"
+#include "runtime/sigthread.h"
 #include "syscalls/hook.h"
+#include "syscalls/ident.h"
 
 static struct sigaction program_action[NSIG];
 static volatile sig_atomic_t wrapped[NSIG];
 
+/* The kernel's 64-bit mask inside a glibc sigset_t. */
+static uint64_t kernel_bits(const sigset_t *set)
+{
+    uint64_t bits;
+    memcpy(&bits, set, sizeof bits);
+    return bits;
+}
+
+/* A signal sent to fiber f (a doorbell, runtime/sigthread.c) landed on this
+ * OS thread.  If it runs f in the program's code, the handler runs now, on
+ * f: the frame the kernel built is f's.  While it runs, f's mask is the
+ * handler's (what the kernel loaded: the interrupted mask, sa_mask and the
+ * signal), so a handler that parks takes it along to whichever carrier
+ * resumes it, and the carrier's record of its kernel mask stays true; the
+ * kernel's sigreturn then loads uc_sigmask on the carrier f is on by then. */
+static void thread_directed(int sig, siginfo_t *info, ucontext_t *uc, struct fz_fiber *f)
+{
+    struct fz_carrier *c = fz_sigthread_carrier_here();
+    if (!fz_sigthread_may_run(c, f, (uintptr_t)uc->uc_mcontext.gregs[REG_RIP])) {
+        fz_sigthread_defer(f);
+        return;
+    }
+    if (!fz_sigthread_take(f, sig, info))
+        return; /* rung twice: already run */
+    const struct sigaction *a = &program_action[sig];
+    uint64_t entry = kernel_bits(&uc->uc_sigmask), before = f->sigmask;
+    uint64_t during = entry | kernel_bits(&a->sa_mask);
+    if (!(a->sa_flags & SA_NODEFER))
+        during |= 1ull << (sig - 1);
+    f->sigmask = during;
+    c->kernel_mask = during;
+    f->handled++;
+    atomic_fetch_add(&fz_rt.handlers_running, 1);
+    if (a->sa_flags & SA_SIGINFO)
+        a->sa_sigaction(sig, info, uc);
+    else
+        a->sa_handler(sig);
+    atomic_fetch_sub(&fz_rt.handlers_running, 1);
+    fz_sigthread_after_handler(f); /* still on the handler's mask */
+    f->sigmask = before;
+    f->carrier->kernel_mask = entry; /* f may have moved while it waited */
+    fz_sigthread_handler_done(f);
+}
+
 static void on_signal(int sig, siginfo_t *info, void *uctx)
 {
+    struct fz_fiber *target;
+    if (fz_sigthread_doorbell(sig, info, &target)) {
+        thread_directed(sig, info, uctx, target);
+        return;
+    }
     const struct sigaction *a = &program_action[sig];
     bool restart = a->sa_flags & SA_RESTART;      /* of the handler that runs now */
     atomic_fetch_add(&fz_rt.handlers_running, 1); /* see fz_unpark_addr_deferred */
@@ -49,6 +103,54 @@ static bool needs_wrapper(const struct sigaction *act)
     return h != SIG_IGN && h != SIG_DFL;
 }
 
+static void note_disposition(int sig, const struct sigaction *act)
+{
+    if (sig > 64)
+        return;
+    unsigned char d = !needs_wrapper(act)            ? FZ_DISP_NONE
+                      : (act->sa_flags & SA_RESTART) ? FZ_DISP_HANDLER_RESTART
+                                                     : FZ_DISP_HANDLER;
+    atomic_store(&fz_sig_disposition[sig], d);
+}
+
+bool fz_signal_discarded(int sig)
+{
+    struct sigaction now;
+    if (wrapped[sig])
+        return false;
+    if (fz_real.sigaction(sig, NULL, &now) != 0)
+        return false;
+    if (now.sa_handler == SIG_IGN)
+        return true;
+    return now.sa_handler == SIG_DFL &&
+           (sig == SIGCHLD || sig == SIGCONT || sig == SIGURG || sig == SIGWINCH);
+}
+
+/* A doorbell that lands while the fiber runs the runtime's own code waits
+ * (it might hold a runtime lock the handler needs): find that code. */
+static int find_own_text(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    uintptr_t self = (uintptr_t)arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && self >= start &&
+            self < start + ph->p_memsz) {
+            fz_sigthread_set_runtime_text(start, start + ph->p_memsz);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void learn_own_text(void)
+{
+    static atomic_int done;
+    if (!atomic_exchange(&done, 1))
+        dl_iterate_phdr(find_own_text, (void *)(uintptr_t)on_signal);
+}
+
 FZ_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     /* a vfork child resetting its handlers must not change the parent's table */
@@ -58,6 +160,7 @@ FZ_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
     bool was_wrapped = wrapped[sig];
     int r;
     if (act && needs_wrapper(act)) {
+        learn_own_text();
         struct sigaction k = *act;
         k.sa_sigaction = on_signal;
         k.sa_flags |= SA_SIGINFO;
@@ -73,6 +176,8 @@ FZ_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
         if (r == 0 && act)
             wrapped[sig] = 0;
     }
+    if (r == 0 && act)
+        note_disposition(sig, act);
     if (r == 0 && old)
         *old = kernel_old.sa_sigaction == on_signal ? previous : kernel_old;
     return r;
@@ -161,13 +266,29 @@ FZ_EXPORT int sigsuspend(const sigset_t *mask)
     if (!self)
         return fz_real.sigsuspend(mask);
     uint64_t saved = fz_sigmask_of(self);
-    fz_sigmask_change(self, bits_of(mask));
-    while (fz_sleep_until(UINT64_MAX, FZ_INTR_ALWAYS) != FZ_WAKE_INTERRUPT)
+    unsigned handled = self->handled;
+    fz_sigmask_change(self, bits_of(mask)); /* runs what it unblocks */
+    while (self->handled == handled &&
+           fz_sleep_until(UINT64_MAX, FZ_INTR_ALWAYS) != FZ_WAKE_INTERRUPT)
         ;
     fz_cancel_point();
     fz_sigmask_change(self, saved);
     errno = EINTR;
     return -1;
+}
+
+/* Pending for this thread: the process's, and what was sent to this fiber. */
+FZ_EXPORT int sigpending(sigset_t *set)
+{
+    struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
+    int r = fz_real.sigpending(set);
+    if (r != 0 || !self)
+        return r;
+    uint64_t mine = atomic_load(&self->sig_pending);
+    for (int sig = 1; sig <= 64; sig++)
+        if (mine >> (sig - 1) & 1)
+            sigaddset(set, sig);
+    return 0;
 }
 
 FZ_EXPORT int pause(void)

@@ -1,0 +1,17 @@
+#!/usr/bin/env bats
+# Thread identity: gettid(), syscall(SYS_gettid), tids handed to the kernel,
+# pthread_getattr_np on the main thread, natively and fiberized.
+
+load helpers
+
+@test "thread ids: main is the pid, others unique, stable, reach their thread by tgkill" {
+    compare_native ident_tid
+}
+
+@test "thread ids on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native ident_tid
+}
+
+@test "thread ids on two carriers" {
+    FIBERIZE_WORKERS=2 compare_native ident_tid
+}
