@@ -89,6 +89,7 @@ struct fz_fiber {
     struct fz_fiber *_Atomic tid_next;        /* tid table chain (identity.c) */
     atomic_ullong sig_pending;                /* sent to it, not yet delivered: bit sig-1 */
     struct fz_sigslot sig_slots[FZ_SIGSLOTS]; /* their siginfo, when not pthread_kill's */
+    atomic_ullong sigwait_set;                /* signals its sigwait takes: they wake it */
     struct fz_waiter *wait;                   /* its innermost wait, under `lock` (park.c) */
     unsigned handled;                         /* handlers run on it (sigsuspend counts) */
     bool entered;                             /* started: its handlers may run (fiber.c) */

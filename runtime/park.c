@@ -204,6 +204,12 @@ static struct fz_waiter *wait_publish(struct fz_fiber *self, struct fz_waiter *w
     fz_spin_unlock(&self->lock);
     if (w->cancelable && fz_tcb_cancel_pending(self->tcb) && fz_waiter_claim(w, FZ_WAKE_INTERRUPT))
         fz_waiter_finish_wake(w);
+    /* a signal sent to it that its sigwait takes came before the wait was
+     * published (the fence pairs with the sender's, sigthread.c) */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (w->interruptible && (atomic_load(&self->sigwait_set) & atomic_load(&self->sig_pending)) &&
+        fz_waiter_claim(w, FZ_WAKE_INTERRUPT))
+        fz_waiter_finish_wake(w);
     return outer;
 }
 
@@ -222,7 +228,7 @@ void fz_wait_signal(struct fz_fiber *f, int restart)
     struct fz_waiter *w = f->wait;
     bool won = false;
     if (w && restart >= 0 &&
-        (w->interruptible == FZ_INTR_ALWAYS || (w->interruptible && !restart))) {
+        (w->interruptible == FZ_INTR_ALWAYS || (w->interruptible && restart != 1))) {
         won = fz_waiter_claim(w, FZ_WAKE_INTERRUPT);
     } else if (w) {
         int expected = UNCLAIMED;

@@ -88,8 +88,9 @@ void fz_cancel_wake(struct fz_fiber *f);
 /* A signal was sent to fiber f, which may be parked: if it is, make it run
  * (its pending signal is raised when it is switched in, sigthread.c).
  * restart: -1 if no handler will run (default action), else the handler's
- * SA_RESTART.  A wait the handler interrupts natively (fz_intr) ends with
- * EINTR; any other goes on once the handler has run. */
+ * SA_RESTART (0 or 1), or 2 for a signal its sigwait takes.  A wait the
+ * handler interrupts natively (fz_intr) ends with EINTR; any other goes on
+ * once the handler has run. */
 void fz_wait_signal(struct fz_fiber *f, int restart);
 
 /* Sleep until the absolute monotonic deadline.  Returns FZ_WAKE_TIMEOUT, or

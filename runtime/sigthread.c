@@ -202,8 +202,12 @@ static void ring_fiber(struct fz_fiber *f, int sig)
 void fz_sigthread_send(struct fz_fiber *f, int sig, const struct fz_sigsend *info)
 {
     post(f, sig, info);
-    if (f->sigmask & bit_of(sig))
-        return; /* stays pending until f unblocks it */
+    if (f->sigmask & bit_of(sig)) {
+        /* stays pending until f unblocks it or its sigwait takes it */
+        if (atomic_load(&f->sigwait_set) & bit_of(sig))
+            fz_wait_signal(f, 2);
+        return;
+    }
     struct fz_fiber *self = fz_self();
     if (f == self)
         fz_sigthread_deliver_own(self);

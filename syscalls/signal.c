@@ -305,10 +305,29 @@ FZ_EXPORT int pause(void)
 /* Wait for one of `set` to be pending: take it if it is, else park on a
  * signalfd for the set (readable while one is pending process-wide) and
  * try again.  Returns the signal, or -1 with EAGAIN (timeout) or EINTR. */
-static int wait_for_signal(const sigset_t *set, siginfo_t *info, uint64_t deadline)
+/* One of `set` sent to this fiber: taken, as the kernel takes a thread's
+ * own pending signals before the process's. */
+static int take_own(struct fz_fiber *self, const sigset_t *set, siginfo_t *info)
+{
+    uint64_t mine = atomic_load(&self->sig_pending) & kernel_bits(set);
+    siginfo_t scratch;
+    while (mine) {
+        int sig = __builtin_ctzll(mine) + 1;
+        if (fz_sigthread_take(self, sig, info ? info : &scratch))
+            return sig;
+        mine &= mine - 1;
+    }
+    return 0;
+}
+
+static int wait_for_signal(struct fz_fiber *self, const sigset_t *set, siginfo_t *info,
+                           uint64_t deadline)
 {
     static const struct timespec zero = {0, 0};
-    int sig = fz_real.sigtimedwait(set, info, &zero);
+    int sig = take_own(self, set, info);
+    if (sig)
+        return sig;
+    sig = fz_real.sigtimedwait(set, info, &zero);
     if (sig > 0 || errno != EAGAIN || deadline == 1)
         return sig;
     int sfd = (int)fz_sys4(SYS_signalfd4, -1, (long)set, 8, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -318,21 +337,28 @@ static int wait_for_signal(const sigset_t *set, siginfo_t *info, uint64_t deadli
             fz_sys1(SYS_close, sfd);
         return fz_real.sigtimedwait(set, info, NULL); /* blocks the carrier */
     }
+    atomic_store(&self->sigwait_set, kernel_bits(set));
     for (;;) {
         struct fz_fd_watch w;
         fz_fd_watch_prepare(&w, s, true, false);
+        if ((sig = take_own(self, set, info)))
+            break;
         sig = fz_real.sigtimedwait(set, info, &zero);
         if (sig > 0 || errno != EAGAIN)
             break;
         int r = fz_fd_watch_wait(&w, 1, deadline, FZ_INTR_ALWAYS);
-        if (r == EINTR)
+        if (r == EINTR) {
             fz_cancel_point();
+            if ((sig = take_own(self, set, info)))
+                break;
+        }
         if (r) {
             errno = r == ETIMEDOUT ? EAGAIN : EINTR;
             sig = -1;
             break;
         }
     }
+    atomic_store(&self->sigwait_set, 0);
     fz_fd_forget(sfd);
     fz_sys1(SYS_close, sfd);
     return sig;
@@ -340,7 +366,8 @@ static int wait_for_signal(const sigset_t *set, siginfo_t *info, uint64_t deadli
 
 FZ_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ts)
 {
-    if (!fz_hook_self(FZ_HOOK_THREAD))
+    struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
+    if (!self)
         return fz_real.sigtimedwait(set, info, ts);
     if (ts && (!fz_timespec_valid(ts) || ts->tv_sec < 0)) {
         errno = EINVAL;
@@ -350,7 +377,7 @@ FZ_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct ti
     if (ts)
         deadline = ts->tv_sec == 0 && ts->tv_nsec == 0 ? 1 : fz_rel_to_deadline(ts);
     int saved_errno = errno;
-    int sig = wait_for_signal(set, info, deadline);
+    int sig = wait_for_signal(self, set, info, deadline);
     if (sig > 0)
         errno = saved_errno;
     return sig;

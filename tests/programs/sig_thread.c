@@ -18,7 +18,8 @@
  * 7. pthread_kill to a thread in sigsuspend wakes it (EINTR).
  * 8. A handler that waits (sem_wait) parks only its own thread: others go
  *    on, and it continues once posted.
- * 9. Signal 0 probes; an exited and joined thread... is not probed (UB).
+ * 9. sigwaitinfo in a thread that blocks the signal takes one sent to it
+ *    (pthread_sigqueue: its value) -- while it waits, and sent before.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -416,6 +417,57 @@ static void test_waiting_handler(void)
     pthread_join(o, NULL);
 }
 
+/* ---- 9. sigwait ------------------------------------------------------- */
+
+static atomic_int sw_started, sw_sig[2], sw_value[2];
+
+static void *sigwaiter(void *arg)
+{
+    (void)arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGRTMIN + 1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    atomic_store(&sw_started, 1);
+    for (int i = 0; i < 2; i++) {
+        siginfo_t si;
+        int sig = sigwaitinfo(&set, &si);
+        atomic_store(&sw_sig[i], sig);
+        atomic_store(&sw_value[i], si.si_value.sival_int);
+        if (i == 0)
+            while (atomic_load(&sw_started) != 2)
+                nap_ms(1);
+    }
+    return NULL;
+}
+
+static void test_sigwait(void)
+{
+    pthread_t t;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGRTMIN + 1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* main must not take it either */
+    pthread_create(&t, NULL, sigwaiter, NULL);
+    while (!atomic_load(&sw_started))
+        nap_ms(1);
+    nap_ms(50); /* in sigwaitinfo by now */
+    union sigval v = {.sival_int = 31};
+    pthread_sigqueue(t, SIGRTMIN + 1, v);
+    wait_for(&sw_sig[0], 1);
+    report("sigwaitinfo: takes a signal sent to its thread while waiting",
+           atomic_load(&sw_sig[0]) == SIGRTMIN + 1 && atomic_load(&sw_value[0]) == 31);
+    v.sival_int = 32;
+    pthread_sigqueue(t, SIGRTMIN + 1, v);
+    atomic_store(&sw_started, 2);
+    pthread_join(t, NULL);
+    report("sigwaitinfo: takes one sent before it waited",
+           atomic_load(&sw_sig[1]) == SIGRTMIN + 1 && atomic_load(&sw_value[1]) == 32);
+    sigset_t pending;
+    sigpending(&pending);
+    report("sigwaitinfo: nothing left pending on main", !sigismember(&pending, SIGRTMIN + 1));
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -429,6 +481,7 @@ int main(void)
     test_tgkill();
     test_sigsuspend();
     test_waiting_handler();
+    test_sigwait();
     printf("%s\n", failures ? "FAILED" : "all ok");
     return failures != 0;
 }
