@@ -60,6 +60,7 @@
     X(int, sigprocmask, (int, const sigset_t *, sigset_t *))                                       \
     X(int, sigsuspend, (const sigset_t *))                                                         \
     X(int, sigpending, (sigset_t *))                                                               \
+    X(int, sigaltstack, (const stack_t *, stack_t *))                                              \
     X(int, pause, (void))                                                                          \
     X(int, kill, (pid_t, int))                                                                     \
     X(int, sigtimedwait, (const sigset_t *, siginfo_t *, const struct timespec *))                 \

@@ -23,6 +23,7 @@
 #include "runtime/sigthread.h"
 #include "runtime/fiber.h"
 #include "runtime/identity.h"
+#include "runtime/altstack.h"
 #include "runtime/park.h"
 #include "runtime/sched.h"
 #include "runtime/tls.h"
@@ -141,6 +142,7 @@ int fz_fiber_create(void *(*start)(void *), void *arg, const struct fz_fiber_att
     fz_sigmask_fiber_born(f, creator ? creator->sigmask : fz_sigmask_current_kernel());
     f->sp = fz_ctx_prepare(&f->stack, fz_fiber_main, f);
     f->state = FZ_FIBER_RUNNABLE;
+    fz_altstack_init(f, false);
     fz_ident_register(f);
     atomic_fetch_add(&fz_rt.live_fibers, 1);
     struct fz_fiber *self = fz_self();
@@ -171,6 +173,7 @@ struct fz_fiber *fz_fiber_adopt_main(void)
     prctl(PR_GET_NAME, m->name);
     fz_tls_adopt_main(m);
     m->entered = true;
+    fz_altstack_init(m, true);
     fz_ident_register(m);
     return m;
 }

@@ -90,6 +90,7 @@ struct fz_fiber {
     atomic_ullong sig_pending;                /* sent to it, not yet delivered: bit sig-1 */
     struct fz_sigslot sig_slots[FZ_SIGSLOTS]; /* their siginfo, when not pthread_kill's */
     atomic_ullong sigwait_set;                /* signals its sigwait takes: they wake it */
+    stack_t altstack;                         /* its sigaltstack (runtime/altstack.c) */
     struct fz_waiter *wait;                   /* its innermost wait, under `lock` (park.c) */
     unsigned handled;                         /* handlers run on it (sigsuspend counts) */
     bool entered;                             /* started: its handlers may run (fiber.c) */
@@ -126,6 +127,7 @@ struct fz_carrier {
     unsigned seen_epoch;        /* monitor only */
     uint64_t seen_since;        /* monitor only */
     uint64_t kernel_mask;       /* signal mask loaded on this OS thread (sigmask.c) */
+    stack_t altstack;           /* sigaltstack loaded on this OS thread (altstack.c) */
     volatile bool sched_busy;   /* in scheduler code between fibers: a signal for its
                                    fiber waits for the switch-in (sigthread.c) */
     struct fz_stack idle_stack; /* carrier 0 only: the main thread's stack is the main fiber's */

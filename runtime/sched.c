@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include "runtime/altstack.h"
 #include "runtime/driver.h"
 #include "runtime/monitor.h"
 #include "runtime/park.h"
@@ -56,7 +57,8 @@ struct fz_fiber *fz_self(void)
     /* A carrier's idle context may still have this fiber's TCB loaded while
      * the fiber runs elsewhere: only code on the fiber's own stack is it. */
     char *sp = __builtin_frame_address(0);
-    if (sp < (char *)f->stack.base || sp >= (char *)fz_stack_top(&f->stack))
+    if ((sp < (char *)f->stack.base || sp >= (char *)fz_stack_top(&f->stack)) &&
+        !fz_altstack_contains(f, sp)) /* or a handler of it on its sigaltstack */
         return NULL;
     return f;
 }
@@ -243,6 +245,7 @@ void fz_sched_resumed(struct fz_fiber *self)
     struct fz_carrier *c = self->carrier;
     if (c->kernel_mask != self->sigmask)
         fz_sigmask_load(c, self->sigmask);
+    fz_altstack_switch_in(c, self);
     if (c->loaded_tcb != self->tcb) {
         fz_set_thread_pointer(self->tcb);
         c->loaded_tcb = self->tcb;
@@ -477,6 +480,7 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
 {
     for (;;) {
         reap_dead(c); /* the idle context may start fresh after an exit */
+        fz_altstack_idle(c);
         if (c->handoff) {
             struct fz_fiber *next = c->handoff;
             c->handoff = NULL;
@@ -567,6 +571,7 @@ static bool adopt_main(struct fz_carrier *c0, const char **why)
     fz_asan_carrier_adopt(c0, &c0->idle_stack);
     c0->loaded_tcb = m->tcb;
     c0->tid = (pid_t)fz_sys0(SYS_gettid);
+    c0->altstack = m->altstack;
     m->carrier = c0;
     m->state = FZ_FIBER_RUNNING;
     atomic_store(&m->on_cpu, 1);
@@ -579,7 +584,8 @@ void fz_carrier_init(struct fz_carrier *c, unsigned index)
 {
     c->index = index;
     c->rng = 0x9e3779b9u * (index + 1);
-    c->kernel_mask = ~0ull; /* unknown: loaded before anything runs */
+    c->kernel_mask = ~0ull;                          /* unknown: loaded before anything runs */
+    c->altstack = (stack_t){.ss_flags = SS_DISABLE}; /* what a new OS thread has */
     fz_runq_init(&c->runq);
 }
 
@@ -669,6 +675,7 @@ bool fz_sched_after_fork(struct fz_fiber *self)
     c0->loaded_tcb = self->tcb;
     c0->tid = (pid_t)fz_sys0(SYS_gettid);
     c0->kernel_mask = mask;
+    c0->altstack = self->altstack; /* the child's only thread kept it */
     self->carrier = c0;
     self->state = FZ_FIBER_RUNNING;
     atomic_store(&self->on_cpu, 1);

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <ucontext.h>
 #include <sys/signalfd.h>
+#include "runtime/altstack.h"
 #include "runtime/driver.h"
 #include "runtime/park.h"
 #include "runtime/reactor.h"
@@ -275,6 +276,17 @@ FZ_EXPORT int sigsuspend(const sigset_t *mask)
     fz_sigmask_change(self, saved);
     errno = EINTR;
     return -1;
+}
+
+/* The carrier has the fiber's alternate stack loaded (runtime/altstack.c),
+ * so the kernel checks the request and answers for the fiber. */
+FZ_EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
+{
+    struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
+    int r = fz_real.sigaltstack(ss, old);
+    if (r == 0 && ss && self && !fz_in_vfork_child())
+        fz_altstack_note(self);
+    return r;
 }
 
 /* Pending for this thread: the process's, and what was sent to this fiber. */

@@ -40,3 +40,15 @@ stw_case() {
 @test "stop-the-world of 8 spinning threads, 1,000 rounds, within 2x native (two carriers)" {
     stw_case 2
 }
+
+@test "sigaltstack is per thread: Rust-style enable, migrate, disable, unmap under signals" {
+    compare_native sig_altstack
+}
+
+@test "sigaltstack per thread on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native sig_altstack
+}
+
+@test "sigaltstack per thread on two carriers" {
+    FIBERIZE_WORKERS=2 compare_native sig_altstack
+}
