@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <sched.h>
 #include <semaphore.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <threads.h>
@@ -41,6 +42,7 @@
     X(int, pthread_kill, (pthread_t, int))                                                         \
     X(int, pthread_sigqueue, (pthread_t, int, const union sigval))                                 \
     X(int, raise, (int))                                                                           \
+    X(int, prctl, (int, ...))                                                                      \
     X(int, pthread_cancel, (pthread_t))                                                            \
     X(void, call_once, (once_flag *, void (*)(void)))                                              \
     X(int, thrd_create, (thrd_t *, thrd_start_t, void *))                                          \
@@ -61,6 +63,10 @@
     X(int, sigsuspend, (const sigset_t *))                                                         \
     X(int, sigpending, (sigset_t *))                                                               \
     X(int, sigaltstack, (const stack_t *, stack_t *))                                              \
+    X(void, siglongjmp, (struct __jmp_buf_tag *, int))                                             \
+    X(void, longjmp, (struct __jmp_buf_tag *, int))                                                \
+    X(void, _longjmp, (struct __jmp_buf_tag *, int))                                               \
+    X(void, __longjmp_chk, (struct __jmp_buf_tag *, int))                                          \
     X(int, pause, (void))                                                                          \
     X(int, kill, (pid_t, int))                                                                     \
     X(int, sigtimedwait, (const sigset_t *, siginfo_t *, const struct timespec *))                 \

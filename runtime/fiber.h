@@ -45,6 +45,14 @@ struct fz_sigslot {
     union sigval value;
 };
 
+/* A program signal handler running on a fiber: where its frame is, so a
+ * longjmp out of it can be recognised (syscalls/signal.c). */
+#define FZ_HANDLER_DEPTH 8
+struct fz_handler_frame {
+    void *sp;
+    bool on_altstack;
+};
+
 /* exit_word values: joiners park on the word until it is REAPED */
 enum { FZ_EXIT_RUNNING = 0, FZ_EXIT_REAPED = 2 };
 
@@ -93,8 +101,10 @@ struct fz_fiber {
     stack_t altstack;                         /* its sigaltstack (runtime/altstack.c) */
     struct fz_waiter *wait;                   /* its innermost wait, under `lock` (park.c) */
     unsigned handled;                         /* handlers run on it (sigsuspend counts) */
-    bool entered;                             /* started: its handlers may run (fiber.c) */
-    volatile bool sig_raising;                /* raising its own pending signal (sigthread.c) */
+    unsigned handler_depth;                   /* program handlers running on it now */
+    struct fz_handler_frame handler_frames[FZ_HANDLER_DEPTH]; /* (syscalls/signal.c) */
+    bool entered;               /* started: its handlers may run (fiber.c) */
+    volatile bool sig_raising;  /* raising its own pending signal (sigthread.c) */
 } __attribute__((aligned(64))); /* a whole number of cache lines: aligned_alloc wants it */
 
 struct fz_carrier {

@@ -106,6 +106,19 @@ struct fz_fiber *fz_ident_lookup(pid_t tid)
     }
 }
 
+struct fz_fiber *fz_ident_any(bool (*accept)(struct fz_fiber *, void *), void *arg)
+{
+    for (unsigned i = 0; i < BUCKETS; i++) {
+        unsigned steps = 0;
+        for (struct fz_fiber *v = atomic_load_explicit(&table[i].head, memory_order_acquire);
+             v && steps < 100000;
+             v = atomic_load_explicit(&v->tid_next, memory_order_acquire), steps++)
+            if (accept(v, arg))
+                return v;
+    }
+    return NULL;
+}
+
 void fz_ident_after_fork(struct fz_fiber *self, pid_t pid)
 {
     for (unsigned i = 0; i < BUCKETS; i++)

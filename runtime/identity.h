@@ -3,6 +3,7 @@
 #ifndef FZ_IDENTITY_H
 #define FZ_IDENTITY_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 struct fz_fiber;
@@ -18,6 +19,9 @@ void fz_ident_unregister(struct fz_fiber *f);
 /* The live fiber whose tid is `tid`, or NULL.  Lock-free and safe in a
  * signal handler (fiber structs are never freed, only recycled). */
 struct fz_fiber *fz_ident_lookup(pid_t tid);
+/* Some live fiber for which accept(f, arg) holds, or NULL.  Lock-free (a
+ * signal handler may ask); a fiber born or gone meanwhile may be missed. */
+struct fz_fiber *fz_ident_any(bool (*accept)(struct fz_fiber *, void *), void *arg);
 /* fork child: only `self` remains; it becomes the main thread (tid = pid). */
 void fz_ident_after_fork(struct fz_fiber *self, pid_t pid);
 

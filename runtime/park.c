@@ -21,6 +21,7 @@
 #include "runtime/park.h"
 #include "runtime/tls.h"
 #include "runtime/sched.h"
+#include "runtime/sigthread.h"
 #include "runtime/sys.h"
 
 #define BUCKETS 1024
@@ -52,31 +53,11 @@ void fz_waiter_init(struct fz_waiter *w, uint64_t deadline, int interruptible)
     w->timer.armed = false;
 }
 
-/* `claimed`: UNCLAIMED, CLAIMED, or -- a fiber woken to run a signal
- * handler in the middle of a wait that goes on afterwards (fz_wait_signal)
- * -- KICKED.  A source that claims a kicked waiter must not make it run
- * again (the kick did): it moves KICKED -> CLAIMING, writes the reason, and
- * its finish step sets CLAIMED without an unpark; the fiber, back from the
- * handler, waits for CLAIMED or parks again (fz_waiter_block). */
-enum { UNCLAIMED = 0, CLAIMED = 1, KICKED = 2, CLAIMING = 3 };
-
-static bool is_claimed(struct fz_waiter *w)
-{
-    int v = atomic_load(&w->claimed);
-    return v == CLAIMED || v == CLAIMING;
-}
-
 bool fz_waiter_claim(struct fz_waiter *w, int reason)
 {
-    int expected = UNCLAIMED;
-    for (;;) {
-        if (atomic_compare_exchange_strong(&w->claimed, &expected, CLAIMED))
-            break;
-        if (expected != KICKED)
-            return false;
-        if (atomic_compare_exchange_strong(&w->claimed, &expected, CLAIMING))
-            break;
-    }
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&w->claimed, &expected, 1))
+        return false;
     w->reason = reason;
     return true;
 }
@@ -84,9 +65,6 @@ bool fz_waiter_claim(struct fz_waiter *w, int reason)
 void fz_waiter_finish_wake_on(struct fz_carrier *c, struct fz_waiter *w)
 {
     struct fz_fiber *f = w->fiber;
-    int expected = CLAIMING;
-    if (atomic_compare_exchange_strong(&w->claimed, &expected, CLAIMED))
-        return; /* kicked: already running; w may be gone from here on */
     if (f) {
         fz_unpark_on(c, f);
         return;
@@ -145,7 +123,7 @@ void fz_interrupt_one(int sig, bool restart)
     bool main_takes = !atomic_load(&fz_rt.main_exited) && !(m->sigmask & bit);
     fz_spin_lock(&interrupt_lock);
     for (struct fz_waiter *w = interrupt_head; w; w = w->int_next) {
-        if (is_claimed(w) || (w->fiber->sigmask & bit))
+        if (atomic_load(&w->claimed) || (w->fiber->sigmask & bit))
             continue;
         if (main_takes && w->fiber != m)
             continue;
@@ -191,9 +169,15 @@ static int block_os_thread(struct fz_waiter *w)
 
 /* pthread_cancel (fz_cancel_wake) and signals sent to the fiber
  * (fz_wait_signal) find its wait here, under the fiber's lock, so they
- * never touch a waiter whose frame is gone.  Waits nest (a handler that
- * waits, run from a wait): the innermost one is published.  A cancellation
- * already requested ends the wait at once. */
+ * never touch a waiter whose frame is gone.  A cancellation already
+ * requested ends the wait at once. */
+/* A wait of self ended and is torn down: signals sent to it run now. */
+void fz_wait_over(struct fz_fiber *self)
+{
+    if (self && fz_sigthread_deliverable(self))
+        fz_sigthread_deliver_own(self);
+}
+
 static struct fz_waiter *wait_publish(struct fz_fiber *self, struct fz_waiter *w)
 {
     fz_spin_lock(&self->lock);
@@ -222,38 +206,20 @@ static void wait_withdraw(struct fz_fiber *self, struct fz_waiter *w, struct fz_
     fz_spin_unlock(&self->lock);
 }
 
+/* The wait ends either way; its owner runs the handler once the wait is
+ * torn down (so a handler that longjmps leaves nothing registered), then
+ * returns EINTR or, for FZ_WAKE_RESTART, waits again as the kernel
+ * restarts a call. */
 void fz_wait_signal(struct fz_fiber *f, int restart)
 {
     fz_spin_lock(&f->lock);
     struct fz_waiter *w = f->wait;
-    bool won = false;
-    if (w && restart >= 0 &&
-        (w->interruptible == FZ_INTR_ALWAYS || (w->interruptible && restart != 1))) {
-        won = fz_waiter_claim(w, FZ_WAKE_INTERRUPT);
-    } else if (w) {
-        int expected = UNCLAIMED;
-        won = atomic_compare_exchange_strong(&w->claimed, &expected, KICKED);
-    }
+    bool intr = w && restart >= 0 &&
+                (w->interruptible == FZ_INTR_ALWAYS || (w->interruptible && restart != 1));
+    bool won = w && fz_waiter_claim(w, intr ? FZ_WAKE_INTERRUPT : FZ_WAKE_RESTART);
     fz_spin_unlock(&f->lock);
-    if (won) /* claimed or kicked by us: it stays parked until this unpark */
-        fz_unpark(f);
-}
-
-/* After fz_park returned: true if only a kick woke the fiber (its handler
- * has run by now) and it is to wait on. */
-static bool rearm_after_kick(struct fz_waiter *w)
-{
-    for (;;) {
-        int v = atomic_load(&w->claimed);
-        if (v == KICKED) {
-            if (atomic_compare_exchange_strong(&w->claimed, &v, UNCLAIMED))
-                return true;
-        } else if (v == CLAIMING) {
-            fz_cpu_relax();
-        } else {
-            return false;
-        }
-    }
+    if (won) /* claimed by us: it stays parked until this unpark */
+        fz_waiter_finish_wake(w);
 }
 
 void fz_cancel_wake(struct fz_fiber *f)
@@ -279,9 +245,7 @@ int fz_waiter_block(struct fz_waiter *w)
         w->timer.owner = w;
         fz_timer_arm(&w->timer);
     }
-    do
-        fz_park(self);
-    while (rearm_after_kick(w));
+    fz_park(self);
     if (w->deadline)
         fz_timer_disarm(&w->timer);
     wait_withdraw(self, w, outer);
@@ -292,9 +256,14 @@ int fz_waiter_block(struct fz_waiter *w)
 
 int fz_sleep_until(uint64_t deadline, int interruptible)
 {
-    struct fz_waiter w;
-    fz_waiter_init(&w, deadline ? deadline : 1, interruptible);
-    return fz_waiter_block(&w);
+    int reason;
+    do {
+        struct fz_waiter w;
+        fz_waiter_init(&w, deadline ? deadline : 1, interruptible);
+        reason = fz_waiter_block(&w);
+        fz_wait_over(w.fiber);
+    } while (reason == FZ_WAKE_RESTART);
+    return reason;
 }
 
 /* ---- parking lot ----------------------------------------------------- */
@@ -349,6 +318,7 @@ static void unlink_self(struct fz_waiter *w)
 int fz_park_addr(const void *addr, uint32_t bits, bool (*validate)(void *), void *ctx,
                  uint64_t deadline, int interruptible)
 {
+again:;
     struct fz_waiter w;
     fz_waiter_init(&w, deadline, interruptible);
     w.addr = addr;
@@ -364,6 +334,9 @@ int fz_park_addr(const void *addr, uint32_t bits, bool (*validate)(void *), void
     int reason = fz_waiter_block(&w);
     if (reason != FZ_WAKE_NOTIFIED)
         unlink_self(&w);
+    fz_wait_over(w.fiber);
+    if (reason == FZ_WAKE_RESTART)
+        goto again; /* validate decides afresh: a wake meanwhile is not lost */
     switch (reason) {
     case FZ_WAKE_TIMEOUT:
         return ETIMEDOUT;
@@ -451,7 +424,7 @@ unsigned fz_requeue_addr(const void *addr, const void *addr2, unsigned wake, uns
     struct fz_waiter *list = take_waiters(from, addr, ~0u, wake, &woken);
     for (struct fz_waiter *w = from->head, *next; w && moved < max; w = next) {
         next = w->next;
-        if (w->addr != addr || is_claimed(w))
+        if (w->addr != addr || atomic_load(&w->claimed))
             continue;
         dequeue(from, w);
         w->addr = addr2;

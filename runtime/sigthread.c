@@ -244,7 +244,8 @@ void fz_sigthread_deliver_own(struct fz_fiber *self)
 void fz_sigthread_resumed(struct fz_fiber *self)
 {
     atomic_thread_fence(memory_order_seq_cst);
-    if (self->entered && fz_sigthread_deliverable(self))
+    /* inside a wait, the wait runs them once it is torn down (park.h) */
+    if (self->entered && !self->wait && fz_sigthread_deliverable(self))
         fz_sigthread_deliver_own(self);
 }
 
@@ -256,6 +257,13 @@ void fz_sigthread_after_handler(struct fz_fiber *f)
                   !fz_inject_empty(&fz_rt.inject);
     if (others)
         fz_yield(f);
+}
+
+void fz_sigthread_post_async(struct fz_fiber *f, int sig, const siginfo_t *info)
+{
+    struct fz_sigsend s = {info->si_code, info->si_pid, info->si_uid, info->si_value};
+    post(f, sig, &s);
+    fz_sigthread_defer(f);
 }
 
 void fz_sigthread_handler_done(struct fz_fiber *f)

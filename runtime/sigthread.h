@@ -63,6 +63,9 @@ void fz_sigthread_after_handler(struct fz_fiber *f);
  * to what it was: signals sent while the handler blocked them run after
  * the kernel's sigreturn (a doorbell to itself, blocked until then). */
 void fz_sigthread_handler_done(struct fz_fiber *f);
+/* From a signal handler: sig (with the kernel's info) is to run on f
+ * instead of where it landed; rung by the scheduler or the monitor. */
+void fz_sigthread_post_async(struct fz_fiber *f, int sig, const siginfo_t *info);
 /* The doorbell came at a bad moment: ring again later (async-signal-safe). */
 void fz_sigthread_defer(struct fz_fiber *f);
 /* Scheduler and monitor: ring deferred doorbells.  c: the calling carrier

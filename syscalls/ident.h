@@ -14,4 +14,8 @@ bool fz_ident_syscall(long number, const long arg[6], long *result);
  * ignore)? */
 bool fz_signal_discarded(int sig);
 
+/* The main thread's name is the process's: give it to the main OS thread
+ * (/proc/self/comm), whichever carrier the caller runs on. */
+void fz_name_main_thread(const char *name);
+
 #endif

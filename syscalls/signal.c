@@ -20,6 +20,7 @@
 #include <sys/signalfd.h>
 #include "runtime/altstack.h"
 #include "runtime/driver.h"
+#include "runtime/identity.h"
 #include "runtime/park.h"
 #include "runtime/reactor.h"
 #include "runtime/sigmask.h"
@@ -36,6 +37,24 @@ static uint64_t kernel_bits(const sigset_t *set)
     uint64_t bits;
     memcpy(&bits, set, sizeof bits);
     return bits;
+}
+
+/* Handlers running on fiber f, innermost last, so that a longjmp out of
+ * them (see siglongjmp below) can undo what their wrapper would have. */
+static void handler_enter(struct fz_fiber *f)
+{
+    void *sp = __builtin_frame_address(0);
+    if (f->handler_depth < FZ_HANDLER_DEPTH)
+        f->handler_frames[f->handler_depth] =
+            (struct fz_handler_frame){sp, fz_altstack_contains(f, sp)};
+    f->handler_depth++;
+    atomic_fetch_add(&fz_rt.handlers_running, 1); /* see fz_unpark_addr_deferred */
+}
+
+static void handler_leave(struct fz_fiber *f)
+{
+    f->handler_depth--;
+    atomic_fetch_sub(&fz_rt.handlers_running, 1);
 }
 
 /* A signal sent to fiber f (a doorbell, runtime/sigthread.c) landed on this
@@ -62,16 +81,52 @@ static void thread_directed(int sig, siginfo_t *info, ucontext_t *uc, struct fz_
     f->sigmask = during;
     c->kernel_mask = during;
     f->handled++;
-    atomic_fetch_add(&fz_rt.handlers_running, 1);
+    handler_enter(f);
     if (a->sa_flags & SA_SIGINFO)
         a->sa_sigaction(sig, info, uc);
     else
         a->sa_handler(sig);
-    atomic_fetch_sub(&fz_rt.handlers_running, 1);
+    handler_leave(f);
     fz_sigthread_after_handler(f); /* still on the handler's mask */
     f->sigmask = before;
     f->carrier->kernel_mask = entry; /* f may have moved while it waited */
     fz_sigthread_handler_done(f);
+}
+
+static bool accepts(struct fz_fiber *f, void *sig)
+{
+    return f->state != FZ_FIBER_DONE && !(f->sigmask >> (*(int *)sig - 1) & 1);
+}
+
+/* A process-directed signal that lands on a carrier in scheduler code (its
+ * idle context, a switch) or on a fiber inside the runtime must not run
+ * there: a handler that longjmps would leave the scheduler's stack or a
+ * runtime lock behind, and on the idle context it runs on no thread at all.
+ * It becomes a signal sent to the thread the kernel would pick -- main,
+ * else one that does not block it -- and runs there, at a safe point. */
+static bool redirect_process_signal(int sig, siginfo_t *info, ucontext_t *uc,
+                                    struct fz_fiber **runs_on)
+{
+    struct fz_carrier *c = fz_sigthread_carrier_here();
+    *runs_on = NULL;
+    if (!c || sig > 64)
+        return false; /* not a carrier: it interrupted that thread's own call */
+    struct fz_fiber *cur = c->current;
+    if (cur && fz_sigthread_may_run(c, cur, (uintptr_t)uc->uc_mcontext.gregs[REG_RIP])) {
+        *runs_on = cur;
+        return false;
+    }
+    struct fz_fiber *m = fz_rt.main_fiber, *target = NULL;
+    if (!atomic_load(&fz_rt.main_exited) && accepts(m, &sig))
+        target = m;
+    else if (cur && accepts(cur, &sig))
+        target = cur;
+    else
+        target = fz_ident_any(accepts, &sig);
+    if (!target)
+        target = m; /* every thread blocks it now: pending on main */
+    fz_sigthread_post_async(target, sig, info);
+    return true;
 }
 
 static void on_signal(int sig, siginfo_t *info, void *uctx)
@@ -81,14 +136,23 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
         thread_directed(sig, info, uctx, target);
         return;
     }
+    struct fz_fiber *f;
+    if (redirect_process_signal(sig, info, uctx, &f))
+        return;
     const struct sigaction *a = &program_action[sig];
-    bool restart = a->sa_flags & SA_RESTART;      /* of the handler that runs now */
-    atomic_fetch_add(&fz_rt.handlers_running, 1); /* see fz_unpark_addr_deferred */
+    bool restart = a->sa_flags & SA_RESTART; /* of the handler that runs now */
+    if (f)
+        handler_enter(f);
+    else
+        atomic_fetch_add(&fz_rt.handlers_running, 1);
     if (a->sa_flags & SA_SIGINFO)
         a->sa_sigaction(sig, info, uctx);
     else
         a->sa_handler(sig);
-    atomic_fetch_sub(&fz_rt.handlers_running, 1);
+    if (f)
+        handler_leave(f);
+    else
+        atomic_fetch_sub(&fz_rt.handlers_running, 1);
     /* On a thread that is not a carrier the kernel has interrupted that
      * thread's own wait, as natively; no fiber is to be interrupted. */
     if (!fz_on_carrier())
@@ -200,6 +264,81 @@ FZ_EXPORT sighandler_t signal(int sig, sighandler_t handler)
     if (sigaction(sig, &act, &old) < 0)
         return SIG_ERR;
     return old.sa_handler;
+}
+
+/* ---- leaving a handler by longjmp ------------------------------------- */
+
+/* glibc x86_64 keeps the stack pointer in a jmp_buf mangled with the
+ * pointer guard (%fs:0x30): rotate right 0x11, then xor. */
+static uintptr_t jmpbuf_sp(const struct __jmp_buf_tag *env)
+{
+    uintptr_t v = (uintptr_t)env->__jmpbuf[6], guard;
+    __asm__("mov %%fs:0x30, %0" : "=r"(guard));
+    v = (v >> 0x11) | (v << (64 - 0x11));
+    return v ^ guard;
+}
+
+static bool jumps_over(struct fz_fiber *f, const struct fz_handler_frame *h, uintptr_t target)
+{
+    bool target_alt = fz_altstack_contains(f, (void *)target);
+    if (h->on_altstack != target_alt)
+        return h->on_altstack; /* leaving the alternate stack, or going onto it */
+    return (uintptr_t)h->sp < target;
+}
+
+/* A longjmp leaves handlers whose wrappers will never return: the fiber's
+ * handler records, the global count and its mask are brought to where the
+ * jump lands (glibc restores a saved mask with an internal rt_sigprocmask
+ * that the mask interposers never see). */
+static void before_longjmp(struct __jmp_buf_tag *env)
+{
+    struct fz_fiber *self = fz_self();
+    if (!self || !self->handler_depth)
+        return;
+    uintptr_t target = jmpbuf_sp(env);
+    unsigned left = 0;
+    while (self->handler_depth &&
+           (self->handler_depth > FZ_HANDLER_DEPTH ||
+            jumps_over(self, &self->handler_frames[self->handler_depth - 1], target))) {
+        handler_leave(self);
+        left++;
+    }
+    if (!left)
+        return;
+    if (!self->handler_depth)
+        self->sig_raising = false; /* no delivery of its own is in progress */
+    uint64_t mask = self->sigmask; /* the handler's, as the kernel has it */
+    if (env->__mask_was_saved)
+        memcpy(&mask, &env->__saved_mask, sizeof mask);
+    fz_sigmask_change(self, mask);
+}
+
+FZ_EXPORT __attribute__((noreturn)) void siglongjmp(struct __jmp_buf_tag env[1], int val)
+{
+    before_longjmp(env);
+    fz_real.siglongjmp(env, val);
+    __builtin_unreachable();
+}
+
+FZ_EXPORT __attribute__((noreturn)) void longjmp(struct __jmp_buf_tag env[1], int val)
+{
+    before_longjmp(env);
+    fz_real.longjmp(env, val);
+    __builtin_unreachable();
+}
+
+FZ_EXPORT __attribute__((noreturn)) void _longjmp(struct __jmp_buf_tag env[1], int val)
+{
+    before_longjmp(env);
+    fz_real._longjmp(env, val);
+    __builtin_unreachable();
+}
+
+FZ_EXPORT __attribute__((noreturn)) void __longjmp_chk(struct __jmp_buf_tag *env, int val)
+{
+    before_longjmp(env);
+    fz_real.__longjmp_chk(env, val);
+    __builtin_unreachable();
 }
 
 /* ---- masks and waiting for signals ------------------------------------ */
@@ -426,7 +565,10 @@ FZ_EXPORT int kill(pid_t pid, int sig)
     if (!self || sig <= 0 || sig > 64 || (fz_sigmask_of(self) >> (sig - 1) & 1) ||
         pid != (pid_t)fz_sys0(SYS_getpid))
         return fz_real.kill(pid, sig);
+    bool was_raising = self->sig_raising; /* its handler runs right here */
+    self->sig_raising = true;
     long r = fz_sys3(SYS_tgkill, pid, fz_sys0(SYS_gettid), sig);
+    self->sig_raising = was_raising;
     if (r < 0) {
         errno = (int)-r;
         return -1;

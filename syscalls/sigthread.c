@@ -11,8 +11,11 @@
  * call, which answers ESRCH for a fake tid the kernel does not know.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 #include "runtime/identity.h"
 #include "runtime/sigthread.h"
@@ -98,6 +101,54 @@ FZ_EXPORT pid_t gettid(void)
 {
     struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
     return self ? self->tid : (pid_t)fz_sys0(SYS_gettid);
+}
+
+/* ---- names ------------------------------------------------------------- */
+
+/* prctl(PR_SET_NAME/PR_GET_NAME) name the calling thread: the fiber (the
+ * same name pthread_setname_np/getname_np keep, syscalls/thread.c), not
+ * the carrier.  The main thread's name is also the process's (ps, /proc/
+ * self/comm), so the main fiber's is given to the main OS thread too. */
+void fz_name_main_thread(const char *name)
+{
+    int fd = (int)fz_sys4(SYS_openat, AT_FDCWD, "/proc/self/comm", O_WRONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    fz_sys3(SYS_write, fd, name, strlen(name));
+    fz_sys1(SYS_close, fd);
+}
+
+FZ_EXPORT int prctl(int option, ...)
+{
+    va_list ap;
+    va_start(ap, option);
+    unsigned long arg[4];
+    for (int i = 0; i < 4; i++)
+        arg[i] = va_arg(ap, unsigned long);
+    va_end(ap);
+    struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
+    if (self && option == PR_SET_NAME) {
+        char name[sizeof self->name];
+        const char *from = (const char *)arg[0];
+        size_t n = 0;
+        while (n < sizeof name - 1 && from[n])
+            n++;
+        memcpy(name, from, n);
+        name[n] = 0;
+        fz_spin_lock(&self->lock);
+        memcpy(self->name, name, sizeof name);
+        fz_spin_unlock(&self->lock);
+        if (self->is_main)
+            fz_name_main_thread(name);
+        return 0;
+    }
+    if (self && option == PR_GET_NAME) {
+        fz_spin_lock(&self->lock);
+        memcpy((char *)arg[0], self->name, sizeof self->name);
+        fz_spin_unlock(&self->lock);
+        return 0;
+    }
+    return fz_real.prctl(option, arg[0], arg[1], arg[2], arg[3]);
 }
 
 /* ---- the tid-taking system calls ------------------------------------- */

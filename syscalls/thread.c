@@ -18,6 +18,7 @@
 #include "runtime/park.h"
 #include "runtime/tls.h"
 #include "syscalls/hook.h"
+#include "syscalls/ident.h"
 
 /* glibc 2.36's struct pthread_attr, to tell "not set" from "set to the
  * default" (the public getters answer the default for both). */
@@ -265,6 +266,8 @@ FZ_EXPORT int pthread_setname_np(pthread_t th, const char *name)
     fz_spin_lock(&f->lock);
     memcpy(f->name, name, n + 1);
     fz_spin_unlock(&f->lock);
+    if (f->is_main) /* ps and /proc/self/comm show the main thread's name */
+        fz_name_main_thread(name);
     return 0;
 }
 

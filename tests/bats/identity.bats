@@ -15,3 +15,15 @@ load helpers
 @test "thread ids on two carriers" {
     FIBERIZE_WORKERS=2 compare_native ident_tid
 }
+
+@test "thread names: prctl PR_SET_NAME/PR_GET_NAME per thread, pthread_{set,get}name_np agree" {
+    compare_native ident_names
+}
+
+@test "thread names on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native ident_names
+}
+
+@test "thread names on two carriers" {
+    FIBERIZE_WORKERS=2 compare_native ident_names
+}

@@ -52,3 +52,15 @@ stw_case() {
 @test "sigaltstack per thread on two carriers" {
     FIBERIZE_WORKERS=2 compare_native sig_altstack
 }
+
+@test "siglongjmp out of SIGALRM handlers (read, pause, nanosleep, poll, busy loop): the runtime stays consistent" {
+    compare_native sig_longjmp
+}
+
+@test "siglongjmp out of handlers on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native sig_longjmp
+}
+
+@test "siglongjmp out of handlers on two carriers" {
+    FIBERIZE_WORKERS=2 compare_native sig_longjmp
+}
