@@ -43,6 +43,10 @@
     X(int, pthread_sigqueue, (pthread_t, int, const union sigval))                                 \
     X(int, raise, (int))                                                                           \
     X(int, prctl, (int, ...))                                                                      \
+    X(int, sched_setaffinity, (pid_t, size_t, const cpu_set_t *))                                  \
+    X(int, sched_getaffinity, (pid_t, size_t, cpu_set_t *))                                        \
+    X(int, pthread_setaffinity_np, (pthread_t, size_t, const cpu_set_t *))                         \
+    X(int, pthread_getaffinity_np, (pthread_t, size_t, cpu_set_t *))                               \
     X(int, pthread_cancel, (pthread_t))                                                            \
     X(void, call_once, (once_flag *, void (*)(void)))                                              \
     X(int, thrd_create, (thrd_t *, thrd_start_t, void *))                                          \

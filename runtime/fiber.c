@@ -23,6 +23,7 @@
 #include "runtime/sigthread.h"
 #include "runtime/fiber.h"
 #include "runtime/identity.h"
+#include "runtime/affinity.h"
 #include "runtime/altstack.h"
 #include "runtime/park.h"
 #include "runtime/sched.h"
@@ -76,8 +77,10 @@ static struct fz_fiber *fiber_alloc(void)
     struct fz_fiber *f = pool_take();
     if (f) {
         void *tcb = f->tcb;
+        cpu_set_t *affinity = f->affinity; /* a buffer, kept for the next one */
         memset(f, 0, sizeof *f);
         f->tcb = tcb;
+        f->affinity = affinity;
         fz_tls_recycle(tcb, f);
         return f;
     }
@@ -143,6 +146,7 @@ int fz_fiber_create(void *(*start)(void *), void *arg, const struct fz_fiber_att
     f->sp = fz_ctx_prepare(&f->stack, fz_fiber_main, f);
     f->state = FZ_FIBER_RUNNABLE;
     fz_altstack_init(f, false);
+    fz_affinity_inherit(f, creator);
     fz_ident_register(f);
     atomic_fetch_add(&fz_rt.live_fibers, 1);
     struct fz_fiber *self = fz_self();

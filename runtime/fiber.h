@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include "runtime/runq.h"
 #include "runtime/spinlock.h"
@@ -98,10 +99,12 @@ struct fz_fiber {
     atomic_ullong sig_pending;                /* sent to it, not yet delivered: bit sig-1 */
     struct fz_sigslot sig_slots[FZ_SIGSLOTS]; /* their siginfo, when not pthread_kill's */
     atomic_ullong sigwait_set;                /* signals its sigwait takes: they wake it */
-    stack_t altstack;                         /* its sigaltstack (runtime/altstack.c) */
-    struct fz_waiter *wait;                   /* its innermost wait, under `lock` (park.c) */
-    unsigned handled;                         /* handlers run on it (sigsuspend counts) */
-    unsigned handler_depth;                   /* program handlers running on it now */
+    cpu_set_t *affinity;    /* its CPU mask when it set one (runtime/affinity.c) */
+    unsigned affinity_gen;  /* 0: the process's mask */
+    stack_t altstack;       /* its sigaltstack (runtime/altstack.c) */
+    struct fz_waiter *wait; /* its innermost wait, under `lock` (park.c) */
+    unsigned handled;       /* handlers run on it (sigsuspend counts) */
+    unsigned handler_depth; /* program handlers running on it now */
     struct fz_handler_frame handler_frames[FZ_HANDLER_DEPTH]; /* (syscalls/signal.c) */
     bool entered;               /* started: its handlers may run (fiber.c) */
     volatile bool sig_raising;  /* raising its own pending signal (sigthread.c) */
@@ -137,6 +140,7 @@ struct fz_carrier {
     unsigned seen_epoch;        /* monitor only */
     uint64_t seen_since;        /* monitor only */
     uint64_t kernel_mask;       /* signal mask loaded on this OS thread (sigmask.c) */
+    unsigned affinity_gen;      /* CPU mask loaded on this OS thread (affinity.c) */
     stack_t altstack;           /* sigaltstack loaded on this OS thread (altstack.c) */
     volatile bool sched_busy;   /* in scheduler code between fibers: a signal for its
                                    fiber waits for the switch-in (sigthread.c) */

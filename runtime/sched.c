@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include "runtime/affinity.h"
 #include "runtime/altstack.h"
 #include "runtime/driver.h"
 #include "runtime/monitor.h"
@@ -246,6 +247,7 @@ void fz_sched_resumed(struct fz_fiber *self)
     if (c->kernel_mask != self->sigmask)
         fz_sigmask_load(c, self->sigmask);
     fz_altstack_switch_in(c, self);
+    fz_affinity_switch_in(c, self);
     if (c->loaded_tcb != self->tcb) {
         fz_set_thread_pointer(self->tcb);
         c->loaded_tcb = self->tcb;
@@ -481,6 +483,7 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
     for (;;) {
         reap_dead(c); /* the idle context may start fresh after an exit */
         fz_altstack_idle(c);
+        fz_affinity_idle(c);
         if (c->handoff) {
             struct fz_fiber *next = c->handoff;
             c->handoff = NULL;

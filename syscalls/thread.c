@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
+#include "runtime/affinity.h"
 #include "runtime/asan.h"
 #include "runtime/park.h"
 #include "runtime/tls.h"
@@ -248,7 +249,7 @@ FZ_EXPORT int pthread_getattr_np(pthread_t th, pthread_attr_t *attr)
     pthread_attr_setdetachstate(attr,
                                 f->detached ? PTHREAD_CREATE_DETACHED : PTHREAD_CREATE_JOINABLE);
     cpu_set_t cpus;
-    if (sched_getaffinity(0, sizeof cpus, &cpus) == 0)
+    if (fz_affinity_get(f, sizeof cpus, &cpus) == 0)
         pthread_attr_setaffinity_np(attr, sizeof cpus, &cpus);
     return 0;
 }

@@ -27,3 +27,15 @@ load helpers
 @test "thread names on two carriers" {
     FIBERIZE_WORKERS=2 compare_native ident_names
 }
+
+@test "CPU affinity per thread: pin oneself, inherit, others unaffected, set another's" {
+    compare_native ident_affinity
+}
+
+@test "CPU affinity per thread on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native ident_affinity
+}
+
+@test "CPU affinity per thread on two carriers" {
+    FIBERIZE_WORKERS=2 compare_native ident_affinity
+}
