@@ -407,7 +407,8 @@ static void test_waiting_handler(void)
     pthread_kill(t, SIGUSR2);
     report("waiting handler: parked in its handler", wait_for(&parked_in_handler, 1));
     int before = atomic_load(&other_progress);
-    nap_ms(50);
+    for (int i = 0; i < 2000 && atomic_load(&other_progress) <= before + 5; i++)
+        nap_ms(1);
     report("waiting handler: other threads go on", atomic_load(&other_progress) > before + 5);
     report("waiting handler: still parked", !atomic_load(&handler_done));
     sem_post(&resume_sem);
