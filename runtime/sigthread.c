@@ -21,11 +21,15 @@
  * Ringing: the sender sets the bit, then looks where the fiber is (a full
  * fence on both sides: the fiber, switched in, clears its carrier's
  * sched_busy and then looks at its bits).  Running: doorbell to its
- * carrier.  Parked: its wait is ended (EINTR where signal(7) says the call
- * fails) or kicked (it runs the handler and waits on), see park.c's
- * fz_wait_signal.  Runnable: nothing; at switch-in the fiber rings its own
- * carrier, and the kernel delivers before that system call returns.  A
- * fiber also rings itself when it unblocks a pending signal.
+ * carrier.  Parked: its wait ends (park.c's fz_wait_signal) and, once the
+ * waiter is withdrawn from every source, the fiber rings its own carrier
+ * (fz_wait_over), then fails with EINTR where signal(7) says the call
+ * does, or waits again.  Runnable: nothing; at switch-in the fiber rings
+ * its own carrier, and the kernel delivers before that system call
+ * returns.  A fiber also rings itself when it unblocks a pending signal
+ * and when a handler that blocked it returns.  A process-directed signal
+ * that lands in scheduler code or inside the runtime is posted here to the
+ * thread the kernel would have picked (syscalls/signal.c).
  *
  * Standard signals pending on a fiber merge, as natively; realtime ones
  * queue up to FZ_SIGSLOTS with their values.
