@@ -57,6 +57,7 @@ static void child_after_fork(void)
         say("fiberize: ", "fork child runs without the runtime (out of memory)");
     /* natively the child's only thread is its main thread, nothing pending */
     atomic_store(&self->sig_pending, 0);
+    self->cpu_ns = 0; /* a new process's thread CPU clock starts at 0 */
     fz_sigthread_after_fork();
     fz_ident_after_fork(self, getpid());
 }

@@ -43,6 +43,10 @@
     X(int, pthread_sigqueue, (pthread_t, int, const union sigval))                                 \
     X(int, raise, (int))                                                                           \
     X(int, prctl, (int, ...))                                                                      \
+    X(int, clock_gettime, (clockid_t, struct timespec *))                                          \
+    X(int, clock_getres, (clockid_t, struct timespec *))                                           \
+    X(int, pthread_getcpuclockid, (pthread_t, clockid_t *))                                        \
+    X(int, getrusage, (int, struct rusage *))                                                      \
     X(int, sched_setaffinity, (pid_t, size_t, const cpu_set_t *))                                  \
     X(int, sched_getaffinity, (pid_t, size_t, cpu_set_t *))                                        \
     X(int, pthread_setaffinity_np, (pthread_t, size_t, const cpu_set_t *))                         \

@@ -99,6 +99,7 @@ struct fz_fiber {
     atomic_ullong sig_pending;                /* sent to it, not yet delivered: bit sig-1 */
     struct fz_sigslot sig_slots[FZ_SIGSLOTS]; /* their siginfo, when not pthread_kill's */
     atomic_ullong sigwait_set;                /* signals its sigwait takes: they wake it */
+    uint64_t cpu_ns;                          /* CPU time charged to it (runtime/cputime.c) */
     cpu_set_t *affinity;    /* its CPU mask when it set one (runtime/affinity.c) */
     unsigned affinity_gen;  /* 0: the process's mask */
     stack_t altstack;       /* its sigaltstack (runtime/altstack.c) */
@@ -136,10 +137,12 @@ struct fz_carrier {
     bool spare;         /* started by the monitor; retires when not needed */
     atomic_int retired; /* spare sleeping on retire_word */
     atomic_int retire_word;
-    bool stuck;                 /* monitor's own view (only it reads or writes) */
-    unsigned seen_epoch;        /* monitor only */
-    uint64_t seen_since;        /* monitor only */
-    uint64_t kernel_mask;       /* signal mask loaded on this OS thread (sigmask.c) */
+    bool stuck;           /* monitor's own view (only it reads or writes) */
+    unsigned seen_epoch;  /* monitor only */
+    uint64_t seen_since;  /* monitor only */
+    uint64_t kernel_mask; /* signal mask loaded on this OS thread (sigmask.c) */
+    uint64_t cpu_mark;    /* its thread CPU clock at the last switch (cputime.c) */
+    bool cpu_valid;
     unsigned affinity_gen;      /* CPU mask loaded on this OS thread (affinity.c) */
     stack_t altstack;           /* sigaltstack loaded on this OS thread (altstack.c) */
     volatile bool sched_busy;   /* in scheduler code between fibers: a signal for its

@@ -33,6 +33,7 @@
 #include <sys/mman.h>
 #include "runtime/affinity.h"
 #include "runtime/altstack.h"
+#include "runtime/cputime.h"
 #include "runtime/driver.h"
 #include "runtime/monitor.h"
 #include "runtime/park.h"
@@ -279,6 +280,8 @@ static void claim_cpu(struct fz_carrier *c, struct fz_fiber *next)
 static void switch_away(struct fz_carrier *c, struct fz_fiber *self)
 {
     c->sched_busy = true;
+    if (atomic_load_explicit(&fz_cputime_on, memory_order_relaxed))
+        fz_cputime_stop(c, self); /* the next fiber starts from this mark */
     struct fz_fiber *next = find_work(c);
     if (next == self) { /* woken before it got away */
         self->state = FZ_FIBER_RUNNING;
@@ -396,6 +399,8 @@ static void idle_arrived(struct fz_carrier *c)
 static void run_from_idle(struct fz_carrier *c, struct fz_fiber *f)
 {
     claim_cpu(c, f);
+    if (atomic_load_explicit(&fz_cputime_on, memory_order_relaxed))
+        fz_cputime_start(c);
     fz_asan_leave(&c->asan_idle_save, &f->stack);
     fz_switch(&c->idle_sp, f->sp, NULL);
     idle_arrived(c);

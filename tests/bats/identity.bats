@@ -39,3 +39,15 @@ load helpers
 @test "CPU affinity per thread on two carriers" {
     FIBERIZE_WORKERS=2 compare_native ident_affinity
 }
+
+@test "thread CPU clocks: spinners' share, sleeper ~0, monotonic, other threads' clocks, RUSAGE_THREAD" {
+    compare_native ident_cputime
+}
+
+@test "thread CPU clocks on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native ident_cputime
+}
+
+@test "thread CPU clocks on two carriers" {
+    FIBERIZE_WORKERS=2 compare_native ident_cputime
+}
