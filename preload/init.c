@@ -22,8 +22,10 @@
 #include "preload/config.h"
 #include "syscalls/real.h"
 #include "runtime/driver.h"
+#include "runtime/identity.h"
 #include "runtime/libc.h"
 #include "runtime/monitor.h"
+#include "runtime/sigthread.h"
 #include "runtime/park.h"
 #include "runtime/pool.h"
 #include "runtime/reactor.h"
@@ -55,6 +57,11 @@ static void child_after_fork(void)
     fz_driver_after_fork();
     if (!fz_sched_after_fork(self))
         say("fiberize: ", "fork child runs without the runtime (out of memory)");
+    /* natively the child's only thread is its main thread, nothing pending */
+    atomic_store(&self->sig_pending, 0);
+    self->cpu_ns = 0; /* a new process's thread CPU clock starts at 0 */
+    fz_sigthread_after_fork();
+    fz_ident_after_fork(self, getpid());
 }
 
 /* What native threads get: RLIMIT_STACK, or 2 MiB when unlimited (glibc). */
@@ -91,6 +98,7 @@ static bool start_runtime(void)
      * and its settings from here, and never reads either itself */
     fz_os_thread_create = fz_real.pthread_create;
     fz_os_thread_getattr = fz_real.pthread_getattr_np;
+    fz_os_clock_gettime = fz_real.clock_gettime;
     fz_pool_configure(fz_config.pool_max);
     fz_monitor_configure((uint64_t)fz_config.handoff_us * 1000u);
     if (!fz_sched_start(fz_config.workers, &why)) {

@@ -20,7 +20,11 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include "runtime/sigmask.h"
+#include "runtime/sigthread.h"
 #include "runtime/fiber.h"
+#include "runtime/identity.h"
+#include "runtime/affinity.h"
+#include "runtime/altstack.h"
 #include "runtime/park.h"
 #include "runtime/sched.h"
 #include "runtime/tls.h"
@@ -75,8 +79,10 @@ static struct fz_fiber *fiber_alloc(void)
     struct fz_fiber *f = pool_take();
     if (f) {
         void *tcb = f->tcb;
+        cpu_set_t *affinity = f->affinity; /* a buffer, kept for the next one */
         memset(f, 0, sizeof *f);
         f->tcb = tcb;
+        f->affinity = affinity;
         fz_tls_recycle(tcb, f);
         return f;
     }
@@ -115,8 +121,8 @@ static void inherit_name(struct fz_fiber *f)
     struct fz_fiber *self = fz_self();
     if (self)
         memcpy(f->name, self->name, sizeof f->name);
-    else
-        prctl(PR_GET_NAME, f->name);
+    else /* the kernel's name of the thread: prctl is interposed */
+        fz_sys2(SYS_prctl, PR_GET_NAME, (long)f->name);
 }
 
 int fz_fiber_create(void *(*start)(void *), void *arg, const struct fz_fiber_attr *a,
@@ -141,6 +147,9 @@ int fz_fiber_create(void *(*start)(void *), void *arg, const struct fz_fiber_att
     fz_sigmask_fiber_born(f, creator ? creator->sigmask : fz_sigmask_current_kernel());
     f->sp = fz_ctx_prepare(&f->stack, fz_fiber_main, f);
     f->state = FZ_FIBER_RUNNABLE;
+    fz_altstack_init(f, false);
+    fz_affinity_inherit(f, creator);
+    fz_ident_register(f);
     atomic_fetch_add(&fz_rt.live_fibers, 1);
     struct fz_fiber *self = fz_self();
     if (self)
@@ -153,21 +162,27 @@ struct fz_fiber *fz_fiber_adopt_main(void)
 {
     pthread_attr_t attr;
     void *addr;
-    size_t size;
+    size_t size, guard;
     if (fz_os_thread_getattr(pthread_self(), &attr) != 0)
         return NULL;
     pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_getguardsize(&attr, &guard);
     pthread_attr_destroy(&attr);
     struct fz_fiber *m = aligned_alloc(FZ_CACHE_LINE, sizeof *m);
     if (!m)
         return NULL;
     memset(m, 0, sizeof *m);
+    m->guard_requested = guard;
     m->stack = (struct fz_stack){addr, size, 0, true};
     m->tcb = fz_thread_pointer();
     m->is_main = true;
     m->id = atomic_fetch_add(&next_id, 1) + 1;
-    prctl(PR_GET_NAME, m->name);
+    /* the kernel's name of the thread: prctl is interposed */
+    fz_sys2(SYS_prctl, PR_GET_NAME, (long)m->name);
     fz_tls_adopt_main(m);
+    m->entered = true;
+    fz_altstack_init(m, true);
+    fz_ident_register(m);
     return m;
 }
 
@@ -176,6 +191,9 @@ void fz_fiber_main(void *arg)
     struct fz_fiber *f = arg;
     fz_sched_resumed(f);
     fz_tls_enter();
+    /* signals sent before it started run now, on its own TLS */
+    f->entered = true;
+    fz_sigthread_resumed(f);
     /* glibc's pthread_exit and cancellation unwind to this buffer, as they
      * would to the one in nptl's start_thread. */
     __pthread_unwind_buf_t unwind;
@@ -189,6 +207,7 @@ void fz_fiber_main(void *arg)
 void fz_fiber_exit(struct fz_fiber *self)
 {
     fz_tls_exit();
+    fz_ident_unregister(self);
     fz_sigmask_fiber_gone(self);
     struct fz_carrier *c = self->carrier;
     c->stats.fibers_exited++;

@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <pthread.h>
 #include "runtime/assert.h"
+#include <sched.h>
+#include <signal.h>
 #include "runtime/runq.h"
 #include "runtime/spinlock.h"
 #include "runtime/stack.h"
@@ -30,6 +32,28 @@
 #include "runtime/timer.h"
 
 struct fz_carrier;
+struct fz_waiter;
+
+/* The siginfo of a signal sent to one fiber (pthread_sigqueue, tgkill
+ * through syscall(2) with a forged one); slots are claimed lock-free
+ * (sigthread.c). */
+#define FZ_SIGSLOTS 4
+struct fz_sigslot {
+    atomic_int state; /* 0 free, 1 being written, 2 holds sig's info */
+    int sig;
+    int code;
+    pid_t pid;
+    uid_t uid;
+    union sigval value;
+};
+
+/* A program signal handler running on a fiber: where its frame is, so a
+ * longjmp out of it can be recognised (syscalls/signal.c). */
+#define FZ_HANDLER_DEPTH 8
+struct fz_handler_frame {
+    void *sp;
+    bool on_altstack;
+};
 
 /* exit_word values: RUNNING from creation until fz_fiber_reap has released
  * the stack after the fiber's last switch, then REAPED; joiners park on the
@@ -70,12 +94,30 @@ struct fz_fiber {
     bool joined;           /* a joiner has claimed the result */
     atomic_uint exit_word; /* parking-lot key for joiners: FZ_EXIT_RUNNING, _REAPED */
     char name[16];
-    uint64_t sigmask;                      /* this thread's signal mask (runtime/sigmask.c) */
-    struct fz_waiter *cancel_waiter;       /* its wait at a cancellation point (park.c) */
-    atomic_uint intr_window;               /* its interruptible call in progress (park.c) */
-    size_t guard_requested;                /* reported by pthread_getattr_np, as glibc does */
-    void *asan_save;                       /* FZ_ASAN builds: its fake stack while switched out */
-    unsigned shared_nap_ns;                /* process-shared condvar polling (syscalls/cond.c) */
+    uint64_t sigmask;                /* this thread's signal mask (runtime/sigmask.c) */
+    uint64_t sigmask_counted;        /* the mask counted in fz_rt.unblocked_by (sigmask.c) */
+    struct fz_waiter *cancel_waiter; /* its wait at a cancellation point (park.c) */
+    atomic_uint intr_window;         /* its interruptible call in progress (park.c) */
+    size_t guard_requested;          /* reported by pthread_getattr_np, as glibc does */
+    void *asan_save;                 /* FZ_ASAN builds: its fake stack while switched out */
+    unsigned shared_nap_ns;          /* process-shared condvar polling (syscalls/cond.c) */
+
+    /* identity and signals sent to this thread (runtime/identity.c, sigthread.c) */
+    pid_t tid;                                /* what gettid() says; fixed for its life */
+    struct fz_fiber *_Atomic tid_next;        /* tid table chain (identity.c) */
+    atomic_ullong sig_pending;                /* sent to it, not yet delivered: bit sig-1 */
+    struct fz_sigslot sig_slots[FZ_SIGSLOTS]; /* their siginfo, when not pthread_kill's */
+    atomic_ullong sigwait_set;                /* signals its sigwait takes: they wake it */
+    uint64_t cpu_ns;                          /* CPU time charged to it (runtime/cputime.c) */
+    cpu_set_t *affinity;    /* its CPU mask when it set one (runtime/affinity.c) */
+    unsigned affinity_gen;  /* 0: the process's mask */
+    stack_t altstack;       /* its sigaltstack (runtime/altstack.c) */
+    struct fz_waiter *wait; /* its innermost wait, under `lock` (park.c) */
+    unsigned handled;       /* handlers run on it (sigsuspend counts) */
+    unsigned handler_depth; /* program handlers running on it now */
+    struct fz_handler_frame handler_frames[FZ_HANDLER_DEPTH]; /* (syscalls/signal.c) */
+    bool entered;                          /* started: its handlers may run (fiber.c) */
+    volatile bool sig_raising;             /* raising its own pending signal (sigthread.c) */
 } __attribute__((aligned(FZ_CACHE_LINE))); /* whole cache lines, for aligned_alloc */
 
 struct fz_carrier {
@@ -104,10 +146,16 @@ struct fz_carrier {
     bool spare;         /* started by the monitor; retires when not needed */
     atomic_int retired; /* spare sleeping on retire_word */
     atomic_int retire_word;
-    bool stuck;                 /* monitor's own view (only it reads or writes) */
-    unsigned seen_epoch;        /* monitor only */
-    uint64_t seen_since;        /* monitor only */
-    uint64_t kernel_mask;       /* signal mask loaded on this OS thread (sigmask.c) */
+    bool stuck;           /* monitor's own view (only it reads or writes) */
+    unsigned seen_epoch;  /* monitor only */
+    uint64_t seen_since;  /* monitor only */
+    uint64_t kernel_mask; /* signal mask loaded on this OS thread (sigmask.c) */
+    uint64_t cpu_mark;    /* its thread CPU clock at the last switch (cputime.c) */
+    bool cpu_valid;
+    unsigned affinity_gen;      /* CPU mask loaded on this OS thread (affinity.c) */
+    stack_t altstack;           /* sigaltstack loaded on this OS thread (altstack.c) */
+    volatile bool sched_busy;   /* in scheduler code between fibers: a signal for its
+                                   fiber waits for the switch-in (sigthread.c) */
     struct fz_stack idle_stack; /* carrier 0 only: the main thread's stack is the main fiber's */
     void *asan_thread;          /* FZ_ASAN builds (runtime/asan.c) */
     struct fz_stack asan_idle;

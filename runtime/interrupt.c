@@ -11,10 +11,14 @@ void fz_signal_handler_enter(void)
     atomic_fetch_add(&fz_rt.handlers_running, 1); /* see fz_unpark_addr_deferred */
 }
 
-void fz_signal_handler_leave(int sig, bool restart)
+void fz_signal_handler_done(void)
+{
+    atomic_fetch_sub(&fz_rt.handlers_running, 1);
+}
+
+void fz_signal_handler_ran(int sig, bool restart)
 {
     FZ_ASSERT(sig > 0 && sig < NSIG);
-    atomic_fetch_sub(&fz_rt.handlers_running, 1);
     if (!fz_on_carrier())
         return;
     fz_interrupt_note(sig, restart); /* now: the call it lands in (park.h) */

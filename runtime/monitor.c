@@ -22,6 +22,7 @@
 #include "runtime/assert.h"
 #include "runtime/monitor.h"
 #include "runtime/sched.h"
+#include "runtime/sigthread.h"
 #include "runtime/sys.h"
 
 static uint64_t handoff_ns; /* written before the monitor starts, then read-only */
@@ -103,6 +104,7 @@ static void *monitor_main(void *arg)
         uint64_t now = fz_now_ns();
         for (unsigned i = 0; i < n; i++)
             watch(&fz_rt.carriers[i], now);
+        fz_sigthread_run_deferred(NULL);
         /* No idle carrier means nobody fires timers or polls fds either,
          * so a spare is due even when no fiber is queued yet. */
         if (atomic_load(&fz_rt.spares_running) < atomic_load(&fz_rt.stuck) &&

@@ -24,6 +24,7 @@
 #include "runtime/park.h"
 #include "runtime/tls.h"
 #include "runtime/sched.h"
+#include "runtime/sigthread.h"
 #include "runtime/sys.h"
 
 #define BUCKETS 1024
@@ -256,23 +257,59 @@ static int block_os_thread(struct fz_waiter *w)
     return w->reason;
 }
 
-/* pthread_cancel (fz_cancel_wake) finds a fiber's wait here, under the
- * fiber's lock, so it never touches a waiter whose frame is gone.  A
- * cancellation already requested ends the wait at once. */
-static void cancel_point_enter(struct fz_fiber *self, struct fz_waiter *w)
+/* pthread_cancel (fz_cancel_wake) and signals sent to the fiber
+ * (fz_wait_signal) find its wait here, under the fiber's lock, so they
+ * never touch a waiter whose frame is gone.  A cancellation already
+ * requested ends the wait at once. */
+/* A wait of self ended and is torn down: signals sent to it run now. */
+void fz_wait_over(struct fz_fiber *self)
 {
-    fz_spin_lock(&self->lock);
-    self->cancel_waiter = w;
-    fz_spin_unlock(&self->lock);
-    if (fz_tcb_cancel_pending(self->tcb) && fz_waiter_claim(w, FZ_WAKE_INTERRUPT))
-        fz_waiter_finish_wake(w);
+    if (self && fz_sigthread_deliverable(self))
+        fz_sigthread_deliver_own(self);
 }
 
-static void cancel_point_leave(struct fz_fiber *self)
+static struct fz_waiter *wait_publish(struct fz_fiber *self, struct fz_waiter *w)
 {
     fz_spin_lock(&self->lock);
-    self->cancel_waiter = NULL;
+    struct fz_waiter *outer = self->wait;
+    self->wait = w;
+    if (w->cancelable)
+        self->cancel_waiter = w;
     fz_spin_unlock(&self->lock);
+    if (w->cancelable && fz_tcb_cancel_pending(self->tcb) && fz_waiter_claim(w, FZ_WAKE_INTERRUPT))
+        fz_waiter_finish_wake(w);
+    /* a signal sent to it that its sigwait takes came before the wait was
+     * published (the fence pairs with the sender's, sigthread.c) */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (w->interruptible && (atomic_load(&self->sigwait_set) & atomic_load(&self->sig_pending)) &&
+        fz_waiter_claim(w, FZ_WAKE_INTERRUPT))
+        fz_waiter_finish_wake(w);
+    return outer;
+}
+
+static void wait_withdraw(struct fz_fiber *self, struct fz_waiter *w, struct fz_waiter *outer)
+{
+    fz_spin_lock(&self->lock);
+    self->wait = outer;
+    if (w->cancelable)
+        self->cancel_waiter = NULL;
+    fz_spin_unlock(&self->lock);
+}
+
+/* The wait ends either way; its owner runs the handler once the wait is
+ * torn down (so a handler that longjmps leaves nothing registered), then
+ * returns EINTR or, for FZ_WAKE_RESTART, waits again as the kernel
+ * restarts a call. */
+void fz_wait_signal(struct fz_fiber *f, int restart)
+{
+    fz_spin_lock(&f->lock);
+    struct fz_waiter *w = f->wait;
+    bool intr = w && restart >= 0 &&
+                (w->interruptible == FZ_INTR_ALWAYS || (w->interruptible && restart != 1));
+    bool won = w && fz_waiter_claim(w, intr ? FZ_WAKE_INTERRUPT : FZ_WAKE_RESTART);
+    fz_spin_unlock(&f->lock);
+    if (won) /* claimed by us: it stays parked until this unpark */
+        fz_waiter_finish_wake(w);
 }
 
 void fz_cancel_wake(struct fz_fiber *f)
@@ -301,8 +338,7 @@ int fz_waiter_block(struct fz_waiter *w)
             return FZ_WAKE_INTERRUPT;
         }
     }
-    if (w->cancelable)
-        cancel_point_enter(self, w);
+    struct fz_waiter *outer = wait_publish(self, w);
     /* a waiter blocks, and arms its timer, on its owner's fiber only */
     FZ_ASSERT(self == fz_self());
     if (w->deadline) {
@@ -313,8 +349,7 @@ int fz_waiter_block(struct fz_waiter *w)
     fz_park(self);
     if (w->deadline)
         fz_timer_disarm(&w->timer);
-    if (w->cancelable)
-        cancel_point_leave(self);
+    wait_withdraw(self, w, outer);
     if (w->interruptible) {
         interrupt_list_remove(w);
         window_close(self, window);
@@ -324,9 +359,14 @@ int fz_waiter_block(struct fz_waiter *w)
 
 int fz_sleep_until(uint64_t deadline, int interruptible)
 {
-    struct fz_waiter w;
-    fz_waiter_init(&w, deadline ? deadline : 1, interruptible);
-    return fz_waiter_block(&w);
+    int reason;
+    do {
+        struct fz_waiter w;
+        fz_waiter_init(&w, deadline ? deadline : 1, interruptible);
+        reason = fz_waiter_block(&w);
+        fz_wait_over(w.fiber);
+    } while (reason == FZ_WAKE_RESTART);
+    return reason;
 }
 
 /* ---- parking lot ----------------------------------------------------- */
@@ -383,6 +423,7 @@ static void unlink_self(struct fz_waiter *w)
 int fz_park_addr(const void *addr, uint32_t bits, bool (*validate)(void *), void *ctx,
                  uint64_t deadline, int interruptible)
 {
+again:;
     struct fz_waiter w;
     fz_waiter_init(&w, deadline, interruptible);
     w.addr = addr;
@@ -398,6 +439,9 @@ int fz_park_addr(const void *addr, uint32_t bits, bool (*validate)(void *), void
     int reason = fz_waiter_block(&w);
     if (reason != FZ_WAKE_NOTIFIED)
         unlink_self(&w);
+    fz_wait_over(w.fiber);
+    if (reason == FZ_WAKE_RESTART)
+        goto again; /* validate decides afresh: a wake meanwhile is not lost */
     switch (reason) {
     case FZ_WAKE_TIMEOUT:
         return ETIMEDOUT;

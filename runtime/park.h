@@ -29,6 +29,10 @@ enum fz_wake_reason {
     FZ_WAKE_NOTIFIED, /* the awaited condition may hold now */
     FZ_WAKE_TIMEOUT,
     FZ_WAKE_INTERRUPT, /* a signal handler ran: the call reports EINTR */
+    /* A signal handler is to run on the fiber and the wait then goes on (a
+     * handler with SA_RESTART, or a wait signals never end): never
+     * returned by the wait functions below, which wait again. */
+    FZ_WAKE_RESTART,
 };
 
 /* Which signal handlers end a wait with EINTR (signal(7)): most calls are
@@ -84,6 +88,19 @@ void fz_waiter_finish_wake_on(struct fz_carrier *c, struct fz_waiter *w);
  * point (the wait reports FZ_WAKE_INTERRUPT; the interposer then acts on
  * the cancellation, see hook.h's fz_cancel_point). */
 void fz_cancel_wake(struct fz_fiber *f);
+
+/* A signal was sent to fiber f, which may be parked: if it is, make it run
+ * (its pending signal is raised when it is switched in, sigthread.c).
+ * restart: -1 if no handler will run (default action), else the handler's
+ * SA_RESTART (0 or 1), or 2 for a signal its sigwait takes.  A wait the
+ * handler interrupts natively (fz_intr) ends with EINTR; any other goes on
+ * once the handler has run.  The handler runs when the wait is torn down
+ * (fz_wait_over), never inside it. */
+void fz_wait_signal(struct fz_fiber *f, int restart);
+/* Called by every wait function once its waiter is withdrawn from every
+ * source (self NULL: not a fiber): runs the handlers of signals sent to
+ * self.  A wait that got FZ_WAKE_RESTART then waits again. */
+void fz_wait_over(struct fz_fiber *self);
 
 /* Sleep until the absolute monotonic deadline.  Returns FZ_WAKE_TIMEOUT, or
  * FZ_WAKE_INTERRUPT if interruptible and a signal handler ran. */

@@ -284,6 +284,7 @@ void fz_fd_watch_prepare(struct fz_fd_watch *w, struct fz_fd *fd, bool rd, bool 
 
 int fz_fd_watch_wait(struct fz_fd_watch *ws, int n, uint64_t deadline, int intr)
 {
+again:;
     struct fz_waiter waiter;
     fz_waiter_init(&waiter, deadline, intr);
     bool ready = false;
@@ -316,6 +317,9 @@ int fz_fd_watch_wait(struct fz_fd_watch *ws, int n, uint64_t deadline, int intr)
                 unlink_node(w, dir);
         fz_spin_unlock(&w->fd->lock);
     }
+    fz_wait_over(waiter.fiber);
+    if (reason == FZ_WAKE_RESTART)
+        goto again; /* an event meanwhile moved the fd's seq: ready at once */
     return reason == FZ_WAKE_TIMEOUT ? ETIMEDOUT : reason == FZ_WAKE_INTERRUPT ? EINTR : 0;
 }
 

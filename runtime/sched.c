@@ -31,12 +31,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include "runtime/affinity.h"
+#include "runtime/altstack.h"
+#include "runtime/cputime.h"
 #include "runtime/driver.h"
 #include "runtime/monitor.h"
 #include "runtime/park.h"
 #include "runtime/asan.h"
 #include "runtime/sched.h"
 #include "runtime/sigmask.h"
+#include "runtime/sigthread.h"
 #include "runtime/sys.h"
 #include "runtime/tls.h"
 
@@ -55,7 +59,8 @@ struct fz_fiber *fz_self(void)
     /* A carrier's idle context may still have this fiber's TCB loaded while
      * the fiber runs elsewhere: only code on the fiber's own stack is it. */
     char *sp = __builtin_frame_address(0);
-    if (sp < (char *)f->stack.base || sp >= (char *)fz_stack_top(&f->stack))
+    if ((sp < (char *)f->stack.base || sp >= (char *)fz_stack_top(&f->stack)) &&
+        !fz_altstack_contains(f, sp)) /* or a handler of it on its sigaltstack */
         return NULL;
     /* a vfork child borrowing the fiber's stack until it execs: to the
      * interposers it is a thread of its own, whose calls are the real ones */
@@ -129,6 +134,7 @@ static struct fz_fiber *find_work(struct fz_carrier *c)
     struct fz_task *t;
     if (atomic_load_explicit(&fz_rt.deferred_wakes, memory_order_relaxed))
         fz_park_run_deferred(c);
+    fz_sigthread_run_deferred(c);
     if (++c->tick % GLOBAL_QUEUE_INTERVAL == 0) {
         if (atomic_load_explicit(&fz_rt.pending_interrupts, memory_order_relaxed))
             handle_interrupts();
@@ -246,11 +252,21 @@ static void reap_dead(struct fz_carrier *c)
     }
 }
 
+/* Scheduler code is over on c: signals sent to self run now (sigthread.c).
+ * Doorbells that land while sched_busy is set wait for this. */
+static void back_in_fiber(struct fz_carrier *c, struct fz_fiber *self)
+{
+    c->sched_busy = false;
+    fz_sigthread_resumed(self);
+}
+
 void fz_sched_resumed(struct fz_fiber *self)
 {
     struct fz_carrier *c = self->carrier;
     if (c->kernel_mask != self->sigmask)
         fz_sigmask_load(c, self->sigmask);
+    fz_altstack_switch_in(c, self);
+    fz_affinity_switch_in(c, self);
     if (c->loaded_tcb != self->tcb) {
         fz_set_thread_pointer(self->tcb);
         c->loaded_tcb = self->tcb;
@@ -259,6 +275,7 @@ void fz_sched_resumed(struct fz_fiber *self)
     fz_asan_tcb_loaded(c);
     fz_asan_arrive(self->asan_save);
     reap_dead(c);
+    back_in_fiber(c, self);
 }
 
 static void claim_cpu(struct fz_carrier *c, struct fz_fiber *next)
@@ -276,6 +293,7 @@ static void claim_cpu(struct fz_carrier *c, struct fz_fiber *next)
     next->carrier = c;
     next->state = FZ_FIBER_RUNNING;
     c->current = next;
+    c->sched_busy = true;
     c->stats.switches++;
     /* single writer: a plain increment, published for the monitor */
     atomic_store_explicit(&c->epoch, atomic_load_explicit(&c->epoch, memory_order_relaxed) + 1,
@@ -286,9 +304,13 @@ static void claim_cpu(struct fz_carrier *c, struct fz_fiber *next)
  * next runnable fiber, or for the idle context. */
 static void switch_away(struct fz_carrier *c, struct fz_fiber *self)
 {
+    c->sched_busy = true;
+    if (atomic_load_explicit(&fz_cputime_on, memory_order_relaxed))
+        fz_cputime_stop(c, self); /* the next fiber starts from this mark */
     struct fz_fiber *next = find_work(c);
     if (next == self) { /* woken before it got away */
         self->state = FZ_FIBER_RUNNING;
+        back_in_fiber(c, self);
         return;
     }
     void **asan_save = &self->asan_save;
@@ -402,6 +424,8 @@ static void idle_arrived(struct fz_carrier *c)
 static void run_from_idle(struct fz_carrier *c, struct fz_fiber *f)
 {
     claim_cpu(c, f);
+    if (atomic_load_explicit(&fz_cputime_on, memory_order_relaxed))
+        fz_cputime_start(c);
     fz_asan_leave(&c->asan_idle_save, &f->stack);
     fz_switch(&c->idle_sp, f->sp, NULL);
     idle_arrived(c);
@@ -488,6 +512,8 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
 {
     for (;;) {
         reap_dead(c); /* the idle context may start fresh after an exit */
+        fz_altstack_idle(c);
+        fz_affinity_idle(c);
         if (c->handoff) {
             struct fz_fiber *next = c->handoff;
             c->handoff = NULL;
@@ -578,6 +604,7 @@ static bool adopt_carrier0(struct fz_fiber *m, const char **why)
     fz_asan_carrier_adopt(c0, &c0->idle_stack);
     c0->loaded_tcb = m->tcb;
     c0->tid = (pid_t)fz_sys0(SYS_gettid);
+    c0->altstack = m->altstack;
     m->carrier = c0;
     m->state = FZ_FIBER_RUNNING;
     atomic_store(&m->on_cpu, 1);
@@ -603,7 +630,8 @@ void fz_carrier_init(struct fz_carrier *c, unsigned index)
 {
     c->index = index;
     c->rng = 0x9e3779b9u * (index + 1);
-    c->kernel_mask = ~0ull; /* unknown: loaded before anything runs */
+    c->kernel_mask = ~0ull;                          /* unknown: loaded before anything runs */
+    c->altstack = (stack_t){.ss_flags = SS_DISABLE}; /* what a new OS thread has */
     fz_runq_init(&c->runq);
 }
 

@@ -3,7 +3,9 @@
  * Invariants:
  *  - a fiber's `sigmask` is written only by the fiber itself (or before it
  *    is published); readers elsewhere (the interrupt picker) accept a
- *    stale value;
+ *    stale value.  While a handler runs on the fiber it holds the handler's
+ *    mask (syscalls/signal.c), which is not counted: `sigmask_counted` is
+ *    what the counts below hold for the fiber;
  *  - `unblocked_by[sig]` counts live fibers whose mask lacks sig, and
  *    `blocked_by_all` has exactly the signals whose count is 0; both change
  *    together under `mask_lock`;
@@ -18,6 +20,7 @@
 #include "runtime/park.h"
 #include "runtime/sched.h"
 #include "runtime/sigmask.h"
+#include "runtime/sigthread.h"
 #include "runtime/sys.h"
 
 /* Masks are one uint64_t, a bit per signal; fz_rt's per-signal arrays have
@@ -63,7 +66,7 @@ static bool first_fiber(void)
 
 void fz_sigmask_fiber_born(struct fz_fiber *f, uint64_t mask)
 {
-    f->sigmask = mask & ~UNBLOCKABLE;
+    f->sigmask = f->sigmask_counted = mask & ~UNBLOCKABLE;
     fz_spin_lock(&fz_rt.mask_lock);
     if (first_fiber())
         atomic_store(&fz_rt.blocked_by_all, ~0ull & ~UNBLOCKABLE);
@@ -74,7 +77,7 @@ void fz_sigmask_fiber_born(struct fz_fiber *f, uint64_t mask)
 void fz_sigmask_fiber_gone(struct fz_fiber *f)
 {
     fz_spin_lock(&fz_rt.mask_lock);
-    account(f->sigmask, -1);
+    account(f->sigmask_counted, -1);
     fz_spin_unlock(&fz_rt.mask_lock);
 }
 
@@ -112,8 +115,8 @@ void fz_sigmask_change(struct fz_fiber *self, uint64_t mask)
     mask &= ~UNBLOCKABLE;
     fz_spin_lock(&fz_rt.mask_lock);
     uint64_t before = atomic_load(&fz_rt.blocked_by_all);
-    account(self->sigmask, -1);
-    self->sigmask = mask;
+    account(self->sigmask_counted, -1);
+    self->sigmask = self->sigmask_counted = mask;
     account(mask, +1);
     uint64_t after = atomic_load(&fz_rt.blocked_by_all);
     fz_spin_unlock(&fz_rt.mask_lock);
@@ -122,6 +125,12 @@ void fz_sigmask_change(struct fz_fiber *self, uint64_t mask)
         await_idle_carriers(self->carrier, after);
     else if (after != before)
         fz_sched_kick_idle();
+    /* signals sent to this thread and now unblocked run before the call
+     * that unblocked them returns, as natively (the fence pairs with the
+     * sender's: it sees the new mask or this sees its signal) */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (fz_sigthread_deliverable(self))
+        fz_sigthread_deliver_own(self);
 }
 
 uint64_t fz_sigmask_of(struct fz_fiber *self)

@@ -60,12 +60,18 @@ static inline void fz_cpu_relax(void)
     __builtin_ia32_pause();
 }
 
-/* CLOCK_MONOTONIC in ns.  clock_gettime goes through the vDSO (~26 ns here)
- * and touches no TLS on success, so it is safe on the scheduler path. */
+/* libc's clock_gettime, handed in at start-up by the constructor (the
+ * program's symbol is fiberize's own interposer, which the runtime must not
+ * call); until then, and in unit tests, the raw system call (timer.c). */
+extern int (*fz_os_clock_gettime)(clockid_t, struct timespec *);
+
+/* CLOCK_MONOTONIC in ns.  libc's clock_gettime goes through the vDSO
+ * (~26 ns here) and touches no TLS on success, so it is safe on the
+ * scheduler path. */
 static inline uint64_t fz_now_ns(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    fz_os_clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 

@@ -24,7 +24,16 @@
  * serialises and the thread pointer may belong to someone else).
  */
 #include <stddef.h>
+#include "runtime/sys.h"
 #include "runtime/timer.h"
+
+static int raw_clock_gettime(clockid_t clock, struct timespec *ts)
+{
+    long r = fz_sys2(SYS_clock_gettime, clock, ts);
+    return r < 0 ? -1 : 0;
+}
+
+int (*fz_os_clock_gettime)(clockid_t, struct timespec *) = raw_clock_gettime;
 
 #define TOP_LEVEL (FZ_WHEEL_LEVELS - 1)
 #define SLOT_MASK ((uint64_t)FZ_WHEEL_SLOTS - 1)

@@ -56,20 +56,21 @@
  *    thread and return (glibc's SIGSETXID handler runs on the TCB with the
  *    receiving thread's tid, runtime/setxid.c) [tls_setxid].
  * Not guaranteed:
- *  - gettid()/syscall(SYS_gettid) name the carrier and change on migration;
- *    glibc calls that hand pd->tid to the kernel (affinity, sched params,
- *    pthread_kill, pthread_sigqueue, pthread_getcpuclockid, names, async
- *    cancel) see the fake tid -- the main fiber's too -- and must be
- *    interposed; robust and PI mutexes through the real glibc (the kernel
+ *  - the fake tid is what gettid() answers (runtime/identity.c; the pid for
+ *    the main fiber); glibc calls that hand pd->tid to the kernel
+ *    (affinity, sched params, pthread_getcpuclockid, names, async cancel)
+ *    see the fake tid -- the main fiber's too -- and must be interposed
+ *    (pthread_kill, pthread_sigqueue, pthread_getattr_np are: syscalls/
+ *    sigthread.c, thread.c); robust and PI mutexes through the real glibc (the kernel
  *    knows only carrier tids and walks only carriers' robust lists: robust
  *    mutexes are marked owner-dead here at fiber and process exit, not when
  *    a signal kills the process);
- *  - sigaltstack is per OS thread; signal masks are not in the TCB (the
- *    runtime keeps them per fiber elsewhere);
+ *  - sigaltstack and signal masks are not in the TCB (the runtime keeps
+ *    them per fiber: altstack.c, sigmask.c);
  *  - a signal handler runs on the TCB its carrier has loaded: the fiber it
- *    interrupted, or, on an idle carrier, whichever TCB the scheduler left
- *    loaded [tls_signal catches a handler on the TLS of a fiber running
- *    elsewhere];
+ *    interrupted; one landing on an idle carrier or in scheduler code is
+ *    passed to a fiber (syscalls/signal.c) [tls_signal catches a handler on
+ *    the TLS of a fiber running elsewhere];
  *  - libraries that use rseq themselves see cpu_id -2 and must fall back;
  *  - resolver state from res_init is dropped at recycling without glibc's
  *    res_nclose (IPv6 name-server addresses leak); sunrpc per-thread state
@@ -385,6 +386,11 @@ struct fz_fiber *fz_tls_current_fiber(void)
         return NULL;
     __asm__ volatile("mov %%fs:(%1), %0" : "=r"(arg) : "r"(L.arg));
     return arg;
+}
+
+pid_t fz_tcb_tid(void *tcb)
+{
+    return AT(tcb, L.tid, int);
 }
 
 /* The tid glibc keeps in the loaded TCB: a fiber's fake unique tid, or an OS

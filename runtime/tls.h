@@ -71,6 +71,8 @@ void fz_tcb_set_stack(void *tcb, void *base, size_t size, size_t guard);
 extern int fz_unwind_setjmp(void *cancel_jmp_buf, int savemask) __asm__("__sigsetjmp")
     __attribute__((returns_twice, nothrow));
 
+/* The tid glibc keeps in a TCB (a fiber's: its fake unique one). */
+pid_t fz_tcb_tid(void *tcb);
 /* The calling thread's tid as glibc records it (fibers: their fake tid). */
 pid_t fz_tcb_current_tid(void);
 /* Overwrite it (mutex.c's priority-protect calls; restore it after). */

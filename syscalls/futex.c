@@ -15,7 +15,9 @@
  * (non-private) waits and every other futex command (PI, waitv, ...) go to
  * the kernel and may block the carrier.
  *
- * Every other system call number goes to glibc's syscall() unchanged.
+ * The numbers that take or return a thread id (gettid, tgkill, tkill,
+ * rt_tgsigqueueinfo) are syscalls/sigthread.c's; every other system call
+ * number goes to glibc's syscall() unchanged, with all six arguments.
  */
 #include <errno.h>
 #include <limits.h>
@@ -23,6 +25,7 @@
 #include "runtime/park.h"
 #include "syscalls/fdguard.h"
 #include "syscalls/hook.h"
+#include "syscalls/ident.h"
 #include "syscalls/sync.h"
 
 struct futex_args {
@@ -186,5 +189,8 @@ FZ_EXPORT __attribute__((no_sanitize_address)) long syscall(long number, ...)
         if (r != FZ_FALLBACK)
             return r;
     }
+    long r;
+    if (fz_ident_syscall(number, arg, &r))
+        return r;
     return fz_real.syscall(number, arg[0], arg[1], arg[2], arg[3], arg[4], arg[5]);
 }

@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <sched.h>
 #include <semaphore.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <threads.h>
@@ -44,6 +45,17 @@
     X(int, pthread_getname_np, (pthread_t, char *, size_t))                                        \
     X(int, pthread_once, (pthread_once_t *, void (*)(void)))                                       \
     X(int, pthread_kill, (pthread_t, int))                                                         \
+    X(int, pthread_sigqueue, (pthread_t, int, const union sigval))                                 \
+    X(int, raise, (int))                                                                           \
+    X(int, prctl, (int, ...))                                                                      \
+    X(int, clock_gettime, (clockid_t, struct timespec *))                                          \
+    X(int, clock_getres, (clockid_t, struct timespec *))                                           \
+    X(int, pthread_getcpuclockid, (pthread_t, clockid_t *))                                        \
+    X(int, getrusage, (int, struct rusage *))                                                      \
+    X(int, sched_setaffinity, (pid_t, size_t, const cpu_set_t *))                                  \
+    X(int, sched_getaffinity, (pid_t, size_t, cpu_set_t *))                                        \
+    X(int, pthread_setaffinity_np, (pthread_t, size_t, const cpu_set_t *))                         \
+    X(int, pthread_getaffinity_np, (pthread_t, size_t, cpu_set_t *))                               \
     X(int, pthread_cancel, (pthread_t))                                                            \
     X(void, call_once, (once_flag *, void (*)(void)))                                              \
     X(int, thrd_create, (thrd_t *, thrd_start_t, void *))                                          \
@@ -62,6 +74,12 @@
     X(int, pthread_sigmask, (int, const sigset_t *, sigset_t *))                                   \
     X(int, sigprocmask, (int, const sigset_t *, sigset_t *))                                       \
     X(int, sigsuspend, (const sigset_t *))                                                         \
+    X(int, sigpending, (sigset_t *))                                                               \
+    X(int, sigaltstack, (const stack_t *, stack_t *))                                              \
+    X(void, siglongjmp, (struct __jmp_buf_tag *, int))                                             \
+    X(void, longjmp, (struct __jmp_buf_tag *, int))                                                \
+    X(void, _longjmp, (struct __jmp_buf_tag *, int))                                               \
+    X(void, __longjmp_chk, (struct __jmp_buf_tag *, int))                                          \
     X(int, pause, (void))                                                                          \
     X(int, kill, (pid_t, int))                                                                     \
     X(int, sigtimedwait, (const sigset_t *, siginfo_t *, const struct timespec *))                 \

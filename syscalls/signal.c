@@ -11,37 +11,202 @@
  * fz_intr).  SIG_IGN and SIG_DFL are installed unchanged.  Queries always
  * show the program what it installed.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <signal.h>
 #include <string.h>
+#include <ucontext.h>
 #include <sys/signalfd.h>
+#include "runtime/altstack.h"
 #include "runtime/driver.h"
+#include "runtime/identity.h"
 #include "runtime/interrupt.h"
 #include "runtime/park.h"
 #include "runtime/ownfd.h"
 #include "runtime/reactor.h"
 #include "runtime/sigmask.h"
+#include "runtime/sigthread.h"
 #include "syscalls/hook.h"
+#include "syscalls/ident.h"
 
 static struct sigaction program_action[NSIG];
 static volatile sig_atomic_t wrapped[NSIG];
 
+/* The kernel's 64-bit mask inside a glibc sigset_t. */
+static uint64_t kernel_bits(const sigset_t *set)
+{
+    uint64_t bits;
+    memcpy(&bits, set, sizeof bits);
+    return bits;
+}
+
+/* Handlers running on fiber f, innermost last, so that a longjmp out of
+ * them (see siglongjmp below) can undo what their wrapper would have. */
+static void handler_enter(struct fz_fiber *f)
+{
+    if (f) {
+        void *sp = __builtin_frame_address(0);
+        if (f->handler_depth < FZ_HANDLER_DEPTH)
+            f->handler_frames[f->handler_depth] =
+                (struct fz_handler_frame){sp, fz_altstack_contains(f, sp)};
+        f->handler_depth++;
+    }
+    fz_signal_handler_enter();
+}
+
+static void handler_leave(struct fz_fiber *f)
+{
+    if (f)
+        f->handler_depth--;
+    fz_signal_handler_done();
+}
+
+/* A signal sent to fiber f (a doorbell, runtime/sigthread.c) landed on this
+ * OS thread.  If it runs f in the program's code, the handler runs now, on
+ * f: the frame the kernel built is f's.  While it runs, f's mask is the
+ * handler's (what the kernel loaded: the interrupted mask, sa_mask and the
+ * signal), so a handler that parks takes it along to whichever carrier
+ * resumes it, and the carrier's record of its kernel mask stays true; the
+ * kernel's sigreturn then loads uc_sigmask on the carrier f is on by then. */
+static void thread_directed(int sig, siginfo_t *info, ucontext_t *uc, struct fz_fiber *f)
+{
+    struct fz_carrier *c = fz_sigthread_carrier_here();
+    if (!fz_sigthread_may_run(c, f, (uintptr_t)uc->uc_mcontext.gregs[REG_RIP])) {
+        fz_sigthread_defer(f);
+        return;
+    }
+    if (!fz_sigthread_take(f, sig, info))
+        return; /* rung twice: already run */
+    const struct sigaction *a = &program_action[sig];
+    uint64_t entry = kernel_bits(&uc->uc_sigmask), before = f->sigmask;
+    uint64_t during = entry | kernel_bits(&a->sa_mask);
+    if (!(a->sa_flags & SA_NODEFER))
+        during |= 1ull << (sig - 1);
+    f->sigmask = during;
+    c->kernel_mask = during;
+    f->handled++;
+    handler_enter(f);
+    if (a->sa_flags & SA_SIGINFO)
+        a->sa_sigaction(sig, info, uc);
+    else
+        a->sa_handler(sig);
+    handler_leave(f);
+    fz_sigthread_after_handler(f); /* still on the handler's mask */
+    f->sigmask = before;
+    f->carrier->kernel_mask = entry; /* f may have moved while it waited */
+    fz_sigthread_handler_done(f);
+}
+
+static bool accepts(struct fz_fiber *f, void *sig)
+{
+    return f->state != FZ_FIBER_DONE && !(f->sigmask >> (*(int *)sig - 1) & 1);
+}
+
+/* A process-directed signal that lands on a carrier in scheduler code (its
+ * idle context, a switch) or on a fiber inside the runtime must not run
+ * there: a handler that longjmps would leave the scheduler's stack or a
+ * runtime lock behind, and on the idle context it runs on no thread at all.
+ * It becomes a signal sent to the thread the kernel would pick -- main,
+ * else one that does not block it -- and runs there, at a safe point. */
+static bool redirect_process_signal(int sig, siginfo_t *info, ucontext_t *uc,
+                                    struct fz_fiber **runs_on)
+{
+    struct fz_carrier *c = fz_sigthread_carrier_here();
+    *runs_on = NULL;
+    if (!c || sig > 64)
+        return false; /* not a carrier: it interrupted that thread's own call */
+    struct fz_fiber *cur = c->current;
+    if (cur && fz_sigthread_may_run(c, cur, (uintptr_t)uc->uc_mcontext.gregs[REG_RIP])) {
+        *runs_on = cur;
+        return false;
+    }
+    struct fz_fiber *m = fz_rt.main_fiber, *target = NULL;
+    if (!atomic_load(&fz_rt.main_exited) && accepts(m, &sig))
+        target = m;
+    else if (cur && accepts(cur, &sig))
+        target = cur;
+    else
+        target = fz_ident_any(accepts, &sig);
+    if (!target)
+        target = m; /* every thread blocks it now: pending on main */
+    fz_sigthread_post_async(target, sig, info);
+    return true;
+}
+
 static void on_signal(int sig, siginfo_t *info, void *uctx)
 {
+    struct fz_fiber *target;
+    if (fz_sigthread_doorbell(sig, info, &target)) {
+        thread_directed(sig, info, uctx, target);
+        return;
+    }
+    struct fz_fiber *f;
+    if (redirect_process_signal(sig, info, uctx, &f))
+        return;
     const struct sigaction *a = &program_action[sig];
     bool restart = a->sa_flags & SA_RESTART; /* of the handler that runs now */
-    fz_signal_handler_enter();
+    handler_enter(f);
     if (a->sa_flags & SA_SIGINFO)
         a->sa_sigaction(sig, info, uctx);
     else
         a->sa_handler(sig);
-    fz_signal_handler_leave(sig, restart);
+    handler_leave(f);
+    fz_signal_handler_ran(sig, restart);
 }
 
 static bool needs_wrapper(const struct sigaction *act)
 {
     void (*h)(int) = act->sa_handler;
     return h != SIG_IGN && h != SIG_DFL;
+}
+
+static void note_disposition(int sig, const struct sigaction *act)
+{
+    if (sig > 64)
+        return;
+    unsigned char d = !needs_wrapper(act)            ? FZ_DISP_NONE
+                      : (act->sa_flags & SA_RESTART) ? FZ_DISP_HANDLER_RESTART
+                                                     : FZ_DISP_HANDLER;
+    atomic_store(&fz_sig_disposition[sig], d);
+}
+
+bool fz_signal_discarded(int sig)
+{
+    struct sigaction now;
+    if (wrapped[sig])
+        return false;
+    if (fz_real.sigaction(sig, NULL, &now) != 0)
+        return false;
+    if (now.sa_handler == SIG_IGN)
+        return true;
+    return now.sa_handler == SIG_DFL &&
+           (sig == SIGCHLD || sig == SIGCONT || sig == SIGURG || sig == SIGWINCH);
+}
+
+/* A doorbell that lands while the fiber runs the runtime's own code waits
+ * (it might hold a runtime lock the handler needs): find that code. */
+static int find_own_text(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    uintptr_t self = (uintptr_t)arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && self >= start &&
+            self < start + ph->p_memsz) {
+            fz_sigthread_set_runtime_text(start, start + ph->p_memsz);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void learn_own_text(void)
+{
+    static atomic_int done;
+    if (!atomic_exchange(&done, 1))
+        dl_iterate_phdr(find_own_text, (void *)(uintptr_t)on_signal);
 }
 
 FZ_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
@@ -53,6 +218,7 @@ FZ_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
     bool was_wrapped = wrapped[sig];
     int r;
     if (act && needs_wrapper(act)) {
+        learn_own_text();
         struct sigaction k = *act;
         k.sa_sigaction = on_signal;
         k.sa_flags |= SA_SIGINFO;
@@ -68,6 +234,8 @@ FZ_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
         if (r == 0 && act)
             wrapped[sig] = 0;
     }
+    if (r == 0 && act)
+        note_disposition(sig, act);
     if (r == 0 && old)
         *old = kernel_old.sa_sigaction == on_signal ? previous : kernel_old;
     return r;
@@ -89,6 +257,81 @@ FZ_EXPORT sighandler_t signal(int sig, sighandler_t handler)
     if (sigaction(sig, &act, &old) < 0)
         return SIG_ERR;
     return old.sa_handler;
+}
+
+/* ---- leaving a handler by longjmp ------------------------------------- */
+
+/* glibc x86_64 keeps the stack pointer in a jmp_buf mangled with the
+ * pointer guard (%fs:0x30): rotate right 0x11, then xor. */
+static uintptr_t jmpbuf_sp(const struct __jmp_buf_tag *env)
+{
+    uintptr_t v = (uintptr_t)env->__jmpbuf[6], guard;
+    __asm__("mov %%fs:0x30, %0" : "=r"(guard));
+    v = (v >> 0x11) | (v << (64 - 0x11));
+    return v ^ guard;
+}
+
+static bool jumps_over(struct fz_fiber *f, const struct fz_handler_frame *h, uintptr_t target)
+{
+    bool target_alt = fz_altstack_contains(f, (void *)target);
+    if (h->on_altstack != target_alt)
+        return h->on_altstack; /* leaving the alternate stack, or going onto it */
+    return (uintptr_t)h->sp < target;
+}
+
+/* A longjmp leaves handlers whose wrappers will never return: the fiber's
+ * handler records, the global count and its mask are brought to where the
+ * jump lands (glibc restores a saved mask with an internal rt_sigprocmask
+ * that the mask interposers never see). */
+static void before_longjmp(struct __jmp_buf_tag *env)
+{
+    struct fz_fiber *self = fz_self();
+    if (!self || !self->handler_depth)
+        return;
+    uintptr_t target = jmpbuf_sp(env);
+    unsigned left = 0;
+    while (self->handler_depth &&
+           (self->handler_depth > FZ_HANDLER_DEPTH ||
+            jumps_over(self, &self->handler_frames[self->handler_depth - 1], target))) {
+        handler_leave(self);
+        left++;
+    }
+    if (!left)
+        return;
+    if (!self->handler_depth)
+        self->sig_raising = false; /* no delivery of its own is in progress */
+    uint64_t mask = self->sigmask; /* the handler's, as the kernel has it */
+    if (env->__mask_was_saved)
+        memcpy(&mask, &env->__saved_mask, sizeof mask);
+    fz_sigmask_change(self, mask);
+}
+
+FZ_EXPORT __attribute__((noreturn)) void siglongjmp(struct __jmp_buf_tag env[1], int val)
+{
+    before_longjmp(env);
+    fz_real.siglongjmp(env, val);
+    __builtin_unreachable();
+}
+
+FZ_EXPORT __attribute__((noreturn)) void longjmp(struct __jmp_buf_tag env[1], int val)
+{
+    before_longjmp(env);
+    fz_real.longjmp(env, val);
+    __builtin_unreachable();
+}
+
+FZ_EXPORT __attribute__((noreturn)) void _longjmp(struct __jmp_buf_tag env[1], int val)
+{
+    before_longjmp(env);
+    fz_real._longjmp(env, val);
+    __builtin_unreachable();
+}
+
+FZ_EXPORT __attribute__((noreturn)) void __longjmp_chk(struct __jmp_buf_tag *env, int val)
+{
+    before_longjmp(env);
+    fz_real.__longjmp_chk(env, val);
+    __builtin_unreachable();
 }
 
 /* ---- masks and waiting for signals ------------------------------------ */
@@ -156,13 +399,40 @@ FZ_EXPORT int sigsuspend(const sigset_t *mask)
     if (!self)
         return fz_real.sigsuspend(mask);
     uint64_t saved = fz_sigmask_of(self);
-    fz_sigmask_change(self, bits_of(mask));
-    while (fz_sleep_until(UINT64_MAX, FZ_INTR_ALWAYS) != FZ_WAKE_INTERRUPT)
+    unsigned handled = self->handled;
+    fz_sigmask_change(self, bits_of(mask)); /* runs what it unblocks */
+    while (self->handled == handled &&
+           fz_sleep_until(UINT64_MAX, FZ_INTR_ALWAYS) != FZ_WAKE_INTERRUPT)
         ;
     fz_cancel_point();
     fz_sigmask_change(self, saved);
     errno = EINTR;
     return -1;
+}
+
+/* The carrier has the fiber's alternate stack loaded (runtime/altstack.c),
+ * so the kernel checks the request and answers for the fiber. */
+FZ_EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
+{
+    struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
+    int r = fz_real.sigaltstack(ss, old);
+    if (r == 0 && ss && self && !fz_in_vfork_child())
+        fz_altstack_note(self);
+    return r;
+}
+
+/* Pending for this thread: the process's, and what was sent to this fiber. */
+FZ_EXPORT int sigpending(sigset_t *set)
+{
+    struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
+    int r = fz_real.sigpending(set);
+    if (r != 0 || !self)
+        return r;
+    uint64_t mine = atomic_load(&self->sig_pending);
+    for (int sig = 1; sig <= 64; sig++)
+        if (mine >> (sig - 1) & 1)
+            sigaddset(set, sig);
+    return 0;
 }
 
 FZ_EXPORT int pause(void)
@@ -187,40 +457,68 @@ static int wait_for_signal_blocking(const sigset_t *set, siginfo_t *info, uint64
     return fz_real.sigtimedwait(set, info, &left);
 }
 
+/* One of `set` sent to this fiber, taken. */
+static int take_own(struct fz_fiber *self, const sigset_t *set, siginfo_t *info)
+{
+    uint64_t mine = atomic_load(&self->sig_pending) & kernel_bits(set);
+    siginfo_t scratch;
+    while (mine) {
+        int sig = __builtin_ctzll(mine) + 1;
+        if (fz_sigthread_take(self, sig, info ? info : &scratch))
+            return sig;
+        mine &= mine - 1;
+    }
+    return 0;
+}
+
 /* Wait for one of `set` to be pending: take it if it is, else park on a
  * signalfd for the set (readable while one is pending process-wide) and
  * try again.  Returns the signal, or -1 with EAGAIN (timeout) or EINTR.
  * The signalfd is the runtime's own (runtime/ownfd.h); its number is read
- * again after every wake, as a dup2 onto it moves it. */
-static int wait_for_signal(const sigset_t *set, siginfo_t *info, uint64_t deadline)
+ * again after every wake, as a dup2 onto it moves it.  Signals sent to this
+ * fiber (sigthread.c) are taken first, as the kernel takes a thread's own
+ * pending signals before the process's, and wake the wait (sigwait_set). */
+static int wait_for_signal(struct fz_fiber *self, const sigset_t *set, siginfo_t *info,
+                           uint64_t deadline)
 {
     static const struct timespec zero = {0, 0};
-    int sig = fz_real.sigtimedwait(set, info, &zero);
+    int sig = take_own(self, set, info);
+    if (sig)
+        return sig;
+    sig = fz_real.sigtimedwait(set, info, &zero);
     if (sig > 0 || errno != EAGAIN || deadline == 1)
         return sig;
     int sfd = (int)fz_sys4(SYS_signalfd4, -1, (long)set, 8, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sfd < 0 || !fz_ownfd_adopt(&sfd, false))
         return wait_for_signal_blocking(set, info, deadline);
+    atomic_store(&self->sigwait_set, kernel_bits(set));
     for (;;) {
         struct fz_fd *s = fz_fd_get(__atomic_load_n(&sfd, __ATOMIC_ACQUIRE));
         if (!s || fz_fd_kind(s) != FZ_FD_POLLABLE) {
+            atomic_store(&self->sigwait_set, 0);
             fz_ownfd_release(&sfd);
             return wait_for_signal_blocking(set, info, deadline);
         }
         struct fz_fd_watch w;
         fz_fd_watch_prepare(&w, s, true, false);
+        if ((sig = take_own(self, set, info)))
+            break;
         sig = fz_real.sigtimedwait(set, info, &zero);
         if (sig > 0 || errno != EAGAIN)
             break;
         int r = fz_fd_watch_wait(&w, 1, deadline, FZ_INTR_ALWAYS);
-        if (r == EINTR)
+        if (r == EINTR) {
             fz_cancel_point();
+            if ((sig = take_own(self, set, info)))
+                break;
+        }
         if (r) {
             errno = r == ETIMEDOUT ? EAGAIN : EINTR;
             sig = -1;
             break;
         }
     }
+    atomic_store(&self->sigwait_set, 0);
     fz_fd_forget(sfd);
     fz_ownfd_release(&sfd);
     return sig;
@@ -228,7 +526,8 @@ static int wait_for_signal(const sigset_t *set, siginfo_t *info, uint64_t deadli
 
 FZ_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ts)
 {
-    if (!fz_hook_self(FZ_HOOK_THREAD))
+    struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
+    if (!self)
         return fz_real.sigtimedwait(set, info, ts);
     if (ts && (!fz_timespec_valid(ts) || ts->tv_sec < 0)) {
         errno = EINVAL;
@@ -238,7 +537,7 @@ FZ_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct ti
     if (ts)
         deadline = ts->tv_sec == 0 && ts->tv_nsec == 0 ? 1 : fz_rel_to_deadline(ts);
     int saved_errno = errno;
-    int sig = wait_for_signal(set, info, deadline);
+    int sig = wait_for_signal(self, set, info, deadline);
     if (sig > 0)
         errno = saved_errno;
     return sig;
@@ -275,7 +574,10 @@ FZ_EXPORT int kill(pid_t pid, int sig)
     if (!self || sig <= 0 || sig > 64 || (fz_sigmask_of(self) >> (sig - 1) & 1) ||
         pid != (pid_t)fz_sys0(SYS_getpid))
         return fz_real.kill(pid, sig);
+    bool was_raising = self->sig_raising; /* its handler runs right here */
+    self->sig_raising = true;
     long r = fz_sys3(SYS_tgkill, pid, fz_sys0(SYS_gettid), sig);
+    self->sig_raising = was_raising;
     if (r < 0) {
         errno = (int)-r;
         return -1;

@@ -10,13 +10,16 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
+#include "runtime/affinity.h"
 #include "runtime/asan.h"
 #include "runtime/park.h"
 #include "runtime/tls.h"
 #include "syscalls/hook.h"
+#include "syscalls/ident.h"
 
 /* glibc 2.36's struct pthread_attr, to tell "not set" from "set to the
  * default" (the public getters answer the default for both). */
@@ -230,10 +233,13 @@ FZ_EXPORT void pthread_exit(void *value)
 
 /* ---- attributes, names, signals ------------------------------------- */
 
+/* Built from the fiber: glibc's would hand the fiber's fake tid to
+ * sched_getaffinity (ESRCH), the main fiber's too.  The main thread's stack
+ * and guard are what glibc reported when it was adopted. */
 FZ_EXPORT int pthread_getattr_np(pthread_t th, pthread_attr_t *attr)
 {
     struct fz_fiber *f = fiber_of(th);
-    if (!f || f->is_main)
+    if (!f)
         return fz_real.pthread_getattr_np(th, attr);
     int err = pthread_attr_init(attr);
     if (err)
@@ -242,6 +248,9 @@ FZ_EXPORT int pthread_getattr_np(pthread_t th, pthread_attr_t *attr)
     pthread_attr_setguardsize(attr, f->guard_requested);
     pthread_attr_setdetachstate(attr,
                                 f->detached ? PTHREAD_CREATE_DETACHED : PTHREAD_CREATE_JOINABLE);
+    cpu_set_t cpus;
+    if (fz_affinity_get(f, sizeof cpus, &cpus) == 0)
+        pthread_attr_setaffinity_np(attr, sizeof cpus, &cpus);
     return 0;
 }
 
@@ -258,6 +267,8 @@ FZ_EXPORT int pthread_setname_np(pthread_t th, const char *name)
     fz_spin_lock(&f->lock);
     memcpy(f->name, name, n + 1);
     fz_spin_unlock(&f->lock);
+    if (f->is_main) /* ps and /proc/self/comm show the main thread's name */
+        fz_name_main_thread(name);
     return 0;
 }
 
@@ -275,27 +286,6 @@ FZ_EXPORT int pthread_getname_np(pthread_t th, char *buf, size_t len)
         memcpy(buf, f->name, n + 1);
     fz_spin_unlock(&f->lock);
     return err;
-}
-
-/* glibc would tgkill the fiber's fake tid (ESRCH).  Signal 0 probes
- * liveness; a signal to oneself is raised on the carrier running us (so
- * its handler runs on this fiber, as natively); a signal to another fiber
- * is delivered to the process: its default action is the same, but a
- * handler may run on another thread (documented limitation). */
-FZ_EXPORT int pthread_kill(pthread_t th, int sig)
-{
-    struct fz_fiber *f = fiber_of(th);
-    if (!f)
-        return fz_real.pthread_kill(th, sig);
-    if (sig < 0 || sig >= NSIG)
-        return EINVAL;
-    if (!not_reaped(f))
-        return ESRCH;
-    if (sig == 0)
-        return 0;
-    if (f == fz_self())
-        return raise(sig) ? errno : 0;
-    return kill(getpid(), sig) ? errno : 0;
 }
 
 /* ---- once ------------------------------------------------------------ */

@@ -1,0 +1,89 @@
+/* Per-fiber sigaltstack.
+ *
+ * The kernel keeps one alternate signal stack per OS thread, but it is a
+ * thread's property: Rust's standard library gives each thread one and
+ * unmaps it when the thread ends, so a carrier that kept a fiber's stack
+ * after the fiber moved on (or ended) would write the next SA_ONSTACK
+ * frame into freed memory.  Each fiber records its own (`altstack`); a
+ * carrier records what it has loaded (`altstack`) and loads the fiber's at
+ * switch-in only when it differs -- fibers without one cost nothing -- and
+ * drops any when its idle context runs.  The sigaltstack interposer
+ * (syscalls/signal.c) calls the real one on the carrier, which has the
+ * fiber's loaded, so the kernel does the checks (EPERM while on it, the
+ * minimum size) and reports SS_ONSTACK itself.
+ *
+ * Both records are written only by the carrier's own thread (switch-in,
+ * idle, the running fiber's interposer).  Raw system calls: the switch-in
+ * path is TLS-free.
+ */
+#include <signal.h>
+#include <stddef.h>
+#include "runtime/altstack.h"
+#include "runtime/fiber.h"
+#include "runtime/sys.h"
+
+static bool armed(const stack_t *s)
+{
+    return !(s->ss_flags & SS_DISABLE) && s->ss_size != 0;
+}
+
+static bool same(const stack_t *a, const stack_t *b)
+{
+    if (!armed(a) || !armed(b))
+        return armed(a) == armed(b);
+    return a->ss_sp == b->ss_sp && a->ss_size == b->ss_size &&
+           (a->ss_flags & ~SS_ONSTACK) == (b->ss_flags & ~SS_ONSTACK);
+}
+
+static void load(struct fz_carrier *c, const stack_t *s)
+{
+    stack_t want = *s;
+    if (!armed(&want))
+        want = (stack_t){.ss_flags = SS_DISABLE};
+    want.ss_flags &= ~SS_ONSTACK;
+    if (fz_sys2(SYS_sigaltstack, &want, NULL) == 0)
+        c->altstack = want;
+}
+
+void fz_altstack_switch_in(struct fz_carrier *c, struct fz_fiber *f)
+{
+    if (!same(&c->altstack, &f->altstack))
+        load(c, &f->altstack);
+}
+
+void fz_altstack_idle(struct fz_carrier *c)
+{
+    if (armed(&c->altstack))
+        load(c, &(stack_t){.ss_flags = SS_DISABLE});
+}
+
+void fz_altstack_note(struct fz_fiber *f)
+{
+    stack_t now;
+    if (fz_sys2(SYS_sigaltstack, NULL, &now) != 0)
+        return;
+    now.ss_flags &= ~SS_ONSTACK;
+    if (!armed(&now))
+        now = (stack_t){.ss_flags = SS_DISABLE};
+    f->altstack = now;
+    f->carrier->altstack = now;
+}
+
+bool fz_altstack_contains(struct fz_fiber *f, const void *sp)
+{
+    const stack_t *s = &f->altstack;
+    return armed(s) && (const char *)sp >= (const char *)s->ss_sp &&
+           (const char *)sp < (const char *)s->ss_sp + s->ss_size;
+}
+
+void fz_altstack_init(struct fz_fiber *f, bool inherit)
+{
+    f->altstack = (stack_t){.ss_flags = SS_DISABLE};
+    if (inherit) {
+        stack_t now;
+        if (fz_sys2(SYS_sigaltstack, NULL, &now) == 0 && armed(&now)) {
+            now.ss_flags &= ~SS_ONSTACK;
+            f->altstack = now;
+        }
+    }
+}

@@ -1,0 +1,23 @@
+/* Per-fiber sigaltstack (runtime/altstack.c). */
+#ifndef FZ_ALTSTACK_H
+#define FZ_ALTSTACK_H
+
+#include <stdbool.h>
+
+struct fz_fiber;
+struct fz_carrier;
+
+/* Switch-in: load f's alternate stack on c if c has another one. */
+void fz_altstack_switch_in(struct fz_carrier *c, struct fz_fiber *f);
+/* c's idle context runs no fiber: it keeps no fiber's alternate stack. */
+void fz_altstack_idle(struct fz_carrier *c);
+/* After f changed its alternate stack with the real sigaltstack on its
+ * carrier: remember what the kernel now has, for f and for the carrier. */
+void fz_altstack_note(struct fz_fiber *f);
+/* Does sp lie on f's alternate stack (a handler of f running there)? */
+bool fz_altstack_contains(struct fz_fiber *f, const void *sp);
+/* A new fiber starts with none, as a new thread does; the main fiber and a
+ * fork child's keep what their OS thread had. */
+void fz_altstack_init(struct fz_fiber *f, bool inherit);
+
+#endif

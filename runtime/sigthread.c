@@ -1,0 +1,319 @@
+/* Signals sent to one thread: pthread_kill, pthread_sigqueue, tgkill.
+ *
+ * The kernel knows carriers, not fibers, so a signal for a fiber stays
+ * pending on the fiber (`sig_pending`, and a slot for its siginfo when it
+ * is not pthread_kill's), and the kernel is used only to run the handler at
+ * the right moment, on the right stack: a *doorbell* is the same signal
+ * number sent with rt_tgsigqueueinfo to the carrier that runs the fiber,
+ * tagged with the fiber (an SI_QUEUE siginfo with a magic uid and a magic
+ * word beyond the fields programs read).  The kernel builds the frame -- on
+ * the fiber's stack or its sigaltstack, with the handler's sa_mask -- and
+ * the program's handler runs under the fiber's TCB.  The signal wrapper
+ * (syscalls/signal.c) checks that the carrier still runs that fiber in the
+ * program's code (not in scheduler code, not inside the runtime, where the
+ * handler could deadlock on a runtime lock the fiber holds), takes the
+ * pending signal, writes the siginfo the sender meant into the frame and
+ * runs the handler.  A doorbell that comes at a bad moment is deferred (the
+ * scheduler or the monitor rings again); one that finds nothing pending
+ * is dropped.  The pending bit is the one truth: whoever clears it runs
+ * the handler, once.
+ *
+ * Ringing: the sender sets the bit, then looks where the fiber is (a full
+ * fence on both sides: the fiber, switched in, clears its carrier's
+ * sched_busy and then looks at its bits).  Running: doorbell to its
+ * carrier.  Parked: its wait ends (park.c's fz_wait_signal) and, once the
+ * waiter is withdrawn from every source, the fiber rings its own carrier
+ * (fz_wait_over), then fails with EINTR where signal(7) says the call
+ * does, or waits again.  Runnable: nothing; at switch-in the fiber rings
+ * its own carrier, and the kernel delivers before that system call
+ * returns.  A fiber also rings itself when it unblocks a pending signal
+ * and when a handler that blocked it returns.  A process-directed signal
+ * that lands in scheduler code or inside the runtime is posted here to the
+ * thread the kernel would have picked (syscalls/signal.c).
+ *
+ * Standard signals pending on a fiber merge, as natively; realtime ones
+ * queue up to FZ_SIGSLOTS with their values.
+ */
+#include <errno.h>
+#include <string.h>
+#include "runtime/driver.h"
+#include "runtime/fiber.h"
+#include "runtime/park.h"
+#include "runtime/sched.h"
+#include "runtime/sigthread.h"
+#include "runtime/sys.h"
+
+#define DOORBELL_UID 0xf1be7a11u
+#define DOORBELL_MAGIC 0x6669626572697a65ull
+#define DOORBELL_WORD 32 /* byte offset in siginfo_t: past every SI_QUEUE field */
+#define DEFERRED_SLOTS 256
+
+_Atomic unsigned char fz_sig_disposition[65];
+
+static uintptr_t text_start, text_end;
+static struct fz_fiber *_Atomic deferred[DEFERRED_SLOTS];
+static atomic_uint deferred_count;
+
+static inline uint64_t bit_of(int sig)
+{
+    return 1ull << (sig - 1);
+}
+
+uint64_t fz_sigthread_deliverable(struct fz_fiber *f)
+{
+    return atomic_load(&f->sig_pending) & ~f->sigmask;
+}
+
+void fz_sigthread_set_runtime_text(uintptr_t start, uintptr_t end)
+{
+    text_start = start;
+    text_end = end;
+}
+
+static void ring(pid_t carrier_tid, int sig, struct fz_fiber *target)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = sig;
+    si.si_code = SI_QUEUE;
+    si.si_pid = fz_rt.pid;
+    si.si_uid = DOORBELL_UID;
+    si.si_value.sival_ptr = target;
+    uint64_t word = DOORBELL_MAGIC ^ (uintptr_t)target;
+    memcpy((char *)&si + DOORBELL_WORD, &word, sizeof word);
+    fz_sys4(SYS_rt_tgsigqueueinfo, fz_rt.pid, carrier_tid, sig, &si);
+}
+
+bool fz_sigthread_doorbell(int sig, const siginfo_t *info, struct fz_fiber **target)
+{
+    (void)sig;
+    if (!info || info->si_code != SI_QUEUE || info->si_uid != DOORBELL_UID ||
+        info->si_pid != fz_rt.pid)
+        return false;
+    uint64_t word;
+    memcpy(&word, (const char *)info + DOORBELL_WORD, sizeof word);
+    if (word != (DOORBELL_MAGIC ^ (uintptr_t)info->si_value.sival_ptr))
+        return false;
+    *target = info->si_value.sival_ptr;
+    return true;
+}
+
+struct fz_carrier *fz_sigthread_carrier_here(void)
+{
+    pid_t tid = (pid_t)fz_sys0(SYS_gettid);
+    unsigned n = atomic_load_explicit(&fz_rt.ncarriers, memory_order_acquire);
+    for (unsigned i = 0; i < n; i++)
+        if (fz_rt.carriers[i].tid == tid)
+            return &fz_rt.carriers[i];
+    return NULL;
+}
+
+bool fz_sigthread_may_run(struct fz_carrier *c, struct fz_fiber *target, uintptr_t pc)
+{
+    if (!c || c->current != target || c->sched_busy)
+        return false;
+    if (target->sig_raising)
+        return true; /* it rang itself from a safe point */
+    return !(pc >= text_start && pc < text_end);
+}
+
+/* Take a queued siginfo for sig, if any; true if another one for sig
+ * remains queued. */
+static bool take_slot(struct fz_fiber *f, int sig, siginfo_t *info)
+{
+    bool taken = false, more = false;
+    for (int i = 0; i < FZ_SIGSLOTS; i++) {
+        struct fz_sigslot *s = &f->sig_slots[i];
+        if (atomic_load(&s->state) != 2 || s->sig != sig)
+            continue;
+        if (taken) {
+            more = true;
+            break;
+        }
+        int expected = 2;
+        if (!atomic_compare_exchange_strong(&s->state, &expected, 1))
+            continue;
+        info->si_code = s->code;
+        info->si_pid = s->pid;
+        info->si_uid = s->uid;
+        info->si_value = s->value;
+        atomic_store(&s->state, 0);
+        taken = true;
+    }
+    return more;
+}
+
+bool fz_sigthread_take(struct fz_fiber *f, int sig, siginfo_t *info)
+{
+    uint64_t bit = bit_of(sig);
+    if (!(atomic_fetch_and(&f->sig_pending, ~bit) & bit))
+        return false;
+    memset(info, 0, sizeof *info);
+    info->si_signo = sig;
+    info->si_code = SI_TKILL;
+    info->si_pid = fz_rt.pid;
+    info->si_uid = (uid_t)fz_sys0(SYS_getuid);
+    if (take_slot(f, sig, info))
+        atomic_fetch_or(&f->sig_pending, bit); /* the next one queued */
+    return true;
+}
+
+/* ---- sending ---------------------------------------------------------- */
+
+static void post(struct fz_fiber *f, int sig, const struct fz_sigsend *info)
+{
+    uint64_t bit = bit_of(sig);
+    bool realtime = sig >= SIGRTMIN;
+    if (info && (realtime || !(atomic_load(&f->sig_pending) & bit))) {
+        for (int i = 0; i < FZ_SIGSLOTS; i++) {
+            struct fz_sigslot *s = &f->sig_slots[i];
+            int expected = 0;
+            if (!atomic_compare_exchange_strong(&s->state, &expected, 1))
+                continue;
+            s->sig = sig;
+            s->code = info->code;
+            s->pid = info->pid;
+            s->uid = info->uid;
+            s->value = info->value;
+            atomic_store(&s->state, 2);
+            break;
+        }
+    }
+    atomic_fetch_or(&f->sig_pending, bit);
+}
+
+static int restart_of(int sig)
+{
+    unsigned d = atomic_load_explicit(&fz_sig_disposition[sig], memory_order_relaxed);
+    return d == FZ_DISP_NONE ? -1 : d == FZ_DISP_HANDLER_RESTART;
+}
+
+/* f has sig pending and does not block it: make it run the handler. */
+static void ring_fiber(struct fz_fiber *f, int sig)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    int state = __atomic_load_n(&f->state, __ATOMIC_RELAXED);
+    if (state == FZ_FIBER_RUNNING) {
+        struct fz_carrier *c = __atomic_load_n(&f->carrier, __ATOMIC_RELAXED);
+        /* not current yet: it is being switched in and will look itself */
+        if (c && __atomic_load_n(&c->current, __ATOMIC_RELAXED) == f)
+            ring(c->tid, sig, f);
+    } else if (state == FZ_FIBER_PARKED) {
+        fz_wait_signal(f, restart_of(sig));
+    }
+}
+
+void fz_sigthread_send(struct fz_fiber *f, int sig, const struct fz_sigsend *info)
+{
+    post(f, sig, info);
+    if (f->sigmask & bit_of(sig)) {
+        /* stays pending until f unblocks it or its sigwait takes it */
+        if (atomic_load(&f->sigwait_set) & bit_of(sig))
+            fz_wait_signal(f, 2);
+        return;
+    }
+    struct fz_fiber *self = fz_self();
+    if (f == self)
+        fz_sigthread_deliver_own(self);
+    else
+        ring_fiber(f, sig);
+}
+
+/* ---- the fiber delivers its own --------------------------------------- */
+
+void fz_sigthread_deliver_own(struct fz_fiber *self)
+{
+    uint64_t ready;
+    while ((ready = fz_sigthread_deliverable(self))) {
+        int sig = __builtin_ctzll(ready) + 1;
+        unsigned handled = self->handled;
+        /* No handler: the kernel applies the default action (or ignores
+         * it) when the doorbell arrives, and no wrapper takes the bit. */
+        if (restart_of(sig) < 0)
+            atomic_fetch_and(&self->sig_pending, ~bit_of(sig));
+        bool was_raising = self->sig_raising; /* a handler may send one too */
+        self->sig_raising = true;
+        ring(self->carrier->tid, sig, self);
+        self->sig_raising = was_raising;
+        if (restart_of(sig) >= 0 && self->handled == handled &&
+            (fz_sigthread_deliverable(self) & bit_of(sig))) {
+            /* not run (the kernel holds the doorbell back): try later,
+             * never drop it */
+            fz_sigthread_defer(self);
+            return;
+        }
+    }
+}
+
+void fz_sigthread_resumed(struct fz_fiber *self)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    /* inside a wait, the wait runs them once it is torn down (park.h) */
+    if (self->entered && !self->wait && fz_sigthread_deliverable(self))
+        fz_sigthread_deliver_own(self);
+}
+
+void fz_sigthread_after_handler(struct fz_fiber *f)
+{
+    struct fz_carrier *c = f->carrier;
+    bool others = atomic_load_explicit(&c->lifo, memory_order_relaxed) || fz_runq_len(&c->runq) ||
+                  atomic_load_explicit(&fz_rt.deferred_wakes, memory_order_relaxed) ||
+                  !fz_inject_empty(&fz_rt.inject);
+    if (others)
+        fz_yield(f);
+}
+
+void fz_sigthread_post_async(struct fz_fiber *f, int sig, const siginfo_t *info)
+{
+    struct fz_sigsend s = {info->si_code, info->si_pid, info->si_uid, info->si_value};
+    post(f, sig, &s);
+    fz_sigthread_defer(f);
+}
+
+void fz_sigthread_handler_done(struct fz_fiber *f)
+{
+    atomic_thread_fence(memory_order_seq_cst); /* pairs with the sender's */
+    uint64_t ready = fz_sigthread_deliverable(f);
+    if (ready)
+        ring(f->carrier->tid, __builtin_ctzll(ready) + 1, f);
+}
+
+/* ---- doorbells at bad moments ------------------------------------------ */
+
+void fz_sigthread_defer(struct fz_fiber *f)
+{
+    for (unsigned i = 0; i < DEFERRED_SLOTS; i++) {
+        struct fz_fiber *expected = NULL;
+        if (atomic_load_explicit(&deferred[i], memory_order_relaxed) == f)
+            return;
+        if (atomic_compare_exchange_strong(&deferred[i], &expected, f)) {
+            atomic_fetch_add(&deferred_count, 1);
+            fz_driver_wake();
+            return;
+        }
+    }
+    /* full: f gets its signal at its next switch-in */
+}
+
+void fz_sigthread_run_deferred(struct fz_carrier *c)
+{
+    (void)c;
+    if (!atomic_load_explicit(&deferred_count, memory_order_relaxed) ||
+        !atomic_exchange(&deferred_count, 0))
+        return;
+    for (unsigned i = 0; i < DEFERRED_SLOTS; i++) {
+        struct fz_fiber *f = atomic_exchange(&deferred[i], NULL);
+        if (!f)
+            continue;
+        uint64_t ready = fz_sigthread_deliverable(f);
+        if (ready)
+            ring_fiber(f, __builtin_ctzll(ready) + 1);
+    }
+}
+
+void fz_sigthread_after_fork(void)
+{
+    for (unsigned i = 0; i < DEFERRED_SLOTS; i++)
+        atomic_store(&deferred[i], NULL);
+    atomic_store(&deferred_count, 0);
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bats
+# Thread identity: gettid(), syscall(SYS_gettid), tids handed to the kernel,
+# pthread_getattr_np on the main thread, natively and fiberized.
+
+load helpers
+
+@test "thread ids: main is the pid, others unique, stable, reach their thread by tgkill" {
+    compare_native ident_tid
+}
+
+@test "thread ids on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native ident_tid
+}
+
+@test "thread ids on two carriers" {
+    FIBERIZE_WORKERS=2 compare_native ident_tid
+}
+
+@test "thread names: prctl PR_SET_NAME/PR_GET_NAME per thread, pthread_{set,get}name_np agree" {
+    compare_native ident_names
+}
+
+@test "thread names on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native ident_names
+}
+
+@test "thread names on two carriers" {
+    FIBERIZE_WORKERS=2 compare_native ident_names
+}
+
+@test "CPU affinity per thread: pin oneself, inherit, others unaffected, set another's" {
+    compare_native ident_affinity
+}
+
+@test "CPU affinity per thread on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native ident_affinity
+}
+
+@test "CPU affinity per thread on two carriers" {
+    FIBERIZE_WORKERS=2 compare_native ident_affinity
+}
+
+@test "thread CPU clocks: spinners' share, sleeper ~0, monotonic, other threads' clocks, RUSAGE_THREAD" {
+    compare_native ident_cputime
+}
+
+@test "thread CPU clocks on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native ident_cputime
+}
+
+@test "thread CPU clocks on two carriers" {
+    FIBERIZE_WORKERS=2 compare_native ident_cputime
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bats
+# Signals sent to one thread (pthread_kill, pthread_sigqueue, tgkill) run on
+# that thread, natively and fiberized, on one and two carriers.
+
+load helpers
+
+@test "signals to a thread: running, blocked in read/mutex/sigsuspend, queued, blocked, tgkill" {
+    compare_native sig_thread
+}
+
+@test "signals to a thread on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native sig_thread
+}
+
+@test "signals to a thread on two carriers" {
+    FIBERIZE_WORKERS=2 compare_native sig_thread
+}
+
+# A Boehm-style stop-the-world: 1,000 rounds of suspending and resuming 8
+# spinning threads must stop them every time and take at most twice the
+# native time (plus 0.5 s for start-up noise on a loaded machine).
+stw_case() {
+    local workers=$1 dir=$BATS_TEST_TMPDIR/stw
+    mkdir -p "$dir"
+    FZ_TIMEOUT=${FZ_TIMEOUT:-120} _fz_timeout "$PROG/sig_stw" 1000 8 >"$dir/native.out" 2>"$dir/native.err"
+    FIBERIZE_WORKERS=$workers _fz_timeout "$FZ" -- "$PROG/sig_stw" 1000 8 >"$dir/fiber.out" 2>"$dir/fiber.err"
+    cat "$dir/native.out" "$dir/native.err" "$dir/fiber.out" "$dir/fiber.err"
+    cmp "$dir/native.out" "$dir/fiber.out"
+    local native fiber
+    native=$(awk '/elapsed_us/ { print $2 }' "$dir/native.err")
+    fiber=$(awk '/elapsed_us/ { print $2 }' "$dir/fiber.err")
+    echo "native ${native} us, fiberized ${fiber} us on $workers carriers"
+    [ "$fiber" -le $((2 * native + 500000)) ]
+}
+
+@test "stop-the-world of 8 spinning threads, 1,000 rounds, within 2x native (one carrier)" {
+    stw_case 1
+}
+
+@test "stop-the-world of 8 spinning threads, 1,000 rounds, within 2x native (two carriers)" {
+    stw_case 2
+}
+
+@test "sigaltstack is per thread: Rust-style enable, migrate, disable, unmap under signals" {
+    compare_native sig_altstack
+}
+
+@test "sigaltstack per thread on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native sig_altstack
+}
+
+@test "sigaltstack per thread on two carriers" {
+    FIBERIZE_WORKERS=2 compare_native sig_altstack
+}
+
+@test "siglongjmp out of SIGALRM handlers (read, pause, nanosleep, poll, busy loop): the runtime stays consistent" {
+    compare_native sig_longjmp
+}
+
+@test "siglongjmp out of handlers on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native sig_longjmp
+}
+
+@test "siglongjmp out of handlers on two carriers" {
+    FIBERIZE_WORKERS=2 compare_native sig_longjmp
+}
