@@ -563,16 +563,25 @@ FZ_EXPORT int sigwait(const sigset_t *set, int *sig)
     return err;
 }
 
-/* kill(getpid(), sig) from a thread that does not block sig: natively the
- * kernel hands it to the main thread, usually the caller, and the handler
- * has run when kill returns; programs count on that.  Under fiberize the
- * main thread is carrier 0, maybe busy elsewhere, so a fiber that accepts
- * the signal sends it to its own OS thread instead. */
+/* The main fiber takes sig if it were sent to the process now: the kernel
+ * offers a process-directed signal to the main thread first. */
+static bool main_takes(int sig)
+{
+    struct fz_fiber *m = fz_rt.main_fiber;
+    return !atomic_load(&fz_rt.main_exited) && !(fz_sigmask_of(m) >> (sig - 1) & 1);
+}
+
+/* kill(getpid(), sig) from the thread the kernel would hand sig to (main,
+ * or, when main blocks it, a thread that does not): natively the handler
+ * has run when kill returns, and programs count on that.  Under fiberize
+ * the main thread is carrier 0, maybe busy elsewhere, so such a fiber
+ * sends the signal to its own OS thread instead.  From any other fiber it
+ * stays process-directed: main's wait is the one it interrupts. */
 FZ_EXPORT int kill(pid_t pid, int sig)
 {
     struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
     if (!self || sig <= 0 || sig > 64 || (fz_sigmask_of(self) >> (sig - 1) & 1) ||
-        pid != (pid_t)fz_sys0(SYS_getpid))
+        pid != (pid_t)fz_sys0(SYS_getpid) || (self != fz_rt.main_fiber && main_takes(sig)))
         return fz_real.kill(pid, sig);
     bool was_raising = self->sig_raising; /* its handler runs right here */
     self->sig_raising = true;
