@@ -22,6 +22,7 @@ struct fz_runtime {
     fz_spinlock idle_lock;
     struct fz_carrier *idle_head;
     atomic_uint num_idle;
+    atomic_uint num_searching; /* 0 or 1: a woken carrier looking for work (sched.c) */
     atomic_uint live_fibers;
     atomic_bool main_exited;
     bool main_unwind_ready;         /* main() runs above an unwind point (init.c) */
