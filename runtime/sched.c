@@ -87,9 +87,8 @@ bool fz_on_carrier(void)
 
 static void notify_idle(void);
 
-/* Half of another carrier's ring, else a fiber stranded in another
- * carrier's LIFO slot behind a waker that kept running (runq.h).  Stolen
- * tasks left in our ring are stealable work: an idle carrier may take some. */
+/* Half of another carrier's ring.  Stolen tasks left in our ring are
+ * stealable work: an idle carrier may take some. */
 static struct fz_fiber *steal(struct fz_carrier *c)
 {
     unsigned n = atomic_load_explicit(&fz_rt.ncarriers, memory_order_acquire);
@@ -232,8 +231,9 @@ static void idle_remove(struct fz_carrier *c)
 }
 
 /* Wake one idle carrier, preferring one that sleeps on its futex: the one
- * in the driver keeps watching fds and timers. */
-static void notify_idle(void)
+ * in the driver keeps watching fds and timers.  offer: the LIFO slot the
+ * wake is for (offer_lifo), or NULL. */
+static void wake_idle(struct fz_carrier *offer)
 {
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&fz_rt.num_idle, memory_order_relaxed) == 0)
@@ -245,6 +245,11 @@ static void notify_idle(void)
             pick = v;
     if (pick)
         idle_unlink_locked(pick);
+    if (pick && offer) {
+        /* the first of the searcher's two looks at the slot (search) */
+        fz_rt.offer_from = offer;
+        fz_rt.offer_seen = fz_lifo_look(&offer->lifo, &offer->epoch);
+    }
     fz_spin_unlock(&fz_rt.idle_lock);
     if (!pick)
         return;
@@ -254,6 +259,11 @@ static void notify_idle(void)
         atomic_store(&pick->park_word, 0);
         fz_futex_wake(&pick->park_word, 1);
     }
+}
+
+static void notify_idle(void)
+{
+    wake_idle(NULL);
 }
 
 void fz_sched_kick_idle(void)
@@ -384,11 +394,11 @@ void fz_exit_switch(struct fz_fiber *self)
  * searching (it will look at the slot), wake an idle one, which searches.
  * The slot was filled with a sequentially consistent exchange, so these
  * loads need no fence (see the idle protocol above). */
-static void offer_lifo(void)
+static void offer_lifo(struct fz_carrier *c)
 {
     if (atomic_load_explicit(&fz_rt.num_searching, memory_order_seq_cst) == 0 &&
         atomic_load_explicit(&fz_rt.num_idle, memory_order_seq_cst) != 0)
-        notify_idle();
+        wake_idle(c);
 }
 
 /* waker_runs_on: the caller is the running fiber of c, which goes on
@@ -402,7 +412,7 @@ static void push_runnable(struct fz_carrier *c, struct fz_fiber *f, bool lifo, b
         struct fz_task *old = fz_lifo_put(&c->lifo, &f->task);
         if (!old) {
             if (waker_runs_on)
-                offer_lifo();
+                offer_lifo(c);
             return;
         }
         fz_runq_push(&c->runq, old, &fz_rt.inject);
@@ -562,6 +572,21 @@ static struct fz_fiber *search(struct fz_carrier *c)
     unsigned none = 0;
     if (!atomic_compare_exchange_strong(&fz_rt.num_searching, &none, 1))
         return NULL;
+    /* Woken for a LIFO offer: the waker's look at its slot then is the
+     * first look, the wake-up's latency the pause.  If the waker is still
+     * running, the fiber has waited about as long as a woken thread waits
+     * to be scheduled natively. */
+    fz_spin_lock(&fz_rt.idle_lock);
+    struct fz_carrier *v = fz_rt.offer_from;
+    struct fz_lifo_seen offered = fz_rt.offer_seen;
+    fz_rt.offer_from = NULL;
+    fz_spin_unlock(&fz_rt.idle_lock);
+    struct fz_task *t;
+    if (v && v != c && (t = fz_lifo_steal(&v->lifo, &v->epoch, offered))) {
+        c->stats.steals++;
+        atomic_store(&fz_rt.num_searching, 0);
+        return fz_fiber_of_task(t);
+    }
     struct fz_fiber *f = NULL;
     struct lifo_looks looks;
     look_at_lifos(c, &looks);
@@ -786,6 +811,7 @@ bool fz_sched_after_fork(struct fz_fiber *self)
     fz_rt.idle_head = NULL;
     atomic_store(&fz_rt.num_idle, 0);
     atomic_store(&fz_rt.num_searching, 0);
+    fz_rt.offer_from = NULL;
     atomic_store(&fz_rt.stuck, 0);
     atomic_store(&fz_rt.spares_running, 0);
     atomic_store(&fz_rt.monitor_asleep, 0);
