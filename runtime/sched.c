@@ -51,6 +51,12 @@
  * default timer slack is 50 us, so a pause lasts 50-100 us). */
 #define SEARCH_NS 1000000u
 #define SEARCH_PAUSE_NS 50000u
+/* A carrier woken for a LIFO offer takes the fiber no sooner than this
+ * after the offer (if the waker has not switched meanwhile): a native
+ * thread woken on an idle CPU takes about as long to run, and a waker
+ * that releases more locks right after the wake has done so by then --
+ * taken earlier, the fiber would only block on them. */
+#define OFFER_GRACE_NS 30000u
 
 struct fz_runtime fz_rt;
 
@@ -249,6 +255,7 @@ static void wake_idle(struct fz_carrier *offer)
         /* the first of the searcher's two looks at the slot (search) */
         fz_rt.offer_from = offer;
         fz_rt.offer_seen = fz_lifo_look(&offer->lifo, &offer->epoch);
+        fz_rt.offer_time = fz_now_ns();
     }
     fz_spin_unlock(&fz_rt.idle_lock);
     if (!pick)
@@ -579,9 +586,12 @@ static struct fz_fiber *search(struct fz_carrier *c)
     fz_spin_lock(&fz_rt.idle_lock);
     struct fz_carrier *v = fz_rt.offer_from;
     struct fz_lifo_seen offered = fz_rt.offer_seen;
+    uint64_t offered_at = fz_rt.offer_time;
     fz_rt.offer_from = NULL;
     fz_spin_unlock(&fz_rt.idle_lock);
     struct fz_task *t;
+    if (v && v != c && fz_now_ns() < offered_at + OFFER_GRACE_NS)
+        pause_until(c, offered_at + OFFER_GRACE_NS, false); /* this carrier was awake already */
     if (v && v != c && (t = fz_lifo_steal(&v->lifo, &v->epoch, offered))) {
         c->stats.steals++;
         atomic_store(&fz_rt.num_searching, 0);

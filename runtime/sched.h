@@ -26,6 +26,7 @@ struct fz_runtime {
     /* under idle_lock: the LIFO slot an idle carrier was last woken for */
     struct fz_carrier *offer_from;
     struct fz_lifo_seen offer_seen;
+    uint64_t offer_time;
     atomic_uint live_fibers;
     atomic_bool main_exited;
     bool main_unwind_ready;         /* main() runs above an unwind point (init.c) */
