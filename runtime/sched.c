@@ -572,8 +572,9 @@ static void pause_until(struct fz_carrier *c, uint64_t deadline, bool listed)
 }
 
 /* Woken from its sleep with nothing to run: keep looking for a while
- * (offer_lifo relies on it while num_searching is set), a look every
- * SEARCH_PAUSE_NS.  At most one carrier searches at a time. */
+ * (offer_lifo relies on it while num_searching is set), the first look
+ * SEARCH_PAUSE_NS after the last, then twice as long each time.  At most
+ * one carrier searches at a time. */
 static struct fz_fiber *search(struct fz_carrier *c)
 {
     unsigned none = 0;
@@ -600,19 +601,26 @@ static struct fz_fiber *search(struct fz_carrier *c)
     struct fz_fiber *f = NULL;
     struct lifo_looks looks;
     look_at_lifos(c, &looks);
-    uint64_t until = fz_now_ns() + SEARCH_NS;
+    uint64_t until = fz_now_ns() + SEARCH_NS, pause = SEARCH_PAUSE_NS;
     for (;;) {
         uint64_t now = fz_now_ns();
         if (now >= until || c->handoff || atomic_load(&fz_rt.pending_interrupts))
             break;
-        pause_until(c, now + SEARCH_PAUSE_NS, false);
+        /* growing pauses: each wake-up of this carrier costs CPU time the
+         * busy ones may need (a run of ping-pong offers sees few of them) */
+        pause_until(c, now + pause < until ? now + pause : until, false);
+        pause *= 2;
         if ((f = find_work(c)) || (f = take_stranded(c, &looks)))
             break;
-        if (fz_timers_due()) {
-            fz_timers_fire(c);
-            if ((f = find_work(c)))
-                break;
+        /* nobody may be sleeping in the driver meanwhile */
+        if (fz_driver_acquire()) {
+            fz_driver_poll_busy(c);
+            fz_driver_release();
         }
+        if (fz_timers_due())
+            fz_timers_fire(c);
+        if ((f = find_work(c)))
+            break;
         look_at_lifos(c, &looks);
     }
     /* Sequentially consistent, before this carrier goes on the idle list
