@@ -4,15 +4,15 @@
  * (fgets on a pipe, the wait inside system(), stdio and malloc locks), in a
  * raw syscall, or by computing without end.  Fibers queued behind it would
  * wait as long.  One monitor thread samples every carrier's epoch (bumped
- * at each switch) twice per hand-off period; a carrier that has run the
- * same fiber for a whole period is stuck.  A LIFO fiber (which other
- * carriers take only after a grace period, sched.c) already moves to the
- * inject queue once the carrier ran one fiber for a whole sample; and if no
- * carrier is idle --
- * idle carriers are also the ones that fire timers and poll fds -- a spare
- * carrier is started or woken: at most as many spares run as carriers are
- * stuck, so the number of carriers running fibers stays at the target.  A spare retires at its next
- * idle point once the stuck carrier has moved on (sched.c).
+ * at each switch) twice per hand-off period.  A carrier that ran the same
+ * fiber for a whole sample has its LIFO fiber moved to the inject queue
+ * (other carriers take such a fiber themselves when they are idle,
+ * sched.c; this covers the case where all are busy).  One that ran it for a
+ * whole period is stuck: if no carrier is idle -- idle carriers are also
+ * the ones that fire timers and poll fds -- a spare carrier is started or
+ * woken; at most as many spares run as carriers are stuck, so the number of
+ * carriers running fibers stays at the target.  A spare retires at its
+ * next idle point once the stuck carrier has moved on (sched.c).
  *
  * Ownership: only the monitor reads or writes a carrier's `stuck`,
  * `seen_epoch` and `seen_since`, and only it starts spares.  When every

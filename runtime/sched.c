@@ -1,12 +1,29 @@
 /* Work-stealing scheduler over carrier threads.
  *
- * Each carrier runs fibers from, in order: its LIFO slot (the fiber it just
- * woke; no thief takes it, only the monitor when the carrier is stuck --
- * runtime/monitor.c), its local ring, the global inject queue (checked
- * first every 61st pick so it cannot starve), and finally half of another
- * carrier's ring.  Switches go fiber to fiber directly on the parking
- * fiber's stack (fiber.h explains why that is race-free); a carrier falls
- * back to its idle context only when nothing is runnable.
+ * Each carrier runs fibers from, in order: its LIFO slot (the fiber its
+ * running fiber woke last), its local ring, the global inject queue (checked
+ * first every 61st pick so it cannot starve; the LIFO fiber then moves to
+ * the ring, where thieves see it), and finally half of another carrier's
+ * ring.  Switches go fiber to fiber directly on the parking fiber's stack
+ * (fiber.h explains why that is race-free); a carrier falls back to its
+ * idle context only when nothing is runnable.
+ *
+ * LIFO slot (runq.h): a waker that parks right away (a ping-pong) hands its
+ * carrier to the fiber it woke, on the same CPU.  But a woken thread never
+ * waits behind its waker natively, so a fiber must not be stranded there
+ * when the waker keeps its carrier -- runs on, spins on a trylock, blocks
+ * in a call that does not park.  So a fiber that fills an empty slot
+ * "offers" it: unless a carrier is searching already, it wakes an idle
+ * carrier and records the slot as it sees it.  The woken carrier searches:
+ * 30 us after the offer (about what a woken native thread waits for a CPU;
+ * sooner, the fiber would block on locks the waker releases next) it takes
+ * the fiber if the slot still holds it and its owner has not switched
+ * since; then it keeps looking at every slot for 1 ms, pauses doubling from
+ * 50 us, taking a fiber that stayed in a slot between two looks while its
+ * owner did not switch.  Offers made while it searches wake nobody: a run
+ * of ping-pong hand-offs costs one wake-up per search, not one each.  When
+ * every carrier is busy the monitor moves a LIFO fiber to the inject queue
+ * once its carrier ran one fiber for a whole sample (runtime/monitor.c).
  *
  * Thread pointer: a fiber loads its own TCB when it is switched in, and only
  * if the carrier has another one loaded, so a switch costs at most one
@@ -16,12 +33,19 @@
  * carrier never touches the TLS of a fiber running elsewhere.
  *
  * Idle protocol (no lost wake-ups): a carrier with no work first peeks at
- * the fds if another carrier sleeps in the driver, then puts itself on the
- * idle list, re-checks every queue, and only then sleeps -- in the driver
- * (epoll_wait until the next timer) if it can take the driver role, else
- * on its futex word.  Whoever makes work runnable publishes it first
- * and then pops one idle carrier and wakes it.  Both sides use a full fence
- * between "publish" and "look at the other side".
+ * the fds if another carrier sleeps in the driver, searches if it was just
+ * woken, then puts itself on the idle list, re-checks every queue and looks
+ * at the LIFO slots twice 50 us apart (last_look: offers made while it
+ * searched woke nobody), and only then sleeps -- in the driver (epoll_wait
+ * until the next timer) if it can take the driver role, else on its futex
+ * word.  Whoever makes work runnable publishes it first (a ring, the inject
+ * queue, or a LIFO slot its fiber may not leave soon) and then pops one
+ * idle carrier and wakes it; a thief that leaves stolen fibers in its ring
+ * wakes one too.  Both sides order "publish" before "look at the other
+ * side" (a full fence, or a sequentially consistent exchange and loads for
+ * the LIFO slot).  Wakes made on a carrier's scheduler path (driver,
+ * timers, signal handlers' deferred wakes, the fork child's rebuilt
+ * carriers) land in that carrier's slot and run next there: no offer.
  *
  * Everything on this path is TLS-free (raw syscalls, no libc but the vDSO
  * clock): the loaded thread pointer may belong to a fiber now running on
