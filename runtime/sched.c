@@ -15,10 +15,10 @@
  * in a call that does not park.  So a fiber that fills an empty slot
  * "offers" it: unless a carrier is searching already, it wakes an idle
  * carrier and records the slot as it sees it.  The woken carrier searches:
- * 30 us after the offer (about what a woken native thread waits for a CPU;
- * sooner, the fiber would block on locks the waker releases next) it takes
- * the fiber if the slot still holds it and its owner has not switched
- * since; then it keeps looking at every slot for 1 ms, pauses doubling from
+ * 100 us after the offer (a woken native thread may wait about as long for
+ * a CPU; sooner, the fiber often only blocks on locks the waker releases
+ * next) it takes the fiber if the slot still holds it and its owner has not
+ * switched since; then it keeps looking at every slot for 1 ms, pauses doubling from
  * 50 us, taking a fiber that stayed in a slot between two looks while its
  * owner did not switch.  Offers made while it searches wake nobody: a run
  * of ping-pong hand-offs costs one wake-up per search, not one each.  When
@@ -76,11 +76,12 @@
 #define SEARCH_NS 1000000u
 #define SEARCH_PAUSE_NS 50000u
 /* A carrier woken for a LIFO offer takes the fiber no sooner than this
- * after the offer (if the waker has not switched meanwhile): a native
- * thread woken on an idle CPU takes about as long to run, and a waker
- * that releases more locks right after the wake has done so by then --
- * taken earlier, the fiber would only block on them. */
-#define OFFER_GRACE_NS 30000u
+ * after the offer (if the waker has not switched meanwhile): a woken
+ * native thread may wait about as long for a CPU, and a waker that
+ * releases more locks right after the wake has done so by then.  With
+ * 30 us, MariaDB's killer (tests/programs/real/mariadb.bats) more often
+ * found its victims parked on the locks it still held. */
+#define OFFER_GRACE_NS 100000u
 
 struct fz_runtime fz_rt;
 

@@ -27,16 +27,17 @@ seconds_of() {
 }
 
 # The pattern races natively too (a sleeper woken while the killer still
-# holds its kill mutex costs one second), so the bound is relative to the
-# slowest of three native runs, plus one such second.
-@test "kill_waiters on 2 carriers: 20 of 20 runs within 2x native time" {
+# holds its kill mutex costs one second, and may hold up the next ones), so
+# the bound is relative to the slowest of three native runs, plus five such
+# seconds -- far below the second per sleeper (30 s) of a stranded fiber.
+@test "kill_waiters on 2 carriers: 20 of 20 runs within 2x native time (+5 s)" {
     local i t native=0 bound slow=()
     for i in 1 2 3; do
         _fz_timeout "$PROG/kill_waiters" $SLEEPERS 1 $WORK_US >/dev/null 2>"$BATS_TEST_TMPDIR/n.err"
         t=$(seconds_of "$BATS_TEST_TMPDIR/n.err")
         native=$(awk -v a="$native" -v b="$t" 'BEGIN { print (b > a ? b : a) }')
     done
-    bound=$(awk -v n="$native" 'BEGIN { print 2 * n + 1 }')
+    bound=$(awk -v n="$native" 'BEGIN { print 2 * n + 5 }')
     for i in $(seq 20); do
         FIBERIZE_WORKERS=2 FZ_TIMEOUT=100 _fz_timeout "$FZ" -- "$PROG/kill_waiters" $SLEEPERS 1 \
             $WORK_US >"$BATS_TEST_TMPDIR/f.out" 2>"$BATS_TEST_TMPDIR/f.err" || true
