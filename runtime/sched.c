@@ -632,8 +632,12 @@ static struct fz_fiber *search(struct fz_carrier *c)
         if (now >= until || c->handoff || atomic_load(&fz_rt.pending_interrupts))
             break;
         /* growing pauses: each wake-up of this carrier costs CPU time the
-         * busy ones may need (a run of ping-pong offers sees few of them) */
-        pause_until(c, now + pause < until ? now + pause : until, false);
+         * busy ones may need (a run of ping-pong offers sees few of them).
+         * On the idle list meanwhile, so work pushed to a ring or the
+         * inject queue (notify_idle) ends the pause at once. */
+        idle_push(c);
+        pause_until(c, now + pause < until ? now + pause : until, true);
+        idle_remove(c);
         pause *= 2;
         if ((f = find_work(c)) || (f = take_stranded(c, &looks)))
             break;
