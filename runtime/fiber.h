@@ -123,8 +123,9 @@ struct fz_fiber {
 struct fz_carrier {
     unsigned index;
     struct fz_fiber *current;       /* fiber running here, NULL on the idle context */
-    _Atomic(struct fz_task *) lifo; /* just-woken fiber: runs next; only the
-                                       monitor takes it from a stuck carrier */
+    _Atomic(struct fz_task *) lifo; /* just-woken fiber: runs next; another
+                                       carrier takes it if the waker keeps
+                                       this carrier (runq.h, sched.c) */
     struct fz_runq runq;
     void *idle_sp;            /* saved idle context */
     void *own_tcb;            /* TCB loaded while idle (signal handlers run on it) */

@@ -4,13 +4,15 @@
  * (fgets on a pipe, the wait inside system(), stdio and malloc locks), in a
  * raw syscall, or by computing without end.  Fibers queued behind it would
  * wait as long.  One monitor thread samples every carrier's epoch (bumped
- * at each switch) twice per hand-off period; a carrier that has run the
- * same fiber for a whole period is stuck.  Then its LIFO fiber (which only
- * its owner takes) moves to the inject queue, and if no carrier is idle --
- * idle carriers are also the ones that fire timers and poll fds -- a spare
- * carrier is started or woken: at most as many spares run as carriers are
- * stuck, so the number of carriers running fibers stays at the target.  A spare retires at its next
- * idle point once the stuck carrier has moved on (sched.c).
+ * at each switch) twice per hand-off period.  A carrier that ran the same
+ * fiber for a whole sample has its LIFO fiber moved to the inject queue
+ * (other carriers take such a fiber themselves when they are idle,
+ * sched.c; this covers the case where all are busy).  One that ran it for a
+ * whole period is stuck: if no carrier is idle -- idle carriers are also
+ * the ones that fire timers and poll fds -- a spare carrier is started or
+ * woken; at most as many spares run as carriers are stuck, so the number of
+ * carriers running fibers stays at the target.  A spare retires at its
+ * next idle point once the stuck carrier has moved on (sched.c).
  *
  * Ownership: only the monitor reads or writes a carrier's `stuck`,
  * `seen_epoch` and `seen_since`, and only it starts spares.  When every
@@ -47,8 +49,11 @@ static void watch(struct fz_carrier *c, uint64_t now)
         atomic_fetch_add(&fz_rt.stuck, 1);
         atomic_fetch_add(&fz_rt.handoffs, 1);
     }
-    if (c->stuck)
-        fz_sched_rescue_lifo(c);
+    /* The same fiber ran for a whole sample period: a fiber it woke into
+     * its LIFO slot has waited at least that long.  Thieves take such a
+     * fiber after a few microseconds (sched.c); this is the backstop for
+     * when every carrier is busy and none looks. */
+    fz_sched_rescue_lifo(c);
 }
 
 /* Wake a retired spare, or start a new one. */

@@ -100,6 +100,19 @@ struct fz_task *fz_runq_steal(struct fz_runq *dst, struct fz_runq *src)
     }
 }
 
+struct fz_task *fz_lifo_steal(fz_lifo_slot *slot, const atomic_uint *owner_epoch,
+                              struct fz_lifo_seen seen)
+{
+    if (!seen.task || atomic_load_explicit(slot, memory_order_relaxed) != seen.task ||
+        atomic_load_explicit(owner_epoch, memory_order_acquire) != seen.epoch)
+        return NULL;
+    struct fz_task *expected = seen.task;
+    if (atomic_compare_exchange_strong_explicit(slot, &expected, NULL, memory_order_acq_rel,
+                                                memory_order_relaxed))
+        return seen.task;
+    return NULL;
+}
+
 void fz_inject_init(struct fz_inject *inj)
 {
     inj->lock = (fz_spinlock){0};

@@ -1,12 +1,29 @@
 /* Work-stealing scheduler over carrier threads.
  *
- * Each carrier runs fibers from, in order: its LIFO slot (the fiber it just
- * woke; no thief takes it, only the monitor when the carrier is stuck --
- * runtime/monitor.c), its local ring, the global inject queue (checked
- * first every 61st pick so it cannot starve), and finally half of another
- * carrier's ring.  Switches go fiber to fiber directly on the parking
- * fiber's stack (fiber.h explains why that is race-free); a carrier falls
- * back to its idle context only when nothing is runnable.
+ * Each carrier runs fibers from, in order: its LIFO slot (the fiber its
+ * running fiber woke last), its local ring, the global inject queue (checked
+ * first every 61st pick so it cannot starve; the LIFO fiber then moves to
+ * the ring, where thieves see it), and finally half of another carrier's
+ * ring.  Switches go fiber to fiber directly on the parking fiber's stack
+ * (fiber.h explains why that is race-free); a carrier falls back to its
+ * idle context only when nothing is runnable.
+ *
+ * LIFO slot (runq.h): a waker that parks right away (a ping-pong) hands its
+ * carrier to the fiber it woke, on the same CPU.  But a woken thread never
+ * waits behind its waker natively, so a fiber must not be stranded there
+ * when the waker keeps its carrier -- runs on, spins on a trylock, blocks
+ * in a call that does not park.  So a fiber that fills an empty slot
+ * "offers" it: unless a carrier is searching already, it wakes an idle
+ * carrier and records the slot as it sees it.  The woken carrier searches:
+ * 100 us after the offer (a woken native thread may wait about as long for
+ * a CPU; sooner, the fiber often only blocks on locks the waker releases
+ * next) it takes the fiber if the slot still holds it and its owner has not
+ * switched since; then it keeps looking at every slot for 1 ms, pauses doubling from
+ * 50 us, taking a fiber that stayed in a slot between two looks while its
+ * owner did not switch.  Offers made while it searches wake nobody: a run
+ * of ping-pong hand-offs costs one wake-up per search, not one each.  When
+ * every carrier is busy the monitor moves a LIFO fiber to the inject queue
+ * once its carrier ran one fiber for a whole sample (runtime/monitor.c).
  *
  * Thread pointer: a fiber loads its own TCB when it is switched in, and only
  * if the carrier has another one loaded, so a switch costs at most one
@@ -16,12 +33,19 @@
  * carrier never touches the TLS of a fiber running elsewhere.
  *
  * Idle protocol (no lost wake-ups): a carrier with no work first peeks at
- * the fds if another carrier sleeps in the driver, then puts itself on the
- * idle list, re-checks every queue, and only then sleeps -- in the driver
- * (epoll_wait until the next timer) if it can take the driver role, else
- * on its futex word.  Whoever makes work runnable publishes it first
- * and then pops one idle carrier and wakes it.  Both sides use a full fence
- * between "publish" and "look at the other side".
+ * the fds if another carrier sleeps in the driver, searches if it was just
+ * woken, then puts itself on the idle list, re-checks every queue and looks
+ * at the LIFO slots twice 50 us apart (last_look: offers made while it
+ * searched woke nobody), and only then sleeps -- in the driver (epoll_wait
+ * until the next timer) if it can take the driver role, else on its futex
+ * word.  Whoever makes work runnable publishes it first (a ring, the inject
+ * queue, or a LIFO slot its fiber may not leave soon) and then pops one
+ * idle carrier and wakes it; a thief that leaves stolen fibers in its ring
+ * wakes one too.  Both sides order "publish" before "look at the other
+ * side" (a full fence, or a sequentially consistent exchange and loads for
+ * the LIFO slot).  Wakes made on a carrier's scheduler path (driver,
+ * timers, signal handlers' deferred wakes, the fork child's rebuilt
+ * carriers) land in that carrier's slot and run next there: no offer.
  *
  * Everything on this path is TLS-free (raw syscalls, no libc but the vDSO
  * clock): the loaded thread pointer may belong to a fiber now running on
@@ -46,6 +70,22 @@
 
 #define GLOBAL_QUEUE_INTERVAL 61
 #define IDLE_STACK_SIZE (256 * 1024)
+/* A carrier woken from its sleep keeps looking for work for SEARCH_NS
+ * before it sleeps again, so a run of LIFO offers (offer_lifo) costs one
+ * wake-up, not one each.  It looks every SEARCH_PAUSE_NS: a fiber that sat
+ * in a LIFO slot that long while its waker kept the carrier is taken --
+ * far longer than a ping-pong partner takes to park (well under 1 us),
+ * about what a woken native thread may wait for a CPU (the kernel's
+ * default timer slack is 50 us, so a pause lasts 50-100 us). */
+#define SEARCH_NS 1000000u
+#define SEARCH_PAUSE_NS 50000u
+/* A carrier woken for a LIFO offer takes the fiber no sooner than this
+ * after the offer (if the waker has not switched meanwhile): a woken
+ * native thread may wait about as long for a CPU, and a waker that
+ * releases more locks right after the wake has done so by then.  With
+ * 30 us, MariaDB's killer (tests/programs/real/mariadb.bats) more often
+ * found its victims parked on the locks it still held. */
+#define OFFER_GRACE_NS 100000u
 
 struct fz_runtime fz_rt;
 
@@ -99,6 +139,10 @@ bool fz_on_carrier(void)
 
 /* ---- finding work ---------------------------------------------------- */
 
+static void notify_idle(void);
+
+/* Half of another carrier's ring.  Stolen tasks left in our ring are
+ * stealable work: an idle carrier may take some. */
 static struct fz_fiber *steal(struct fz_carrier *c)
 {
     unsigned n = atomic_load_explicit(&fz_rt.ncarriers, memory_order_acquire);
@@ -109,6 +153,47 @@ static struct fz_fiber *steal(struct fz_carrier *c)
         if (v == c || fz_runq_len(&v->runq) == 0)
             continue;
         struct fz_task *t = fz_runq_steal(&c->runq, &v->runq);
+        if (t) {
+            c->stats.steals++;
+            if (fz_runq_len(&c->runq))
+                notify_idle();
+            return fz_fiber_of_task(t);
+        }
+    }
+    return NULL;
+}
+
+/* ---- fibers stranded in LIFO slots ------------------------------------ */
+
+/* Carriers whose LIFO slots a searching carrier compares between looks;
+ * slots beyond (spares of a very busy program) are left to the monitor. */
+#define LOOK_MAX 64
+
+struct lifo_looks {
+    unsigned n;
+    bool any; /* some slot held a task */
+    struct fz_lifo_seen seen[LOOK_MAX];
+};
+
+static void look_at_lifos(struct fz_carrier *c, struct lifo_looks *l)
+{
+    unsigned n = atomic_load_explicit(&fz_rt.ncarriers, memory_order_acquire);
+    l->n = n < LOOK_MAX ? n : LOOK_MAX;
+    l->any = false;
+    for (unsigned i = 0; i < l->n; i++) {
+        struct fz_carrier *v = &fz_rt.carriers[i];
+        l->seen[i] = v == c ? (struct fz_lifo_seen){0} : fz_lifo_look(&v->lifo, &v->epoch);
+        l->any |= l->seen[i].task != NULL;
+    }
+}
+
+/* A fiber that sat in the same carrier's LIFO slot since the last look,
+ * while that carrier's waker kept running: take it. */
+static struct fz_fiber *take_stranded(struct fz_carrier *c, const struct lifo_looks *l)
+{
+    for (unsigned i = 0; l->any && i < l->n; i++) {
+        struct fz_carrier *v = &fz_rt.carriers[i];
+        struct fz_task *t = fz_lifo_steal(&v->lifo, &v->epoch, l->seen[i]);
         if (t) {
             c->stats.steals++;
             return fz_fiber_of_task(t);
@@ -146,11 +231,17 @@ static struct fz_fiber *find_work(struct fz_carrier *c)
         }
         if (fz_timers_due())
             fz_timers_fire(c);
-        if ((t = fz_inject_pop(&fz_rt.inject)))
+        if ((t = fz_inject_pop(&fz_rt.inject))) {
+            /* the LIFO task would wait behind it: make it stealable */
+            struct fz_task *l = fz_lifo_take(&c->lifo);
+            if (l) {
+                fz_runq_push(&c->runq, l, &fz_rt.inject);
+                notify_idle();
+            }
             goto found_inject;
+        }
     }
-    if (atomic_load_explicit(&c->lifo, memory_order_relaxed) &&
-        (t = atomic_exchange_explicit(&c->lifo, NULL, memory_order_acquire)))
+    if ((t = fz_lifo_take(&c->lifo)))
         return fz_fiber_of_task(t);
     if ((t = fz_runq_pop(&c->runq)))
         return fz_fiber_of_task(t);
@@ -195,8 +286,9 @@ static void idle_remove(struct fz_carrier *c)
 }
 
 /* Wake one idle carrier, preferring one that sleeps on its futex: the one
- * in the driver keeps watching fds and timers. */
-static void notify_idle(void)
+ * in the driver keeps watching fds and timers.  offer: the LIFO slot the
+ * wake is for (offer_lifo), or NULL. */
+static void wake_idle(struct fz_carrier *offer)
 {
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&fz_rt.num_idle, memory_order_relaxed) == 0)
@@ -208,6 +300,12 @@ static void notify_idle(void)
             pick = v;
     if (pick)
         idle_unlink_locked(pick);
+    if (pick && offer) {
+        /* the first of the searcher's two looks at the slot (search) */
+        fz_rt.offer_from = offer;
+        fz_rt.offer_seen = fz_lifo_look(&offer->lifo, &offer->epoch);
+        fz_rt.offer_time = fz_now_ns();
+    }
     fz_spin_unlock(&fz_rt.idle_lock);
     if (!pick)
         return;
@@ -217,6 +315,11 @@ static void notify_idle(void)
         atomic_store(&pick->park_word, 0);
         fz_futex_wake(&pick->park_word, 1);
     }
+}
+
+static void notify_idle(void)
+{
+    wake_idle(NULL);
 }
 
 void fz_sched_kick_idle(void)
@@ -234,7 +337,7 @@ void fz_sched_kick_idle(void)
 
 void fz_sched_rescue_lifo(struct fz_carrier *c)
 {
-    struct fz_task *t = atomic_exchange(&c->lifo, NULL);
+    struct fz_task *t = fz_lifo_take(&c->lifo);
     if (t) {
         fz_inject_push(&fz_rt.inject, t);
         notify_idle();
@@ -364,14 +467,33 @@ void fz_exit_switch(struct fz_fiber *self)
     __builtin_unreachable();
 }
 
-static void push_runnable(struct fz_carrier *c, struct fz_fiber *f, bool lifo)
+/* The waker keeps running after filling its LIFO slot: if it does not park
+ * within the grace period, the woken fiber must be able to run elsewhere,
+ * as a woken thread would on another CPU.  So unless a carrier is already
+ * searching (it will look at the slot), wake an idle one, which searches.
+ * The slot was filled with a sequentially consistent exchange, so these
+ * loads need no fence (see the idle protocol above). */
+static void offer_lifo(struct fz_carrier *c)
+{
+    if (atomic_load_explicit(&fz_rt.num_searching, memory_order_seq_cst) == 0 &&
+        atomic_load_explicit(&fz_rt.num_idle, memory_order_seq_cst) != 0)
+        wake_idle(c);
+}
+
+/* waker_runs_on: the caller is the running fiber of c, which goes on
+ * running after the wake; otherwise c is on its scheduler path and picks
+ * its LIFO slot next. */
+static void push_runnable(struct fz_carrier *c, struct fz_fiber *f, bool lifo, bool waker_runs_on)
 {
     f->state = FZ_FIBER_RUNNABLE;
     c->stats.wakes++;
     if (lifo) {
-        struct fz_task *old = atomic_exchange_explicit(&c->lifo, &f->task, memory_order_acq_rel);
-        if (!old)
+        struct fz_task *old = fz_lifo_put(&c->lifo, &f->task);
+        if (!old) {
+            if (waker_runs_on)
+                offer_lifo(c);
             return;
+        }
         fz_runq_push(&c->runq, old, &fz_rt.inject);
     } else {
         fz_runq_push(&c->runq, &f->task, &fz_rt.inject);
@@ -382,12 +504,14 @@ static void push_runnable(struct fz_carrier *c, struct fz_fiber *f, bool lifo)
 void fz_unpark_on(struct fz_carrier *c, struct fz_fiber *f)
 {
     if (c) { /* scheduler path of carrier c: it runs the first one itself */
-        push_runnable(c, f, atomic_load_explicit(&c->lifo, memory_order_relaxed) == NULL);
+        push_runnable(c, f, atomic_load_explicit(&c->lifo, memory_order_relaxed) == NULL, false);
         return;
     }
     struct fz_fiber *self = fz_self();
     if (self) {
-        push_runnable(self->carrier, f, true);
+        /* A fiber that is not RUNNING is switching away (a wake from inside
+         * find_work, on its stack): its carrier picks the slot next. */
+        push_runnable(self->carrier, f, true, self->state == FZ_FIBER_RUNNING);
         return;
     }
     f->state = FZ_FIBER_RUNNABLE;
@@ -402,7 +526,7 @@ void fz_spawn(struct fz_fiber *f)
 {
     struct fz_fiber *self = fz_self();
     if (self) {
-        push_runnable(self->carrier, f, false);
+        push_runnable(self->carrier, f, false, true);
         return;
     }
     fz_unpark_on(NULL, f);
@@ -481,7 +605,7 @@ static bool spare_should_retire(void)
 static void spare_retire(struct fz_carrier *c)
 {
     struct fz_task *t;
-    if ((t = atomic_exchange(&c->lifo, NULL)))
+    if ((t = fz_lifo_take(&c->lifo)))
         fz_inject_push(&fz_rt.inject, t);
     while ((t = fz_runq_pop(&c->runq)))
         fz_inject_push(&fz_rt.inject, t);
@@ -508,8 +632,99 @@ static void load_own_tcb(struct fz_carrier *c)
     }
 }
 
+/* Sleep until `deadline`, a timed futex sleep rather than a spin (a
+ * spinning carrier takes CPU time from the busy ones).  A carrier on the
+ * idle list returns early when notify_idle picks it (it clears in_idle_list
+ * before park_word). */
+static void pause_until(struct fz_carrier *c, uint64_t deadline, bool listed)
+{
+    atomic_store(&c->park_word, 1);
+    if (listed && !atomic_load(&c->in_idle_list))
+        return;
+    struct timespec ts = fz_ns_to_ts(deadline);
+    fz_futex_wait(&c->park_word, 1, &ts);
+}
+
+/* Woken from its sleep with nothing to run: keep looking for a while
+ * (offer_lifo relies on it while num_searching is set), the first look
+ * SEARCH_PAUSE_NS after the last, then twice as long each time.  At most
+ * one carrier searches at a time. */
+static struct fz_fiber *search(struct fz_carrier *c)
+{
+    unsigned none = 0;
+    if (!atomic_compare_exchange_strong(&fz_rt.num_searching, &none, 1))
+        return NULL;
+    /* Woken for a LIFO offer: the waker's look at its slot then is the
+     * first look, the wake-up's latency the pause.  If the waker is still
+     * running, the fiber has waited about as long as a woken thread waits
+     * to be scheduled natively. */
+    fz_spin_lock(&fz_rt.idle_lock);
+    struct fz_carrier *v = fz_rt.offer_from;
+    struct fz_lifo_seen offered = fz_rt.offer_seen;
+    uint64_t offered_at = fz_rt.offer_time;
+    fz_rt.offer_from = NULL;
+    fz_spin_unlock(&fz_rt.idle_lock);
+    struct fz_task *t;
+    if (v && v != c && fz_now_ns() < offered_at + OFFER_GRACE_NS)
+        pause_until(c, offered_at + OFFER_GRACE_NS, false); /* this carrier was awake already */
+    if (v && v != c && (t = fz_lifo_steal(&v->lifo, &v->epoch, offered))) {
+        c->stats.steals++;
+        atomic_store(&fz_rt.num_searching, 0);
+        return fz_fiber_of_task(t);
+    }
+    struct fz_fiber *f = NULL;
+    struct lifo_looks looks;
+    look_at_lifos(c, &looks);
+    uint64_t until = fz_now_ns() + SEARCH_NS, pause = SEARCH_PAUSE_NS;
+    for (;;) {
+        uint64_t now = fz_now_ns();
+        if (now >= until || c->handoff || atomic_load(&fz_rt.pending_interrupts))
+            break;
+        /* growing pauses: each wake-up of this carrier costs CPU time the
+         * busy ones may need (a run of ping-pong offers sees few of them).
+         * On the idle list meanwhile, so work pushed to a ring or the
+         * inject queue (notify_idle) ends the pause at once. */
+        idle_push(c);
+        pause_until(c, now + pause < until ? now + pause : until, true);
+        idle_remove(c);
+        pause *= 2;
+        if ((f = find_work(c)) || (f = take_stranded(c, &looks)))
+            break;
+        /* nobody may be sleeping in the driver meanwhile */
+        if (fz_driver_acquire()) {
+            fz_driver_poll_busy(c);
+            fz_driver_release();
+        }
+        if (fz_timers_due())
+            fz_timers_fire(c);
+        if ((f = find_work(c)))
+            break;
+        look_at_lifos(c, &looks);
+    }
+    /* Sequentially consistent, before this carrier goes on the idle list
+     * and looks at the LIFO slots once more (last_look). */
+    atomic_store(&fz_rt.num_searching, 0);
+    return f;
+}
+
+/* On the idle list, before sleeping: a waker that saw a searcher did not
+ * wake anyone for the fiber it put in its LIFO slot, so look at the slots
+ * twice, a pause apart; a slot that changed meanwhile was filled by a waker
+ * that saw no searcher and woke an idle carrier itself. */
+static struct fz_fiber *last_look(struct fz_carrier *c)
+{
+    struct lifo_looks looks;
+    look_at_lifos(c, &looks);
+    if (!looks.any)
+        return NULL;
+    pause_until(c, fz_now_ns() + SEARCH_PAUSE_NS, true);
+    struct fz_fiber *f = find_work(c);
+    return f ? f : take_stranded(c, &looks);
+}
+
 static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
 {
+    bool woken = false; /* just left a sleep: search before the next one */
     for (;;) {
         reap_dead(c); /* the idle context may start fresh after an exit */
         fz_altstack_idle(c);
@@ -540,6 +755,13 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
             handle_interrupts();
             continue;
         }
+        if (woken) {
+            woken = false;
+            if ((f = search(c))) {
+                run_from_idle(c, f);
+                continue;
+            }
+        }
         /* Its fiber parked on an fd and another carrier sleeps in epoll: an
          * fd that became ready meanwhile (the pipe the fiber just wrote to)
          * is taken here, not by waking that carrier -- a cross-CPU wake-up
@@ -556,6 +778,8 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
         idle_push(c);
         atomic_thread_fence(memory_order_seq_cst);
         f = find_work(c);
+        if (!f)
+            f = last_look(c);
         if (f) {
             idle_remove(c);
             run_from_idle(c, f);
@@ -567,6 +791,7 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
             sleep_in_driver(c);
         else
             sleep_on_futex(c);
+        woken = true;
         kick_monitor();
     }
 }
@@ -697,6 +922,8 @@ bool fz_sched_after_fork(struct fz_fiber *self)
     fz_rt.idle_lock = (fz_spinlock){0};
     fz_rt.idle_head = NULL;
     atomic_store(&fz_rt.num_idle, 0);
+    atomic_store(&fz_rt.num_searching, 0);
+    fz_rt.offer_from = NULL;
     atomic_store(&fz_rt.stuck, 0);
     atomic_store(&fz_rt.spares_running, 0);
     atomic_store(&fz_rt.monitor_asleep, 0);

@@ -23,6 +23,11 @@ struct fz_runtime {
     fz_spinlock idle_lock;
     struct fz_carrier *idle_head;
     atomic_uint num_idle;
+    atomic_uint num_searching; /* 0 or 1: a woken carrier looking for work (sched.c) */
+    /* under idle_lock: the LIFO slot an idle carrier was last woken for */
+    struct fz_carrier *offer_from;
+    struct fz_lifo_seen offer_seen;
+    uint64_t offer_time;
     atomic_uint live_fibers;
     atomic_bool main_exited;
     bool main_unwind_ready;         /* main() runs above an unwind point (init.c) */

@@ -14,7 +14,7 @@ export DEBIAN_FRONTEND=noninteractive
 REQUIRED=(build-essential libunwind-dev libffi-dev bats)
 OPTIONAL=(gcc g++ make clang clang-format cppcheck musl-tools musl-dev wrk curl python3 procps strace
     psmisc iproute2 linux-perf redis-server memcached libmemcached-tools redis-tools apache2-utils git
-    libclang-rt-14-dev)
+    libclang-rt-14-dev mariadb-server mariadb-client sysbench)
 
 DRY_RUN=
 [[ ${1:-} == --dry-run ]] && DRY_RUN=1

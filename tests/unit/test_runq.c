@@ -6,6 +6,10 @@
  * from the inject queue after an overflow -- never lost, never twice.
  * Tasks carry an id; a table counts how often each id came out.
  *
+ * The LIFO slot: its steal rule (a thief takes the task only if the slot
+ * and the owner's switch counter are unchanged since its look), and the
+ * same exactly-once property with an owner and a thief racing on it.
+ *
  * Usage: test_runq [ROUNDS]  (default 200 concurrent rounds) */
 #include "runtime/runq.h"
 
@@ -162,14 +166,104 @@ static unsigned concurrent_round(void)
     return wrong_counts(PER_ROUND);
 }
 
+/* ---- the LIFO slot ---------------------------------------------------- */
+
+static void lifo_rules(void)
+{
+    fz_lifo_slot slot = NULL;
+    atomic_uint epoch = 7;
+    reset(3);
+    TAP_CHECK(fz_lifo_put(&slot, &items[0].task) == NULL, "lifo: put into an empty slot");
+    TAP_CHECK(fz_lifo_put(&slot, &items[1].task) == &items[0].task,
+              "lifo: a second put displaces the first");
+    struct fz_lifo_seen seen = fz_lifo_look(&slot, &epoch);
+    TAP_CHECK(seen.task == &items[1].task && seen.epoch == 7, "lifo: a look sees task and epoch");
+    atomic_store(&epoch, 8); /* the owner switched: its waker parked */
+    TAP_CHECK(fz_lifo_steal(&slot, &epoch, seen) == NULL && slot == &items[1].task,
+              "lifo: no steal once the owner switched since the look");
+    seen = fz_lifo_look(&slot, &epoch);
+    fz_lifo_put(&slot, &items[2].task); /* refilled meanwhile */
+    TAP_CHECK(fz_lifo_steal(&slot, &epoch, seen) == NULL && slot == &items[2].task,
+              "lifo: no steal when the slot holds another task than the one seen");
+    seen = fz_lifo_look(&slot, &epoch);
+    TAP_CHECK(fz_lifo_steal(&slot, &epoch, seen) == &items[2].task && slot == NULL,
+              "lifo: steal when task and epoch are unchanged since the look");
+    seen = fz_lifo_look(&slot, &epoch);
+    TAP_CHECK(seen.task == NULL && fz_lifo_steal(&slot, &epoch, seen) == NULL,
+              "lifo: nothing to steal from an empty slot");
+    TAP_CHECK(fz_lifo_take(&slot) == NULL, "lifo: take from an empty slot");
+}
+
+/* An owner that puts tasks in its slot and takes them back, bumping its
+ * epoch at each take as a switch does, against a thief stealing with the
+ * look-then-steal rule: every task comes out exactly once. */
+#define LIFO_TASKS 200000u
+static fz_lifo_slot race_slot;
+static atomic_uint race_epoch;
+static atomic_int race_on;
+
+static void *lifo_thief(void *arg)
+{
+    unsigned *stolen = arg;
+    while (atomic_load(&race_on)) {
+        struct fz_lifo_seen seen = fz_lifo_look(&race_slot, &race_epoch);
+        for (int i = 0; i < 20; i++)
+            __builtin_ia32_pause();
+        struct fz_task *t = fz_lifo_steal(&race_slot, &race_epoch, seen);
+        if (t) {
+            count_out(t);
+            ++*stolen;
+        }
+    }
+    return NULL;
+}
+
+static void lifo_race(void)
+{
+    reset(LIFO_TASKS);
+    race_slot = NULL;
+    atomic_store(&race_epoch, 0);
+    atomic_store(&race_on, 1);
+    unsigned stolen = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, lifo_thief, &stolen);
+    struct fz_task *x;
+    for (unsigned i = 0; i < LIFO_TASKS; i++) {
+        if ((x = fz_lifo_put(&race_slot, &items[i].task)))
+            count_out(x); /* displaced: the owner queues it elsewhere */
+        if (i % 4 == 3) {
+            /* the waker runs on a while: a chance for the thief */
+            for (int k = 0; k < 200; k++)
+                __builtin_ia32_pause();
+        }
+        if (i % 2 == 0 && (x = fz_lifo_take(&race_slot))) {
+            atomic_fetch_add(&race_epoch, 1);
+            count_out(x);
+        }
+    }
+    if ((x = fz_lifo_take(&race_slot)))
+        count_out(x);
+    atomic_store(&race_on, 0);
+    pthread_join(t, NULL);
+    unsigned bad = wrong_counts(LIFO_TASKS);
+    TAP_CHECK(bad == 0,
+              "lifo race: %u tasks, owner putting/taking, a thief stealing (%u stolen): "
+              "every task exactly once (%u wrong)",
+              LIFO_TASKS, stolen, bad);
+}
+
 int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 200;
     unsigned cap = FZ_RUNQ_SIZE * 3 > PER_ROUND ? FZ_RUNQ_SIZE * 3 : PER_ROUND;
+    if (cap < LIFO_TASKS)
+        cap = LIFO_TASKS;
     items = calloc(cap, sizeof *items);
     seen = calloc(cap, sizeof *seen);
     fifo_and_overflow();
     steal_half();
+    lifo_rules();
+    lifo_race();
     unsigned bad = 0, bad_rounds = 0;
     for (int r = 0; r < rounds; r++) {
         unsigned b = concurrent_round();
