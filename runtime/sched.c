@@ -175,14 +175,15 @@ struct lifo_looks {
     struct fz_lifo_seen seen[LOOK_MAX];
 };
 
-static void look_at_lifos(struct fz_carrier *c, struct lifo_looks *l)
+static void look_at_lifos(const struct fz_carrier *c, struct lifo_looks *l)
 {
     unsigned n = atomic_load_explicit(&fz_rt.ncarriers, memory_order_acquire);
     l->n = n < LOOK_MAX ? n : LOOK_MAX;
     l->any = false;
     for (unsigned i = 0; i < l->n; i++) {
         struct fz_carrier *v = &fz_rt.carriers[i];
-        l->seen[i] = v == c ? (struct fz_lifo_seen){0} : fz_lifo_look(&v->lifo, &v->epoch);
+        static const struct fz_lifo_seen nothing; /* its own slot: never taken here */
+        l->seen[i] = v == c ? nothing : fz_lifo_look(&v->lifo, &v->epoch);
         l->any |= l->seen[i].task != NULL;
     }
 }
