@@ -108,6 +108,7 @@ check-asan:
 # Undefined behaviour anywhere in the library or the test programs ends the
 # run with a report (halt_on_error), so a test that hits one fails.
 check-ubsan: export UBSAN_OPTIONS = halt_on_error=1:print_stacktrace=1
+check-ubsan: export FZ_UBSAN = 1
 check-ubsan:
 	$(MAKE) BUILD=build-ubsan EXTRA_CFLAGS="-fsanitize=undefined -fno-sanitize-recover=undefined" \
 	        EXTRA_LDFLAGS="-fsanitize=undefined" \
