@@ -51,6 +51,11 @@ void fz_altstack_switch_in(struct fz_carrier *c, struct fz_fiber *f)
         load(c, &f->altstack);
 }
 
+void fz_altstack_switch_out(struct fz_carrier *c)
+{
+    fz_altstack_idle(c);
+}
+
 void fz_altstack_idle(struct fz_carrier *c)
 {
     if (armed(&c->altstack))

@@ -411,9 +411,13 @@ static void switch_away(struct fz_carrier *c, struct fz_fiber *self)
     c->sched_busy = true;
     if (atomic_load_explicit(&fz_cputime_on, memory_order_relaxed))
         fz_cputime_stop(c, self); /* the next fiber starts from this mark */
+    /* Once self may run elsewhere it may unmap its alternate stack there
+     * (Rust's thread exit): this carrier must not keep it loaded. */
+    fz_altstack_switch_out(c);
     struct fz_fiber *next = find_work(c);
     if (next == self) { /* woken before it got away */
         self->state = FZ_FIBER_RUNNING;
+        fz_altstack_switch_in(c, self);
         back_in_fiber(c, self);
         return;
     }

@@ -571,18 +571,28 @@ static bool main_takes(int sig)
     return !atomic_load(&fz_rt.main_exited) && !(fz_sigmask_of(m) >> (sig - 1) & 1);
 }
 
-/* kill(getpid(), sig) from the thread the kernel would hand sig to (main,
- * or, when main blocks it, a thread that does not): natively the handler
- * has run when kill returns, and programs count on that.  Under fiberize
- * the main thread is carrier 0, maybe busy elsewhere, so such a fiber
- * sends the signal to its own OS thread instead.  From any other fiber it
- * stays process-directed: main's wait is the one it interrupts. */
+/* kill(getpid(), sig) from a fiber.  The kernel offers a process-directed
+ * signal to the main thread first: when main takes it and the caller is
+ * another fiber, it becomes a signal for the main fiber (SI_USER, from
+ * us), run there and ending main's wait as the kernel's would -- the main
+ * thread's OS thread is carrier 0, which may be running anyone.  From the
+ * thread the kernel would pick itself (main, or, when main blocks it, a
+ * thread that does not), the handler has run when kill returns natively,
+ * and programs count on that: the fiber sends it to its own OS thread. */
 FZ_EXPORT int kill(pid_t pid, int sig)
 {
     struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
     if (!self || sig <= 0 || sig > 64 || (fz_sigmask_of(self) >> (sig - 1) & 1) ||
-        pid != (pid_t)fz_sys0(SYS_getpid) || (self != fz_rt.main_fiber && main_takes(sig)))
+        pid != (pid_t)fz_sys0(SYS_getpid))
         return fz_real.kill(pid, sig);
+    if (self != fz_rt.main_fiber && main_takes(sig)) {
+        /* no handler: the default action or SIG_IGN is the whole process's */
+        if (atomic_load(&fz_sig_disposition[sig]) == FZ_DISP_NONE)
+            return fz_real.kill(pid, sig);
+        struct fz_sigsend from = {SI_USER, pid, (uid_t)fz_sys0(SYS_getuid), {0}};
+        fz_sigthread_send(fz_rt.main_fiber, sig, &from);
+        return 0;
+    }
     bool was_raising = self->sig_raising; /* its handler runs right here */
     self->sig_raising = true;
     long r = fz_sys3(SYS_tgkill, pid, fz_sys0(SYS_gettid), sig);
