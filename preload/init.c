@@ -20,6 +20,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include "preload/config.h"
+#include "preload/observe.h"
 #include "preload/real.h"
 #include "runtime/driver.h"
 #include "runtime/park.h"
@@ -48,7 +49,7 @@ static void child_after_fork(void)
     fz_park_after_fork();
     fz_pool_after_fork();
     fz_reactor_after_fork();
-    fz_fiber_after_fork();
+    fz_fiber_after_fork(self);
     fz_stack_after_fork();
     fz_driver_after_fork();
     if (!fz_sched_after_fork(self))
@@ -108,6 +109,7 @@ __attribute__((constructor)) static void fiberize_init(void)
     atexit(fz_tls_process_exit); /* registered first: runs after the program's */
     if (fz_config.stats)
         atexit(print_stats_at_exit);
+    fz_observe_start();
 }
 
 /* ---- main's unwind point --------------------------------------------- */

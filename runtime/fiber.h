@@ -43,6 +43,10 @@ enum fz_fiber_state {
 struct fz_fiber {
     void *sp; /* saved stack pointer while switched out */
     atomic_int on_cpu;
+    /* 1 while a dump reads the saved context: a carrier about to resume the
+     * fiber waits (sched.c's claim_cpu, runtime/dump.c).  Kept across
+     * recycling: only the dump writes it. */
+    atomic_int dump_hold;
     struct fz_task task; /* run-queue link */
     struct fz_carrier *carrier;
     void *tcb; /* thread pointer: also the pthread_t */
@@ -67,7 +71,14 @@ struct fz_fiber {
     size_t guard_requested;          /* reported by pthread_getattr_np, as glibc does */
     void *asan_save;                 /* FZ_ASAN builds: its fake stack while switched out */
     unsigned shared_nap_ns;          /* process-shared condvar polling (syscalls/cond.c) */
-} __attribute__((aligned(64)));      /* a whole number of cache lines: aligned_alloc wants it */
+
+    /* for fiber dumps (runtime/dump.c): written by the fiber itself, read
+     * by the dump only while it holds the fiber switched out */
+    struct fz_waiter *waiter;   /* its wait while parked, NULL otherwise */
+    uint64_t parked_at;         /* CLOCK_MONOTONIC_COARSE ns of its last park */
+    void *created_at;           /* return address in the code that created it */
+    struct fz_fiber *all_next;  /* every fiber struct ever made (never freed) */
+} __attribute__((aligned(64))); /* a whole number of cache lines: aligned_alloc wants it */
 
 struct fz_carrier {
     unsigned index;
@@ -134,6 +145,7 @@ struct fz_fiber_attr {
     void *user_stack;              /* pthread_attr_setstack: lowest address */
     size_t user_stack_size;
     bool detached;
+    void *created_at; /* the creating call's return address, for dumps */
 };
 /* A new runnable-to-be fiber (not yet scheduled); 0 or an errno value. */
 int fz_fiber_create(void *(*start)(void *), void *arg, const struct fz_fiber_attr *attr,
@@ -149,8 +161,13 @@ __attribute__((noreturn)) void fz_fiber_main(void *fiber);
 /* The running fiber ends: destructors, then leave for good. */
 __attribute__((noreturn)) void fz_fiber_exit(struct fz_fiber *self);
 
-/* fork child: forget the free-fiber pool. */
-void fz_fiber_after_fork(void);
+/* fork child: forget the free-fiber pool; self is the only fiber left. */
+void fz_fiber_after_fork(struct fz_fiber *self);
+
+/* Every fiber struct ever made, live or pooled, newest first: a list that
+ * only grows (fibers are recycled, never freed), so a dump may walk it
+ * from any thread without a lock. */
+struct fz_fiber *fz_fiber_all(void);
 
 /* The OS thread creator (the real pthread_create), set by preload/. */
 extern int (*fz_os_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);

@@ -25,6 +25,7 @@
 #include "runtime/sys.h"
 
 static uint64_t handoff_ns;
+pid_t fz_monitor_tid; /* for dumps */
 
 /* Update c's stuck state from its epoch. */
 static void watch(struct fz_carrier *c, uint64_t now)
@@ -85,6 +86,7 @@ static bool all_idle(void)
 static void *monitor_main(void *arg)
 {
     (void)arg;
+    fz_monitor_tid = (pid_t)fz_sys0(SYS_gettid);
     /* Signals are the program's threads' business -- except glibc's own
      * (32: cancellation, 33: set*id, which every thread must answer or
      * setuid() waits forever). */

@@ -6,4 +6,8 @@
  * still works; a stuck carrier then just delays the fibers queued on it. */
 void fz_monitor_start(void);
 
+#include <sys/types.h>
+/* The monitor's OS thread id once it runs (0 before), for dumps. */
+extern pid_t fz_monitor_tid;
+
 #endif

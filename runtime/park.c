@@ -48,7 +48,9 @@ void fz_waiter_init(struct fz_waiter *w, uint64_t deadline, int interruptible)
     w->cancelable =
         w->fiber && interruptible != FZ_INTR_NONE && !(interruptible & FZ_INTR_NOCANCEL);
     w->queued = false;
+    w->addr = NULL;
     w->bits = ~0u;
+    w->kind = FZ_WAIT_PLAIN;
     w->timer.armed = false;
 }
 
@@ -209,7 +211,11 @@ int fz_waiter_block(struct fz_waiter *w)
         w->timer.owner = w;
         fz_timer_arm(&w->timer);
     }
+    /* for dumps: two plain stores, no string built */
+    self->waiter = w;
+    self->parked_at = fz_coarse_now_ns();
     fz_park(self);
+    self->waiter = NULL;
     if (w->deadline)
         fz_timer_disarm(&w->timer);
     if (w->cancelable)

@@ -253,6 +253,8 @@ int fz_fd_watch_wait(struct fz_fd_watch *ws, int n, uint64_t deadline, int intr)
 {
     struct fz_waiter waiter;
     fz_waiter_init(&waiter, deadline, intr);
+    waiter.kind = FZ_WAIT_FD; /* for dumps */
+    waiter.about = n == 1 ? ws[0].fd->fd : -n;
     bool ready = false;
     for (int i = 0; i < n; i++) {
         struct fz_fd_watch *w = &ws[i];

@@ -245,9 +245,20 @@ void fz_sched_resumed(struct fz_fiber *self)
 
 static void claim_cpu(struct fz_carrier *c, struct fz_fiber *next)
 {
-    while (atomic_load_explicit(&next->on_cpu, memory_order_acquire))
-        fz_cpu_relax();
-    atomic_store_explicit(&next->on_cpu, 1, memory_order_relaxed);
+    for (;;) {
+        while (atomic_load_explicit(&next->on_cpu, memory_order_acquire))
+            fz_cpu_relax();
+        atomic_store_explicit(&next->on_cpu, 1, memory_order_relaxed);
+        /* A dump may be reading next's saved context: it sets dump_hold,
+         * then membarrier(2) fences every carrier, then reads on_cpu; so
+         * a compiler fence suffices here (runtime/dump.c). */
+        atomic_signal_fence(memory_order_seq_cst);
+        if (__builtin_expect(!atomic_load_explicit(&next->dump_hold, memory_order_relaxed), 1))
+            break;
+        atomic_store_explicit(&next->on_cpu, 0, memory_order_release);
+        while (atomic_load_explicit(&next->dump_hold, memory_order_acquire))
+            fz_cpu_relax();
+    }
     next->carrier = c;
     next->state = FZ_FIBER_RUNNING;
     c->current = next;

@@ -728,6 +728,12 @@ pid_t fz_tcb_current_tid(void)
     return tid;
 }
 
+/* The tid recorded in any TCB (dumps name mutex owners by it). */
+pid_t fz_tcb_tid(void *tcb)
+{
+    return AT(tcb, PD_TID, int);
+}
+
 void fz_tcb_set_current_tid(pid_t tid)
 {
     __asm__ volatile("mov %0, %%fs:%c1" : : "r"(tid), "i"(PD_TID) : "memory");

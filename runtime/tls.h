@@ -66,6 +66,8 @@ extern int fz_unwind_setjmp(void *cancel_jmp_buf, int savemask) __asm__("__sigse
 
 /* The calling thread's tid as glibc records it (fibers: their fake tid). */
 pid_t fz_tcb_current_tid(void);
+/* The tid recorded in a fiber's TCB (its fake one). */
+pid_t fz_tcb_tid(void *tcb);
 /* Overwrite it (mutex.c's priority-protect calls; restore it after). */
 void fz_tcb_set_current_tid(pid_t tid);
 
