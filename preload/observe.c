@@ -56,8 +56,9 @@ static bool load_unwinder(void)
         .get_reg = (int (*)(void *, int, unsigned long *))dlsym(h, "_ULx86_64_get_reg"),
         .get_proc_name =
             (int (*)(void *, char *, size_t, unsigned long *))dlsym(h, "_ULx86_64_get_proc_name"),
+        .is_signal_frame = (int (*)(void *))dlsym(h, "_ULx86_64_is_signal_frame"),
     };
-    if (!u.init_local2 || !u.step || !u.get_reg || !u.get_proc_name)
+    if (!u.init_local2 || !u.step || !u.get_reg || !u.get_proc_name || !u.is_signal_frame)
         return false;
     unwinder = u;
     return true;

@@ -37,6 +37,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <linux/membarrier.h>
 #include <stdarg.h>
@@ -64,6 +65,25 @@
 #define SAMPLE_WAIT_NS (200ull * 1000000ull)
 
 static struct fz_dump_settings settings;
+atomic_int fz_dump_running;
+
+/* A carrier must not spin here: the dump needs the CPU to finish. */
+void fz_dump_wait_hold(struct fz_fiber *f)
+{
+    for (;;) {
+        int h = atomic_load_explicit(&f->dump_hold, memory_order_acquire);
+        if (h == 0)
+            return;
+        if (h == 2 || atomic_compare_exchange_strong(&f->dump_hold, &h, 2))
+            fz_futex_wait(&f->dump_hold, 2, NULL);
+    }
+}
+
+static void release_hold(struct fz_fiber *f)
+{
+    if (atomic_exchange_explicit(&f->dump_hold, 0, memory_order_release) == 2)
+        fz_futex_wake(&f->dump_hold, INT_MAX);
+}
 
 void fz_dump_setup(const struct fz_dump_settings *s)
 {
@@ -98,6 +118,7 @@ struct rec {
     /* the stack */
     int nframes;
     uintptr_t ip[MAX_FRAMES];
+    uint32_t exact;   /* frames whose pc is not a return address */
     int skip;         /* leading frames inside this library */
     const char *call; /* the interposed call (outermost frame of ours) */
     unsigned group;
@@ -115,9 +136,13 @@ static bool safe_read(const void *addr, void *buf, size_t len)
 
 /* ---- unwinding ------------------------------------------------------- */
 
-static int unwind(ucontext_t *uc, bool signal_frame, uintptr_t *ips)
+/* Fill ips from the context; *exact gets a bit per frame whose pc is the
+ * interrupted instruction itself (the first of a sample, the frame under a
+ * signal trampoline) rather than a return address. */
+static int unwind(ucontext_t *uc, bool signal_frame, uintptr_t *ips, uint32_t *exact)
 {
     const struct fz_unwinder *u = settings.unwinder;
+    *exact = signal_frame ? 1 : 0;
     if (!u)
         return 0;
     unw_cursor_t cursor;
@@ -128,6 +153,8 @@ static int unwind(ucontext_t *uc, bool signal_frame, uintptr_t *ips)
         unsigned long ip;
         if (u->get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0)
             break;
+        if (u->is_signal_frame(&cursor) > 0 && n + 1 < MAX_FRAMES)
+            *exact |= 1u << (n + 1);
         ips[n++] = ip;
     } while (n < MAX_FRAMES && u->step(&cursor) > 0);
     return n;
@@ -231,10 +258,10 @@ static struct sym *sym_of(uintptr_t pc)
 /* Frame i's symbol: the innermost frame of a sample is the exact pc, the
  * others are return addresses, looked up one byte back (a call that ends
  * a function must not be named after the next one). */
-static struct sym *frame_sym(const struct rec *r, int i, bool exact_first)
+static struct sym *frame_sym(const struct rec *r, int i)
 {
     uintptr_t pc = r->ip[i];
-    return sym_of(i == 0 && exact_first ? pc : pc - 1);
+    return sym_of(r->exact >> i & 1 ? pc : pc - 1);
 }
 
 /* The function the program called from the frame whose return address is
@@ -278,11 +305,27 @@ static const char *called_name(uintptr_t ra)
 
 /* Leading frames are the runtime's (switch, park, the wait); the program's
  * first frame says which call it made (else the last of ours does). */
-static void find_call(struct rec *r, bool exact_first)
+static void find_call(struct rec *r)
 {
-    int k = -1;
-    for (int i = 0; i < r->nframes; i++) {
-        struct sym *s = frame_sym(r, i, exact_first);
+    int k = -1, first = 0;
+    /* A sample taken while a handler of ours ran on the fiber (the dump
+     * signal's, say): what the fiber does is under the trampoline. */
+    for (int i = 1; i < r->nframes; i++)
+        if (r->exact >> i & 1) {
+            bool handler_ours = true;
+            for (int j = 0; j < i - 1; j++) {
+                struct sym *s = frame_sym(r, j);
+                handler_ours = handler_ours && s && s->ours;
+            }
+            if (handler_ours) {
+                memmove(r->ip, r->ip + i, (size_t)(r->nframes - i) * sizeof r->ip[0]);
+                r->nframes -= i;
+                r->exact >>= i;
+            }
+            break;
+        }
+    for (int i = first; i < r->nframes; i++) {
+        struct sym *s = frame_sym(r, i);
         if (!s || !s->ours)
             break;
         k = i;
@@ -290,7 +333,7 @@ static void find_call(struct rec *r, bool exact_first)
     r->skip = k + 1;
     r->call = NULL;
     if (k >= 0) {
-        struct sym *s = frame_sym(r, k, exact_first);
+        struct sym *s = frame_sym(r, k);
         r->call = s && s->name ? s->name : NULL;
         if (r->skip < r->nframes) {
             const char *called = called_name(r->ip[r->skip]);
@@ -301,7 +344,7 @@ static void find_call(struct rec *r, bool exact_first)
     /* the bottom frames of ours (fiber entry, main's unwind point) say
      * nothing: drop them */
     while (r->nframes > r->skip) {
-        struct sym *s = frame_sym(r, r->nframes - 1, exact_first && r->nframes == 1);
+        struct sym *s = frame_sym(r, r->nframes - 1);
         if (!s || !s->ours)
             break;
         r->nframes--;
@@ -311,7 +354,7 @@ static void find_call(struct rec *r, bool exact_first)
 static bool frames_contain(struct rec *r, const char *name)
 {
     for (int i = 0; i < r->skip; i++) {
-        struct sym *s = frame_sym(r, i, false);
+        struct sym *s = frame_sym(r, i);
         if (s && s->name && strcmp(s->name, name) == 0)
             return true;
     }
@@ -326,6 +369,7 @@ struct sample {
     bool switching;
     int nframes;
     uintptr_t ip[MAX_FRAMES];
+    uint32_t exact;
 };
 
 static struct sample *samples;
@@ -365,7 +409,7 @@ static void on_sample(int sig, siginfo_t *si, void *ucv)
     char *sp = (char *)uc->uc_mcontext.gregs[REG_RSP];
     if (f && sp >= (char *)f->stack.base && sp < (char *)fz_stack_top(&f->stack)) {
         s->fiber = f;
-        s->nframes = unwind(uc, true, s->ip);
+        s->nframes = unwind(uc, true, s->ip, &s->exact);
     } else {
         s->switching = f != NULL; /* between two fibers' stacks */
     }
@@ -572,10 +616,10 @@ static void read_held(struct rec *r, struct fz_fiber *f)
     g[REG_RBP] = (greg_t)frame[6];
     g[REG_RIP] = (greg_t)frame[7];
     g[REG_RSP] = (greg_t)(sp + 64);
-    r->nframes = unwind(&uc, false, r->ip);
+    r->nframes = unwind(&uc, false, r->ip, &r->exact);
     /* the interposed call decides how the wait reads; the pool call and
      * the joined fiber must be read while the fiber is held */
-    find_call(r, false);
+    find_call(r);
     if (r->waiting && r->addr && frames_contain(r, "fz_pool_run"))
         describe_pool_call(r);
     else if (r->waiting && r->addr && is_join(r->call)) {
@@ -600,7 +644,7 @@ static void hold_and_read(struct rec *recs, size_t n)
                 continue;
             if (fenced && atomic_load(&r->f->on_cpu) == 0)
                 read_held(r, r->f);
-            atomic_store_explicit(&r->f->dump_hold, 0, memory_order_release);
+            release_hold(r->f);
         }
     }
 }
@@ -636,7 +680,8 @@ static struct rec *collect(size_t *count)
             r->start = (void *)f->start;
             r->nframes = s->nframes;
             memcpy(r->ip, s->ip, sizeof r->ip);
-            find_call(r, true);
+            r->exact = s->exact;
+            find_call(r);
             continue;
         }
         int state = __atomic_load_n(&f->state, __ATOMIC_RELAXED);
@@ -924,10 +969,9 @@ static void sym_text(struct sym *s, uintptr_t pc, char *buf, size_t len)
 
 static void print_frames(struct out *o, const struct rec *r)
 {
-    bool exact = r->state == R_RUNNING;
     for (int i = r->skip; i < r->nframes; i++) {
         char t[400];
-        struct sym *s = frame_sym(r, i, exact);
+        struct sym *s = frame_sym(r, i);
         sym_text(s, r->ip[i], t, sizeof t);
         outf(o, "    #%-2d %s\n", i - r->skip, t);
     }
@@ -982,7 +1026,7 @@ static char *group_key(const struct rec *r, const struct rec *recs, size_t n, ui
         len += snprintf(key + len, sizeof key - len, " -- %s", r->note);
     const char *sep = " in ";
     for (int i = r->skip; i < r->nframes && len < (int)sizeof key - 300; i++) {
-        struct sym *s = frame_sym(r, i, r->state == R_RUNNING);
+        struct sym *s = frame_sym(r, i);
         len += snprintf(key + len, sizeof key - len, "%s%s", sep, s && s->name ? s->name : "?");
         sep = " <- ";
     }
@@ -1048,7 +1092,9 @@ void fz_dump_write(int fd)
     o->fd = fd;
     o->n = 0;
     size_t n = 0;
+    atomic_store(&fz_dump_running, 1);
     struct rec *recs = collect(&n);
+    atomic_store(&fz_dump_running, 0);
     unsigned nc = atomic_load_explicit(&fz_rt.ncarriers, memory_order_acquire);
     uint64_t now = fz_now_ns(), coarse_now = fz_coarse_now_ns();
     size_t live = 0, by_state[5] = {0};

@@ -10,6 +10,7 @@
 #define FZ_DUMP_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 /* libunwind's local-unwinding entry points, as resolved by preload/.  The
@@ -20,6 +21,7 @@ struct fz_unwinder {
     int (*step)(void *cursor);
     int (*get_reg)(void *cursor, int reg, unsigned long *value);
     int (*get_proc_name)(void *cursor, char *buf, size_t len, unsigned long *offset);
+    int (*is_signal_frame)(void *cursor);
 };
 
 struct fz_dump_settings {
@@ -36,6 +38,15 @@ void fz_dump_setup(const struct fz_dump_settings *s);
  * sampled by a signal to their carrier (which unwinds itself and goes on),
  * parked ones are held switched out only while their stack is read. */
 void fz_dump_write(int fd);
+
+/* A dump is running (the monitor does not count carriers waiting for a
+ * held fiber as stuck). */
+extern atomic_int fz_dump_running;
+
+struct fz_fiber;
+/* Carrier side: f is held by a dump; sleep until it is released
+ * (dump_hold: 0 free, 1 held, 2 held and a carrier sleeps on it). */
+void fz_dump_wait_hold(struct fz_fiber *f);
 
 /* The signal carriers are sampled with while a dump runs (borrowed, then
  * given back to whatever the program installed). */

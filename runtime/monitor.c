@@ -20,6 +20,7 @@
  */
 #include <signal.h>
 #include "preload/config.h"
+#include "runtime/dump.h"
 #include "runtime/monitor.h"
 #include "runtime/sched.h"
 #include "runtime/sys.h"
@@ -103,8 +104,13 @@ static void *monitor_main(void *arg)
         fz_sys2(SYS_nanosleep, (long)&nap, 0);
         unsigned n = atomic_load_explicit(&fz_rt.ncarriers, memory_order_acquire);
         uint64_t now = fz_now_ns();
+        /* a carrier waiting for a fiber a dump holds is not stuck */
+        bool dumping = atomic_load_explicit(&fz_dump_running, memory_order_relaxed);
         for (unsigned i = 0; i < n; i++)
-            watch(&fz_rt.carriers[i], now);
+            if (dumping)
+                fz_rt.carriers[i].seen_since = 0;
+            else
+                watch(&fz_rt.carriers[i], now);
         /* No idle carrier means nobody fires timers or polls fds either,
          * so a spare is due even when no fiber is queued yet. */
         if (atomic_load(&fz_rt.spares_running) < atomic_load(&fz_rt.stuck) &&

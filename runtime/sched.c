@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include "runtime/driver.h"
+#include "runtime/dump.h"
 #include "runtime/monitor.h"
 #include "runtime/park.h"
 #include "runtime/asan.h"
@@ -256,8 +257,7 @@ static void claim_cpu(struct fz_carrier *c, struct fz_fiber *next)
         if (__builtin_expect(!atomic_load_explicit(&next->dump_hold, memory_order_relaxed), 1))
             break;
         atomic_store_explicit(&next->on_cpu, 0, memory_order_release);
-        while (atomic_load_explicit(&next->dump_hold, memory_order_acquire))
-            fz_cpu_relax();
+        fz_dump_wait_hold(next);
     }
     next->carrier = c;
     next->state = FZ_FIBER_RUNNING;

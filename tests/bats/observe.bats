@@ -8,12 +8,18 @@
 load helpers
 
 # Start dump_waits fiberized in the background with the given environment
-# (after the scale argument); sets DW_PID (the program) and DW_PORT (its
+# (VAR=value words after the scale, then optionally -- and more program
+# arguments); sets DW_PID (the program) and DW_PORT (its
 # control port: connecting ends it).  Its stdout is $BATS_TEST_TMPDIR/out.
 dw_start() {
-    local scale=$1
+    local scale=$1 vars=() args=()
     shift
-    env "$@" timeout --kill-after=5 120 "$FZ" -- "$PROG/dump_waits" "$scale" \
+    while [[ $# -gt 0 && $1 != -- ]]; do
+        vars+=("$1")
+        shift
+    done
+    [[ $# -gt 0 ]] && shift && args=("$@")
+    env "${vars[@]}" timeout --kill-after=5 300 "$FZ" -- "$PROG/dump_waits" "$scale" "${args[@]}" \
         </dev/null >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
     DW_TIMEOUT_PID=$!
     local i
@@ -101,4 +107,22 @@ dump_on_signal() {
     # USR2's default action ends the process: timeout reports 128+12
     [[ $status == 140 ]] || { echo "status $status"; return 1; }
     ! grep -q 'fiberize dump' "$BATS_TEST_TMPDIR/err"
+}
+
+@test "dump of 100,000 parked fibers: finishes, counts exact, summary first" {
+    local dump=$BATS_TEST_TMPDIR/dump
+    dw_start 10 FIBERIZE_WORKERS=2 FIBERIZE_DUMP_SIGNAL=USR2 FIBERIZE_DUMP_FILE="$dump" \
+        -- 100000
+    local start=$SECONDS
+    kill -USR2 "$DW_PID"
+    await_dump "$dump"
+    echo "dump took $((SECONDS - start)) s"
+    dw_finish
+    python3 "$BATS_TEST_DIRNAME/dump_check.py" "$BATS_TEST_TMPDIR/out" "$dump"
+    # readable: the kinds come first, the biggest one at the top
+    grep -A1 '^-- 11 kinds of fibers:$' "$dump" | tail -1 |
+        grep -q '^  100,000 fibers: parked nanosleep in idle_main$' || {
+        sed -n '1,20p' "$dump"
+        return 1
+    }
 }

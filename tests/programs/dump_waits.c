@@ -1,7 +1,8 @@
 /* A thousand threads parked in eight known ways, and two spinning, for the
  * fiber-dump test (tests/bats/observe.bats).
  *
- *   dump_waits [SCALE]     SCALE divides the counts (default 1: 1,000)
+ *   dump_waits [SCALE [IDLE]]   SCALE divides the counts (default 1: 1,000);
+ *                               IDLE more threads sleep in idle_main
  *
  * It prints what it knows it did, one line per thread:
  *   EXPECT <name> <state> <wait>
@@ -95,6 +96,14 @@ __attribute__((noinline)) static void *sleeper_main(void *arg)
     return NULL;
 }
 
+__attribute__((noinline)) static void *idle_main(void *arg)
+{
+    arrive(arg);
+    struct timespec ts = {1000, 0};
+    nanosleep(&ts, NULL);
+    return NULL;
+}
+
 __attribute__((noinline)) static void *reaper_main(void *arg)
 {
     struct job *j = arg;
@@ -178,8 +187,9 @@ int main(int argc, char **argv)
     int readers = 200 / scale, acceptors = 100 / scale, lockers = 200 / scale,
         waiters = 200 / scale, sleepers = 200 / scale, reapers = 20 / scale, joiners = 60 / scale,
         flockers = 20 / scale, spinners = 2;
+    int idle = argc > 2 ? atoi(argv[2]) : 0;
     int total = readers + acceptors + lockers + waiters + sleepers + reapers + joiners + flockers +
-                spinners;
+                spinners + idle;
     struct job *jobs = calloc((size_t)total, sizeof *jobs);
     pthread_t *threads = calloc((size_t)total, sizeof *threads);
     pid_t *children = calloc((size_t)reapers, sizeof *children);
@@ -282,6 +292,13 @@ int main(int argc, char **argv)
         printf("EXPECT %s parked pool: flock(~\n", j->name);
         printf("FRAME %s flocker_main\n", j->name);
         start(flocker_main, j, &threads[k]);
+    }
+    for (int i = 0; i < idle; i++, k++) {
+        struct job *j = &jobs[k];
+        snprintf(j->name, sizeof j->name, "idle-%d", i);
+        printf("EXPECT %s parked nanosleep, ~s left\n", j->name);
+        printf("FRAME %s idle_main\n", j->name);
+        start(idle_main, j, &threads[k]);
     }
     for (int i = 0; i < spinners; i++, k++) {
         struct job *j = &jobs[k];
