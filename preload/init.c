@@ -91,6 +91,7 @@ static bool start_runtime(void)
         return false;
     }
     pthread_atfork(NULL, NULL, child_after_fork);
+    fz_stats_started();
     return true;
 }
 

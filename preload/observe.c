@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -35,11 +36,25 @@ static int wake_fd = -1;
 static struct fz_unwinder unwinder;
 static bool unwinder_tried;
 
+static atomic_int handlers_running;
+
 static void on_dump_signal(int sig)
 {
     (void)sig;
+    atomic_fetch_add(&handlers_running, 1);
     uint64_t one = 1;
     fz_sys3(SYS_write, wake_fd, &one, sizeof one);
+    atomic_fetch_sub(&handlers_running, 1);
+}
+
+/* The dump samples running fibers: not while this handler still runs on
+ * one of them (its frames would hide the fiber's). */
+static void handlers_done(void)
+{
+    struct timespec nap = {0, 200 * 1000};
+    for (int i = 0; i < 50 && atomic_load(&handlers_running); i++)
+        fz_sys2(SYS_nanosleep, &nap, 0);
+    fz_sys2(SYS_nanosleep, &nap, 0); /* and out of the trampoline */
 }
 
 static bool load_unwinder(void)
@@ -99,7 +114,7 @@ static void *observer_main(void *arg)
         mask &= ~(1ull << (fz_config.dump_signal - 1));
     fz_sys4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8);
     for (;;) {
-        struct pollfd p[2] = {{wake_fd, POLLIN, 0}, {-1, POLLIN, 0}};
+        struct pollfd p[2] = {{wake_fd, POLLIN, 0}, {fz_control_fd(), POLLIN, 0}};
         int np = p[1].fd >= 0 ? 2 : 1;
         long r = fz_sys3(SYS_poll, p, np, -1);
         if (r < 0)
@@ -107,6 +122,7 @@ static void *observer_main(void *arg)
         if (p[0].revents & POLLIN) {
             uint64_t count;
             fz_sys3(SYS_read, wake_fd, &count, sizeof count);
+            handlers_done();
             bool close_it;
             int fd = dump_target(2, &close_it);
             fz_observe_dump(fd);
@@ -114,7 +130,7 @@ static void *observer_main(void *arg)
                 fz_sys1(SYS_close, fd);
         }
         if (np > 1 && (p[1].revents & POLLIN))
-            (void)0;
+            fz_control_serve();
     }
     return NULL;
 }
@@ -126,6 +142,8 @@ void fz_observe_start(void)
     wake_fd = (int)fz_sys2(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd < 0)
         return;
+    if (fz_config.control)
+        fz_control_open();
     if (fz_config.dump_signal) {
         struct sigaction act;
         memset(&act, 0, sizeof act);

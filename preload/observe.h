@@ -12,5 +12,7 @@ void fz_observe_dump(int fd);
 void fz_control_open(void);
 int fz_control_fd(void); /* the listening socket, -1 if none */
 void fz_control_serve(void);
+/* Remove the socket (at exit; only in the process that opened it). */
+void fz_control_remove(void);
 
 #endif

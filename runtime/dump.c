@@ -62,7 +62,7 @@
 
 #define MAX_FRAMES 32
 #define HOLD_BATCH 64
-#define SAMPLE_WAIT_NS (200ull * 1000000ull)
+#define SAMPLE_WAIT_NS (100ull * 1000000ull)
 
 static struct fz_dump_settings settings;
 atomic_int fz_dump_running;
@@ -168,6 +168,7 @@ struct sym {
     uintptr_t off;
     const char *obj; /* basename of the object, interned by dladdr's string */
     bool ours;       /* inside libfiberize */
+    bool system;     /* inside libc or the dynamic loader */
 };
 
 static struct sym *syms;
@@ -199,6 +200,7 @@ static void lookup_name(struct sym *s)
         const char *slash = strrchr(info.dli_fname, '/');
         s->obj = slash ? slash + 1 : info.dli_fname;
         s->ours = info.dli_fbase == our_base;
+        s->system = strncmp(s->obj, "libc.so", 7) == 0 || strncmp(s->obj, "ld-linux", 8) == 0;
         if (!u && info.dli_sname) {
             s->name = strdup(info.dli_sname);
             s->off = s->pc - (uintptr_t)info.dli_saddr;
@@ -313,9 +315,9 @@ static void find_call(struct rec *r)
     for (int i = 1; i < r->nframes; i++)
         if (r->exact >> i & 1) {
             bool handler_ours = true;
-            for (int j = 0; j < i - 1; j++) {
+            for (int j = 0; j < i; j++) {
                 struct sym *s = frame_sym(r, j);
-                handler_ours = handler_ours && s && s->ours;
+                handler_ours = handler_ours && s && (s->ours || s->system);
             }
             if (handler_ours) {
                 memmove(r->ip, r->ip + i, (size_t)(r->nframes - i) * sizeof r->ip[0]);
@@ -324,11 +326,15 @@ static void find_call(struct rec *r)
             }
             break;
         }
+    /* our frames may sit under libc's (a sample taken in the system call
+     * an interposer makes): the call is the last of ours before the
+     * program's code */
     for (int i = first; i < r->nframes; i++) {
         struct sym *s = frame_sym(r, i);
-        if (!s || !s->ours)
+        if (s && s->ours)
+            k = i;
+        else if (!s || !s->system)
             break;
-        k = i;
     }
     r->skip = k + 1;
     r->call = NULL;
@@ -364,7 +370,7 @@ static bool frames_contain(struct rec *r, const char *name)
 /* ---- step 1: sampling running fibers --------------------------------- */
 
 struct sample {
-    atomic_int state; /* 0 not asked, 1 asked, 2 done */
+    atomic_int state; /* 0 not asked, 1 asked, 3 unwinding, 2 done */
     struct fz_fiber *fiber;
     bool switching;
     int nframes;
@@ -401,8 +407,9 @@ static void on_sample(int sig, siginfo_t *si, void *ucv)
             s = &samples[i];
             c = &fz_rt.carriers[i];
         }
-    if (!s || atomic_load(&s->state) != 1)
-        return;
+    int asked = 1;
+    if (!s || !atomic_compare_exchange_strong(&s->state, &asked, 3))
+        return; /* not asked, or the dump gave up waiting */
     int saved_errno = errno;
     ucontext_t *uc = ucv;
     struct fz_fiber *f = c->current;
@@ -483,6 +490,9 @@ static void sample_carriers(unsigned n)
         return;
     atomic_store(&sampling, 1);
     uint64_t bit = 1ull << (FZ_DUMP_SAMPLE_SIGNAL - 1);
+    /* One carrier at a time: libunwind's own mutexes are the program's
+     * interposed pthread_mutex_lock, which must not find them contended
+     * inside a signal handler (it would park the interrupted fiber). */
     for (unsigned i = 0; i < n; i++) {
         struct fz_carrier *c = &fz_rt.carriers[i];
         if (!__atomic_load_n(&c->current, __ATOMIC_ACQUIRE) || !c->tid)
@@ -491,23 +501,20 @@ static void sample_carriers(unsigned n)
             continue; /* the running fiber blocks it: it would stay pending */
         if (thread_state(c->tid) != 'R')
             continue;
-        atomic_store(&samples[i].state, 1);
+        struct sample *s = &samples[i];
+        atomic_store(&s->state, 1);
         fz_sys3(SYS_tgkill, fz_rt.pid, c->tid, FZ_DUMP_SAMPLE_SIGNAL);
-    }
-    uint64_t until = fz_now_ns() + SAMPLE_WAIT_NS;
-    for (unsigned i = 0; i < n; i++) {
-        while (atomic_load(&samples[i].state) == 1) {
-            uint64_t now = fz_now_ns();
-            if (now >= until)
+        struct timespec until = fz_ns_to_ts(fz_now_ns() + SAMPLE_WAIT_NS);
+        int state;
+        while ((state = atomic_load(&s->state)) == 1)
+            if (fz_futex_wait(&s->state, 1, &until) == -ETIMEDOUT)
                 break;
-            struct timespec ts = fz_ns_to_ts(until);
-            fz_futex_wait(&samples[i].state, 1, &ts);
-        }
-    }
-    /* a slot still asked is abandoned: the handler ignores it from now */
-    for (unsigned i = 0; i < n; i++) {
-        int asked = 1;
-        atomic_compare_exchange_strong(&samples[i].state, &asked, 0);
+        /* not there yet: withdraw the request (the handler checks it);
+         * already at work: it finishes soon, wait for it */
+        if (state == 1 && atomic_compare_exchange_strong(&s->state, &state, 0))
+            continue;
+        while ((state = atomic_load(&s->state)) == 3)
+            fz_futex_wait(&s->state, 3, NULL);
     }
     atomic_store(&sampling, 0);
     settings.sigaction(FZ_DUMP_SAMPLE_SIGNAL, &program_action, NULL);

@@ -211,7 +211,14 @@ int fz_waiter_block(struct fz_waiter *w)
         w->timer.owner = w;
         fz_timer_arm(&w->timer);
     }
-    /* for dumps: two plain stores, no string built */
+    /* for dumps: two plain stores, no string built; and the carrier's count */
+    struct fz_stats *st = &self->carrier->stats;
+    if (w->kind == FZ_WAIT_FD)
+        st->parks_fd++;
+    else if (w->addr)
+        st->parks_addr++;
+    else
+        st->parks_sleep++;
     self->waiter = w;
     self->parked_at = fz_coarse_now_ns();
     fz_park(self);

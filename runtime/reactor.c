@@ -414,3 +414,14 @@ void fz_reactor_after_fork(void)
         }
     }
 }
+
+unsigned fz_reactor_registered(void)
+{
+    unsigned n = 0;
+    for (unsigned c = 0; c < CHUNKS; c++) {
+        struct fz_fd *chunk = atomic_load_explicit(&chunks[c], memory_order_acquire);
+        for (unsigned i = 0; chunk && i < CHUNK; i++)
+            n += __atomic_load_n(&chunk[i].kind, __ATOMIC_RELAXED) == FZ_FD_POLLABLE;
+    }
+    return n;
+}

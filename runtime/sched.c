@@ -452,8 +452,10 @@ static void spare_retire(struct fz_carrier *c)
     notify_idle();
     atomic_store(&c->retire_word, 1);
     atomic_store(&c->retired, 1);
+    uint64_t slept = fz_now_ns();
     while (atomic_load(&c->retire_word))
         fz_futex_wait(&c->retire_word, 1, NULL);
+    c->stats.idle_ns += fz_now_ns() - slept;
 }
 
 /* Before sleeping: a signal handler that runs on this OS thread while it
@@ -523,10 +525,12 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
         }
         c->stats.idle_sleeps++;
         load_own_tcb(c);
+        uint64_t slept = fz_now_ns(); /* for busy % (fiberize stats) */
         if (fz_driver_acquire())
             sleep_in_driver(c);
         else
             sleep_on_futex(c);
+        c->stats.idle_ns += fz_now_ns() - slept;
         kick_monitor();
     }
 }

@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "preload/observe.h"
 #include "runtime/reactor.h"
 #include "runtime/tls.h"
 #include "syscalls/offload.h"
@@ -233,6 +234,7 @@ FZ_EXPORT void _exit(int status)
 {
     if (fz_rt.active && !fz_in_vfork_child())
         fz_tls_process_exit();
+    fz_control_remove(); /* exit() does it through atexit */
     for (;;)
         fz_sys6(SYS_exit_group, status, 0, 0, 0, 0, 0);
 }

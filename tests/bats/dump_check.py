@@ -2,6 +2,7 @@
 """Compare a fiber dump with what the program that was dumped knows it did.
 
     dump_check.py EXPECTATIONS DUMP
+    dump_check.py - DUMP        only check that the dump is well formed
 
 EXPECTATIONS holds the program's lines (tests/programs/dump_waits.c):
     EXPECT <name> <state> [<wait>]   '~' ends a prefix match, '@x' is
@@ -30,7 +31,7 @@ def num(s):
 
 
 def parse(path):
-    fibers, groups, summary, total = {}, [], {}, None
+    fibers, by_id, groups, summary, total = {}, {}, [], {}, None
     group = None    # the group block being read
     current = None  # the singleton whose frames follow
     for line in open(path, encoding='utf-8', errors='replace'):
@@ -61,9 +62,10 @@ def parse(path):
                 current = f
                 groups.append({'count': 1, 'key': None, 'frames': f['frames'],
                                'members': [f]})
-            if f['name'] in fibers:
+            if f['id'] in by_id:
                 f['duplicate'] = True
-            fibers[f['name']] = f
+            by_id[f['id']] = f
+            fibers.setdefault(f['name'], f)
             continue
         m = FRAME.match(line)
         if m:
@@ -72,17 +74,17 @@ def parse(path):
                 current['frames'].append(fn)
             elif group is not None:
                 group['frames'].append(fn)
-    return fibers, groups, summary, total
+    return fibers, by_id, groups, summary, total
 
 
 def main():
     expect_path, dump_path = sys.argv[1], sys.argv[2]
-    fibers, groups, summary, total = parse(dump_path)
+    fibers, by_id, groups, summary, total = parse(dump_path)
     ids = {f['name']: f['id'] for f in fibers.values()}
     errors = []
     want_count = None
     by_prefix = {}
-    for line in open(expect_path):
+    for line in (open(expect_path) if expect_path != '-' else []):
         parts = line.rstrip('\n').split(' ', 3)
         if parts[0] == 'COUNT':
             want_count = int(parts[1])
@@ -95,7 +97,7 @@ def main():
             if f is None:
                 errors.append('%s: not in the dump' % name)
                 continue
-            if f.get('duplicate'):
+            if sum(1 for g in by_id.values() if g['name'] == name) != 1:
                 errors.append('%s: listed twice' % name)
             if not f['state'].startswith(state):
                 errors.append('%s: state %r, expected %r' % (name, f['state'], state))
@@ -114,6 +116,14 @@ def main():
         errors.append('dump counts %s fibers, the program has %d' % (total, want_count))
     if want_count is not None and len(fibers) != want_count:
         errors.append('dump lists %d fibers, the program has %d' % (len(fibers), want_count))
+    if total is None:
+        errors.append('no dump header')
+    elif total != len(by_id):
+        errors.append('header counts %d fibers, %d listed' % (total, len(by_id)))
+    if any(f.get('duplicate') for f in by_id.values()):
+        errors.append('a fiber is listed twice')
+    if total is not None and sum(summary.values()) != total:
+        errors.append('the summary adds up to %d, not %d' % (sum(summary.values()), total))
     for g in groups:
         if g['count'] != len(g['members']):
             errors.append('group %r says %d, lists %d' % (g['key'], g['count'], len(g['members'])))
@@ -132,7 +142,7 @@ def main():
     for e in errors:
         print('dump_check: ' + e)
     if not errors:
-        print('dump_check: %d fibers, %d groups: all as the program says' % (len(fibers),
+        print('dump_check: %d fibers, %d groups: all as the program says' % (len(by_id),
                                                                               len(groups)))
     return 1 if errors else 0
 
