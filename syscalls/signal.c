@@ -590,6 +590,10 @@ FZ_EXPORT int kill(pid_t pid, int sig)
         if (atomic_load(&fz_sig_disposition[sig]) == FZ_DISP_NONE)
             return fz_real.kill(pid, sig);
         struct fz_sigsend from = {SI_USER, pid, (uid_t)fz_sys0(SYS_getuid), {0}};
+        /* main may be between a call's attempt and its park: mark that
+         * call first, as the kernel's signal would end it (park.h) */
+        bool restart = atomic_load(&fz_sig_disposition[sig]) == FZ_DISP_HANDLER_RESTART;
+        fz_interrupt_mark(fz_rt.main_fiber, restart);
         fz_sigthread_send(fz_rt.main_fiber, sig, &from);
         return 0;
     }
