@@ -277,13 +277,23 @@ static void idle_unlink_locked(struct fz_carrier *c)
         }
 }
 
+static void kick_monitor(void);
+
+/* Every way off the idle list ends here (a waker that unlinked c counted it
+ * off already), so the monitor, which sleeps while every carrier is
+ * counted idle, watches again before c runs a fiber that may get stuck.
+ * The searcher's pauses and last_look leave the list without sleeping; a
+ * carrier that went on to block in a system call after one of those once
+ * left the monitor asleep for good (pool_fifo: a FIFO write, which cannot
+ * be made non-blocking, held the only carrier). */
 static void idle_remove(struct fz_carrier *c)
 {
-    if (!atomic_load(&c->in_idle_list))
-        return;
-    fz_spin_lock(&fz_rt.idle_lock);
-    idle_unlink_locked(c);
-    fz_spin_unlock(&fz_rt.idle_lock);
+    if (atomic_load(&c->in_idle_list)) {
+        fz_spin_lock(&fz_rt.idle_lock);
+        idle_unlink_locked(c);
+        fz_spin_unlock(&fz_rt.idle_lock);
+    }
+    kick_monitor();
 }
 
 /* Wake one idle carrier, preferring one that sleeps on its futex: the one
@@ -587,10 +597,13 @@ static void sleep_on_futex(struct fz_carrier *c)
 }
 
 /* A carrier leaves idle: the monitor, if it sleeps because everything was
- * idle, must watch again. */
+ * idle, must watch again.  Dekker's pattern with the monitor (monitor.c):
+ * it stores monitor_asleep then reads num_idle, the carrier changed
+ * num_idle then reads monitor_asleep, all sequentially consistent, so one
+ * of the two sees the other (a plain load on x86). */
 static void kick_monitor(void)
 {
-    if (atomic_load_explicit(&fz_rt.monitor_asleep, memory_order_relaxed) &&
+    if (atomic_load_explicit(&fz_rt.monitor_asleep, memory_order_seq_cst) &&
         atomic_exchange(&fz_rt.monitor_asleep, 0))
         fz_futex_wake(&fz_rt.monitor_asleep, 1);
 }
@@ -797,7 +810,6 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
         else
             sleep_on_futex(c);
         woken = true;
-        kick_monitor();
     }
 }
 

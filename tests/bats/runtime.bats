@@ -133,6 +133,14 @@ overflow_status() {
     FIBERIZE_WORKERS=1 compare_native handoff
 }
 
+@test "handoff_wake: a carrier leaving idle through its search wakes the monitor (1 carrier)" {
+    FIBERIZE_WORKERS=1 FZ_TIMEOUT=60 compare_native handoff_wake
+}
+
+@test "handoff_wake on 2 carriers" {
+    FZ_TIMEOUT=60 compare_native handoff_wake
+}
+
 @test "handoff: an idle program makes almost no system calls (monitor sleeps)" {
     command -v strace >/dev/null || skip "strace not installed"
     [[ -z ${FZ_ASAN:-} ]] || skip "ASan's own system calls (and LeakSanitizer's ptrace) under strace"
