@@ -19,13 +19,17 @@
  * the program's next call on the fd if the kernel reports it only once
  * (fz_io_keep_error).  Every variant waits through fz_io_wait.
  *
- * Fds epoll refuses (regular files, block devices) and fds without
- * RWF_NOWAIT support (ttys) are done inline with the real call: page-cache
- * reads cost less than a hand-off to another thread, and a terminal read
- * blocks its carrier (documented).
+ * Fds epoll refuses (regular files, block devices) are done inline with
+ * the real call: page-cache reads cost less than a hand-off to another
+ * thread.  Only pipe(2)'s pipes and sockets take RWF_NOWAIT; a FIFO or a
+ * terminal answers EOPNOTSUPP (Linux 6.18 as before), so for those an
+ * attempt asks poll(2) first and makes the real call only when it says
+ * the call will not wait (attempt_probed).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -41,12 +45,59 @@ bool fz_io_pollable(int fd)
     if (!fz_hook_self(FZ_HOOK_IO))
         return false;
     struct fz_fd *s = fz_fd_get(fd);
-    return s && fz_fd_kind(s) == FZ_FD_POLLABLE && !fz_fd_no_nowait(s);
+    return s && fz_fd_kind(s) == FZ_FD_POLLABLE;
 }
 
-static ssize_t attempt(struct fz_io *io)
+/* Bytes a probed write hands the kernel at once.  poll's POLLOUT on a
+ * pipe promises one free 4 KiB slot, so PIPE_BUF always fits; more is
+ * sent when the pipe says it has room for it, less two pages for
+ * partly filled slots at either end.  A write that still finds the pipe
+ * full (another writer got there first) blocks the carrier until the
+ * reader drains it, and the monitor hands the carrier's fibers off. */
+static size_t probed_write_size(int fd)
+{
+    int size = fz_real.fcntl(fd, F_GETPIPE_SZ), queued = 0;
+    if (size <= 0 || fz_real.ioctl(fd, FIONREAD, &queued) != 0 || size - queued <= 3 * PIPE_BUF)
+        return PIPE_BUF;
+    return (size_t)(size - queued - 2 * PIPE_BUF);
+}
+
+/* An attempt on an fd without RWF_NOWAIT (a FIFO, a terminal): EAGAIN
+ * unless poll says the real call will not wait; a write is cut to what
+ * the pipe takes now (the loop sends the rest).  A write of at most
+ * PIPE_BUF is never cut, so it stays atomic.  A reader that raced us to
+ * the data makes the real read wait on the carrier (as above). */
+static ssize_t attempt_probed(struct fz_io *io)
+{
+    struct pollfd p = {.fd = io->fd, .events = io->dir == FZ_READ ? POLLIN : POLLOUT};
+    int ready = fz_real.poll(&p, 1, 0);
+    if (ready == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    struct msghdr *m = io->msg;
+    if (io->dir == FZ_READ)
+        return fz_real.readv(io->fd, m->msg_iov, (int)m->msg_iovlen);
+    size_t room = probed_write_size(io->fd), total = 0;
+    size_t n = 0;
+    struct iovec cut[FZ_IOV_MAX];
+    while (n < m->msg_iovlen && total < room) {
+        cut[n] = m->msg_iov[n];
+        if (cut[n].iov_len > room - total)
+            cut[n].iov_len = room - total;
+        total += cut[n++].iov_len;
+    }
+    return fz_real.writev(io->fd, cut, (int)n);
+}
+
+static ssize_t attempt(struct fz_fd *s, struct fz_io *io)
 {
     struct msghdr *m = io->msg;
+    if (fz_fd_no_nowait(s) && !fz_fd_nonblock(s))
+        return attempt_probed(io);
+    if (fz_fd_no_nowait(s)) /* O_NONBLOCK, the program's own: the real call never waits */
+        return io->dir == FZ_READ ? fz_real.readv(io->fd, m->msg_iov, (int)m->msg_iovlen)
+                                  : fz_real.writev(io->fd, m->msg_iov, (int)m->msg_iovlen);
     if (io->socket_call) {
         int flags = (io->flags & ~MSG_WAITALL) | MSG_DONTWAIT;
         return io->dir == FZ_READ ? fz_real.recvmsg(io->fd, m, flags)
@@ -172,7 +223,7 @@ static ssize_t io_loop(struct fz_fd *s, struct fz_io *io, bool may_park)
             r = -1; /* EAGAIN for sure: save the system call (reactor.h) */
             errno = EAGAIN;
         } else {
-            r = attempt(io);
+            r = attempt(s, io);
             if (draining && (r < 0 ? errno == EAGAIN : r > 0 && (size_t)r < asked))
                 fz_fd_note_empty(s, seq);
         }
@@ -225,10 +276,15 @@ static ssize_t rw(int fd, int dir, const struct iovec *iov, int n)
         return FZ_FALLBACK;
     struct msghdr m = {.msg_iov = copy, .msg_iovlen = (size_t)n};
     struct fz_io io = {.fd = fd, .dir = dir, .all = dir == FZ_WRITE, .msg = &m};
+    int saved_errno = errno;
     ssize_t r = fz_io_run(&io);
-    if (r < 0 && errno == EOPNOTSUPP) { /* no RWF_NOWAIT here: inline from now on */
-        fz_fd_set_no_nowait(fz_fd_get(fd));
-        return FZ_FALLBACK;
+    struct fz_fd *s = fz_fd_get(fd);
+    if (r < 0 && errno == EOPNOTSUPP && s && !fz_fd_no_nowait(s)) {
+        /* no RWF_NOWAIT here (the first attempt said so, nothing moved):
+         * probe with poll from now on */
+        fz_fd_set_no_nowait(s);
+        errno = saved_errno;
+        r = fz_io_run(&io);
     }
     return r;
 }
@@ -283,7 +339,9 @@ FZ_EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 
 /* Bytes out_fd takes now without blocking, conservatively: half the free
  * send buffer of a socket (the kernel counts buffer overhead too), the free
- * part of a pipe.  0 if unknown. */
+ * part of a pipe.  ROOM_UNKNOWN for other fds (a terminal): the rest goes
+ * to the real call. */
+#define ROOM_UNKNOWN ((size_t)-1)
 static size_t room_for(int fd)
 {
     int queued = 0, size = 0;
@@ -294,7 +352,9 @@ static size_t room_for(int fd)
         return (size_t)(size - queued) / 2;
     }
     size = fz_real.fcntl(fd, F_GETPIPE_SZ);
-    if (size <= 0 || fz_real.ioctl(fd, FIONREAD, &queued) != 0 || queued >= size)
+    if (size <= 0)
+        return ROOM_UNKNOWN;
+    if (fz_real.ioctl(fd, FIONREAD, &queued) != 0 || queued >= size)
         return 0;
     return (size_t)(size - queued);
 }
@@ -322,6 +382,10 @@ static ssize_t sendfile_loop(struct fz_fd *s, int out, int in, off_t *offset, si
             continue;
         }
         size_t piece = count - (size_t)moved < room ? count - (size_t)moved : room;
+        if (room == ROOM_UNKNOWN) {
+            ssize_t r = fz_real.sendfile(out, in, offset, piece);
+            return r < 0 ? fail(s, moved, errno) : moved + r;
+        }
         ssize_t r = fz_real.sendfile(out, in, offset, piece);
         if (r < 0)
             return fail(s, moved, errno);

@@ -170,6 +170,14 @@ park_case() {
     park_case fifo some
 }
 
+@test "parked in a FIFO read for 1 s on one carrier: naps on time, no hand-off" {
+    park_case fiforead some
+}
+
+@test "parked in a 256 KiB FIFO write for 1 s on one carrier: naps on time, no hand-off" {
+    park_case fifowrite some
+}
+
 @test "parked in system(\"sleep 1\") on one carrier: naps on time, no hand-off" {
     park_case system some
 }

@@ -2,12 +2,14 @@
  * asynchronous, while 100 threads keep taking 10 ms naps.
  *
  *   pool_park KIND    KIND: flock setlkw waitpid wait waitid fifo system
- *                     pclose getaddrinfo
+ *                     pclose getaddrinfo fiforead fifowrite
  *
  * Each KIND blocks for about a second on something another process does
  * (a child holds a lock, exits, or opens the FIFO's other end after 1 s;
  * "getaddrinfo" instead looks up "localhost" again and again for a second,
- * since no lookup of /etc/hosts takes that long).  Natively every thread
+ * since no lookup of /etc/hosts takes that long; "fiforead" reads a FIFO
+ * whose writer writes after 1 s, "fifowrite" writes 256 KiB into a FIFO
+ * whose reader starts draining after 1 s).  Natively every thread
  * has its own kernel thread; fiberized on one carrier the blocked call must
  * sit in the blocking pool, or the naps run late (and the carrier hand-off
  * monitor has to step in, which FIBERIZE_STATS=1 counts).  Prints how long
@@ -122,6 +124,27 @@ static int open_writer_late(void)
     return fd >= 0 && write(fd, "f", 1) == 1 ? 0 : 1;
 }
 
+#define FIFO_BYTES (256 * 1024)
+
+static int writer_writes_late(void)
+{
+    int fd = open(path, O_WRONLY);
+    usleep(BLOCK_MS * 1000);
+    return fd >= 0 && write(fd, "f", 1) == 1 ? 0 : 1;
+}
+
+static int reader_drains_late(void)
+{
+    int fd = open(path, O_RDONLY);
+    usleep(BLOCK_MS * 1000);
+    static char buf[65536];
+    long got = 0;
+    ssize_t r;
+    while (fd >= 0 && (r = read(fd, buf, sizeof buf)) > 0)
+        got += r;
+    return got == FIFO_BYTES ? 0 : 1;
+}
+
 /* Everything that forks, before the naps start. */
 static int prepare(const char *kind)
 {
@@ -137,6 +160,10 @@ static int prepare(const char *kind)
         if (mkfifo(path, 0600) != 0)
             return -1;
         spawn_helper(open_writer_late);
+    } else if (strcmp(kind, "fiforead") == 0 || strcmp(kind, "fifowrite") == 0) {
+        if (mkfifo(path, 0600) != 0)
+            return -1;
+        spawn_helper(kind[4] == 'r' ? writer_writes_late : reader_drains_late);
     } else if (strcmp(kind, "system") != 0 && strcmp(kind, "pclose") != 0 &&
                strcmp(kind, "getaddrinfo") != 0) {
         return -2;
@@ -187,6 +214,22 @@ static int block_in(const char *kind)
         int fd = open(path, O_RDONLY);
         char c = 0;
         int ok = fd >= 0 && read(fd, &c, 1) == 1 && c == 'f';
+        close(fd);
+        return ok && helper_status() == 0 ? 0 : -1;
+    }
+    if (strcmp(kind, "fiforead") == 0) {
+        say_go();
+        int fd = open(path, O_RDONLY);
+        char c = 0;
+        int ok = fd >= 0 && read(fd, &c, 1) == 1 && c == 'f';
+        close(fd);
+        return ok && helper_status() == 0 ? 0 : -1;
+    }
+    if (strcmp(kind, "fifowrite") == 0) {
+        static char data[FIFO_BYTES];
+        say_go();
+        int fd = open(path, O_WRONLY);
+        int ok = fd >= 0 && write(fd, data, sizeof data) == (ssize_t)sizeof data;
         close(fd);
         return ok && helper_status() == 0 ? 0 : -1;
     }
