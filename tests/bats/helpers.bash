@@ -100,6 +100,12 @@ compare_native() {
     _fz_timeout "$FZ" -- "${fz_cmd[@]}" "$@" </dev/null >"$dir/fiber.out" 2>"$dir/fiber.err" ||
         fiber_status=$?
 
+    # a program missing from the build fails to start both ways, alike
+    if [[ $native_status == 126 || $native_status == 127 ]]; then
+        echo "compare_native $name: the native run could not start (status $native_status):"
+        cat -- "$dir/native.err"
+        return 1
+    fi
     # a runtime that turned itself off would pass every comparison
     if grep -q '^fiberize: runtime off' "$dir/fiber.err"; then
         echo "compare_native $name $*: the fiberized run had no runtime${FZ_GLIBC:+ (glibc $FZ_GLIBC)}:"
