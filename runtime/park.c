@@ -284,6 +284,8 @@ static struct fz_waiter *wait_publish(struct fz_fiber *self, struct fz_waiter *w
     if (w->interruptible && (atomic_load(&self->sigwait_set) & atomic_load(&self->sig_pending)) &&
         fz_waiter_claim(w, FZ_WAKE_INTERRUPT))
         fz_waiter_finish_wake(w);
+    else if (w->interruptible)
+        fz_sigthread_wait_published(self);
     return outer;
 }
 

@@ -245,6 +245,21 @@ void fz_sigthread_deliver_own(struct fz_fiber *self)
     }
 }
 
+void fz_sigthread_wait_published(struct fz_fiber *self)
+{
+    uint64_t ready = fz_sigthread_deliverable(self);
+    if (!ready)
+        return;
+    /* one pending handler without SA_RESTART is enough to interrupt */
+    int restart = -1;
+    for (; ready; ready &= ready - 1) {
+        int r = restart_of(__builtin_ctzll(ready) + 1);
+        if (r == 0 || (r == 1 && restart < 0))
+            restart = r;
+    }
+    fz_wait_signal(self, restart);
+}
+
 void fz_sigthread_resumed(struct fz_fiber *self)
 {
     atomic_thread_fence(memory_order_seq_cst);

@@ -39,6 +39,11 @@ uint64_t fz_sigthread_deliverable(struct fz_fiber *f);
 /* On the running fiber (not in a handler that interrupted the runtime):
  * run the handlers of its deliverable pending signals now. */
 void fz_sigthread_deliver_own(struct fz_fiber *self);
+/* self just published an interruptible wait (park.c): a signal that
+ * became pending while it ran inside the runtime, between its attempt and
+ * this point, had its doorbell deferred; it ends the wait now, as it would
+ * have ended the one blocking system call natively. */
+void fz_sigthread_wait_published(struct fz_fiber *self);
 /* Switch-in (sched.c), c->sched_busy just cleared. */
 void fz_sigthread_resumed(struct fz_fiber *self);
 

@@ -92,6 +92,10 @@ static void thread_directed(int sig, siginfo_t *info, ucontext_t *uc, struct fz_
     else
         a->sa_handler(sig);
     handler_leave(f);
+    /* It ran on f inside libc (a call's attempt, say) or in the program's
+     * code: a call f is making ends with EINTR where the one system call
+     * would have, even though f parks only after this returns. */
+    fz_interrupt_mark(f, a->sa_flags & SA_RESTART);
     fz_sigthread_after_handler(f); /* still on the handler's mask */
     f->sigmask = before;
     f->carrier->kernel_mask = entry; /* f may have moved while it waited */
