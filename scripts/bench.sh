@@ -10,7 +10,11 @@
 #    limit) under wrk at 50, 1,000 and 10,000 connections; then
 #    python3 -m http.server natively and fiberized.
 #
-#   BENCH_ONLY=micro|http   run one part; BENCH_SECONDS per wrk run (5)
+# 3. The micro benchmarks fiberized on every other glibc found in
+#    ../shared/glibc (FZ_GLIBC_ROOT), beside the system glibc's run made in
+#    the same part, with the ratio to it.
+#
+#   BENCH_ONLY=micro|http|glibc   run one part; BENCH_SECONDS per wrk run (5)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 BUILD=${BUILD:-build}
@@ -171,6 +175,60 @@ http() {
     printf '%-8s %-26s %12s\n' 50 "python fiberize/native" "$(speedup "${pyrps[native]}" "${pyrps[fiberize]}" 0)"
 }
 
+# glibc_versions: the directories of the other glibcs present
+glibc_versions() {
+    local root=${FZ_GLIBC_ROOT:-../shared/glibc} ld
+    for ld in "$root"/*/lib/ld-linux-x86-64.so.2; do
+        [[ -x $ld ]] && echo "${ld%/lib/ld-linux-x86-64.so.2}"
+    done
+}
+
+glibcs() {
+    local dirs=() d
+    mapfile -t dirs < <(glibc_versions)
+    if [[ ${#dirs[@]} -eq 0 ]]; then
+        echo
+        echo "glibc: no other glibc under ${FZ_GLIBC_ROOT:-../shared/glibc}; skipped"
+        return
+    fi
+    local system
+    system=$(getconf GNU_LIBC_VERSION | awk '{ print $2 }')
+    printf '
+%-32s %14s' "fiberized, by glibc" "$system"
+    for d in "${dirs[@]}"; do printf ' %14s %8s' "${d##*/}" ratio; done
+    printf ' %10s
+' unit
+    local b
+    for b in "$BUILD"/bench/*; do
+        [[ -x $b ]] || continue
+        local name=${b##*/}
+        run_bench "$tmp/$name.sys" "$FZ" -- "$b"
+        for d in "${dirs[@]}"; do
+            run_bench "$tmp/$name.g.${d##*/}" "$FZ" -- "$d/lib/ld-linux-x86-64.so.2" \
+                --library-path "$d/lib" --argv0 "$b" "$b"
+        done
+        local metric value unit
+        while IFS=$'\t' read -r metric value unit; do
+            [[ -n $unit ]] || continue
+            local lower=0 v
+            better_when_lower "$unit" && lower=1
+            printf '%-32s %14s' "$metric" "$value"
+            for d in "${dirs[@]}"; do
+                v=$(awk -F'\t' -v m="$metric" '$1 == m { print $2 }' "$tmp/$name.g.${d##*/}")
+                printf ' %14s %8s' "${v:-failed}" "$(speedup "$value" "${v:-x}" $lower)"
+            done
+            printf ' %10s\n' "$unit"
+        done < <(grep -P '^[^\t]+\t[^\t]+\t[^\t]+$' "$tmp/$name.sys")
+        for d in "${dirs[@]}"; do
+            [[ -s $tmp/$name.g.${d##*/}.err ]] &&
+                sed "s/^/# $name on ${d##*/}: /" "$tmp/$name.g.${d##*/}.err" | head -3
+        done
+    done
+    echo "(ratio: the other glibc's figure against $system's, >1 is better)"
+}
+
 echo "fiberize bench: $(nproc) CPUs, $(uname -r); native and fiberized in the same run"
-[[ $ONLY == http ]] || micro
-[[ $ONLY == micro ]] || http
+[[ -z $ONLY || $ONLY == micro ]] && micro
+[[ -z $ONLY || $ONLY == http ]] && http
+[[ -z $ONLY || $ONLY == glibc ]] && glibcs
+true
