@@ -47,7 +47,7 @@ $(BUILD)/obj/%.o: %.S
 $(LIB): $(LIB_OBJS)
 	$(CC) $(LIB_LDFLAGS) -o $@ $^ $(LIB_LIBS)
 
-$(CMD): scripts/fiberize.c preload/config.c preload/config.h
+$(CMD): scripts/fiberize.c preload/config.c preload/config.h runtime/statsview.c runtime/statsview.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -o $@ $<
 

@@ -29,7 +29,7 @@ struct fz_config fz_config = {
     .hooks = FZ_HOOK_ALL,
     .pool_max = 512,
     .handoff_us = 2000,
-    .dump_signal = SIGQUIT,
+    .dump_signal = 0,
     .disabled = false,
 };
 
@@ -338,6 +338,20 @@ static bool fz_set_dump_signal(const char *s, struct fz_config *c)
     return fz_parse_signal(s, &c->dump_signal);
 }
 
+static bool fz_set_dump_file(const char *s, struct fz_config *c)
+{
+    size_t n = strlen(s);
+    if (n >= sizeof c->dump_file)
+        return false;
+    memcpy(c->dump_file, s, n + 1);
+    return true;
+}
+
+static bool fz_set_control(const char *s, struct fz_config *c)
+{
+    return fz_parse_bool(s, &c->control);
+}
+
 static bool fz_set_disabled(const char *s, struct fz_config *c)
 {
     return fz_parse_bool(s, &c->disabled);
@@ -364,6 +378,8 @@ static const struct fz_var {
      "a signal number from 1 to 64 or a name such as QUIT, SIGUSR2 or RTMIN+3 "
      "(not KILL or STOP), or 0/off",
      fz_set_dump_signal},
+    {"FIBERIZE_DUMP_FILE", "a file name shorter than 512 bytes", fz_set_dump_file},
+    {"FIBERIZE_CONTROL", FZ_BOOL_FORM, fz_set_control},
     {"FIBERIZE_DISABLE", FZ_BOOL_FORM, fz_set_disabled},
 };
 
@@ -460,7 +476,7 @@ static void fz_config_defaults(struct fz_config *c)
         .hooks = FZ_HOOK_ALL,
         .pool_max = 512,
         .handoff_us = 2000,
-        .dump_signal = SIGQUIT,
+        .dump_signal = 0,
         .disabled = false,
     };
 }

@@ -24,8 +24,11 @@ struct fz_config {
     unsigned handoff_us; /* FIBERIZE_HANDOFF_US: 50..10000000, default 2000 */
     bool file_io_pool;   /* FIBERIZE_FILE_IO: "inline" (default) or "pool": where fibers
                             read and write regular files */
-    int dump_signal;     /* FIBERIZE_DUMP_SIGNAL: signal number or name (QUIT, SIGUSR2),
-                            0 = off; default SIGQUIT */
+    int dump_signal;     /* FIBERIZE_DUMP_SIGNAL: signal number or name (QUIT, SIGUSR2)
+                            that makes the program write a fiber dump; 0 = off (default) */
+    char dump_file[512]; /* FIBERIZE_DUMP_FILE: where dumps go (appended); "" = stderr */
+    bool control;        /* FIBERIZE_CONTROL: open the control socket that `fiberize dump
+                            PID` and `fiberize stats PID` talk to; default off */
     bool disabled;       /* FIBERIZE_DISABLE=1: every hook passes straight through */
 };
 

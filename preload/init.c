@@ -20,6 +20,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include "preload/config.h"
+#include "preload/observe.h"
 #include "syscalls/real.h"
 #include "runtime/driver.h"
 #include "runtime/identity.h"
@@ -52,7 +53,7 @@ static void child_after_fork(void)
     fz_park_after_fork();
     fz_pool_after_fork();
     fz_reactor_after_fork();
-    fz_fiber_after_fork();
+    fz_fiber_after_fork(self);
     fz_stack_after_fork();
     fz_driver_after_fork();
     if (!fz_sched_after_fork(self))
@@ -106,6 +107,7 @@ static bool start_runtime(void)
         return false;
     }
     pthread_atfork(NULL, NULL, child_after_fork);
+    fz_stats_started();
     return true;
 }
 
@@ -125,6 +127,7 @@ __attribute__((constructor)) static void fiberize_init(void)
     atexit(fz_tls_process_exit); /* registered first: runs after the program's */
     if (fz_config.stats)
         atexit(print_stats_at_exit);
+    fz_observe_start();
 }
 
 /* ---- main's unwind point --------------------------------------------- */

@@ -246,3 +246,8 @@ void fz_driver_after_fork(void)
     atomic_store(&d.wake_pending, 0);
     fz_driver_init();
 }
+
+uint64_t fz_driver_timers_pending(void)
+{
+    return __atomic_load_n(&d.wheel.count, __ATOMIC_RELAXED); /* racy: for stats */
+}

@@ -24,6 +24,8 @@ void fz_timer_arm(struct fz_timer *t);
 void fz_timer_disarm(struct fz_timer *t);
 /* Cheap test (one clock read) whether a timer is due. */
 bool fz_timers_due(void);
+/* For stats: timers armed now. */
+uint64_t fz_driver_timers_pending(void);
 /* Fire due timers; woken fibers go to c's run queue (c may be NULL). */
 void fz_timers_fire(struct fz_carrier *c);
 

@@ -34,6 +34,36 @@ int (*fz_os_thread_getattr)(pthread_t, pthread_attr_t *);
 static fz_spinlock pool_lock;
 static struct fz_task *pool_head; /* free fibers, linked through task.next */
 static atomic_uint_least64_t next_id;
+static _Atomic(struct fz_fiber *) all_fibers;
+
+static void register_fiber(struct fz_fiber *f)
+{
+    struct fz_fiber *head = atomic_load(&all_fibers);
+    do
+        f->all_next = head;
+    while (!atomic_compare_exchange_weak(&all_fibers, &head, f));
+}
+
+struct fz_fiber *fz_fiber_all(void)
+{
+    return atomic_load_explicit(&all_fibers, memory_order_acquire);
+}
+
+/* Zero a recycled fiber but for what outlives its uses: the TCB, the
+ * registry link and dump_hold (a dump may hold the struct right now). */
+static void fiber_clear(struct fz_fiber *f)
+{
+    void *tcb = f->tcb;
+    cpu_set_t *affinity = f->affinity; /* a buffer, kept for the next one */
+    struct fz_fiber *all_next = f->all_next;
+    size_t hold = offsetof(struct fz_fiber, dump_hold), after = hold + sizeof f->dump_hold;
+    memset(f, 0, hold);
+    memset((char *)f + after, 0, sizeof *f - after);
+    f->tcb = tcb;
+    f->affinity = affinity;
+    f->all_next = all_next;
+    f->state = FZ_FIBER_DONE; /* not yet a context a dump may read */
+}
 
 void *fz_ctx_prepare(struct fz_stack *stack, void (*entry)(void *), void *arg)
 {
@@ -78,23 +108,21 @@ static struct fz_fiber *fiber_alloc(void)
 {
     struct fz_fiber *f = pool_take();
     if (f) {
-        void *tcb = f->tcb;
-        cpu_set_t *affinity = f->affinity; /* a buffer, kept for the next one */
-        memset(f, 0, sizeof *f);
-        f->tcb = tcb;
-        f->affinity = affinity;
-        fz_tls_recycle(tcb, f);
+        fiber_clear(f);
+        fz_tls_recycle(f->tcb, f);
         return f;
     }
     f = aligned_alloc(FZ_CACHE_LINE, sizeof *f);
     if (!f)
         return NULL;
     memset(f, 0, sizeof *f);
+    f->state = FZ_FIBER_DONE;
     f->tcb = fz_tls_create(f);
     if (!f->tcb) {
         free(f);
         return NULL;
     }
+    register_fiber(f);
     return f;
 }
 
@@ -141,6 +169,7 @@ int fz_fiber_create(void *(*start)(void *), void *arg, const struct fz_fiber_att
     f->start = start;
     f->arg = arg;
     f->detached = a->detached;
+    f->created_at = a->created_at;
     inherit_name(f);
     /* a new thread starts with its creator's signal mask */
     struct fz_fiber *creator = fz_self();
@@ -183,6 +212,7 @@ struct fz_fiber *fz_fiber_adopt_main(void)
     m->entered = true;
     fz_altstack_init(m, true);
     fz_ident_register(m);
+    register_fiber(m);
     return m;
 }
 
@@ -230,9 +260,12 @@ void fz_fiber_reap(struct fz_carrier *c, struct fz_fiber *f)
         fz_unpark_addr_on(c, &f->exit_word, ~0u, ~0u);
 }
 
-void fz_fiber_after_fork(void)
+void fz_fiber_after_fork(struct fz_fiber *self)
 {
     /* pooled fibers' TCBs left glibc's thread list in the child: drop them */
     pool_lock = (fz_spinlock){0};
     pool_head = NULL;
+    /* the other fibers do not exist here: a dump must not list them */
+    self->all_next = NULL;
+    atomic_store(&all_fibers, self);
 }

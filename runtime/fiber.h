@@ -70,6 +70,10 @@ enum fz_fiber_state {
 struct fz_fiber {
     void *sp; /* saved stack pointer while switched out */
     atomic_int on_cpu;
+    /* 1 while a dump reads the saved context: a carrier about to resume the
+     * fiber waits (sched.c's claim_cpu, runtime/dump.c).  Kept across
+     * recycling: only the dump writes it. */
+    atomic_int dump_hold;
     struct fz_task task; /* run-queue link */
     struct fz_carrier *carrier;
     void *tcb; /* thread pointer: also the pthread_t */
@@ -116,8 +120,14 @@ struct fz_fiber {
     unsigned handled;       /* handlers run on it (sigsuspend counts) */
     unsigned handler_depth; /* program handlers running on it now */
     struct fz_handler_frame handler_frames[FZ_HANDLER_DEPTH]; /* (syscalls/signal.c) */
-    bool entered;                          /* started: its handlers may run (fiber.c) */
-    volatile bool sig_raising;             /* raising its own pending signal (sigthread.c) */
+    bool entered;              /* started: its handlers may run (fiber.c) */
+    volatile bool sig_raising; /* raising its own pending signal (sigthread.c) */
+    /* for fiber dumps (runtime/dump.c): written by the fiber itself, read
+     * by the dump only while it holds the fiber switched out */
+    struct fz_waiter *waiter;              /* its wait while parked, NULL otherwise */
+    uint64_t parked_at;                    /* CLOCK_MONOTONIC_COARSE ns of its last park */
+    void *created_at;                      /* return address in the code that created it */
+    struct fz_fiber *all_next;             /* every fiber struct ever made (never freed) */
 } __attribute__((aligned(FZ_CACHE_LINE))); /* whole cache lines, for aligned_alloc */
 
 struct fz_carrier {
@@ -199,6 +209,7 @@ struct fz_fiber_attr {
     void *user_stack;              /* pthread_attr_setstack: lowest address */
     size_t user_stack_size;
     bool detached;
+    void *created_at; /* the creating call's return address, for dumps */
 };
 /* A new runnable-to-be fiber (not yet scheduled); 0 or an errno value. */
 int fz_fiber_create(void *(*start)(void *), void *arg, const struct fz_fiber_attr *attr,
@@ -214,8 +225,13 @@ __attribute__((noreturn)) void fz_fiber_main(void *fiber);
 /* The running fiber ends: destructors, then leave for good. */
 __attribute__((noreturn)) void fz_fiber_exit(struct fz_fiber *self);
 
-/* fork child: forget the free-fiber pool. */
-void fz_fiber_after_fork(void);
+/* fork child: forget the free-fiber pool; self is the only fiber left. */
+void fz_fiber_after_fork(struct fz_fiber *self);
+
+/* Every fiber struct ever made, live or pooled, newest first: a list that
+ * only grows (fibers are recycled, never freed), so a dump may walk it
+ * from any thread without a lock. */
+struct fz_fiber *fz_fiber_all(void);
 
 /* The real functions behind two that libfiberize interposes, set by
  * preload/ before the runtime starts: the runtime sits below the

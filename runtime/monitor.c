@@ -22,12 +22,14 @@
  */
 #include <signal.h>
 #include "runtime/assert.h"
+#include "runtime/dump.h"
 #include "runtime/monitor.h"
 #include "runtime/sched.h"
 #include "runtime/sigthread.h"
 #include "runtime/sys.h"
 
 static uint64_t handoff_ns; /* written before the monitor starts, then read-only */
+pid_t fz_monitor_tid;       /* for dumps */
 
 /* Update c's stuck state from its epoch. */
 static void watch(struct fz_carrier *c, uint64_t now)
@@ -91,6 +93,7 @@ static bool all_idle(void)
 static void *monitor_main(void *arg)
 {
     (void)arg;
+    fz_monitor_tid = (pid_t)fz_sys0(SYS_gettid);
     /* Signals are the program's threads' business -- except glibc's own
      * (32: cancellation, 33: set*id, which every thread must answer or
      * setuid() waits forever). */
@@ -107,8 +110,13 @@ static void *monitor_main(void *arg)
         fz_sys2(SYS_nanosleep, (long)&nap, 0);
         unsigned n = atomic_load_explicit(&fz_rt.ncarriers, memory_order_acquire);
         uint64_t now = fz_now_ns();
+        /* a carrier waiting for a fiber a dump holds is not stuck */
+        bool dumping = atomic_load_explicit(&fz_dump_running, memory_order_relaxed);
         for (unsigned i = 0; i < n; i++)
-            watch(&fz_rt.carriers[i], now);
+            if (dumping)
+                fz_rt.carriers[i].seen_since = 0;
+            else
+                watch(&fz_rt.carriers[i], now);
         fz_sigthread_run_deferred(NULL);
         /* No idle carrier means nobody fires timers or polls fds either,
          * so a spare is due even when no fiber is queued yet. */

@@ -12,4 +12,8 @@ void fz_monitor_configure(uint64_t handoff_ns);
  * still works; a stuck carrier then just delays the fibers queued on it. */
 void fz_monitor_start(void);
 
+#include <sys/types.h>
+/* The monitor's OS thread id once it runs (0 before), for dumps. */
+extern pid_t fz_monitor_tid;
+
 #endif

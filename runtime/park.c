@@ -55,7 +55,9 @@ void fz_waiter_init(struct fz_waiter *w, uint64_t deadline, int interruptible)
     w->cancelable =
         w->fiber && interruptible != FZ_INTR_NONE && !(interruptible & FZ_INTR_NOCANCEL);
     w->queued = false;
+    w->addr = NULL;
     w->bits = ~0u;
+    w->kind = FZ_WAIT_PLAIN;
     w->timer.armed = false;
 }
 
@@ -348,7 +350,18 @@ int fz_waiter_block(struct fz_waiter *w)
         w->timer.owner = w;
         fz_timer_arm(&w->timer);
     }
+    /* for dumps: two plain stores, no string built; and the carrier's count */
+    struct fz_stats *st = &self->carrier->stats;
+    if (w->kind == FZ_WAIT_FD)
+        st->parks_fd++;
+    else if (w->addr)
+        st->parks_addr++;
+    else
+        st->parks_sleep++;
+    self->waiter = w;
+    self->parked_at = fz_coarse_now_ns();
     fz_park(self);
+    self->waiter = NULL;
     if (w->deadline)
         fz_timer_disarm(&w->timer);
     wait_withdraw(self, w, outer);

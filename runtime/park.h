@@ -50,6 +50,12 @@ enum fz_intr {
     FZ_INTR_NOCANCEL = 8,
 };
 
+/* What a wait is for, as a fiber dump tells it (runtime/dump.c). */
+enum fz_wait_kind {
+    FZ_WAIT_PLAIN = 0, /* an address (addr, when queued) and/or a deadline */
+    FZ_WAIT_FD,        /* about: the fd, or minus the number of fds watched */
+};
+
 struct fz_waiter {
     struct fz_fiber *fiber; /* NULL: an OS thread sleeping on futex_word */
     atomic_int claimed;
@@ -64,6 +70,8 @@ struct fz_waiter {
     const void *addr;
     bool queued;
     uint32_t bits; /* futex bitset the waiter matches */
+    uint8_t kind;  /* enum fz_wait_kind, for dumps */
+    long about;
     /* interrupt-list linkage */
     struct fz_waiter *int_next, *int_prev;
 };

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include "runtime/assert.h"
 #include "runtime/park.h"
@@ -355,6 +356,31 @@ void fz_pool_stats(unsigned long *calls, unsigned *threads, unsigned *peak)
     *threads = pool.threads;
     *peak = pool.peak;
     fz_spin_unlock(&pool.lock);
+}
+
+void fz_pool_snapshot(struct fz_pool_snapshot *s)
+{
+    fz_spin_lock(&pool.lock);
+    s->calls = pool.calls;
+    s->threads = pool.threads;
+    s->busy = pool.threads - pool.free;
+    s->queued = pool.queued;
+    s->peak = pool.peak;
+    fz_spin_unlock(&pool.lock);
+}
+
+void fz_pool_describe(const struct fz_pool_call *call, char *buf, size_t len)
+{
+    fz_spin_lock(&pool.lock);
+    int state = atomic_load(&call->state);
+    pid_t tid = call->tid;
+    fz_spin_unlock(&pool.lock);
+    if (state == RUNNING)
+        snprintf(buf, len, "running on pool thread %d", (int)tid);
+    else if (state == QUEUED)
+        snprintf(buf, len, "queued");
+    else
+        snprintf(buf, len, "done");
 }
 
 void fz_pool_after_fork(void)

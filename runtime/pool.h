@@ -26,6 +26,7 @@ struct fz_pool_call {
     int intr;       /* enum fz_intr of the caller's wait */
     int err;        /* errno: the caller's on the way in, the call's out */
     int herr;       /* h_errno, likewise */
+    void **args;    /* its arguments when known (offloads), for dumps */
     /* the pool's own (guarded by the pool lock) */
     atomic_int state;
     pid_t tid;     /* pool thread making the call */
@@ -46,6 +47,16 @@ bool fz_pool_run(struct fz_pool_call *call);
 
 /* For FIBERIZE_STATS: calls made so far, threads alive now, most alive at once. */
 void fz_pool_stats(unsigned long *calls, unsigned *threads, unsigned *peak);
+
+/* A consistent look at the pool, for dumps and stats. */
+struct fz_pool_snapshot {
+    unsigned long calls; /* made so far */
+    unsigned threads, busy, queued, peak;
+};
+void fz_pool_snapshot(struct fz_pool_snapshot *s);
+/* For dumps: where call is now ("queued", "running on pool thread 1234").
+ * The caller holds the calling fiber parked, so call is alive. */
+void fz_pool_describe(const struct fz_pool_call *call, char *buf, size_t len);
 
 /* fork child: the parent's pool threads do not exist here. */
 void fz_pool_after_fork(void);

@@ -287,6 +287,8 @@ int fz_fd_watch_wait(struct fz_fd_watch *ws, int n, uint64_t deadline, int intr)
 again:;
     struct fz_waiter waiter;
     fz_waiter_init(&waiter, deadline, intr);
+    waiter.kind = FZ_WAIT_FD; /* for dumps */
+    waiter.about = n == 1 ? ws[0].fd->fd : -n;
     bool ready = false;
     for (int i = 0; i < n; i++) {
         struct fz_fd_watch *w = &ws[i];
@@ -450,4 +452,15 @@ void fz_reactor_after_fork(void)
             fz_fd_take_error(s); /* the child's next call asks the kernel */
         }
     }
+}
+
+unsigned fz_reactor_registered(void)
+{
+    unsigned n = 0;
+    for (unsigned c = 0; c < CHUNKS; c++) {
+        struct fz_fd *chunk = atomic_load_explicit(&chunks[c], memory_order_acquire);
+        for (unsigned i = 0; chunk && i < CHUNK; i++)
+            n += __atomic_load_n(&chunk[i].kind, __ATOMIC_RELAXED) == FZ_FD_POLLABLE;
+    }
+    return n;
 }

@@ -91,6 +91,9 @@ void fz_fd_watch_prepare(struct fz_fd_watch *w, struct fz_fd *fd, bool rd, bool 
 /* 0 woken by readiness, ETIMEDOUT, EINTR (intr: enum fz_intr). */
 int fz_fd_watch_wait(struct fz_fd_watch *ws, int n, uint64_t deadline, int intr);
 
+/* For stats: fds registered with the driver now (a racy count). */
+unsigned fz_reactor_registered(void);
+
 /* fork child: every fd registers again with the child's epoll instance. */
 void fz_reactor_after_fork(void);
 

@@ -59,6 +59,7 @@
 #include "runtime/altstack.h"
 #include "runtime/cputime.h"
 #include "runtime/driver.h"
+#include "runtime/dump.h"
 #include "runtime/monitor.h"
 #include "runtime/park.h"
 #include "runtime/asan.h"
@@ -394,15 +395,26 @@ void fz_sched_resumed(struct fz_fiber *self)
 
 static void claim_cpu(struct fz_carrier *c, struct fz_fiber *next)
 {
-    while (atomic_load_explicit(&next->on_cpu, memory_order_acquire))
-        fz_cpu_relax();
-    /* One carrier claims a fiber at a time: a fiber is queued once per
-     * wake, so no other carrier can have set on_cpu since the loop saw 0. */
-    if (FZ_CHECKS) {
-        int was = atomic_exchange_explicit(&next->on_cpu, 1, memory_order_relaxed);
-        FZ_ASSERT(was == 0);
-    } else {
-        atomic_store_explicit(&next->on_cpu, 1, memory_order_relaxed);
+    for (;;) {
+        while (atomic_load_explicit(&next->on_cpu, memory_order_acquire))
+            fz_cpu_relax();
+        /* One carrier claims a fiber at a time: a fiber is queued once per
+         * wake, so no other carrier can have set on_cpu since the loop saw
+         * 0 (a dump only reads it, below). */
+        if (FZ_CHECKS) {
+            int was = atomic_exchange_explicit(&next->on_cpu, 1, memory_order_relaxed);
+            FZ_ASSERT(was == 0);
+        } else {
+            atomic_store_explicit(&next->on_cpu, 1, memory_order_relaxed);
+        }
+        /* A dump may be reading next's saved context: it sets dump_hold,
+         * then membarrier(2) fences every carrier, then reads on_cpu; so
+         * a compiler fence suffices here (runtime/dump.c). */
+        atomic_signal_fence(memory_order_seq_cst);
+        if (__builtin_expect(!atomic_load_explicit(&next->dump_hold, memory_order_relaxed), 1))
+            break;
+        atomic_store_explicit(&next->on_cpu, 0, memory_order_release);
+        fz_dump_wait_hold(next);
     }
     next->carrier = c;
     next->state = FZ_FIBER_RUNNING;
@@ -632,8 +644,10 @@ static void spare_retire(struct fz_carrier *c)
     notify_idle();
     atomic_store(&c->retire_word, 1);
     atomic_store(&c->retired, 1);
+    uint64_t slept = fz_now_ns();
     while (atomic_load(&c->retire_word))
         fz_futex_wait(&c->retire_word, 1, NULL);
+    c->stats.idle_ns += fz_now_ns() - slept;
 }
 
 /* Before sleeping: a signal handler that runs on this OS thread while it
@@ -805,10 +819,12 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
         }
         c->stats.idle_sleeps++;
         load_own_tcb(c);
+        uint64_t slept = fz_now_ns(); /* for busy % (fiberize stats) */
         if (fz_driver_acquire())
             sleep_in_driver(c);
         else
             sleep_on_futex(c);
+        c->stats.idle_ns += fz_now_ns() - slept;
         woken = true;
     }
 }

@@ -18,7 +18,11 @@
     X(idle_sleeps)                                                                                 \
     X(driver_polls)                                                                                \
     X(timers_fired)                                                                                \
-    X(yields)
+    X(yields)                                                                                      \
+    X(parks_fd)                                                                                    \
+    X(parks_addr)                                                                                  \
+    X(parks_sleep)                                                                                 \
+    X(idle_ns)
 
 struct fz_stats {
 #define FZ_STATS_DECL(name) uint64_t name;
@@ -26,7 +30,15 @@ struct fz_stats {
 #undef FZ_STATS_DECL
 };
 
-/* Print the summed counters of every carrier to stderr. */
+/* Print the summed counters of every carrier to stderr: a table, then the
+ * same figures on one "fiberize stats: name=value ..." line for scripts. */
 void fz_stats_print(void);
+
+/* The runtime started now (uptime and busy % count from here). */
+void fz_stats_started(void);
+
+struct fz_view;
+/* Fill a view (runtime/statsview.h) from every carrier and the pool. */
+void fz_stats_view(struct fz_view *v);
 
 #endif

@@ -75,6 +75,16 @@ static inline uint64_t fz_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* CLOCK_MONOTONIC_COARSE in ns: the vDSO reads a word the kernel updates
+ * every tick (a few ns, a few ms of resolution), for time stamps that are
+ * only ever shown to people. */
+static inline uint64_t fz_coarse_now_ns(void)
+{
+    struct timespec ts;
+    fz_os_clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static inline struct timespec fz_ns_to_ts(uint64_t ns)
 {
     struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};

@@ -7,11 +7,18 @@
  * program), so a typo fails at once with status 2 instead of becoming a
  * warning from every process the command starts.
  *
+ *   fiberize dump PID
+ *   fiberize stats PID [--watch SECS [--count N]] [--json]
+ *
+ * talk to a running program started with --control (FIBERIZE_CONTROL=1)
+ * over its control socket (preload/control.c).
+ *
  * Exit status as GNU env: 125 if fiberize itself fails, 126 if COMMAND was
  * found but could not be run, 127 if it was not found; otherwise COMMAND
  * replaces this process, so its status and signals reach the caller as is.
  */
 #include "../preload/config.c"
+#include "../runtime/statsview.c"
 
 #include <errno.h>
 #include <limits.h>
@@ -19,7 +26,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FZ_VERSION "0.1.0"
@@ -30,12 +42,16 @@
 
 static const char usage_text[] =
     "Usage: fiberize [OPTION]... [--] COMMAND [ARG]...\n"
+    "  or:  fiberize dump PID\n"
+    "  or:  fiberize stats PID [--watch SECS [--count N]] [--json]\n"
     "Run COMMAND with its threads turned into fibers on an M:N runtime\n"
     "(libfiberize.so is prepended to LD_PRELOAD).\n"
     "\n"
     "  --workers N        carrier threads, 1..1024 (FIBERIZE_WORKERS;\n"
     "                     default: the CPUs the process may use)\n"
     "  --stats            print runtime counters at exit (FIBERIZE_STATS=1)\n"
+    "  --control          open the control socket `fiberize dump PID` and\n"
+    "                     `fiberize stats PID` use (FIBERIZE_CONTROL=1)\n"
     "  --stack-size SIZE  fiber stack size, 16K..1G, e.g. 65536, 64K, 8M\n"
     "                     (FIBERIZE_STACK_SIZE; default: as native threads)\n"
     "  --pool-max N       blocking-pool threads, 1..65536 (FIBERIZE_POOL_MAX;\n"
@@ -49,7 +65,13 @@ static const char usage_text[] =
     "  --version          show the version and exit\n"
     "\n"
     "Options take their value as --opt N or --opt=N.  Also read from the\n"
-    "environment: FIBERIZE_HANDOFF_US, FIBERIZE_DUMP_SIGNAL, FIBERIZE_DISABLE.\n"
+    "environment: FIBERIZE_HANDOFF_US, FIBERIZE_DUMP_SIGNAL (a signal that makes\n"
+    "the program write a fiber dump), FIBERIZE_DUMP_FILE, FIBERIZE_DISABLE.\n"
+    "\n"
+    "fiberize dump PID prints every fiber of a running program started with\n"
+    "--control: state, wait, backtrace.  fiberize stats PID prints its runtime\n"
+    "figures; --watch SECS repeats with rates per second (--count N times),\n"
+    "--json prints JSON.  Run a program named dump or stats with '--'.\n"
     "\n"
     "Exit status: that of COMMAND; 2 for a usage error; 125 if fiberize\n"
     "failed; 126 if COMMAND cannot be run; 127 if COMMAND was not found.\n";
@@ -104,6 +126,7 @@ static const struct cmd_option {
 } cmd_options[] = {
     {"--workers", SET_VAR, "FIBERIZE_WORKERS", NULL},
     {"--stats", SET_VAR, "FIBERIZE_STATS", "1"},
+    {"--control", SET_VAR, "FIBERIZE_CONTROL", "1"},
     {"--stack-size", SET_VAR, "FIBERIZE_STACK_SIZE", NULL},
     {"--pool-max", SET_VAR, "FIBERIZE_POOL_MAX", NULL},
     {"--file-io", SET_VAR, "FIBERIZE_FILE_IO", NULL},
@@ -268,9 +291,208 @@ static void run_command(char **cmd)
     exit(err == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_RUN);
 }
 
+/* ---- talking to a running program ---- */
+
+static bool is_number(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+/* XDG_RUNTIME_DIR in pid's initial environment, if we may read it. */
+static bool target_runtime_dir(long pid, char *out, size_t len)
+{
+    char path[64], buf[65536];
+    snprintf(path, sizeof path, "/proc/%ld/environ", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
+        if (strncmp(buf + i, "XDG_RUNTIME_DIR=", 16) == 0 && strlen(buf + i + 16) < len) {
+            strcpy(out, buf + i + 16);
+            return true;
+        }
+    return false;
+}
+
+/* The program's control socket, connected; exits with a message if none. */
+static int connect_control(long pid)
+{
+    char dirs[3][PATH_MAX];
+    int ndirs = 0;
+    struct stat st;
+    const char *mine = getenv("XDG_RUNTIME_DIR");
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/%ld", pid);
+    if (stat(proc, &st) != 0)
+        fail(1, "no process %ld", pid);
+    if (target_runtime_dir(pid, dirs[ndirs], sizeof dirs[0]))
+        ndirs++;
+    if (mine && strlen(mine) < sizeof dirs[0])
+        strcpy(dirs[ndirs++], mine);
+    snprintf(dirs[ndirs++], sizeof dirs[0], "/tmp/fiberize-%d", (int)st.st_uid);
+    int last_err = ENOENT;
+    for (int i = 0; i < ndirs; i++) {
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        if ((size_t)snprintf(a.sun_path, sizeof a.sun_path, "%s/fiberize-%ld.sock", dirs[i], pid) >=
+            sizeof a.sun_path)
+            continue;
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            fail(1, "socket: %s", strerror(errno));
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+            return fd;
+        if (errno != ENOENT || last_err == ENOENT)
+            last_err = errno;
+        close(fd);
+    }
+    if (last_err == EACCES || last_err == EPERM)
+        fail(1, "process %ld: its control socket is not yours (%s)", pid, strerror(last_err));
+    fail(1,
+         "process %ld has no control socket (start it with fiberize --control or "
+         "FIBERIZE_CONTROL=1): %s",
+         pid, strerror(last_err));
+}
+
+/* Send a request, read the whole answer (NUL-terminated, malloc'd). */
+static char *ask(long pid, const char *request, size_t *len)
+{
+    int fd = connect_control(pid);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        fail(1, "out of memory");
+    /* a refusal may close the socket before the request is read */
+    signal(SIGPIPE, SIG_IGN);
+    (void)!write(fd, request, strlen(request));
+    for (;;) {
+        if (n + 1 >= cap && !(buf = realloc(buf, cap *= 2)))
+            fail(1, "out of memory");
+        ssize_t r = read(fd, buf + n, cap - n - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    if (strncmp(buf, "fiberize: ", 10) == 0) { /* refused, or not understood */
+        fputs(buf, stderr);
+        exit(1);
+    }
+    *len = n;
+    return buf;
+}
+
+static int cmd_dump(long pid)
+{
+    size_t n;
+    char *text = ask(pid, "dump\n", &n);
+    fwrite(text, 1, n, stdout);
+    free(text);
+    if (fflush(stdout) != 0)
+        fail(1, "write error: %s", strerror(errno));
+    return n > 0 ? 0 : 1;
+}
+
+static bool fetch_view(long pid, struct fz_view *v)
+{
+    size_t n;
+    char *json = ask(pid, "stats\n", &n);
+    bool ok = fz_view_parse(json, v);
+    free(json);
+    return ok;
+}
+
+static void print_json(const struct fz_view *v, const struct fz_view *prev)
+{
+    static char buf[256 + FZ_VIEW_MAX_CARRIERS * 128 + FZ_V_COUNT * 48];
+    size_t n = fz_view_json(v, buf, sizeof buf);
+    if (!prev) {
+        fwrite(buf, 1, n, stdout);
+        return;
+    }
+    double dt = (double)(v->uptime_ns - prev->uptime_ns) / 1e9;
+    buf[n - 2] = '\0'; /* drop "}\n": the rates go in the same object */
+    printf("%s,\"interval_s\":%.3f,\"per_second\":{", buf, dt);
+    const char *sep = "";
+#define FZ_RATE(name, kind, words)                                                                 \
+    if (#kind[0] == 'C' && dt > 0) {                                                               \
+        printf("%s\"" #name "\":%.1f", sep,                                                        \
+               (double)(v->v[FZ_V_##name] - prev->v[FZ_V_##name]) / dt);                           \
+        sep = ",";                                                                                 \
+    }
+    FZ_VIEW_FIELDS(FZ_RATE)
+#undef FZ_RATE
+    printf("}}\n");
+}
+
+static int cmd_stats(long pid, int argc, char **argv)
+{
+    double watch = 0;
+    long count = 0;
+    bool json = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if (strcmp(argv[i], "--watch") == 0 && i + 1 < argc) {
+            char *end;
+            watch = strtod(argv[++i], &end);
+            if (*end || watch <= 0 || watch > 86400)
+                usage_error("--watch wants a number of seconds, not '%s'", argv[i]);
+        } else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc && is_number(argv[i + 1])) {
+            count = atol(argv[++i]);
+        } else {
+            usage_error("stats: unrecognized argument '%s'", argv[i]);
+        }
+    }
+    static struct fz_view views[2];
+    static char table[1 << 18];
+    struct fz_view *prev = NULL, *cur = &views[0];
+    if (!fetch_view(pid, cur))
+        fail(1, "process %ld: unreadable answer", pid);
+    for (long round = 1;; round++) {
+        if (json) {
+            print_json(cur, prev);
+        } else {
+            if (prev)
+                putchar('\n');
+            fz_view_table(cur, prev, table, sizeof table);
+            fputs(table, stdout);
+        }
+        if (fflush(stdout) != 0)
+            fail(1, "write error: %s", strerror(errno));
+        if (!watch || (count && round >= count))
+            return 0;
+        struct timespec ts = {(time_t)watch, (long)((watch - (double)(time_t)watch) * 1e9)};
+        nanosleep(&ts, NULL);
+        prev = cur;
+        cur = cur == &views[0] ? &views[1] : &views[0];
+        if (!fetch_view(pid, cur))
+            fail(1, "process %ld: unreadable answer", pid);
+    }
+}
+
 int main(int argc, char **argv)
 {
     char lib[PATH_MAX];
+    /* "fiberize dump 1234": a PID after the word; "fiberize -- dump" runs
+     * a program of that name */
+    if (argc >= 3 && is_number(argv[2]) && strcmp(argv[1], "dump") == 0) {
+        if (argc > 3)
+            usage_error("dump: unexpected argument '%s'", argv[3]);
+        return cmd_dump(atol(argv[2]));
+    }
+    if (argc >= 3 && is_number(argv[2]) && strcmp(argv[1], "stats") == 0)
+        return cmd_stats(atol(argv[2]), argc - 3, argv + 3);
     int first = parse_options(argc, argv);
 
     if (first >= argc)

@@ -17,6 +17,11 @@
  * >= 0), so it cannot be confused with one. */
 #define FZ_FALLBACK (-2)
 
+/* Run by _exit and _Exit before the process ends (preload/ sets it: the
+ * control socket's file goes with the process); exit() runs its atexit
+ * handlers instead. */
+extern void (*fz_exit_hook)(void);
+
 /* The calling fiber if the runtime handles this family for it, else NULL:
  * then the interposer must behave exactly as the real call. */
 static inline struct fz_fiber *fz_hook_self(unsigned family)

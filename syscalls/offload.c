@@ -59,6 +59,7 @@ bool fz_offload_call(struct fz_offload *o, void (*fn)(void), void *ret, void **a
         .ctx = &job,
         .flags = policy_table[o->policy].flags,
         .intr = policy_table[o->policy].intr,
+        .args = args,
     };
     bool made = fz_pool_run(&call);
     /* Cancellation acts only on a call it stopped: one that completed

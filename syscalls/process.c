@@ -358,6 +358,8 @@ FZ_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 
 /* ---- process exit ------------------------------------------------------ */
 
+void (*fz_exit_hook)(void);
+
 /* The kernel marks the process-shared robust mutexes a dying process still
  * holds, by the tids of its threads; fibers' tids are not the kernel's, so
  * tls.c does it for them (exit() reaches it through atexit).  A vfork child
@@ -366,6 +368,8 @@ FZ_EXPORT void _exit(int status)
 {
     if (fz_rt.active && !fz_in_vfork_child())
         fz_tls_process_exit();
+    if (fz_exit_hook)
+        fz_exit_hook(); /* exit() runs the same through atexit */
     for (;;)
         fz_sys6(SYS_exit_group, status, 0, 0, 0, 0, 0);
 }

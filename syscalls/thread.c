@@ -62,6 +62,7 @@ FZ_EXPORT int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*
         return fz_real.pthread_create(th, attr, start, arg);
     struct fz_fiber_attr a;
     read_attr(attr, &a);
+    a.created_at = __builtin_return_address(0);
     struct fz_fiber *f;
     int err = fz_fiber_create(start, arg, &a, &f);
     if (err)

@@ -13,8 +13,9 @@
 #include <unistd.h>
 
 static const char *const all_vars[] = {
-    "FIBERIZE_WORKERS",  "FIBERIZE_STATS",      "FIBERIZE_STACK_SIZE",  "FIBERIZE_HOOKS",
-    "FIBERIZE_POOL_MAX", "FIBERIZE_HANDOFF_US", "FIBERIZE_DUMP_SIGNAL", "FIBERIZE_DISABLE",
+    "FIBERIZE_WORKERS",   "FIBERIZE_STATS",      "FIBERIZE_STACK_SIZE",  "FIBERIZE_HOOKS",
+    "FIBERIZE_POOL_MAX",  "FIBERIZE_HANDOFF_US", "FIBERIZE_DUMP_SIGNAL", "FIBERIZE_DISABLE",
+    "FIBERIZE_DUMP_FILE", "FIBERIZE_CONTROL",
 };
 
 static void clear_env(void)
@@ -86,8 +87,9 @@ static void test_defaults(void)
               "workers default = CPUs in affinity (%u)", fz_config.workers);
     TAP_CHECK(!fz_config.stats && fz_config.stack_size == 0 && fz_config.hooks == FZ_HOOK_ALL &&
                   fz_config.pool_max == 512 && fz_config.handoff_us == 2000 &&
-                  fz_config.dump_signal == SIGQUIT && !fz_config.disabled,
-              "other defaults");
+                  fz_config.dump_signal == 0 && !fz_config.disabled &&
+                  fz_config.dump_file[0] == '\0' && !fz_config.control,
+              "other defaults (no dump signal, no control socket)");
     TAP_CHECK(err[0] == '\0', "no message without variables");
     err = load_with("FIBERIZE_WORKERS", "");
     TAP_CHECK(err[0] == '\0' && fz_config.workers == (unsigned)CPU_COUNT(&set),
@@ -149,10 +151,13 @@ static void test_dump_signal(void)
     TAP_CHECK(signal_for("RTMIN+3") == SIGRTMIN + 3 && signal_for("SIGRTMAX-1") == SIGRTMAX - 1,
               "real-time signals");
     TAP_CHECK(signal_for("0") == 0 && signal_for("off") == 0, "0 and off disable the dump");
-    TAP_CHECK(signal_for("65") == SIGQUIT && signal_for("KILL") == SIGQUIT &&
-                  signal_for("9") == SIGQUIT && signal_for("RTMIN+99") == SIGQUIT &&
-                  signal_for("NOPE") == SIGQUIT,
-              "bad signals keep SIGQUIT");
+    TAP_CHECK(signal_for("65") == 0 && signal_for("KILL") == 0 && signal_for("9") == 0 &&
+                  signal_for("RTMIN+99") == 0 && signal_for("NOPE") == 0,
+              "bad signals keep the default (off)");
+    load_with("FIBERIZE_DUMP_FILE", "/tmp/x.dump");
+    TAP_CHECK(strcmp(fz_config.dump_file, "/tmp/x.dump") == 0, "FIBERIZE_DUMP_FILE is kept");
+    load_with("FIBERIZE_CONTROL", "1");
+    TAP_CHECK(fz_config.control, "FIBERIZE_CONTROL=1 asks for the control socket");
 }
 
 /* Field by field: the struct has padding, so memcmp would be wrong. */
@@ -160,7 +165,8 @@ static bool same_config(const struct fz_config *a, const struct fz_config *b)
 {
     return a->workers == b->workers && a->stats == b->stats && a->stack_size == b->stack_size &&
            a->hooks == b->hooks && a->pool_max == b->pool_max && a->handoff_us == b->handoff_us &&
-           a->dump_signal == b->dump_signal && a->disabled == b->disabled;
+           a->dump_signal == b->dump_signal && a->disabled == b->disabled &&
+           strcmp(a->dump_file, b->dump_file) == 0 && a->control == b->control;
 }
 
 /* Each malformed value: default kept, exactly one line naming the variable,
