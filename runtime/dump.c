@@ -548,7 +548,7 @@ static bool is_join(const char *call)
 
 /* The wait of a held fiber: its waiter is on its own stack, alive while
  * the fiber cannot run. */
-static void read_wait(struct rec *r, struct fz_fiber *f, char *sp, char *top)
+static void read_wait(struct rec *r, struct fz_fiber *f, const char *sp, const char *top)
 {
     struct fz_waiter *w = f->waiter;
     if (!w || (char *)w < sp || (char *)w >= top)
@@ -814,7 +814,7 @@ static void describe_fd(int fd, char *buf, size_t len, const char **klass, int *
         socklen_t ml = sizeof me, pl = sizeof peer;
         int listening = 0;
         socklen_t ll = sizeof listening;
-        char a[80] = "?", b[80] = "";
+        char a[80] = "?";
         if (fz_sys3(SYS_getsockname, fd, &me, &ml) == 0)
             fmt_addr(&me, a, sizeof a);
         fz_sys6(SYS_getsockopt, fd, SOL_SOCKET, SO_ACCEPTCONN, (long)&listening, (long)&ll, 0);
@@ -825,6 +825,7 @@ static void describe_fd(int fd, char *buf, size_t len, const char **klass, int *
         }
         *klass = "socket";
         if (fz_sys3(SYS_getpeername, fd, &peer, &pl) == 0) {
+            char b[80] = "";
             fmt_addr(&peer, b, sizeof b);
             snprintf(buf, len, "socket %s<-%s", a, b);
         } else {
@@ -842,10 +843,10 @@ static void describe_fd(int fd, char *buf, size_t len, const char **klass, int *
     long n = fz_sys3(SYS_readlink, path, target, sizeof target - 1);
     target[n > 0 ? n : 0] = '\0';
     if (strcmp(target, "anon_inode:[pidfd]") == 0) {
-        char info[512];
         snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
         int ifd = (int)fz_sys3(SYS_open, path, O_RDONLY | O_CLOEXEC, 0);
         if (ifd >= 0) {
+            char info[512];
             long m = fz_sys3(SYS_read, ifd, info, sizeof info - 1);
             fz_sys1(SYS_close, ifd);
             info[m > 0 ? m : 0] = '\0';

@@ -373,8 +373,12 @@ static char *ask(long pid, const char *request, size_t *len)
     signal(SIGPIPE, SIG_IGN);
     (void)!write(fd, request, strlen(request));
     for (;;) {
-        if (n + 1 >= cap && !(buf = realloc(buf, cap *= 2)))
-            fail(1, "out of memory");
+        if (n + 1 >= cap) {
+            char *bigger = realloc(buf, cap *= 2);
+            if (!bigger)
+                fail(1, "out of memory");
+            buf = bigger;
+        }
         ssize_t r = read(fd, buf + n, cap - n - 1);
         if (r < 0 && errno == EINTR)
             continue;
@@ -412,6 +416,13 @@ static bool fetch_view(long pid, struct fz_view *v)
     return ok;
 }
 
+/* One "name":rate member of the per_second object, comma-separated. */
+static void print_rate(const char *name, double rate, bool *first)
+{
+    printf("%s\"%s\":%.1f", *first ? "" : ",", name, rate);
+    *first = false;
+}
+
 static void print_json(const struct fz_view *v, const struct fz_view *prev)
 {
     static char buf[256 + FZ_VIEW_MAX_CARRIERS * 128 + FZ_V_COUNT * 48];
@@ -423,13 +434,10 @@ static void print_json(const struct fz_view *v, const struct fz_view *prev)
     double dt = (double)(v->uptime_ns - prev->uptime_ns) / 1e9;
     buf[n - 2] = '\0'; /* drop "}\n": the rates go in the same object */
     printf("%s,\"interval_s\":%.3f,\"per_second\":{", buf, dt);
-    const char *sep = "";
+    bool first = true;
 #define FZ_RATE(name, kind, words)                                                                 \
-    if (#kind[0] == 'C' && dt > 0) {                                                               \
-        printf("%s\"" #name "\":%.1f", sep,                                                        \
-               (double)(v->v[FZ_V_##name] - prev->v[FZ_V_##name]) / dt);                           \
-        sep = ",";                                                                                 \
-    }
+    if (#kind[0] == 'C' && dt > 0)                                                                 \
+        print_rate(#name, (double)(v->v[FZ_V_##name] - prev->v[FZ_V_##name]) / dt, &first);
     FZ_VIEW_FIELDS(FZ_RATE)
 #undef FZ_RATE
     printf("}}\n");
