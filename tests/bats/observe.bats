@@ -259,3 +259,75 @@ PY
     echo "$output"
     [[ $status == 1 && $output == *"has no control socket"* ]]
 }
+
+# gdb with scripts/fiberize-gdb.py on tests/programs/gdb_fibers: main reads
+# stdin (held open here, on fd 8), two threads wait in wait_for_go, one
+# naps in nap_for_an_hour.  Sets GF_PID, GF_FIFO.
+gf_start() {
+    command -v gdb >/dev/null || skip "gdb not installed"
+    GF_FIFO=$BATS_TEST_TMPDIR/in
+    mkfifo "$GF_FIFO"
+    exec 8<>"$GF_FIFO"
+    timeout --kill-after=5 120 "$FZ" --workers 1 -- "$PROG/gdb_fibers" <"$GF_FIFO" \
+        >"$BATS_TEST_TMPDIR/out" 2>&1 &
+    GF_TIMEOUT_PID=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        grep -q '^ready' "$BATS_TEST_TMPDIR/out" 2>/dev/null && break
+        sleep 0.1
+    done
+    GF_PID=$(awk '/^ready/ { print $2 }' "$BATS_TEST_TMPDIR/out")
+    [[ -n $GF_PID ]] || { cat "$BATS_TEST_TMPDIR/out"; return 1; }
+    sleep 0.3 # every thread parked
+}
+
+# Release the program; it must then finish as it would have without gdb.
+gf_finish() {
+    echo go >&8
+    wait "$GF_TIMEOUT_PID"
+    local status=$?
+    exec 8>&-
+    cat "$BATS_TEST_TMPDIR/out"
+    [[ $status == 0 ]] && grep -q '^done$' "$BATS_TEST_TMPDIR/out"
+}
+
+gf_gdb() {
+    timeout 120 gdb -nx -batch "$@" 2>&1 | grep -v '^\[New LWP\|^\[Thread debugging\|libthread_db\|^warning'
+}
+
+@test "gdb: info fibers and fiber N on a live process; the program runs on after detach" {
+    gf_start
+    local ext=$BATS_TEST_DIRNAME/../../scripts/fiberize-gdb.py
+    run gf_gdb -p "$GF_PID" -ex "source $ext" -ex 'info fibers' -ex 'fiber 1' -ex 'fiber 2' \
+        -ex 'bt' -ex 'fiber 4' -ex 'bt' -ex 'fiber 99'
+    echo "$output"
+    [[ $output == *"4 fibers"* ]] || { gf_finish; return 1; }
+    [[ $(grep -c 'parked .*wait_for_go <- waiter' <<<"$output") == 2 ]] || { gf_finish; return 1; }
+    [[ $(grep -c 'parked .*nap_for_an_hour <- napper' <<<"$output") == 1 ]] || { gf_finish; return 1; }
+    # main is in stdio's read of stdin, which no interposer sees: running
+    grep -q "tid $GF_PID .*running *main on carrier 0" <<<"$output" || { gf_finish; return 1; }
+    [[ $output == *"fiber 1 is running: thread 1 is its carrier"* ]] || { gf_finish; return 1; }
+    # fiber N's backtrace is the fiber's own stack, down to its start routine
+    [[ $output == *"in wait_for_go ()"*"in waiter ("* ]] || { gf_finish; return 1; }
+    [[ $output == *"in nap_for_an_hour ()"*"in napper ("* ]] || { gf_finish; return 1; }
+    [[ $output == *"no live fiber 99"* ]] || { gf_finish; return 1; }
+    # gdb detached while showing fiber 4: its hooks put the carrier's
+    # registers back, so the program goes on undisturbed
+    gf_finish
+}
+
+@test "gdb: info fibers on a core from gcore lists the same fibers" {
+    gf_start
+    local ext=$BATS_TEST_DIRNAME/../../scripts/fiberize-gdb.py core=$BATS_TEST_TMPDIR/core
+    run gf_gdb -p "$GF_PID" -ex "source $ext" -ex 'info fibers' -ex "gcore $core"
+    local live
+    live=$(grep -E '^ +[0-9]+ +tid' <<<"$output" | awk '{ print $1, $3, $5 }')
+    echo "live: $live"
+    run gf_gdb "$PROG/gdb_fibers" "$core" -ex "source $ext" -ex 'info fibers' -ex 'fiber 2'
+    echo "$output"
+    local dead
+    dead=$(grep -E '^ +[0-9]+ +tid' <<<"$output" | awk '{ print $1, $3, $5 }')
+    [[ -n $live && $live == "$dead" ]] || { gf_finish; return 1; }
+    [[ $output == *"cannot load a fiber's registers on a core"* ]] || { gf_finish; return 1; }
+    gf_finish
+}
