@@ -19,11 +19,20 @@
  * its carrier's LIFO slot) must not wait for the killer to give up its
  * carrier: if it did, every sleeper would cost a second.
  *
+ * EARLY (1) wakes the first sleeper of each round before the killer's
+ * first trylock (the killer signals it, then naps 1 ms holding its mutex),
+ * as a MariaDB connection whose wait slice ended just as it was being
+ * killed: that sleeper then holds the shared mutex through all 20 tries.
+ * When the killer finally lets go of it, the sleeper still holds the
+ * shared mutex; if it cannot run before the killer's next trylock, the
+ * next sleeper is stuck the same way, and so on down the list (MariaDB's
+ * shutdown under fiberize: a minute instead of seconds).
+ *
  * Prints how many sleepers were interrupted and how many timed out (the
  * same natively and fiberized); stderr gets the time from the first kill to
  * the last join, which the suite compares with the native run's.
  *
- *   kill_waiters [SLEEPERS [ROUNDS [WORK_US]]]   (default 50 1 200)
+ *   kill_waiters [SLEEPERS [ROUNDS [WORK_US [EARLY]]]]   (default 50 1 200 0)
  */
 #include <errno.h>
 #include <pthread.h>
@@ -81,11 +90,16 @@ static void *sleeper_main(void *arg)
 }
 
 /* One sleeper; returns how many trylocks failed. */
-static int kill_one(struct sleeper *s)
+static int kill_one(struct sleeper *s, int early)
 {
     int failed = 0;
     pthread_mutex_lock(&s->own);
     s->killed = 1;
+    if (early) {
+        pthread_cond_signal(&s->cond);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
     for (int i = 0; i < TRY_TIMES; i++) {
         int r = pthread_mutex_trylock(&shared);
         pthread_cond_broadcast(&s->cond);
@@ -116,8 +130,9 @@ int main(int argc, char **argv)
     int rounds = argc > 2 ? atoi(argv[2]) : 1;
     if (argc > 3)
         work_us = atol(argv[3]);
+    int early = argc > 4 ? atoi(argv[4]) : 0;
     if (n < 1 || rounds < 1 || work_us < 0) {
-        fprintf(stderr, "usage: kill_waiters [SLEEPERS [ROUNDS [WORK_US]]]\n");
+        fprintf(stderr, "usage: kill_waiters [SLEEPERS [ROUNDS [WORK_US [EARLY]]]]\n");
         return 2;
     }
     struct sleeper *s = calloc(n, sizeof *s);
@@ -142,7 +157,7 @@ int main(int argc, char **argv)
         pthread_mutex_unlock(&shared);
         double start = now_s();
         for (int i = 0; i < n; i++) {
-            failed_tries += kill_one(&s[i]);
+            failed_tries += kill_one(&s[i], early && i == 0);
             work();
         }
         for (int i = 0; i < n; i++) {
