@@ -599,6 +599,8 @@ static void read_held(struct rec *r, struct fz_fiber *f)
     char *sp = f->sp, *top = fz_stack_top(&f->stack);
     if (!sp || sp < (char *)f->stack.base || sp + 64 > top)
         return;
+    if (f->id == 0)
+        return; /* being made: ids start at 1 */
     r->state = state == FZ_FIBER_PARKED ? R_PARKED : R_RUNNABLE;
     r->id = f->id;
     memcpy(r->name, f->name, sizeof r->name);
@@ -710,6 +712,14 @@ static struct rec *collect(size_t *count)
                 r->note = "not sampled (switching)";
             continue;
         }
+        /* named now, in case the hold finds it on a CPU every time
+         * (listed as switching): an id of 0 is a fiber being made */
+        r->id = __atomic_load_n(&f->id, __ATOMIC_RELAXED);
+        if (r->id == 0)
+            continue;
+        memcpy(r->name, f->name, sizeof r->name);
+        r->name[sizeof r->name - 1] = '\0';
+        r->tid = fz_tcb_tid(f->tcb);
         r->state = R_UNREAD;
     }
     hold_and_read(recs, n);
@@ -717,8 +727,9 @@ static struct rec *collect(size_t *count)
      * wrongly: it was running or switching at every look */
     for (i = 0; i < n; i++)
         if (recs[i].state == R_UNREAD &&
-            __atomic_load_n(&recs[i].f->state, __ATOMIC_RELAXED) == FZ_FIBER_DONE)
-            recs[i].state = R_SKIP;
+            (__atomic_load_n(&recs[i].f->state, __ATOMIC_RELAXED) == FZ_FIBER_DONE ||
+             __atomic_load_n(&recs[i].f->id, __ATOMIC_RELAXED) != recs[i].id))
+            recs[i].state = R_SKIP; /* gone, or its struct reused since */
     free(samples);
     samples = NULL;
     *count = n;

@@ -50,19 +50,26 @@ struct fz_fiber *fz_fiber_all(void)
 }
 
 /* Zero a recycled fiber but for what outlives its uses: the TCB, the
- * registry link and dump_hold (a dump may hold the struct right now). */
+ * registry link, dump_hold (a dump may hold the struct right now) and the
+ * state, which stays DONE throughout -- zeroed, it would read as RUNNABLE
+ * (0) to a dump walking the registry meanwhile, which then listed the
+ * half-made fiber, id 0 and all (two such made "a fiber listed twice"). */
 static void fiber_clear(struct fz_fiber *f)
 {
     void *tcb = f->tcb;
     cpu_set_t *affinity = f->affinity; /* a buffer, kept for the next one */
     struct fz_fiber *all_next = f->all_next;
-    size_t hold = offsetof(struct fz_fiber, dump_hold), after = hold + sizeof f->dump_hold;
+    __atomic_store_n(&f->state, FZ_FIBER_DONE, __ATOMIC_RELEASE);
+    size_t hold = offsetof(struct fz_fiber, dump_hold), after_hold = hold + sizeof f->dump_hold;
+    size_t state = offsetof(struct fz_fiber, state), after_state = state + sizeof f->state;
+    _Static_assert(offsetof(struct fz_fiber, dump_hold) < offsetof(struct fz_fiber, state),
+                   "fiber_clear zeroes around dump_hold, then around state");
     memset(f, 0, hold);
-    memset((char *)f + after, 0, sizeof *f - after);
+    memset((char *)f + after_hold, 0, state - after_hold);
+    memset((char *)f + after_state, 0, sizeof *f - after_state);
     f->tcb = tcb;
     f->affinity = affinity;
     f->all_next = all_next;
-    f->state = FZ_FIBER_DONE; /* not yet a context a dump may read */
 }
 
 void *fz_ctx_prepare(struct fz_stack *stack, void (*entry)(void *), void *arg)
@@ -175,7 +182,7 @@ int fz_fiber_create(void *(*start)(void *), void *arg, const struct fz_fiber_att
     struct fz_fiber *creator = fz_self();
     fz_sigmask_fiber_born(f, creator ? creator->sigmask : fz_sigmask_current_kernel());
     f->sp = fz_ctx_prepare(&f->stack, fz_fiber_main, f);
-    f->state = FZ_FIBER_RUNNABLE;
+    __atomic_store_n(&f->state, FZ_FIBER_RUNNABLE, __ATOMIC_RELEASE); /* a dump may read it now */
     fz_altstack_init(f, false);
     fz_affinity_inherit(f, creator);
     fz_ident_register(f);
