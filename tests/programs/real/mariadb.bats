@@ -88,12 +88,17 @@ sql() {
     finished=$(cat "$DB"/c*.out | grep -c '^0$' || true)
     echo "shutdown took $secs s; $finished of 50 sleeps ran their full 60 s"
     ! kill -0 "$pid" 2>/dev/null
-    # Known limitation (README): MariaDB's own kill-path deadlock window is
-    # still hit far more often fiberized; about half the shutdowns take
-    # 4-65 s.  Over 10 s is reported as a skip with the figure, so this
-    # stays a test of the server exiting at all, not a coin toss in CI.
+    # MariaDB's kill path stalls a second per victim now and then natively
+    # too (2.2-12.2 s here for this shutdown, README): 10-20 s is reported
+    # as a skip with the figure; 20 s or more fails -- that is a victim
+    # stranded behind the killer on every connection (35-64 s before
+    # syscalls/mutex.c's trylock rule).
+    if awk -v s="$secs" 'BEGIN { exit !(s >= 20) }'; then
+        echo "shutdown took $secs s: stranded victims"
+        return 1
+    fi
     if awk -v s="$secs" 'BEGIN { exit !(s >= 10) }'; then
-        skip "known limitation: shutdown took $secs s (bound 10 s; $finished sleeps ran in full)"
+        skip "shutdown took $secs s (bound 10 s; natively up to 12 s seen; $finished sleeps ran in full)"
     fi
     [ "$finished" -eq 0 ]
 }
