@@ -20,7 +20,9 @@
 #include "../preload/config.c"
 #include "../runtime/statsview.c"
 
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,6 +63,8 @@ static const char usage_text[] =
     "  --hooks LIST       hook families to keep: all, none, or a comma list of\n"
     "                     thread,time,io,sync,process,pool; entries written\n"
     "                     -family drop that family from all (FIBERIZE_HOOKS)\n"
+    "  --quiet            no line saying why a program runs natively (one\n"
+    "                     built with musl, statically or for another CPU)\n"
     "  -h, --help         show this help and exit\n"
     "  --version          show the version and exit\n"
     "\n"
@@ -116,7 +120,10 @@ static void print_and_exit(const char *text)
 
 /* ---- options ---- */
 
-enum action { SET_VAR, SHOW_HELP, SHOW_VERSION };
+enum action { SET_VAR, SHOW_HELP, SHOW_VERSION, BE_QUIET };
+
+/* --quiet: no notices from this command (why a program runs natively). */
+static bool quiet;
 
 static const struct cmd_option {
     const char *name;
@@ -131,6 +138,7 @@ static const struct cmd_option {
     {"--pool-max", SET_VAR, "FIBERIZE_POOL_MAX", NULL},
     {"--file-io", SET_VAR, "FIBERIZE_FILE_IO", NULL},
     {"--hooks", SET_VAR, "FIBERIZE_HOOKS", NULL},
+    {"--quiet", BE_QUIET, NULL, ""},
     {"--help", SHOW_HELP, NULL, ""},
     {"-h", SHOW_HELP, NULL, ""},
     {"--version", SHOW_VERSION, NULL, ""},
@@ -174,6 +182,10 @@ static int handle_option(int argc, char **argv, int i)
         print_and_exit(usage_text);
     if (o->action == SHOW_VERSION)
         print_and_exit("fiberize " FZ_VERSION "\n");
+    if (o->action == BE_QUIET) {
+        quiet = true;
+        return i;
+    }
     if (o->fixed != NULL) {
         value = o->fixed;
     } else if (value == NULL) {
@@ -277,6 +289,141 @@ static void prepend_preload(const char *lib)
         fail(EXIT_FAILED, "cannot set LD_PRELOAD: %s", strerror(errno));
     free(entry);
     free(value);
+}
+
+/* ---- which libc COMMAND runs on ---- */
+
+/* libfiberize.so is a glibc library: musl's loader cannot load it (the
+ * program would fail to start, status 127), a static program has no loader
+ * to load it, and a 32-bit or foreign program cannot map it.  Those run
+ * natively, with one line saying why.  COMMAND is read as execvp will find
+ * it; a file that cannot be read or is neither ELF nor a #! script is left
+ * to execvp, which reports it as it would without fiberize. */
+enum program_kind { PROGRAM_GLIBC, PROGRAM_MUSL, PROGRAM_STATIC, PROGRAM_FOREIGN, PROGRAM_UNKNOWN };
+
+/* #! chains longer than this are left to execve (the kernel allows 4). */
+#define MAX_SCRIPT_DEPTH 4
+
+static bool is_executable_file(const char *path)
+{
+    return is_regular_file(path) && access(path, X_OK) == 0;
+}
+
+/* Where execvp finds NAME: NAME itself when it has a slash, else the first
+ * executable file of that name in $PATH (its default when unset). */
+static bool find_program(const char *name, char *out, size_t size)
+{
+    if (strchr(name, '/'))
+        return (size_t)snprintf(out, size, "%s", name) < size;
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/local/bin:/bin:/usr/bin";
+    while (*path) {
+        size_t len = strcspn(path, ":");
+        int n = len ? snprintf(out, size, "%.*s/%s", (int)len, path, name)
+                    : snprintf(out, size, "./%s", name); /* an empty entry: here */
+        if (n > 0 && (size_t)n < size && is_executable_file(out))
+            return true;
+        path += len + (path[len] == ':');
+    }
+    return false;
+}
+
+static enum program_kind kind_of_program(const char *name, int depth);
+
+/* "#!INTERP [ARG]": the interpreter decides; "#!/usr/bin/env NAME" runs
+ * NAME as found on $PATH. */
+static enum program_kind kind_of_script(const char *line, int depth)
+{
+    char interp[PATH_MAX], arg[PATH_MAX];
+    int fields = sscanf(line + 2, " %4095s %4095s", interp, arg);
+    if (fields < 1)
+        return PROGRAM_UNKNOWN;
+    const char *base = strrchr(interp, '/') ? strrchr(interp, '/') + 1 : interp;
+    if (fields == 2 && strcmp(base, "env") == 0 && arg[0] != '-')
+        return kind_of_program(arg, depth + 1);
+    return kind_of_program(interp, depth + 1);
+}
+
+static enum program_kind kind_of_elf(int fd, const Elf64_Ehdr *eh)
+{
+    if (eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_machine != EM_X86_64)
+        return PROGRAM_FOREIGN;
+    if (eh->e_phentsize != sizeof(Elf64_Phdr))
+        return PROGRAM_UNKNOWN;
+    for (unsigned i = 0; i < eh->e_phnum; i++) {
+        Elf64_Phdr ph;
+        if (pread(fd, &ph, sizeof ph, (off_t)(eh->e_phoff + i * sizeof ph)) != sizeof ph)
+            return PROGRAM_UNKNOWN;
+        if (ph.p_type != PT_INTERP)
+            continue;
+        char interp[PATH_MAX] = "";
+        size_t len = ph.p_filesz < sizeof interp - 1 ? ph.p_filesz : sizeof interp - 1;
+        if (pread(fd, interp, len, (off_t)ph.p_offset) != (ssize_t)len)
+            return PROGRAM_UNKNOWN;
+        interp[len] = '\0';
+        const char *base = strrchr(interp, '/') ? strrchr(interp, '/') + 1 : interp;
+        return strncmp(base, "ld-musl", 7) == 0 ? PROGRAM_MUSL : PROGRAM_GLIBC;
+    }
+    return PROGRAM_STATIC;
+}
+
+static enum program_kind kind_of_program(const char *name, int depth)
+{
+    char path[PATH_MAX];
+    if (depth > MAX_SCRIPT_DEPTH || !find_program(name, path, sizeof path))
+        return PROGRAM_UNKNOWN;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return PROGRAM_UNKNOWN;
+    union {
+        Elf64_Ehdr eh;
+        char line[PATH_MAX];
+    } head;
+    memset(&head, 0, sizeof head);
+    ssize_t n = pread(fd, &head, sizeof head - 1, 0);
+    enum program_kind kind = PROGRAM_UNKNOWN;
+    if (n >= (ssize_t)sizeof head.eh && memcmp(head.eh.e_ident, ELFMAG, SELFMAG) == 0)
+        kind = kind_of_elf(fd, &head.eh);
+    else if (n > 2 && head.line[0] == '#' && head.line[1] == '!') {
+        head.line[strcspn(head.line, "\n")] = '\0';
+        kind = kind_of_script(head.line, depth);
+    }
+    close(fd);
+    return kind;
+}
+
+static void notice(const char *fmt, ...)
+{
+    if (quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(fmt, ap);
+    va_end(ap);
+}
+
+/* Preload the library into COMMAND, or say why it runs natively. */
+static void choose_library(const char *command, const char *lib)
+{
+    switch (kind_of_program(command, 0)) {
+    case PROGRAM_MUSL:
+        notice("'%s' runs on musl libc; this build of fiberize supports glibc only: "
+               "running it natively",
+               command);
+        return;
+    case PROGRAM_STATIC:
+        notice("'%s' is statically linked: nothing can be preloaded into it: running it natively",
+               command);
+        return;
+    case PROGRAM_FOREIGN:
+        notice("'%s' is not an x86-64 program: running it natively", command);
+        return;
+    case PROGRAM_GLIBC:
+    case PROGRAM_UNKNOWN:
+        prepend_preload(lib);
+        return;
+    }
 }
 
 /* ---- running COMMAND ---- */
@@ -506,6 +653,6 @@ int main(int argc, char **argv)
     if (first >= argc)
         usage_error("missing command");
     find_library(lib, sizeof lib);
-    prepend_preload(lib);
+    choose_library(argv[first], lib);
     run_command(argv + first);
 }

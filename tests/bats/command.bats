@@ -222,3 +222,73 @@ expect_warned() {
     [ "$status" -eq 0 ]
     [ -z "$stderr" ]
 }
+
+# Programs libfiberize.so cannot be loaded into run natively, with one line
+# on stderr saying why (none with --quiet): the same stdout and status as a
+# native run.  Before, a musl program failed to start under fiberize (musl's
+# loader could not load the library: status 127).
+# libc_case NAME EXPECTED-LINE CMD...: CMD's stdout/status natively and
+# fiberized agree, and fiberize's stderr is the expected line.
+libc_case() {
+    local name=$1 line=$2
+    shift 2
+    run --separate-stderr "$@" a b
+    local want_status=$status want_out=$output want_err=$stderr
+    run --separate-stderr "$FZ" -- "$@" a b
+    echo "$name: status $status (native $want_status), stdout '$output', stderr '$stderr'"
+    [[ $status == "$want_status" && $output == "$want_out" ]]
+    [[ $stderr == "fiberize: $line${want_err:+$'\n'$want_err}" ]]
+    run --separate-stderr "$FZ" --quiet -- "$@" a b
+    [[ $status == "$want_status" && $output == "$want_out" && $stderr == "$want_err" ]]
+}
+
+make_musl_program() {
+    command -v musl-gcc >/dev/null || skip "musl-gcc not installed (musl-tools)"
+    printf '#include <stdio.h>\nint main(int c, char **v) { printf("%%d %%s\\n", c, v[c - 1]); return 7; }\n' \
+        >"$BATS_TEST_TMPDIR/m.c"
+    musl-gcc -o "$BATS_TEST_TMPDIR/musl_prog" "$BATS_TEST_TMPDIR/m.c"
+}
+
+@test "a musl program runs natively, with one line saying why" {
+    make_musl_program
+    libc_case musl "'$BATS_TEST_TMPDIR/musl_prog' runs on musl libc; this build of fiberize supports glibc only: running it natively" \
+        "$BATS_TEST_TMPDIR/musl_prog"
+}
+
+@test "#! scripts are followed to their interpreter: a musl one, directly and through env" {
+    make_musl_program
+    printf '#!%s\n' "$BATS_TEST_TMPDIR/musl_prog" >"$BATS_TEST_TMPDIR/direct"
+    printf '#!/usr/bin/env musl_prog\n' >"$BATS_TEST_TMPDIR/via_env"
+    chmod +x "$BATS_TEST_TMPDIR/direct" "$BATS_TEST_TMPDIR/via_env"
+    libc_case direct "'$BATS_TEST_TMPDIR/direct' runs on musl libc; this build of fiberize supports glibc only: running it natively" \
+        "$BATS_TEST_TMPDIR/direct"
+    PATH=$BATS_TEST_TMPDIR:$PATH libc_case via_env \
+        "'$BATS_TEST_TMPDIR/via_env' runs on musl libc; this build of fiberize supports glibc only: running it natively" \
+        "$BATS_TEST_TMPDIR/via_env"
+    # a glibc interpreter: preloaded as ever
+    printf '#!/bin/sh\necho "$LD_PRELOAD"\n' >"$BATS_TEST_TMPDIR/sh_script"
+    chmod +x "$BATS_TEST_TMPDIR/sh_script"
+    run --separate-stderr "$FZ" -- "$BATS_TEST_TMPDIR/sh_script"
+    [[ $status == 0 && $output == "$LIB" && -z $stderr ]]
+}
+
+@test "a static program runs natively, with one line saying why" {
+    printf '#include <stdio.h>\nint main(int c, char **v) { printf("%%d %%s\\n", c, v[c - 1]); return 7; }\n' \
+        >"$BATS_TEST_TMPDIR/s.c"
+    gcc -static -o "$BATS_TEST_TMPDIR/static_prog" "$BATS_TEST_TMPDIR/s.c" 2>/dev/null ||
+        skip "no static libc (libc6-dev's libc.a)"
+    libc_case static "'$BATS_TEST_TMPDIR/static_prog' is statically linked: nothing can be preloaded into it: running it natively" \
+        "$BATS_TEST_TMPDIR/static_prog"
+}
+
+@test "missing and non-ELF commands fare as under env (the same execvp)" {
+    run -127 "$FZ" -- "$BATS_TEST_TMPDIR/none"
+    printf 'echo no interpreter line; exit 5\n' >"$BATS_TEST_TMPDIR/text"
+    chmod +x "$BATS_TEST_TMPDIR/text"
+    run -5 env "$BATS_TEST_TMPDIR/text"
+    local native=$output
+    run -5 "$FZ" -- "$BATS_TEST_TMPDIR/text"
+    [[ $output == "$native" ]]
+    chmod -x "$BATS_TEST_TMPDIR/text"
+    run -126 "$FZ" -- "$BATS_TEST_TMPDIR/text"
+}
