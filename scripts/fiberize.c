@@ -345,7 +345,8 @@ static enum program_kind kind_of_script(const char *line, int depth)
     return kind_of_program(interp, depth + 1);
 }
 
-static enum program_kind kind_of_elf(int fd, const Elf64_Ehdr *eh)
+/* The kind of a program whose file name is BASE, read from fd. */
+static enum program_kind kind_of_elf(int fd, const Elf64_Ehdr *eh, const char *base)
 {
     if (eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_machine != EM_X86_64)
         return PROGRAM_FOREIGN;
@@ -365,6 +366,13 @@ static enum program_kind kind_of_elf(int fd, const Elf64_Ehdr *eh)
         const char *base = strrchr(interp, '/') ? strrchr(interp, '/') + 1 : interp;
         return strncmp(base, "ld-musl", 7) == 0 ? PROGRAM_MUSL : PROGRAM_GLIBC;
     }
+    /* No interpreter: a static program -- or a dynamic loader run as a
+     * command ("ld-linux-x86-64.so.2 [--library-path DIR] PROGRAM", as
+     * ../shared/glibc/run-with does), which loads LD_PRELOAD itself. */
+    if (strncmp(base, "ld-linux", 8) == 0)
+        return PROGRAM_GLIBC;
+    if (strncmp(base, "ld-musl", 7) == 0)
+        return PROGRAM_MUSL;
     return PROGRAM_STATIC;
 }
 
@@ -384,7 +392,7 @@ static enum program_kind kind_of_program(const char *name, int depth)
     ssize_t n = pread(fd, &head, sizeof head - 1, 0);
     enum program_kind kind = PROGRAM_UNKNOWN;
     if (n >= (ssize_t)sizeof head.eh && memcmp(head.eh.e_ident, ELFMAG, SELFMAG) == 0)
-        kind = kind_of_elf(fd, &head.eh);
+        kind = kind_of_elf(fd, &head.eh, strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
     else if (n > 2 && head.line[0] == '#' && head.line[1] == '!') {
         head.line[strcspn(head.line, "\n")] = '\0';
         kind = kind_of_script(head.line, depth);

@@ -292,3 +292,10 @@ make_musl_program() {
     chmod -x "$BATS_TEST_TMPDIR/text"
     run -126 "$FZ" -- "$BATS_TEST_TMPDIR/text"
 }
+
+@test "a dynamic loader run as a command (ld.so PROGRAM, as run-with does) still gets the library" {
+    local ldso=/lib64/ld-linux-x86-64.so.2
+    [[ -x $ldso ]] || skip "no $ldso"
+    run --separate-stderr "$FZ" -- "$ldso" /bin/sh -c 'echo "$LD_PRELOAD"'
+    [[ $status == 0 && $output == "$LIB" && -z $stderr ]]
+}
