@@ -201,6 +201,11 @@ fork_threads_case() {
     FIBERIZE_WORKERS=1 compare_native cancel
 }
 
+@test "sem_wait acts on a pending cancellation even with a value to take, as glibc's" {
+    FIBERIZE_WORKERS=1 compare_native sem_cancel_fast
+    FIBERIZE_WORKERS=2 compare_native sem_cancel_fast
+}
+
 @test "vfork children that close every fd and reset handlers leave the parent's state alone" {
     compare_native vfork_close
 }
