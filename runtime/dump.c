@@ -590,6 +590,17 @@ static void describe_pool_call(struct rec *r)
         snprintf(r->pool_text, len, "%s(%s) %s", name, arg, where);
 }
 
+/* Who the record is about: id, name, tid, where and how it was made. */
+static void name_record(struct rec *r, const struct fz_fiber *f)
+{
+    r->id = __atomic_load_n(&f->id, __ATOMIC_RELAXED);
+    memcpy(r->name, f->name, sizeof r->name);
+    r->name[sizeof r->name - 1] = '\0';
+    r->tid = fz_tcb_tid(f->tcb);
+    r->created_at = f->created_at;
+    r->start = (void *)f->start;
+}
+
 /* f is held and not on a CPU: read everything that needs it still. */
 static void read_held(struct rec *r, struct fz_fiber *f)
 {
@@ -602,12 +613,7 @@ static void read_held(struct rec *r, struct fz_fiber *f)
     if (f->id == 0)
         return; /* being made: ids start at 1 */
     r->state = state == FZ_FIBER_PARKED ? R_PARKED : R_RUNNABLE;
-    r->id = f->id;
-    memcpy(r->name, f->name, sizeof r->name);
-    r->name[sizeof r->name - 1] = '\0';
-    r->tid = fz_tcb_tid(f->tcb);
-    r->created_at = f->created_at;
-    r->start = (void *)f->start;
+    name_record(r, f);
     uint64_t *frame = (uint64_t *)sp; /* fz_switch's: see switch.S */
     if (frame[7] == (uintptr_t)fz_fiber_trampoline) {
         r->note = "not started yet";
@@ -681,12 +687,7 @@ static struct rec *collect(size_t *count)
                 s = &samples[k], r->carrier = (int)k;
         if (s) {
             r->state = R_RUNNING;
-            r->id = f->id;
-            memcpy(r->name, f->name, sizeof r->name);
-            r->name[sizeof r->name - 1] = '\0';
-            r->tid = fz_tcb_tid(f->tcb);
-            r->created_at = f->created_at;
-            r->start = (void *)f->start;
+            name_record(r, f);
             r->nframes = s->nframes;
             memcpy(r->ip, s->ip, sizeof r->ip);
             r->exact = s->exact;
@@ -700,12 +701,7 @@ static struct rec *collect(size_t *count)
             struct fz_carrier *c = __atomic_load_n(&f->carrier, __ATOMIC_RELAXED);
             r->state = R_RUNNING;
             r->carrier = c ? (int)c->index : -1;
-            r->id = f->id;
-            memcpy(r->name, f->name, sizeof r->name);
-            r->name[sizeof r->name - 1] = '\0';
-            r->tid = fz_tcb_tid(f->tcb);
-            r->created_at = f->created_at;
-            r->start = (void *)f->start;
+            name_record(r, f);
             if (c && thread_state(c->tid) != 'R')
                 r->note = r->note_owned = blocked_note(c->tid);
             else
@@ -714,12 +710,9 @@ static struct rec *collect(size_t *count)
         }
         /* named now, in case the hold finds it on a CPU every time
          * (listed as switching): an id of 0 is a fiber being made */
-        r->id = __atomic_load_n(&f->id, __ATOMIC_RELAXED);
+        name_record(r, f);
         if (r->id == 0)
             continue;
-        memcpy(r->name, f->name, sizeof r->name);
-        r->name[sizeof r->name - 1] = '\0';
-        r->tid = fz_tcb_tid(f->tcb);
         r->state = R_UNREAD;
     }
     hold_and_read(recs, n);
