@@ -331,6 +331,13 @@ static bool find_program(const char *name, char *out, size_t size)
 
 static enum program_kind kind_of_program(const char *name, int depth);
 
+/* "/a/b/c" -> "c" */
+static const char *file_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
 /* "#!INTERP [ARG]": the interpreter decides; "#!/usr/bin/env NAME" runs
  * NAME as found on $PATH. */
 static enum program_kind kind_of_script(const char *line, int depth)
@@ -339,8 +346,7 @@ static enum program_kind kind_of_script(const char *line, int depth)
     int fields = sscanf(line + 2, " %4095s %4095s", interp, arg);
     if (fields < 1)
         return PROGRAM_UNKNOWN;
-    const char *base = strrchr(interp, '/') ? strrchr(interp, '/') + 1 : interp;
-    if (fields == 2 && strcmp(base, "env") == 0 && arg[0] != '-')
+    if (fields == 2 && strcmp(file_name(interp), "env") == 0 && arg[0] != '-')
         return kind_of_program(arg, depth + 1);
     return kind_of_program(interp, depth + 1);
 }
@@ -363,8 +369,7 @@ static enum program_kind kind_of_elf(int fd, const Elf64_Ehdr *eh, const char *b
         if (pread(fd, interp, len, (off_t)ph.p_offset) != (ssize_t)len)
             return PROGRAM_UNKNOWN;
         interp[len] = '\0';
-        const char *base = strrchr(interp, '/') ? strrchr(interp, '/') + 1 : interp;
-        return strncmp(base, "ld-musl", 7) == 0 ? PROGRAM_MUSL : PROGRAM_GLIBC;
+        return strncmp(file_name(interp), "ld-musl", 7) == 0 ? PROGRAM_MUSL : PROGRAM_GLIBC;
     }
     /* No interpreter: a static program -- or a dynamic loader run as a
      * command ("ld-linux-x86-64.so.2 [--library-path DIR] PROGRAM", as
@@ -392,7 +397,7 @@ static enum program_kind kind_of_program(const char *name, int depth)
     ssize_t n = pread(fd, &head, sizeof head - 1, 0);
     enum program_kind kind = PROGRAM_UNKNOWN;
     if (n >= (ssize_t)sizeof head.eh && memcmp(head.eh.e_ident, ELFMAG, SELFMAG) == 0)
-        kind = kind_of_elf(fd, &head.eh, strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
+        kind = kind_of_elf(fd, &head.eh, file_name(path));
     else if (n > 2 && head.line[0] == '#' && head.line[1] == '!') {
         head.line[strcspn(head.line, "\n")] = '\0';
         kind = kind_of_script(head.line, depth);
