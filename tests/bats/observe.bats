@@ -17,6 +17,17 @@ teardown() {
     return 0
 }
 
+# wait_for_line REGEX FILE TENTHS: until FILE has a line matching REGEX, at
+# most TENTHS tenths of a second (the caller then checks what it read).
+wait_for_line() {
+    local i
+    for ((i = 0; i < $3; i++)); do
+        grep -q "$1" "$2" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 0
+}
+
 # Start dump_waits fiberized in the background with the given environment
 # (VAR=value words after the scale, then optionally -- and more program
 # arguments); sets DW_PID (the program) and DW_PORT (its
@@ -32,11 +43,7 @@ dw_start() {
     env "${vars[@]}" timeout --kill-after=5 300 "$FZ" -- "$PROG/dump_waits" "$scale" "${args[@]}" \
         </dev/null >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
     DW_TIMEOUT_PID=$!
-    local i
-    for ((i = 0; i < 600; i++)); do
-        grep -q '^READY' "$BATS_TEST_TMPDIR/out" 2>/dev/null && break
-        sleep 0.1
-    done
+    wait_for_line '^READY' "$BATS_TEST_TMPDIR/out" 600
     read -r _ DW_PID DW_PORT < <(grep '^READY' "$BATS_TEST_TMPDIR/out")
     [[ -n $DW_PID ]] || {
         echo "dump_waits did not get ready"
@@ -271,11 +278,7 @@ gf_start() {
     timeout --kill-after=5 120 "$FZ" --workers 1 -- "$PROG/gdb_fibers" <"$GF_FIFO" \
         >"$BATS_TEST_TMPDIR/out" 2>&1 &
     GF_TIMEOUT_PID=$!
-    local i
-    for ((i = 0; i < 100; i++)); do
-        grep -q '^ready' "$BATS_TEST_TMPDIR/out" 2>/dev/null && break
-        sleep 0.1
-    done
+    wait_for_line '^ready' "$BATS_TEST_TMPDIR/out" 100
     GF_PID=$(awk '/^ready/ { print $2 }' "$BATS_TEST_TMPDIR/out")
     [[ -n $GF_PID ]] || { cat "$BATS_TEST_TMPDIR/out"; return 1; }
     sleep 0.3 # every thread parked
