@@ -47,9 +47,9 @@ $(BUILD)/obj/%.o: %.S
 $(LIB): $(LIB_OBJS)
 	$(CC) $(LIB_LDFLAGS) -o $@ $^ $(LIB_LIBS)
 
-$(CMD): scripts/fiberize.c preload/config.c preload/config.h runtime/statsview.c runtime/statsview.h
+$(CMD): scripts/fiberize.c scripts/explore.c scripts/explore.h preload/config.c preload/config.h runtime/statsview.c runtime/statsview.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -o $@ $<
+	$(CC) $(CFLAGS_COMMON) -o $@ scripts/fiberize.c scripts/explore.c
 
 # Test programs: ordinary pthread programs, built exactly as a user would.
 # A statically linked one (its "// link:" line says -static) cannot take a

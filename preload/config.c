@@ -357,6 +357,43 @@ static bool fz_set_disabled(const char *s, struct fz_config *c)
     return fz_parse_bool(s, &c->disabled);
 }
 
+static bool fz_set_seed(const char *s, struct fz_config *c)
+{
+    uint64_t v;
+    if (!fz_parse_range(s, 0, UINT64_MAX, &v))
+        return false;
+    c->seed = v;
+    c->seeded = true;
+    return true;
+}
+
+static bool fz_set_seed_depth(const char *s, struct fz_config *c)
+{
+    uint64_t v;
+    if (!fz_parse_range(s, 1, 16, &v))
+        return false;
+    c->seed_depth = (unsigned)v;
+    return true;
+}
+
+static bool fz_set_seed_steps(const char *s, struct fz_config *c)
+{
+    uint64_t v;
+    if (!fz_parse_range(s, 1, 1000000000000ull, &v))
+        return false;
+    c->seed_steps = v;
+    return true;
+}
+
+static bool fz_set_seed_report(const char *s, struct fz_config *c)
+{
+    size_t n = strlen(s);
+    if (n >= sizeof c->seed_report)
+        return false;
+    memcpy(c->seed_report, s, n + 1);
+    return true;
+}
+
 #define FZ_BOOL_FORM "0, 1, yes, no, true or false"
 
 static const struct fz_var {
@@ -381,6 +418,10 @@ static const struct fz_var {
     {"FIBERIZE_DUMP_FILE", "a file name shorter than 512 bytes", fz_set_dump_file},
     {"FIBERIZE_CONTROL", FZ_BOOL_FORM, fz_set_control},
     {"FIBERIZE_DISABLE", FZ_BOOL_FORM, fz_set_disabled},
+    {"FIBERIZE_SEED", "an integer from 0 to 18446744073709551615", fz_set_seed},
+    {"FIBERIZE_SEED_DEPTH", "an integer from 1 to 16", fz_set_seed_depth},
+    {"FIBERIZE_SEED_STEPS", "an integer from 1 to 1000000000000", fz_set_seed_steps},
+    {"FIBERIZE_SEED_REPORT", "a file name shorter than 512 bytes", fz_set_seed_report},
 };
 
 #define FZ_NVARS (sizeof fz_vars / sizeof fz_vars[0])
@@ -478,6 +519,8 @@ static void fz_config_defaults(struct fz_config *c)
         .handoff_us = 2000,
         .dump_signal = 0,
         .disabled = false,
+        .seed_depth = 3,
+        .seed_steps = 1000,
     };
 }
 

@@ -30,6 +30,12 @@ struct fz_config {
     bool control;        /* FIBERIZE_CONTROL: open the control socket that `fiberize dump
                             PID` and `fiberize stats PID` talk to; default off */
     bool disabled;       /* FIBERIZE_DISABLE=1: every hook passes straight through */
+    /* deterministic schedules (fiberize --seed, runtime/det.c) */
+    bool seeded;                   /* FIBERIZE_SEED given: one carrier, schedule from the seed */
+    unsigned long long seed;       /* FIBERIZE_SEED: 0..2^64-1 */
+    unsigned seed_depth;           /* FIBERIZE_SEED_DEPTH: PCT's d, 1..16, default 3 */
+    unsigned long long seed_steps; /* FIBERIZE_SEED_STEPS: PCT's k, 1..10^12, default 1000 */
+    char seed_report[512];         /* FIBERIZE_SEED_REPORT: file for "seed= steps= fingerprint=" */
 };
 
 extern struct fz_config fz_config;

@@ -22,6 +22,7 @@
 #include "preload/config.h"
 #include "preload/observe.h"
 #include "syscalls/real.h"
+#include "runtime/det.h"
 #include "runtime/driver.h"
 #include "runtime/identity.h"
 #include "runtime/libc.h"
@@ -101,8 +102,20 @@ static bool start_runtime(void)
     fz_os_thread_getattr = fz_real.pthread_getattr_np;
     fz_os_clock_gettime = fz_real.clock_gettime;
     fz_pool_configure(fz_config.pool_max);
-    fz_monitor_configure((uint64_t)fz_config.handoff_us * 1000u);
-    if (!fz_sched_start(fz_config.workers, &why)) {
+    unsigned workers = fz_config.workers;
+    uint64_t handoff_ns = (uint64_t)fz_config.handoff_us * 1000u;
+    if (fz_config.seeded) {
+        /* one carrier, and no spare ever: a second OS thread running
+         * fibers would make the schedule the machine's again */
+        const struct fz_det_settings det = {
+            fz_config.seed, fz_config.seed_depth, fz_config.seed_steps,
+            fz_config.seed_report[0] ? fz_config.seed_report : NULL, fz_observe_dump};
+        fz_det_setup(&det);
+        workers = 1;
+        handoff_ns = UINT64_MAX / 4;
+    }
+    fz_monitor_configure(handoff_ns);
+    if (!fz_sched_start(workers, &why)) {
         say("fiberize: runtime off: ", why);
         return false;
     }
@@ -125,6 +138,8 @@ __attribute__((constructor)) static void fiberize_init(void)
     if (!start_runtime())
         return;
     atexit(fz_tls_process_exit); /* registered first: runs after the program's */
+    if (fz_det_on)
+        atexit(fz_det_at_exit);
     if (fz_config.stats)
         atexit(print_stats_at_exit);
     fz_observe_start();

@@ -251,3 +251,8 @@ uint64_t fz_driver_timers_pending(void)
 {
     return __atomic_load_n(&d.wheel.count, __ATOMIC_RELAXED); /* racy: for stats */
 }
+
+uint64_t fz_driver_next_deadline(void)
+{
+    return atomic_load_explicit(&d.next_deadline, memory_order_relaxed);
+}

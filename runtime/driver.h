@@ -26,6 +26,8 @@ void fz_timer_disarm(struct fz_timer *t);
 bool fz_timers_due(void);
 /* For stats: timers armed now. */
 uint64_t fz_driver_timers_pending(void);
+/* The earliest timer's deadline, UINT64_MAX if none. */
+uint64_t fz_driver_next_deadline(void);
 /* Fire due timers; woken fibers go to c's run queue (c may be NULL). */
 void fz_timers_fire(struct fz_carrier *c);
 

@@ -504,7 +504,7 @@ static void sample_carriers(unsigned n)
         struct sample *s = &samples[i];
         atomic_store(&s->state, 1);
         fz_sys3(SYS_tgkill, fz_rt.pid, c->tid, FZ_DUMP_SAMPLE_SIGNAL);
-        struct timespec until = fz_ns_to_ts(fz_now_ns() + SAMPLE_WAIT_NS);
+        struct timespec until = fz_ns_to_ts(fz_real_now_ns() + SAMPLE_WAIT_NS);
         int state;
         while ((state = atomic_load(&s->state)) == 1)
             if (fz_futex_wait(&s->state, 1, &until) == -ETIMEDOUT)

@@ -124,10 +124,14 @@ struct fz_fiber {
     volatile bool sig_raising; /* raising its own pending signal (sigthread.c) */
     /* for fiber dumps (runtime/dump.c): written by the fiber itself, read
      * by the dump only while it holds the fiber switched out */
-    struct fz_waiter *waiter;              /* its wait while parked, NULL otherwise */
-    uint64_t parked_at;                    /* CLOCK_MONOTONIC_COARSE ns of its last park */
-    void *created_at;                      /* return address in the code that created it */
-    struct fz_fiber *all_next;             /* every fiber struct ever made (never freed) */
+    struct fz_waiter *waiter;  /* its wait while parked, NULL otherwise */
+    uint64_t parked_at;        /* CLOCK_MONOTONIC_COARSE ns of its last park */
+    void *created_at;          /* return address in the code that created it */
+    struct fz_fiber *all_next; /* every fiber struct ever made (never freed) */
+    /* under fiberize --seed (runtime/det.c), carrier 0's: */
+    uint64_t det_prio;                     /* its PCT priority, 0 until first needed */
+    struct fz_fiber *det_pool_next;        /* next fiber with a call out in the pool */
+    bool det_on_fd;                        /* parked on an fd: counted in det_fd_waiters */
 } __attribute__((aligned(FZ_CACHE_LINE))); /* whole cache lines, for aligned_alloc */
 
 struct fz_carrier {
@@ -137,13 +141,15 @@ struct fz_carrier {
                                        carrier takes it if the waker keeps
                                        this carrier (runq.h, sched.c) */
     struct fz_runq runq;
-    void *idle_sp;            /* saved idle context */
-    void *own_tcb;            /* TCB loaded while idle (signal handlers run on it) */
-    void *loaded_tcb;         /* thread pointer currently loaded on this OS thread */
-    struct fz_fiber *dead;    /* exited fiber whose stack is released after the switch */
-    struct fz_fiber *handoff; /* picked while still switching out elsewhere: the idle
-                                 context runs it (sched.c's switch_away) */
-    atomic_int park_word;     /* futex word for idle sleeping */
+    void *idle_sp;             /* saved idle context */
+    void *own_tcb;             /* TCB loaded while idle (signal handlers run on it) */
+    void *loaded_tcb;          /* thread pointer currently loaded on this OS thread */
+    struct fz_fiber *dead;     /* exited fiber whose stack is released after the switch */
+    struct fz_fiber *det_next; /* --seed: the fiber a scheduling point chose (det.c) */
+    unsigned det_fd_waiters;   /* --seed: fibers parked on fds (sched.h) */
+    struct fz_fiber *handoff;  /* picked while still switching out elsewhere: the idle
+                                  context runs it (sched.c's switch_away) */
+    atomic_int park_word;      /* futex word for idle sleeping */
     struct fz_carrier *next_idle;
     atomic_int in_idle_list;
     bool driving;   /* sleeping in the driver rather than on park_word */

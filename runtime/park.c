@@ -149,7 +149,10 @@ static void window_close(struct fz_fiber *self, unsigned token)
 
 unsigned fz_call_begin(int interruptible)
 {
-    return window_open(fz_self(), interruptible);
+    struct fz_fiber *self = fz_self();
+    if (fz_det_on && self) /* every interruptible call is a scheduling point */
+        fz_sched_point(self);
+    return window_open(self, interruptible);
 }
 
 void fz_call_end(unsigned token)
@@ -244,7 +247,8 @@ static int block_os_thread(struct fz_waiter *w)
     bool interruptible = w->interruptible != FZ_INTR_NONE;
     while (!atomic_load(&w->futex_word)) {
         bool far = !timed && w->interruptible == FZ_INTR_ALWAYS;
-        struct timespec ts = fz_ns_to_ts(timed ? w->deadline : fz_now_ns() + FAR_NS);
+        struct timespec ts =
+            fz_ns_to_ts(timed ? fz_kernel_deadline(w->deadline) : fz_real_now_ns() + FAR_NS);
         long r = fz_futex_wait(&w->futex_word, 0, timed || far ? &ts : NULL);
         if (r == -ETIMEDOUT && timed) {
             if (fz_waiter_claim(w, FZ_WAKE_TIMEOUT))

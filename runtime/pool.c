@@ -31,6 +31,7 @@
 #include <string.h>
 #include "runtime/assert.h"
 #include "runtime/park.h"
+#include "runtime/det.h"
 #include "runtime/pool.h"
 #include "runtime/sched.h"
 #include "runtime/sigmask.h"
@@ -141,7 +142,7 @@ static void finish(struct fz_pool_call *call)
  * has left the counts and must exit). */
 static struct fz_pool_call *next_call(pid_t tid)
 {
-    uint64_t idle_since = fz_now_ns();
+    uint64_t idle_since = fz_real_now_ns();
     fz_spin_lock(&pool.lock);
     for (;;) {
         struct fz_pool_call *call = dequeue();
@@ -152,7 +153,7 @@ static struct fz_pool_call *next_call(pid_t tid)
             fz_spin_unlock(&pool.lock);
             return call;
         }
-        if (fz_now_ns() - idle_since >= IDLE_RETIRE_NS) {
+        if (fz_real_now_ns() - idle_since >= IDLE_RETIRE_NS) {
             pool.threads--;
             pool.free--;
             fz_spin_unlock(&pool.lock);
@@ -341,7 +342,11 @@ bool fz_pool_run(struct fz_pool_call *call)
             return true;
         }
     }
+    if (fz_det_on) /* --seed: calls come back oldest first (det.c) */
+        fz_det_pool_sent(self);
     wait_done(call, call->intr);
+    if (fz_det_on)
+        fz_det_pool_back(self);
     bool made = atomic_load(&call->state) == DONE;
     errno = made ? call->err : EINTR;
     if (made)

@@ -58,6 +58,7 @@
 #include "runtime/affinity.h"
 #include "runtime/altstack.h"
 #include "runtime/cputime.h"
+#include "runtime/det.h"
 #include "runtime/driver.h"
 #include "runtime/dump.h"
 #include "runtime/monitor.h"
@@ -216,12 +217,38 @@ static void handle_interrupts(void)
         }
 }
 
+/* --seed: one carrier, and the run set of runtime/det.c instead of the
+ * slot, the ring and the inject queue.  Timers and ready fds are taken in
+ * at every pick (on the virtual clock, and epoll's order of readiness is
+ * the order the program made things ready), so a fiber they wake competes
+ * at once, at a point of the schedule that does not depend on the
+ * machine. */
+static struct fz_fiber *det_find_work(struct fz_carrier *c)
+{
+    if (atomic_load_explicit(&fz_rt.pending_interrupts, memory_order_relaxed))
+        handle_interrupts();
+    if (c->det_next) {
+        struct fz_fiber *f = c->det_next;
+        c->det_next = NULL;
+        return f;
+    }
+    if (c->det_fd_waiters && fz_driver_acquire()) {
+        fz_driver_poll_busy(c);
+        fz_driver_release();
+    }
+    if (fz_timers_due())
+        fz_timers_fire(c);
+    return fz_det_pick();
+}
+
 static struct fz_fiber *find_work(struct fz_carrier *c)
 {
     struct fz_task *t;
     if (atomic_load_explicit(&fz_rt.deferred_wakes, memory_order_relaxed))
         fz_park_run_deferred(c);
     fz_sigthread_run_deferred(c);
+    if (fz_det_on)
+        return det_find_work(c);
     if (++c->tick % GLOBAL_QUEUE_INTERVAL == 0) {
         if (atomic_load_explicit(&fz_rt.pending_interrupts, memory_order_relaxed))
             handle_interrupts();
@@ -375,9 +402,19 @@ static void back_in_fiber(struct fz_carrier *c, struct fz_fiber *self)
     fz_sigthread_resumed(self);
 }
 
+/* --seed: a fiber that parked on an fd runs again (sched.h). */
+static void det_fd_wait_over(struct fz_carrier *c, struct fz_fiber *self)
+{
+    if (self->det_on_fd) {
+        self->det_on_fd = false;
+        c->det_fd_waiters--;
+    }
+}
+
 void fz_sched_resumed(struct fz_fiber *self)
 {
     struct fz_carrier *c = self->carrier;
+    det_fd_wait_over(c, self);
     if (c->kernel_mask != self->sigmask)
         fz_sigmask_load(c, self->sigmask);
     fz_altstack_switch_in(c, self);
@@ -439,6 +476,7 @@ static void switch_away(struct fz_carrier *c, struct fz_fiber *self)
     struct fz_fiber *next = find_work(c);
     if (next == self) { /* woken before it got away */
         self->state = FZ_FIBER_RUNNING;
+        det_fd_wait_over(c, self);
         fz_altstack_switch_in(c, self);
         back_in_fiber(c, self);
         return;
@@ -476,9 +514,32 @@ void fz_park(struct fz_fiber *self)
     switch_away(c, self);
 }
 
+/* --seed: at a scheduling point det.c may choose another fiber. */
+static void det_point(struct fz_fiber *self, bool forced)
+{
+    struct fz_carrier *c = self->carrier;
+    struct fz_fiber *next = fz_det_preempt(self, forced);
+    if (!next)
+        return;
+    c->stats.yields++;
+    self->state = FZ_FIBER_RUNNABLE;
+    fz_det_push(self, true);
+    c->det_next = next;
+    switch_away(c, self);
+}
+
+void fz_sched_point(struct fz_fiber *self)
+{
+    det_point(self, false);
+}
+
 void fz_yield(struct fz_fiber *self)
 {
     struct fz_carrier *c = self->carrier;
+    if (fz_det_on) {
+        det_point(self, true);
+        return;
+    }
     c->stats.yields++;
     self->state = FZ_FIBER_RUNNABLE;
     fz_runq_push(&c->runq, &self->task, &fz_rt.inject);
@@ -514,6 +575,10 @@ static void push_runnable(struct fz_carrier *c, struct fz_fiber *f, bool lifo, b
 {
     f->state = FZ_FIBER_RUNNABLE;
     c->stats.wakes++;
+    if (fz_det_on) {
+        fz_det_push(f, true);
+        return;
+    }
     if (lifo) {
         struct fz_task *old = fz_lifo_put(&c->lifo, &f->task);
         if (!old) {
@@ -542,7 +607,10 @@ void fz_unpark_on(struct fz_carrier *c, struct fz_fiber *f)
         return;
     }
     f->state = FZ_FIBER_RUNNABLE;
-    fz_inject_push(&fz_rt.inject, &f->task);
+    if (fz_det_on)
+        fz_det_push(f, false); /* taken in at a fixed point (det.c) */
+    else
+        fz_inject_push(&fz_rt.inject, &f->task);
     notify_idle();
 }
 
@@ -759,6 +827,45 @@ static struct fz_fiber *last_look(struct fz_carrier *c)
     return f ? f : take_stranded(c, &looks);
 }
 
+/* --seed, nothing runnable: in this order, a pool call's return (the
+ * oldest first), the next timer (the virtual clock jumps to it), input
+ * from outside (the carrier sleeps in epoll), else no thread can ever run
+ * again: a deadlock, reported. */
+static void det_idle(struct fz_carrier *c)
+{
+    struct fz_fiber *f = find_work(c);
+    bool wait_pool = false;
+    if (!f && fz_det_admit(&wait_pool))
+        f = find_work(c);
+    if (f) {
+        run_from_idle(c, f);
+        return;
+    }
+    if (atomic_load(&fz_rt.pending_interrupts)) {
+        handle_interrupts();
+        return;
+    }
+    uint64_t next = fz_driver_next_deadline();
+    if (!wait_pool && next != UINT64_MAX) {
+        fz_det_advance_to(next);
+        return;
+    }
+    if (!wait_pool && !fz_det_outside_can_wake()) {
+        load_own_tcb(c); /* the report uses libc: not on a parked fiber's TLS */
+        fz_det_deadlock();
+    }
+    /* sleep until something arrives: notify_idle or the driver's eventfd
+     * ends it, and so does a signal handler */
+    idle_push(c);
+    if (!wait_pool)
+        fz_det_saw_outside("a wait for an fd or a signal with every thread idle");
+    load_own_tcb(c);
+    if (fz_driver_acquire())
+        sleep_in_driver(c);
+    else
+        sleep_on_futex(c);
+}
+
 static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
 {
     bool woken = false; /* just left a sleep: search before the next one */
@@ -777,6 +884,10 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
             fz_sigmask_load(c, idle_mask);
         if (c->spare && spare_should_retire()) {
             spare_retire(c);
+            continue;
+        }
+        if (fz_det_on) {
+            det_idle(c);
             continue;
         }
         struct fz_fiber *f = find_work(c);
@@ -974,6 +1085,8 @@ bool fz_sched_after_fork(struct fz_fiber *self)
     }
     fz_rt.mask_lock = (fz_spinlock){0};
     atomic_store(&fz_rt.blocked_by_all, 0);
+    if (fz_det_on)
+        fz_det_after_fork();
     const char *why;
     if (!alloc_carriers(n) || !adopt_carrier0(self, &why))
         return false;

@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include "runtime/det.h"
 #include "runtime/fiber.h"
 
 struct fz_runtime {
@@ -55,6 +56,10 @@ bool fz_sched_start(unsigned ncarriers, const char **why);
 /* Current fiber: switch out until someone calls fz_unpark on it.  The caller
  * has registered a wake source first (see park.h). */
 void fz_park(struct fz_fiber *self);
+/* A scheduling point of the program (a lock, an unlock, an interposed
+ * call): under --seed the schedule may switch to another fiber here
+ * (runtime/det.c).  Call only when fz_det_on. */
+void fz_sched_point(struct fz_fiber *self);
 /* Let other runnable fibers run; self stays runnable. */
 void fz_yield(struct fz_fiber *self);
 /* Make f runnable.  c is the carrier the caller runs on when it runs on the
@@ -70,6 +75,10 @@ static inline void fz_unpark(struct fz_fiber *f)
 static inline void fz_sched_parking_on_fd(struct fz_fiber *self)
 {
     self->carrier->fd_parked = true;
+    if (__builtin_expect(fz_det_on, 0) && !self->det_on_fd) {
+        self->det_on_fd = true; /* until it runs again (fz_sched_resumed) */
+        self->carrier->det_fd_waiters++;
+    }
 }
 /* A new fiber: runnable, preferably next on the creator's carrier. */
 void fz_spawn(struct fz_fiber *f);

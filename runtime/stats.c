@@ -6,6 +6,7 @@
 #include "runtime/pool.h"
 #include "runtime/reactor.h"
 #include "runtime/sched.h"
+#include "runtime/det.h"
 #include "runtime/stats.h"
 #include "runtime/statsview.h"
 #include "runtime/sys.h"
@@ -115,6 +116,8 @@ void fz_stats_print(void)
                               (unsigned long long)v->v[FZ_V_pool_calls],
                               (unsigned long long)v->v[FZ_V_pool_threads],
                               (unsigned long long)v->v[FZ_V_pool_peak]);
+    if (fz_det_on && n < cap)
+        n += fz_det_describe(buf + n, cap - n);
     if (n >= cap - 1)
         n = cap - 2;
     buf[n++] = '\n';

@@ -65,11 +65,38 @@ static inline void fz_cpu_relax(void)
  * call); until then, and in unit tests, the raw system call (timer.c). */
 extern int (*fz_os_clock_gettime)(clockid_t, struct timespec *);
 
-/* CLOCK_MONOTONIC in ns.  libc's clock_gettime goes through the vDSO
- * (~26 ns here) and touches no TLS on success, so it is safe on the
- * scheduler path. */
+/* Under fiberize --seed time is virtual (runtime/det.c): every deadline
+ * the runtime keeps is on fz_virtual_ns, which moves only at scheduling
+ * points and when every fiber waits for a timer.  Both are written by the
+ * one carrier; others read them (relaxed: a clock, not a protocol). */
+extern _Bool fz_clock_virtual;
+extern uint64_t fz_virtual_ns;
+
+/* CLOCK_MONOTONIC in ns, from the kernel: for the sleeps of OS threads. */
+static inline uint64_t fz_real_now_ns(void)
+{
+    struct timespec ts;
+    fz_os_clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A deadline on the runtime's clock, as a CLOCK_MONOTONIC time the kernel
+ * can sleep until. */
+static inline uint64_t fz_kernel_deadline(uint64_t deadline)
+{
+    if (__builtin_expect(!fz_clock_virtual, 1))
+        return deadline;
+    uint64_t now = __atomic_load_n(&fz_virtual_ns, __ATOMIC_RELAXED);
+    return fz_real_now_ns() + (deadline > now ? deadline - now : 0);
+}
+
+/* The runtime's clock: CLOCK_MONOTONIC in ns, or the virtual one.  libc's
+ * clock_gettime goes through the vDSO (~26 ns here) and touches no TLS on
+ * success, so it is safe on the scheduler path. */
 static inline uint64_t fz_now_ns(void)
 {
+    if (__builtin_expect(fz_clock_virtual, 0))
+        return __atomic_load_n(&fz_virtual_ns, __ATOMIC_RELAXED);
     struct timespec ts;
     fz_os_clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;

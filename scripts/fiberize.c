@@ -19,6 +19,7 @@
  */
 #include "../preload/config.c"
 #include "../runtime/statsview.c"
+#include "explore.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -63,6 +64,15 @@ static const char usage_text[] =
     "  --hooks LIST       hook families to keep: all, none, or a comma list of\n"
     "                     thread,time,io,sync,process,pool; entries written\n"
     "                     -family drop that family from all (FIBERIZE_HOOKS)\n"
+    "  --seed N           deterministic schedule N: one carrier, every switch\n"
+    "                     chosen from N, virtual time (FIBERIZE_SEED)\n"
+    "  --explore K        run COMMAND under seeds 1..K, stop at the first\n"
+    "                     whose exit status or output differs from seed 1's,\n"
+    "                     and print the command that replays it\n"
+    "  --depth D          priority-change points + 1 per schedule, 1..16\n"
+    "                     (FIBERIZE_SEED_DEPTH; default 3)\n"
+    "  --steps S          scheduling points a run is expected to have\n"
+    "                     (FIBERIZE_SEED_STEPS; --explore counts them)\n"
     "  --quiet            no line saying why a program runs natively (one\n"
     "                     built with musl, statically or for another CPU)\n"
     "  -h, --help         show this help and exit\n"
@@ -120,7 +130,10 @@ static void print_and_exit(const char *text)
 
 /* ---- options ---- */
 
-enum action { SET_VAR, SHOW_HELP, SHOW_VERSION, BE_QUIET };
+enum action { SET_VAR, SHOW_HELP, SHOW_VERSION, BE_QUIET, EXPLORE };
+
+/* --explore K: how many seeds (0: not exploring). */
+static unsigned long long explore_runs;
 
 /* --quiet: no notices from this command (why a program runs natively). */
 static bool quiet;
@@ -138,6 +151,10 @@ static const struct cmd_option {
     {"--pool-max", SET_VAR, "FIBERIZE_POOL_MAX", NULL},
     {"--file-io", SET_VAR, "FIBERIZE_FILE_IO", NULL},
     {"--hooks", SET_VAR, "FIBERIZE_HOOKS", NULL},
+    {"--seed", SET_VAR, "FIBERIZE_SEED", NULL},
+    {"--depth", SET_VAR, "FIBERIZE_SEED_DEPTH", NULL},
+    {"--steps", SET_VAR, "FIBERIZE_SEED_STEPS", NULL},
+    {"--explore", EXPLORE, NULL, NULL},
     {"--quiet", BE_QUIET, NULL, ""},
     {"--help", SHOW_HELP, NULL, ""},
     {"-h", SHOW_HELP, NULL, ""},
@@ -192,6 +209,15 @@ static int handle_option(int argc, char **argv, int i)
         if (++i >= argc)
             usage_error("option '%s' requires a value", o->name);
         value = argv[i];
+    }
+    if (o->action == EXPLORE) {
+        char *end;
+        errno = 0;
+        explore_runs = strtoull(value, &end, 10);
+        if (errno || *end || value[0] < '1' || value[0] > '9' || explore_runs > 100000000)
+            usage_error("invalid value '%s' for --explore: expected an integer from 1 to 100000000",
+                        value);
+        return i;
     }
     set_variable(o, value);
     return i;
@@ -666,6 +692,19 @@ int main(int argc, char **argv)
     if (first >= argc)
         usage_error("missing command");
     find_library(lib, sizeof lib);
+    if (explore_runs) {
+        if (getenv("FIBERIZE_SEED") && *getenv("FIBERIZE_SEED"))
+            usage_error("--explore chooses the seeds itself: drop --seed (and FIBERIZE_SEED)");
+        if (kind_of_program(argv[first], 0) != PROGRAM_GLIBC &&
+            kind_of_program(argv[first], 0) != PROGRAM_UNKNOWN)
+            fail(EXIT_FAILED, "'%s' cannot run under fiberize here, so it cannot be explored",
+                 argv[first]);
+        prepend_preload(lib);
+        const char *steps = getenv("FIBERIZE_SEED_STEPS"), *depth = getenv("FIBERIZE_SEED_DEPTH");
+        return fz_explore(explore_runs, argv + first,
+                          steps && *steps ? strtoull(steps, NULL, 10) : 0,
+                          depth && *depth ? (unsigned)strtoul(depth, NULL, 10) : 0);
+    }
     choose_library(argv[first], lib);
     run_command(argv + first);
 }

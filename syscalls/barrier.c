@@ -127,6 +127,7 @@ FZ_EXPORT int pthread_barrier_wait(pthread_barrier_t *barrier)
     struct barrier *b = (struct barrier *)barrier;
     if (pass_through(b))
         return fz_real.pthread_barrier_wait(barrier);
+    fz_schedule_point();
     unsigned max_in = max_in_before_reset(b->count);
     unsigned i = enter(b, max_in);
     unsigned cr = atomic_load(&b->current_round);

@@ -185,6 +185,7 @@ FZ_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 {
     if (takes_real_path(c))
         return fz_real.pthread_cond_wait(c, m);
+    fz_schedule_point();
     return wait_on(c, m, CLOCK_REALTIME, NULL);
 }
 
@@ -195,6 +196,7 @@ FZ_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
         return fz_real.pthread_cond_timedwait(c, m, abs);
     if (!fz_timespec_valid(abs))
         return EINVAL;
+    fz_schedule_point();
     return wait_on(c, m, cond_clock(c), abs);
 }
 
@@ -205,6 +207,7 @@ FZ_EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, cloc
         return fz_real.pthread_cond_clockwait(c, m, clock, abs);
     if ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) || !fz_timespec_valid(abs))
         return EINVAL;
+    fz_schedule_point();
     return wait_on(c, m, clock, abs);
 }
 
@@ -224,7 +227,7 @@ FZ_EXPORT int pthread_cond_signal(pthread_cond_t *c)
     if (takes_real_path(c))
         return fz_real.pthread_cond_signal(c);
     cond_wake(c, 1);
-    return 0;
+    return fz_schedule_point_after(0);
 }
 
 FZ_EXPORT int pthread_cond_broadcast(pthread_cond_t *c)
@@ -234,7 +237,7 @@ FZ_EXPORT int pthread_cond_broadcast(pthread_cond_t *c)
     if (takes_real_path(c))
         return fz_real.pthread_cond_broadcast(c);
     cond_wake(c, ~0u);
-    return 0;
+    return fz_schedule_point_after(0);
 }
 
 /* ---- C11: glibc's cnd_t and mtx_t are the pthread objects -------------- */

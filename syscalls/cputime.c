@@ -55,6 +55,11 @@ static struct timespec ns_ts(uint64_t ns)
 
 FZ_EXPORT int clock_gettime(clockid_t clk, struct timespec *ts)
 {
+    uint64_t virtual_ns;
+    if (__builtin_expect(fz_clock_virtual, 0) && fz_det_program_clock(clk, &virtual_ns)) {
+        *ts = ns_ts(virtual_ns); /* fiberize --seed: the schedule's time */
+        return 0;
+    }
     if (__builtin_expect(clk >= 0 && clk != CLOCK_THREAD_CPUTIME_ID, 1))
         return fz_real.clock_gettime(clk, ts);
     struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);

@@ -62,6 +62,25 @@ static inline void fz_testcancel(void)
         pthread_testcancel();
 }
 
+/* A point where the program's threads may interleave (a lock, an unlock,
+ * a wake-up, an interposed call): under fiberize --seed the schedule may
+ * switch to another thread here (runtime/det.c).  Free otherwise. */
+static inline void fz_schedule_point(void)
+{
+    if (__builtin_expect(fz_det_on, 0)) {
+        struct fz_fiber *self = fz_self();
+        if (self)
+            fz_sched_point(self);
+    }
+}
+
+/* The same after an operation: returns its result. */
+static inline int fz_schedule_point_after(int result)
+{
+    fz_schedule_point();
+    return result;
+}
+
 static inline bool fz_timespec_valid(const struct timespec *ts)
 {
     return ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000;

@@ -353,6 +353,7 @@ FZ_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 {
     if (!fz_sync_hooked())
         return fz_real.pthread_mutex_lock(m);
+    fz_schedule_point();
     int kind = kind_of(m);
     if (is_plain(kind) && try_word(&m->__data.__lock)) {
         became_owner(m, PTHREAD_MUTEX_NORMAL, fz_tcb_current_tid());
@@ -365,6 +366,7 @@ FZ_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 {
     if (!fz_sync_hooked())
         return fz_real.pthread_mutex_trylock(m);
+    fz_schedule_point();
     struct lock_wait trying = {true, CLOCK_REALTIME, NULL};
     return lock_with(m, &trying);
 }
@@ -376,6 +378,7 @@ FZ_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock,
         return fz_real.pthread_mutex_clocklock(m, clock, abs);
     if (!clock_supported(clock))
         return EINVAL;
+    fz_schedule_point();
     struct lock_wait until = {false, clock, abs};
     return lock_with(m, &until);
 }
@@ -384,6 +387,7 @@ FZ_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec 
 {
     if (!fz_sync_hooked())
         return fz_real.pthread_mutex_timedlock(m, abs);
+    fz_schedule_point();
     struct lock_wait until = {false, CLOCK_REALTIME, abs};
     return lock_with(m, &until);
 }
@@ -394,8 +398,8 @@ FZ_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
         return fz_real.pthread_mutex_unlock(m);
     int kind = kind_of(m);
     if (is_plain(kind))
-        return unlock_simple(m, kind);
-    return fz_mutex_unlock(m);
+        return fz_schedule_point_after(unlock_simple(m, kind));
+    return fz_schedule_point_after(fz_mutex_unlock(m));
 }
 
 /* ---- C11: glibc's mtx_t is a pthread_mutex_t ---------------------------- */
@@ -418,6 +422,7 @@ FZ_EXPORT int mtx_lock(mtx_t *m)
 {
     if (!fz_sync_hooked())
         return fz_real.mtx_lock(m);
+    fz_schedule_point();
     return thrd_result(fz_mutex_lock((pthread_mutex_t *)m));
 }
 
@@ -439,5 +444,5 @@ FZ_EXPORT int mtx_unlock(mtx_t *m)
 {
     if (!fz_sync_hooked())
         return fz_real.mtx_unlock(m);
-    return thrd_result(fz_mutex_unlock((pthread_mutex_t *)m));
+    return fz_schedule_point_after(thrd_result(fz_mutex_unlock((pthread_mutex_t *)m)));
 }

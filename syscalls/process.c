@@ -366,8 +366,10 @@ void (*fz_exit_hook)(void);
  * shares the parent's memory and must leave its mutexes alone. */
 FZ_EXPORT void _exit(int status)
 {
-    if (fz_rt.active && !fz_in_vfork_child())
+    if (fz_rt.active && !fz_in_vfork_child()) {
         fz_tls_process_exit();
+        fz_det_at_exit(); /* exit() reaches it through atexit */
+    }
     if (fz_exit_hook)
         fz_exit_hook(); /* exit() runs the same through atexit */
     for (;;)

@@ -49,6 +49,8 @@
     X(int, raise, (int))                                                                           \
     X(int, prctl, (int, ...))                                                                      \
     X(int, clock_gettime, (clockid_t, struct timespec *))                                          \
+    X(int, gettimeofday, (struct timeval *, void *))                                               \
+    X(time_t, time, (time_t *))                                                                    \
     X(int, clock_getres, (clockid_t, struct timespec *))                                           \
     X(int, pthread_getcpuclockid, (pthread_t, clockid_t *))                                        \
     X(int, getrusage, (int, struct rusage *))                                                      \

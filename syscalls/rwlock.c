@@ -233,6 +233,7 @@ FZ_EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t *rw)
 {
     if (pass_through(rw))
         return fz_real.pthread_rwlock_rdlock(rw);
+    fz_schedule_point();
     return lock(rw, false, -1, NULL);
 }
 
@@ -240,6 +241,7 @@ FZ_EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t *rw)
 {
     if (pass_through(rw))
         return fz_real.pthread_rwlock_wrlock(rw);
+    fz_schedule_point();
     return lock(rw, true, -1, NULL);
 }
 
@@ -247,6 +249,7 @@ FZ_EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t *rw, const struct time
 {
     if (pass_through(rw))
         return fz_real.pthread_rwlock_timedrdlock(rw, abs);
+    fz_schedule_point();
     return lock(rw, false, CLOCK_REALTIME, abs);
 }
 
@@ -254,6 +257,7 @@ FZ_EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t *rw, const struct time
 {
     if (pass_through(rw))
         return fz_real.pthread_rwlock_timedwrlock(rw, abs);
+    fz_schedule_point();
     return lock(rw, true, CLOCK_REALTIME, abs);
 }
 
@@ -262,6 +266,7 @@ FZ_EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t *rw, clockid_t clock,
 {
     if (pass_through(rw))
         return fz_real.pthread_rwlock_clockrdlock(rw, clock, abs);
+    fz_schedule_point();
     return lock(rw, false, clock, abs);
 }
 
@@ -270,6 +275,7 @@ FZ_EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t *rw, clockid_t clock,
 {
     if (pass_through(rw))
         return fz_real.pthread_rwlock_clockwrlock(rw, clock, abs);
+    fz_schedule_point();
     return lock(rw, true, clock, abs);
 }
 
@@ -277,6 +283,7 @@ FZ_EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t *rw)
 {
     if (!fz_hook_active(FZ_HOOK_SYNC) || is_shared(rw))
         return fz_real.pthread_rwlock_tryrdlock(rw);
+    fz_schedule_point();
     return try_read(as_lock(rw));
 }
 
@@ -284,6 +291,7 @@ FZ_EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t *rw)
 {
     if (!fz_hook_active(FZ_HOOK_SYNC) || is_shared(rw))
         return fz_real.pthread_rwlock_trywrlock(rw);
+    fz_schedule_point();
     return try_write(as_lock(rw));
 }
 
@@ -291,5 +299,5 @@ FZ_EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *rw)
 {
     if (!fz_hook_active(FZ_HOOK_SYNC) || is_shared(rw))
         return fz_real.pthread_rwlock_unlock(rw);
-    return unlock_private(as_lock(rw));
+    return fz_schedule_point_after(unlock_private(as_lock(rw)));
 }

@@ -161,6 +161,7 @@ FZ_EXPORT int sem_wait(sem_t *s)
 {
     if (pass_through(s))
         return fz_real.sem_wait(s);
+    fz_schedule_point();
     return wait_until(s, 0);
 }
 
@@ -183,5 +184,5 @@ FZ_EXPORT int sem_post(sem_t *s)
     if (!fz_hook_active(FZ_HOOK_SYNC) || is_shared(s))
         return fz_real.sem_post(s);
     int err = post_private(as_sem(s));
-    return err ? fail(err) : 0;
+    return fz_schedule_point_after(err ? fail(err) : 0);
 }

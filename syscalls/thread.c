@@ -70,7 +70,7 @@ FZ_EXPORT int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*
     f->guard_requested = a.guard_size == (size_t)-1 ? f->stack.guard : a.guard_size;
     *th = (pthread_t)f->tcb;
     fz_spawn(f);
-    return 0;
+    return fz_schedule_point_after(0); /* the new thread may run first */
 }
 
 /* ---- joining --------------------------------------------------------- */
@@ -157,6 +157,7 @@ FZ_EXPORT int pthread_join(pthread_t th, void **ret)
     struct fz_fiber *f = fiber_of(th);
     if (!f)
         return fz_real.pthread_join(th, ret);
+    fz_schedule_point();
     return join_fiber(f, ret, 0, false);
 }
 
@@ -216,6 +217,7 @@ FZ_EXPORT int pthread_detach(pthread_t th)
 
 FZ_EXPORT void pthread_exit(void *value)
 {
+    fz_schedule_point();
     struct fz_fiber *self = fz_self();
     if (self && self->is_main && !fz_rt.main_unwind_ready) {
         /* no unwind point below main: end the main fiber without unwinding */

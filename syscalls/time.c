@@ -127,6 +127,31 @@ FZ_EXPORT unsigned sleep(unsigned seconds)
     return 0;
 }
 
+/* Under fiberize --seed the program's wall clock is the schedule's
+ * (runtime/det.c); otherwise these are libc's. */
+FZ_EXPORT int gettimeofday(struct timeval *restrict tv, void *restrict tz)
+{
+    uint64_t ns;
+    if (__builtin_expect(!fz_clock_virtual, 1) || !fz_det_program_clock(CLOCK_REALTIME, &ns))
+        return fz_real.gettimeofday(tv, tz);
+    if (tz) /* obsolete, but filled as libc does */
+        fz_real.gettimeofday(NULL, tz);
+    if (tv)
+        *tv = (struct timeval){(time_t)(ns / 1000000000u), (suseconds_t)(ns % 1000000000u / 1000u)};
+    return 0;
+}
+
+FZ_EXPORT time_t time(time_t *out)
+{
+    uint64_t ns;
+    if (__builtin_expect(!fz_clock_virtual, 1) || !fz_det_program_clock(CLOCK_REALTIME, &ns))
+        return fz_real.time(out);
+    time_t t = (time_t)(ns / 1000000000u);
+    if (out)
+        *out = t;
+    return t;
+}
+
 FZ_EXPORT int thrd_sleep(const struct timespec *req, struct timespec *rem)
 {
     if (!fz_hook_self(FZ_HOOK_TIME))
