@@ -857,13 +857,14 @@ static void det_idle(struct fz_carrier *c)
     /* sleep until something arrives: notify_idle or the driver's eventfd
      * ends it, and so does a signal handler */
     idle_push(c);
-    if (!wait_pool)
-        fz_det_saw_outside("a wait for an fd or a signal with every thread idle");
     load_own_tcb(c);
+    uint64_t wakes = c->stats.wakes;
     if (fz_driver_acquire())
         sleep_in_driver(c);
     else
         sleep_on_futex(c);
+    if (!wait_pool && (c->stats.wakes != wakes || atomic_load(&fz_rt.pending_interrupts)))
+        fz_det_saw_outside("an fd or a signal woke a thread while every thread waited");
 }
 
 static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
