@@ -91,6 +91,7 @@ static struct {
     /* woken by other threads, in arrival order (task.next) */
     fz_spinlock arrivals_lock;
     struct fz_task *arrivals;
+    atomic_uint arrival_seq; /* bumped per arrival: the carrier's futex word */
 } det;
 
 /* splitmix64: small, fast, and every seed gives a different stream. */
@@ -225,6 +226,23 @@ void fz_det_push(struct fz_fiber *f, bool on_carrier)
     f->task.next = NULL;
     *tail = &f->task;
     fz_spin_unlock(&det.arrivals_lock);
+    atomic_fetch_add(&det.arrival_seq, 1);
+    fz_futex_wake(&det.arrival_seq, 1);
+}
+
+bool fz_det_wait_arrival(uint64_t patience_ns)
+{
+    unsigned seen = atomic_load(&det.arrival_seq);
+    uint64_t until = fz_real_now_ns() + patience_ns;
+    while (!__atomic_load_n(&det.arrivals, __ATOMIC_ACQUIRE)) {
+        uint64_t now = fz_real_now_ns();
+        if (now >= until)
+            return false;
+        struct timespec ts = fz_ns_to_ts(until);
+        fz_futex_wait(&det.arrival_seq, seen, &ts);
+        seen = atomic_load(&det.arrival_seq);
+    }
+    return true;
 }
 
 static struct fz_fiber *picked(struct fz_fiber *f)

@@ -49,6 +49,10 @@ struct fz_fiber *fz_det_preempt(struct fz_fiber *self, bool forced);
  * true if one was taken in; *wait set if a pool call is still out (the
  * carrier should sleep until an arrival). */
 bool fz_det_admit(bool *wait);
+/* A pool call is out (fz_det_admit said wait): sleep until a thread that
+ * is not a fiber wakes one, at most `patience_ns` of real time.  True if
+ * something arrived. */
+bool fz_det_wait_arrival(uint64_t patience_ns);
 /* Nothing runnable, nothing due, no pool call out: jump the virtual clock
  * to `deadline` (the next timer). */
 void fz_det_advance_to(uint64_t deadline);

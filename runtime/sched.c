@@ -88,6 +88,11 @@
  * 30 us, MariaDB's killer (tests/programs/real/mariadb.bats) more often
  * found its victims parked on the locks it still held. */
 #define OFFER_GRACE_NS 100000u
+/* --seed: how long the carrier waits for a blocking-pool call to come back
+ * before a due timer goes first (runtime/det.c): fsync and friends take
+ * microseconds, so their replays stay exact; a file-lock wait held by
+ * another thread of the program costs this per turn of its wait. */
+#define DET_POOL_PATIENCE_NS 10000000u
 
 struct fz_runtime fz_rt;
 
@@ -846,11 +851,26 @@ static void det_idle(struct fz_carrier *c)
         return;
     }
     uint64_t next = fz_driver_next_deadline();
-    if (!wait_pool && next != UINT64_MAX) {
+    if (wait_pool) {
+        /* A call out in the pool comes back first -- a quick one (fsync)
+         * always does, so replays stay exact -- but one that waits for
+         * another thread (a file lock) must not stop the clock. */
+        if (fz_det_wait_arrival(DET_POOL_PATIENCE_NS))
+            return;
+        if (next != UINT64_MAX) {
+            fz_det_saw_outside("a blocking-pool call still out when a timer was due");
+            fz_det_advance_to(next);
+        } else if (fz_driver_acquire()) {
+            fz_driver_poll_busy(c); /* fds may wake a thread meanwhile */
+            fz_driver_release();
+        }
+        return;
+    }
+    if (next != UINT64_MAX) {
         fz_det_advance_to(next);
         return;
     }
-    if (!wait_pool && !fz_det_outside_can_wake()) {
+    if (!fz_det_outside_can_wake()) {
         load_own_tcb(c); /* the report uses libc: not on a parked fiber's TLS */
         fz_det_deadlock();
     }
@@ -863,7 +883,7 @@ static void det_idle(struct fz_carrier *c)
         sleep_in_driver(c);
     else
         sleep_on_futex(c);
-    if (!wait_pool && (c->stats.wakes != wakes || atomic_load(&fz_rt.pending_interrupts)))
+    if (c->stats.wakes != wakes || atomic_load(&fz_rt.pending_interrupts))
         fz_det_saw_outside("an fd or a signal woke a thread while every thread waited");
 }
 
