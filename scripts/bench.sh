@@ -14,7 +14,7 @@
 #    ../shared/glibc (FZ_GLIBC_ROOT), beside the system glibc's run made in
 #    the same part, with the ratio to it.
 #
-#   BENCH_ONLY=micro|http|glibc   run one part; BENCH_SECONDS per wrk run (5)
+#   BENCH_ONLY=micro|http|glibc|seed   run one part; BENCH_SECONDS per wrk run (5)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 BUILD=${BUILD:-build}
@@ -227,8 +227,43 @@ glibcs() {
     echo "(ratio: the other glibc's figure against $system's, >1 is better)"
 }
 
+# 4. What a deterministic schedule costs (fiberize --seed, runtime/det.c):
+#    the spawn and ping-pong benchmarks on one carrier, normally and under
+#    --seed.  Their own figures are on the virtual clock under --seed, so
+#    this part times whole runs with the real one: per thread created for
+#    spawn_join (it runs for a time, not a count), per run for the others
+#    (fixed counts).
+seeded() {
+    printf '\n%-28s %12s %12s %8s\n' "--seed cost" "--workers 1" "--seed 1" ratio
+    local name mode
+    for name in spawn_join condvar_pingpong io_pingpong; do
+        [[ -x $BUILD/bench/$name ]] || continue
+        declare -A per=()
+        for mode in "--workers 1" "--seed 1"; do
+            local t0 t1 made
+            t0=$(date +%s%N)
+            # shellcheck disable=SC2086 # mode is an option and its value
+            FIBERIZE_STATS=1 timeout 120 "$FZ" $mode -- "$BUILD/bench/$name" >/dev/null 2>"$tmp/seed.err"
+            t1=$(date +%s%N)
+            made=$(grep -o 'fibers_created=[0-9]*' "$tmp/seed.err" | tail -1 | cut -d= -f2)
+            if [[ $name == spawn_join && ${made:-0} -gt 0 ]]; then
+                per[$mode]=$(awk -v ns=$((t1 - t0)) -v n="$made" 'BEGIN { printf "%.3f", ns / n / 1000 }')
+            else
+                per[$mode]=$(awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", ns / 1e6 }')
+            fi
+        done
+        local unit="ms/run"
+        [[ $name == spawn_join ]] && unit="us/thread"
+        printf '%-28s %12s %12s %8s\n' "$name ($unit)" "${per[--workers 1]}" "${per[--seed 1]}" \
+            "$(awk -v a="${per[--workers 1]}" -v b="${per[--seed 1]}" 'BEGIN { if (a > 0) printf "%.2fx", b / a }')"
+        unset per
+    done
+    echo "(ratio: --seed's real time against one carrier's, lower is better; the issue's bound is 3x)"
+}
+
 echo "fiberize bench: $(nproc) CPUs, $(uname -r); native and fiberized in the same run"
 [[ -z $ONLY || $ONLY == micro ]] && micro
 [[ -z $ONLY || $ONLY == http ]] && http
 [[ -z $ONLY || $ONLY == glibc ]] && glibcs
+[[ -z $ONLY || $ONLY == seed ]] && seeded
 true

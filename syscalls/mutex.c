@@ -82,9 +82,14 @@ static bool still_contended(void *word)
     return __atomic_load_n((int *)word, __ATOMIC_RELAXED) == CONTENDED;
 }
 
-/* A short spin pays when the holder runs on another carrier. */
+/* A short spin pays when the holder runs on another carrier -- and never
+ * when this is the only carrier (FIBERIZE_WORKERS=1, --seed): the holder
+ * cannot run until this fiber parks.  It was 70 % of a --seed condvar
+ * ping-pong's time. */
 static bool spin_for_word(int *word)
 {
+    if (fz_rt.target <= 1 && !atomic_load_explicit(&fz_rt.spares_running, memory_order_relaxed))
+        return false;
     for (int i = 0; i < SPINS; i++) {
         fz_cpu_relax();
         if (__atomic_load_n(word, __ATOMIC_RELAXED) == UNLOCKED && try_word(word))
