@@ -25,10 +25,22 @@
 static bool fixed;
 static pthread_mutex_t m1 = PTHREAD_MUTEX_INITIALIZER, m2 = PTHREAD_MUTEX_INITIALIZER;
 
+/* The second thread starts only once the first one runs: natively the
+ * first is then microseconds ahead -- far past its window -- by the time
+ * the second runs, which is what makes each bug rare there. */
+static atomic_int first_running;
+
+static void first_runs(void)
+{
+    atomic_store(&first_running, 1);
+}
+
 static void run_two(void *(*a)(void *), void *(*b)(void *))
 {
     pthread_t ta, tb;
     pthread_create(&ta, NULL, a, NULL);
+    while (!atomic_load(&first_running))
+        sched_yield();
     pthread_create(&tb, NULL, b, NULL);
     pthread_join(ta, NULL);
     pthread_join(tb, NULL);
@@ -39,7 +51,8 @@ static long counter;
 
 static void *add_one(void *arg)
 {
-    (void)arg;
+    if (arg == NULL)
+        first_runs();
     if (fixed) {
         pthread_mutex_lock(&m1);
         counter++;
@@ -53,9 +66,15 @@ static void *add_one(void *arg)
     return NULL;
 }
 
+static void *add_second(void *arg)
+{
+    (void)arg;
+    return add_one(&counter);
+}
+
 static int lost_update(void)
 {
-    run_two(add_one, add_one);
+    run_two(add_one, add_second);
     printf("counter %ld (expected 2)\n", counter);
     return counter == 2 ? 0 : 1;
 }
@@ -72,7 +91,8 @@ static void note(const char *what)
 
 static void *init_once(void *arg)
 {
-    (void)arg;
+    if (arg == NULL)
+        first_runs();
     if (fixed)
         pthread_mutex_lock(&m1);
     if (!initialised) {
@@ -85,9 +105,15 @@ static void *init_once(void *arg)
     return NULL;
 }
 
+static void *init_second(void *arg)
+{
+    (void)arg;
+    return init_once(&creations);
+}
+
 static int check_act(void)
 {
-    run_two(init_once, init_once);
+    run_two(init_once, init_second);
     printf("created %d times (expected 1)\n", creations);
     return creations == 1 ? 0 : 1;
 }
@@ -109,7 +135,7 @@ static struct node *pop(bool yield_in_window)
             return NULL;
         struct node *next = old->next;
         if (yield_in_window)
-            sched_yield(); /* the thread is preempted here */
+            note("popping"); /* a lock and an unlock in the window */
         if (atomic_compare_exchange_strong(&top, &old, next))
             return old;
     }
@@ -128,6 +154,7 @@ static pthread_mutex_t stack_lock = PTHREAD_MUTEX_INITIALIZER;
 static void *pop_one(void *arg)
 {
     (void)arg;
+    first_runs();
     if (fixed)
         pthread_mutex_lock(&stack_lock);
     popped_a = pop(true);
@@ -175,6 +202,7 @@ static int signalled;
 static void *waiter(void *arg)
 {
     (void)arg;
+    first_runs();
     pthread_mutex_lock(&m1);
     if (fixed) {
         while (!signalled)
@@ -207,6 +235,7 @@ static int missed_wake(void)
 static void *one_then_two(void *arg)
 {
     (void)arg;
+    first_runs();
     pthread_mutex_lock(&m1);
     pthread_mutex_lock(&m2);
     pthread_mutex_unlock(&m2);
