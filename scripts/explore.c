@@ -231,7 +231,7 @@ static void show(const char *what, int fd)
     size_t len;
     char *p = contents(fd, &len);
     if (len) {
-        fprintf(stderr, "--- its %s%s ---\n", what, len > SHOW_BYTES ? " (the end)" : "");
+        fprintf(stderr, "--- %s%s ---\n", what, len > SHOW_BYTES ? " (the end)" : "");
         fwrite(len > SHOW_BYTES ? p + len - SHOW_BYTES : p, 1, len > SHOW_BYTES ? SHOW_BYTES : len,
                stderr);
         if (p[len - 1] != '\n')
@@ -240,10 +240,10 @@ static void show(const char *what, int fd)
     free(p);
 }
 
-static void print_command(char **cmd, unsigned long long seed, unsigned long long steps,
-                          unsigned depth)
+static void print_command(const char *label, char **cmd, unsigned long long seed,
+                          unsigned long long steps, unsigned depth)
 {
-    fprintf(stderr, "  reproduce: fiberize --seed %llu --steps %llu", seed, steps);
+    fprintf(stderr, "  %s: fiberize --seed %llu --steps %llu", label, seed, steps);
     if (depth)
         fprintf(stderr, " --depth %u", depth);
     fputs(" --", stderr);
@@ -362,9 +362,15 @@ int fz_explore(unsigned long long k, char **cmd, unsigned long long steps, unsig
         bad_len == ref_len && !memcmp(bad_out, ref_out, ref_len) ? "" : ", other output", ref_desc,
         "");
     free(bad_out);
-    print_command(cmd, found, steps, depth);
-    show("standard output", bad.out);
-    show("standard error", bad.err);
+    print_command("reproduce", cmd, found, steps, depth);
+    print_command("seed 1 was", cmd, 1, steps, depth);
+    char what[64];
+    snprintf(what, sizeof what, "seed %llu's standard output", found);
+    show(what, bad.out);
+    snprintf(what, sizeof what, "seed %llu's standard error", found);
+    show(what, bad.err);
+    show("seed 1's standard output", ref.out);
+    show("seed 1's standard error", ref.err);
     finish(&bad);
     finish(&ref);
     free(ref_out);
