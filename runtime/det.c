@@ -306,7 +306,7 @@ void fz_det_after_fork(void)
 
 /* ---- nothing runnable ------------------------------------------------ */
 
-static bool take_arrival(struct fz_fiber *want)
+static bool take_arrival(const struct fz_fiber *want)
 {
     fz_spin_lock(&det.arrivals_lock);
     struct fz_task **p = &det.arrivals;

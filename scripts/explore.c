@@ -99,9 +99,9 @@ static void capture_input(void)
 
 static void child_stdin(void)
 {
-    char path[64];
     int fd;
     if (input_fd >= 0) {
+        char path[64];
         snprintf(path, sizeof path, "/proc/self/fd/%d", input_fd);
         fd = open(path, O_RDONLY);
     } else {
