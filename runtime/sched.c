@@ -619,11 +619,15 @@ void fz_unpark_on(struct fz_carrier *c, struct fz_fiber *f)
     notify_idle();
 }
 
+static void start_carriers_later(void);
+
 /* A new thread runs in parallel with its creator natively, so it goes to
  * the stealable queue and wakes an idle carrier, never to the LIFO slot
  * (which only its own carrier takes from). */
 void fz_spawn(struct fz_fiber *f)
 {
+    if (__builtin_expect(fz_rt.carriers_later != 0, 0))
+        start_carriers_later(); /* before f can be seen: a child has one fiber so far */
     struct fz_fiber *self = fz_self();
     if (self) {
         push_runnable(self->carrier, f, false, true);
@@ -1011,13 +1015,32 @@ static bool adopt_carrier0(struct fz_fiber *m, const char **why)
 static void start_carriers(unsigned n);
 
 /* The main fiber, with signal mask `mask`, is the only live one: turn the
- * runtime on and start the other n - 1 carriers. */
-static void go_live(struct fz_fiber *m, uint64_t mask, unsigned n)
+ * runtime on and start the other n - 1 carriers -- or, with `later`, when
+ * the first thread is created (fz_spawn). */
+static void go_live(struct fz_fiber *m, uint64_t mask, unsigned n, bool later)
 {
     fz_sigmask_fiber_born(m, mask);
     atomic_store(&fz_rt.live_fibers, 1);
     fz_rt.pid = (pid_t)fz_sys0(SYS_getpid);
     fz_rt.active = true;
+    fz_tls_threads_started();
+    if (later && n > 1) {
+        fz_rt.carriers_later = n;
+        fz_rt.target = 1;
+        atomic_store(&fz_rt.ncarriers, 1);
+        return;
+    }
+    start_carriers(n);
+}
+
+/* The first thread of a fork child: now the child needs its carriers (and
+ * the monitor, which only ever watches carriers running fibers). */
+static void start_carriers_later(void)
+{
+    unsigned n = fz_rt.carriers_later;
+    fz_rt.carriers_later = 0;
+    fz_rt.target = n;
+    atomic_store(&fz_rt.ncarriers, n);
     start_carriers(n);
 }
 
@@ -1062,7 +1085,6 @@ static void start_carriers(unsigned n)
         }
     }
     fz_monitor_start();
-    fz_tls_threads_started();
 }
 
 bool fz_sched_start(unsigned n, const char **why)
@@ -1075,7 +1097,7 @@ bool fz_sched_start(unsigned n, const char **why)
         return *why = "cannot describe the main thread", false;
     if (!adopt_carrier0(m, why))
         return false;
-    go_live(m, fz_sigmask_current_kernel(), n);
+    go_live(m, fz_sigmask_current_kernel(), n, false);
     return true;
 }
 
@@ -1085,7 +1107,9 @@ bool fz_sched_start(unsigned n, const char **why)
  * queues or waiters survives; their memory is simply left behind. */
 bool fz_sched_after_fork(struct fz_fiber *self)
 {
-    unsigned n = fz_rt.target;
+    /* what FIBERIZE_WORKERS asked for, started or not (a child's child) */
+    unsigned n = fz_rt.carriers_later ? fz_rt.carriers_later : fz_rt.target;
+    fz_rt.carriers_later = 0;
     uint64_t mask = self->sigmask;
     fz_rt.active = false;
     fz_inject_init(&fz_rt.inject);
@@ -1112,6 +1136,9 @@ bool fz_sched_after_fork(struct fz_fiber *self)
     if (!alloc_carriers(n) || !adopt_carrier0(self, &why))
         return false;
     fz_rt.carriers[0].kernel_mask = mask; /* this thread's, inherited from the parent */
-    go_live(self, mask, n);
+    /* Most fork children exec or exit without a thread: their carriers
+     * would only make the fork and the exit slower (each is an OS thread
+     * that exit_group must take down: issue 17's waitpid figure). */
+    go_live(self, mask, n, true);
     return true;
 }

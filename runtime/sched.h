@@ -14,6 +14,9 @@ struct fz_runtime {
     atomic_uint ncarriers; /* carriers started, spares included (grows only) */
     unsigned target;       /* carriers meant to run fibers (FIBERIZE_WORKERS) */
     unsigned capacity;     /* slots in carriers[]: target plus spares */
+    /* a fork child's carriers, started at its first fz_spawn (0: started);
+     * written by the child's only fiber before any other thread exists */
+    unsigned carriers_later;
     struct fz_carrier *carriers;
     atomic_uint stuck;          /* carriers the monitor found stuck */
     atomic_uint spares_running; /* spares not retired */

@@ -184,6 +184,14 @@ fork_threads_case() {
     FIBERIZE_WORKERS=1 fork_threads_case
 }
 
+@test "a fork child is one OS thread until it creates a thread, as natively; then its threads run" {
+    # its carriers start with its first thread: a child that only execs or
+    # exits forks and exits as fast as a native one
+    FIBERIZE_WORKERS=2 compare_native fork_lazy
+    grep -q "child threads before its first thread: 1" "$BATS_TEST_TMPDIR/compare_native.fork_lazy/fiber.out"
+    grep -q "the child's thread ran" "$BATS_TEST_TMPDIR/compare_native.fork_lazy/fiber.out"
+}
+
 @test "posix_spawn, fork+execve, vfork+execve, popen, system from threads; a static child; children's masks" {
     compare_native spawn_children
     FIBERIZE_WORKERS=1 compare_native spawn_children
