@@ -384,11 +384,14 @@ static bool only_program_can_wake(const struct fz_fiber *f)
 
 bool fz_det_outside_can_wake(void)
 {
-    for (struct fz_fiber *f = fz_fiber_all(); f; f = f->all_next)
-        if (__atomic_load_n(&f->state, __ATOMIC_ACQUIRE) == FZ_FIBER_PARKED &&
-            !only_program_can_wake(f))
-            return true;
-    return det.pool_head != NULL;
+    if (det.pool_head || __atomic_load_n(&det.arrivals, __ATOMIC_ACQUIRE))
+        return true;
+    for (struct fz_fiber *f = fz_fiber_all(); f; f = f->all_next) {
+        int state = __atomic_load_n(&f->state, __ATOMIC_ACQUIRE);
+        if (state == FZ_FIBER_RUNNABLE || (state == FZ_FIBER_PARKED && !only_program_can_wake(f)))
+            return true; /* (runnable: woken by another thread just now) */
+    }
+    return false;
 }
 
 static void put(int fd, const char *s)

@@ -93,6 +93,10 @@
  * microseconds, so their replays stay exact; a file-lock wait held by
  * another thread of the program costs this per turn of its wait. */
 #define DET_POOL_PATIENCE_NS 10000000u
+/* --seed: how long every thread must have waited for another one, with
+ * nothing else in sight, before it is reported as a deadlock: time for a
+ * thread that is not a fiber to act (a native deadlock lasts for ever). */
+#define DET_DEADLOCK_GRACE_NS 1000000000u
 
 struct fz_runtime fz_rt;
 
@@ -875,6 +879,13 @@ static void det_idle(struct fz_carrier *c)
         return;
     }
     if (!fz_det_outside_can_wake()) {
+        /* A thread that is not a fiber (glibc's timer threads) may still
+         * release what they wait for: give it a moment, then report. */
+        if (fz_det_wait_arrival(DET_DEADLOCK_GRACE_NS) ||
+            atomic_load(&fz_rt.pending_interrupts)) {
+            fz_det_saw_outside("a wake-up from a thread that is not a fiber");
+            return;
+        }
         load_own_tcb(c); /* the report uses libc: not on a parked fiber's TLS */
         fz_det_deadlock();
     }
