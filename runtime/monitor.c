@@ -14,16 +14,32 @@
  * carriers running fibers stays at the target.  A spare retires at its
  * next idle point once the stuck carrier has moved on (sched.c).
  *
+ * Calls made in place (Go's "in a system call"): some calls that may block
+ * in the kernel usually return within a microsecond (fsync on a cached or
+ * tmpfs file); sending them to the blocking pool costs two cross-thread
+ * wake-ups each.  A fiber makes them on its carrier after stamping it
+ * (fz_blocking_enter: the fiber and the time); a carrier whose stamp is
+ * FZ_BLOCKING_HANDOFF_NS old is stuck like one that ran a fiber for the
+ * hand-off period.  To see that in time the monitor naps QUICK_NAP_NS
+ * while such calls are being made (it learns of them from the carriers'
+ * blocking_seq, and a caller wakes it from a long nap), and its long nap
+ * otherwise, so a program that makes none pays nothing for it.
+ *
  * Ownership: only the monitor reads or writes a carrier's `stuck`,
  * `seen_epoch` and `seen_since`, and only it starts spares.  When every
  * carrier is idle it sleeps on a futex without a timeout (a carrier leaving
  * idle wakes it), so an idle program costs nothing; otherwise it wakes once
  * per half period, reading a few words per carrier.
  */
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
 #include "runtime/assert.h"
 #include "runtime/dump.h"
 #include "runtime/monitor.h"
+#include "runtime/ownfd.h"
 #include "runtime/sched.h"
 #include "runtime/sigthread.h"
 #include "runtime/sys.h"
@@ -31,31 +47,141 @@
 static uint64_t handoff_ns; /* written before the monitor starts, then read-only */
 pid_t fz_monitor_tid;       /* for dumps */
 
-/* Update c's stuck state from its epoch. */
-static void watch(struct fz_carrier *c, uint64_t now)
+/* A call made in place (fz_blocking_enter) this old has its carrier handed
+ * off.  A pool round trip costs about 40 us on a 2-core VM (make bench,
+ * pool_roundtrip_fdatasync), so a fiber queued behind a call made in place
+ * waits at most about what that call cost its own caller through the pool;
+ * shorter, a VM's preemption of a carrier (tens of microseconds) would
+ * start spares for calls that were not blocked at all.  Go's sysmon
+ * retakes a processor after 20 us to 10 ms, depending on its own pace. */
+#define FZ_BLOCKING_HANDOFF_NS 50000u
+/* The monitor's nap while calls are made in place: half the threshold, so
+ * a hand-off comes 50-75 us into a blocked call. */
+#define QUICK_NAP_NS (FZ_BLOCKING_HANDOFF_NS / 2)
+/* Quick naps go on this many naps (1 ms) after the last call made in
+ * place was seen, so a program that makes them in bursts does not wake the
+ * monitor from its long nap at every call. */
+#define QUICK_NAPS_AFTER 40u
+/* The monitor's timer slack: the kernel's default 50 us would make a
+ * 25 us nap last 75 us. */
+#define MONITOR_TIMER_SLACK_NS 1000ul
+
+/* 1 while the monitor naps its long nap: the next call made in place wakes
+ * it (one futex wake), then it naps quick ones.  Written by the monitor
+ * once per long nap, read by every call made in place. */
+static atomic_uint long_nap;
+
+struct fz_carrier *fz_blocking_enter(struct fz_fiber *self)
+{
+    struct fz_carrier *c = self->carrier;
+    atomic_store_explicit(&c->blocking_since, fz_now_ns(), memory_order_relaxed);
+    /* A full barrier (an exchange), then long_nap: the monitor stores
+     * long_nap, then looks at blocking_fiber (in_call_anywhere), so either
+     * it sees this call or this call sees it napping long and wakes it.
+     * The monitor that sees the fiber sees its time too. */
+    atomic_exchange(&c->blocking_fiber, self);
+    /* only this carrier writes it: no read-modify-write needed */
+    atomic_store_explicit(&c->blocking_seq,
+                          atomic_load_explicit(&c->blocking_seq, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    if (atomic_load(&long_nap) && atomic_exchange(&long_nap, 0))
+        fz_futex_wake(&long_nap, 1);
+    return c;
+}
+
+void fz_blocking_exit(struct fz_carrier *c, struct fz_fiber *self)
+{
+    /* A handler that parked may have moved self off c, and c may run
+     * another fiber's call in place by now: clear only our own stamp. */
+    struct fz_fiber *expected = self;
+    atomic_compare_exchange_strong(&c->blocking_fiber, &expected, NULL);
+}
+
+/* c's fiber is in a call made in place that began FZ_BLOCKING_HANDOFF_NS
+ * ago or more.  Also notes whether calls were made in place since the last
+ * look. */
+static bool blocked_in_call(struct fz_carrier *c, const struct fz_fiber *running, uint64_t now,
+                            bool *calls_seen)
+{
+    unsigned seq = atomic_load_explicit(&c->blocking_seq, memory_order_relaxed);
+    if (seq != c->seen_blocking_seq) {
+        c->seen_blocking_seq = seq;
+        *calls_seen = true;
+    }
+    struct fz_fiber *f = atomic_load_explicit(&c->blocking_fiber, memory_order_acquire);
+    if (!f)
+        return false;
+    *calls_seen = true;
+    uint64_t since = atomic_load_explicit(&c->blocking_since, memory_order_relaxed);
+    return f == running && now > since && now - since >= FZ_BLOCKING_HANDOFF_NS;
+}
+
+/* c's OS thread sleeps in the kernel (state S or D in /proc), rather than
+ * being preempted or computing inside the call (R): only then would a
+ * spare carrier get a CPU its fibers cannot use.  A 2-core VM preempts a
+ * carrier for tens of microseconds now and then; without this look those
+ * preemptions during a short call count as hand-offs.  Read with raw
+ * system calls (the monitor must not run interposers) through a per-wait
+ * owned fd (ownfd.h: the program never sees it).  Unknown: sleeping. */
+static bool carrier_sleeps(struct fz_carrier *c)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)c->tid);
+    int fd = (int)fz_sys4(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0 || !fz_ownfd_adopt(&fd, false))
+        return true;
+    long n = fz_sys3(SYS_read, fd, buf, sizeof buf - 1);
+    fz_ownfd_release(&fd);
+    if (n <= 0)
+        return true;
+    buf[n] = 0;
+    const char *end = strrchr(buf, ')'); /* the name in between may hold anything */
+    return !end || end[1] != ' ' || end[2] != 'R';
+}
+
+/* Some carrier is in a call made in place now (see fz_blocking_enter). */
+static bool in_call_anywhere(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (atomic_load(&fz_rt.carriers[i].blocking_fiber))
+            return true;
+    return false;
+}
+
+/* Update c's stuck state from its epoch and its call made in place. */
+static void watch(struct fz_carrier *c, uint64_t now, bool *calls_seen)
 {
     unsigned epoch = atomic_load_explicit(&c->epoch, memory_order_relaxed);
-    bool busy = __atomic_load_n(&c->current, __ATOMIC_RELAXED) != NULL;
+    struct fz_fiber *running = __atomic_load_n(&c->current, __ATOMIC_RELAXED);
+    bool busy = running != NULL;
+    bool same = true;
     /* seen_since 0: never looked at (a carrier's epoch starts at 0 too) */
     if (epoch != c->seen_epoch || !busy || c->seen_since == 0) {
         c->seen_epoch = epoch;
         c->seen_since = now;
+        same = false;
+    }
+    bool blocked =
+        busy && blocked_in_call(c, running, now, calls_seen) && (c->stuck || carrier_sleeps(c));
+    bool long_run = same && now - c->seen_since >= handoff_ns;
+    if (!blocked && !long_run) {
         if (c->stuck) {
             c->stuck = false;
             atomic_fetch_sub(&fz_rt.stuck, 1);
         }
-        return;
-    }
-    if (!c->stuck && now - c->seen_since >= handoff_ns) {
+    } else if (!c->stuck) {
         c->stuck = true;
         atomic_fetch_add(&fz_rt.stuck, 1);
         atomic_fetch_add(&fz_rt.handoffs, 1);
     }
-    /* The same fiber ran for a whole sample period: a fiber it woke into
-     * its LIFO slot has waited at least that long.  Thieves take such a
-     * fiber after a few microseconds (sched.c); this is the backstop for
-     * when every carrier is busy and none looks. */
-    fz_sched_rescue_lifo(c);
+    /* The same fiber ran for a whole sample period (half the hand-off
+     * period, however often the monitor looks): a fiber it woke into its
+     * LIFO slot has waited at least that long.  Thieves take such a fiber
+     * after a few microseconds (sched.c); this is the backstop for when
+     * every carrier is busy and none looks.  A carrier blocked in a call
+     * made in place gives its LIFO fiber up at once. */
+    if (blocked || (same && now - c->seen_since >= handoff_ns / 2))
+        fz_sched_rescue_lifo(c);
 }
 
 /* Wake a retired spare, or start a new one. */
@@ -99,7 +225,9 @@ static void *monitor_main(void *arg)
      * setuid() waits forever). */
     uint64_t all = ~0ull & ~(1ull << 31) & ~(1ull << 32);
     fz_sys4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8);
-    struct timespec nap = fz_ns_to_ts(handoff_ns / 2);
+    fz_sys2(SYS_prctl, PR_SET_TIMERSLACK, MONITOR_TIMER_SLACK_NS);
+    struct timespec quick_nap = fz_ns_to_ts(QUICK_NAP_NS);
+    unsigned quick_naps = 0; /* quick naps left before the long one again */
     for (;;) {
         if (all_idle()) {
             atomic_store(&fz_rt.monitor_asleep, 1);
@@ -107,16 +235,31 @@ static void *monitor_main(void *arg)
                 fz_futex_wait(&fz_rt.monitor_asleep, 1, NULL);
             atomic_store(&fz_rt.monitor_asleep, 0);
         }
-        fz_sys2(SYS_nanosleep, (long)&nap, 0);
+        if (quick_naps) {
+            fz_sys2(SYS_nanosleep, (long)&quick_nap, 0);
+        } else {
+            /* a call made in place that began while the monitor slept
+             * (all carriers idle just before) or scanned: nap quick */
+            struct timespec until = fz_ns_to_ts(fz_now_ns() + handoff_ns / 2);
+            atomic_store(&long_nap, 1);
+            if (!in_call_anywhere(atomic_load_explicit(&fz_rt.ncarriers, memory_order_acquire)))
+                fz_futex_wait(&long_nap, 1, &until);
+            atomic_store(&long_nap, 0);
+        }
         unsigned n = atomic_load_explicit(&fz_rt.ncarriers, memory_order_acquire);
         uint64_t now = fz_now_ns();
         /* a carrier waiting for a fiber a dump holds is not stuck */
         bool dumping = atomic_load_explicit(&fz_dump_running, memory_order_relaxed);
+        bool calls_seen = false;
         for (unsigned i = 0; i < n; i++)
             if (dumping)
                 fz_rt.carriers[i].seen_since = 0;
             else
-                watch(&fz_rt.carriers[i], now);
+                watch(&fz_rt.carriers[i], now, &calls_seen);
+        if (calls_seen)
+            quick_naps = QUICK_NAPS_AFTER;
+        else if (quick_naps)
+            quick_naps--;
         fz_sigthread_run_deferred(NULL);
         /* No idle carrier means nobody fires timers or polls fds either,
          * so a spare is due even when no fiber is queued yet. */

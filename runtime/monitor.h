@@ -12,6 +12,17 @@ void fz_monitor_configure(uint64_t handoff_ns);
  * still works; a stuck carrier then just delays the fibers queued on it. */
 void fz_monitor_start(void);
 
+/* A fiber is about to make a call in place that usually returns at once
+ * but may block its carrier in the kernel (fsync on a busy disk): the
+ * monitor hands the carrier's queued fibers off once the call has lasted
+ * FZ_BLOCKING_HANDOFF_NS (monitor.c), instead of the hand-off period.
+ * Returns the carrier to pass to fz_blocking_exit (the fiber may be on
+ * another one by then if a signal handler parked it).  No libc, errno kept. */
+struct fz_fiber;
+struct fz_carrier;
+struct fz_carrier *fz_blocking_enter(struct fz_fiber *self);
+void fz_blocking_exit(struct fz_carrier *c, struct fz_fiber *self);
+
 #include <sys/types.h>
 /* The monitor's OS thread id once it runs (0 before), for dumps. */
 extern pid_t fz_monitor_tid;

@@ -160,10 +160,42 @@ static int openat_fixed(int dirfd, const char *path, int flags, unsigned mode)
 FZ_OFFLOAD(static, int, pool_openat, openat_fixed, FZ_OFFLOAD_WAIT, (int, dirfd),
            (const char *, path), (int, flags), (unsigned, mode))
 
+/* A FIFO: its write end opens at once when a reader has it open, so that
+ * is tried in place (O_NONBLOCK fails with ENXIO when there is none; the
+ * flag then comes off the new description, which nothing else shares) and
+ * only a wait for a reader goes to the pool, whose round trip costs tens
+ * of microseconds.  The read end cannot be tried so (O_RDONLY|O_NONBLOCK
+ * opens without a writer), and O_RDWR never waits on Linux (fifo(7)). */
+static int open_fifo(int dirfd, const char *path, int flags, mode_t mode)
+{
+    int access = flags & O_ACCMODE;
+    if (access == O_RDWR)
+        return fz_real.openat(dirfd, path, flags, mode);
+    if (access == O_WRONLY) {
+        fz_cancel_point(); /* open is one, and this attempt may be all of it */
+        int saved = errno;
+        int fd = fz_real.openat(dirfd, path, flags | O_NONBLOCK, mode);
+        if (fd >= 0) {
+            int status = fz_real.fcntl(fd, F_GETFL);
+            if (status < 0 || fz_real.fcntl(fd, F_SETFL, status & ~O_NONBLOCK) < 0) {
+                fz_real.close(fd); /* cannot happen on a FIFO we just opened */
+                errno = saved;
+                return pool_openat(dirfd, path, flags, mode);
+            }
+            errno = saved;
+            return fd;
+        }
+        if (errno != ENXIO)
+            return fd; /* what the blocking open fails with too */
+        errno = saved;
+    }
+    return pool_openat(dirfd, path, flags, mode);
+}
+
 static int open_at(int dirfd, const char *path, int flags, mode_t mode)
 {
     if (may_wait_for_peer(dirfd, path, flags))
-        return forget(pool_openat(dirfd, path, flags, mode));
+        return forget(open_fifo(dirfd, path, flags, mode));
     return forget(fz_real.openat(dirfd, path, flags, mode));
 }
 

@@ -1,5 +1,6 @@
 /* Regular files, file synchronisation and file locks: calls that wait on
- * the disk or on another process's lock, made in the blocking pool.
+ * the disk or on another process's lock.  Syncs are made in place (a
+ * long one is handed off by the monitor), lock waits in the blocking pool.
  *
  * Reads and writes of regular files (epoll cannot wait on them) are made in
  * place by default: a page-cache hit costs a few hundred nanoseconds, a
@@ -68,12 +69,16 @@ FZ_EXPORT ssize_t pwrite(int fd, const void *buf, size_t len, off_t offset)
 FZ_EXPORT ssize_t pwrite64(int fd, const void *buf, size_t len, off_t offset)
     __attribute__((alias("pwrite")));
 
-FZ_OFFLOADED(int, fsync, FZ_OFFLOAD_CANCEL, (int, fd))
+/* Syncs are made in place: on tmpfs or a file with nothing dirty they
+ * return in well under a microsecond, and a pool round trip costs tens
+ * (make bench: pool_roundtrip_fdatasync); one that waits on the disk has
+ * its carrier handed off by the monitor within FZ_BLOCKING_HANDOFF_NS. */
+FZ_OFFLOADED(int, fsync, FZ_OFFLOAD_CANCEL | FZ_OFFLOAD_INLINE, (int, fd))
 
-FZ_OFFLOADED(int, fdatasync, FZ_OFFLOAD_CANCEL, (int, fd))
+FZ_OFFLOADED(int, fdatasync, FZ_OFFLOAD_CANCEL | FZ_OFFLOAD_INLINE, (int, fd))
 
-FZ_OFFLOADED(int, sync_file_range, FZ_OFFLOAD_PLAIN, (int, fd), (off64_t, offset),
-             (off64_t, nbytes), (unsigned, flags))
+FZ_OFFLOADED(int, sync_file_range, FZ_OFFLOAD_PLAIN | FZ_OFFLOAD_INLINE, (int, fd),
+             (off64_t, offset), (off64_t, nbytes), (unsigned, flags))
 
 static bool lock_busy(int r)
 {

@@ -6,8 +6,11 @@
  */
 #include <errno.h>
 #include <string.h>
+#include "runtime/assert.h"
+#include "runtime/monitor.h"
 #include "runtime/park.h"
 #include "runtime/pool.h"
+#include "runtime/sched.h"
 #include "syscalls/offload.h"
 
 bool fz_offload_prepare(struct fz_offload *o, ffi_type *ret, ffi_type **types, unsigned n)
@@ -37,6 +40,22 @@ static void run_ffi(struct fz_pool_call *call)
     ffi_call(job->cif, job->fn, job->ret, job->args);
 }
 
+struct fz_carrier *fz_offload_inline_begin(int policy)
+{
+    /* Only calls no signal or cancellation has to interrupt: the others'
+     * EINTR paths are the pool's (offload.h). */
+    FZ_ASSERT((policy & FZ_OFFLOAD_POLICY) == FZ_OFFLOAD_PLAIN ||
+              (policy & FZ_OFFLOAD_POLICY) == FZ_OFFLOAD_CANCEL);
+    if ((policy & FZ_OFFLOAD_POLICY) == FZ_OFFLOAD_CANCEL)
+        fz_cancel_point(); /* as the pool path does before the call */
+    return fz_blocking_enter(fz_self());
+}
+
+void fz_offload_inline_end(struct fz_carrier *c)
+{
+    fz_blocking_exit(c, fz_self());
+}
+
 static const struct {
     unsigned flags;
     int intr;
@@ -50,15 +69,16 @@ static const struct {
 
 bool fz_offload_call(struct fz_offload *o, void (*fn)(void), void *ret, void **args)
 {
-    bool cancel_point = o->policy == FZ_OFFLOAD_CANCEL || o->policy == FZ_OFFLOAD_WAIT;
+    int policy = o->policy & FZ_OFFLOAD_POLICY;
+    bool cancel_point = policy == FZ_OFFLOAD_CANCEL || policy == FZ_OFFLOAD_WAIT;
     if (cancel_point)
         fz_cancel_point();
     struct ffi_job job = {&o->cif, fn, ret, args};
     struct fz_pool_call call = {
         .run = run_ffi,
         .ctx = &job,
-        .flags = policy_table[o->policy].flags,
-        .intr = policy_table[o->policy].intr,
+        .flags = policy_table[policy].flags,
+        .intr = policy_table[policy].intr,
         .args = args,
     };
     bool made = fz_pool_run(&call);

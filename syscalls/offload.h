@@ -19,6 +19,15 @@
  *   FZ_OFFLOAD_WAIT    the same, and a cancellation point: pthread_cancel
  *                      interrupts it too, then acts (waitpid, F_SETLKW)
  *   FZ_OFFLOAD_SPAWN   starts processes: made with the caller's signal mask
+ * FZ_OFFLOAD_INLINE, or'ed into PLAIN or CANCEL, says the call usually
+ * returns at once (fsync on a cached file): the fiber makes it in place,
+ * on its carrier and with its own TLS, and the monitor hands the carrier's
+ * other fibers off if it lasts (runtime/monitor.h, fz_blocking_enter).  A
+ * pool round trip costs two cross-thread wake-ups (about 40 us on a
+ * 2-core VM, make bench), the call in place what it costs natively.  The
+ * policies that a signal or pthread_cancel must interrupt (INTR, WAIT) and
+ * SPAWN, and calls that usually wait long (DNS, system), stay in the pool:
+ * a carrier blocked there would hold its fibers until the hand-off.
  * Parameters are (type, name) pairs, at most 8; scalar types map to libffi
  * types by _Generic, anything else passes as a pointer.
  */
@@ -32,11 +41,13 @@
 #include "syscalls/hook.h"
 
 enum fz_offload_policy {
-    FZ_OFFLOAD_PLAIN,
+    FZ_OFFLOAD_PLAIN = 1, /* not 0: PLAIN | INLINE must not read as INLINE alone */
     FZ_OFFLOAD_CANCEL,
     FZ_OFFLOAD_INTR,
     FZ_OFFLOAD_WAIT,
     FZ_OFFLOAD_SPAWN,
+    FZ_OFFLOAD_POLICY = 0xff, /* the bits above: the policy */
+    FZ_OFFLOAD_INLINE = 0x100,
 };
 
 #define FZ_OFFLOAD_MAX_ARGS 8
@@ -55,6 +66,11 @@ bool fz_offload_prepare(struct fz_offload *o, ffi_type *ret, ffi_type **types, u
  * False if a signal or cancellation came first and fn was not called: the
  * caller returns -1 with errno EINTR. */
 bool fz_offload_call(struct fz_offload *o, void (*fn)(void), void *ret, void **args);
+/* Around a call made in place (FZ_OFFLOAD_INLINE; the caller is a fiber):
+ * begin acts on a pending cancellation (CANCEL) and marks the carrier,
+ * end clears the mark.  Neither touches errno. */
+struct fz_carrier *fz_offload_inline_begin(int policy);
+void fz_offload_inline_end(struct fz_carrier *c);
 
 #define FZ_FFI_TYPE(t)                                                                             \
     _Generic((t)0, int                                                                             \
@@ -91,8 +107,15 @@ bool fz_offload_call(struct fz_offload *o, void (*fn)(void), void *ret, void **a
     {                                                                                              \
         static struct fz_offload fz_o = {.policy = policy_};                                       \
         ffi_type *fz_types[] = {FZ_MAP(FZ_TYPE_, __VA_ARGS__)};                                    \
-        if (!fz_self() ||                                                                          \
-            !fz_offload_prepare(&fz_o, FZ_FFI_TYPE(ret), fz_types, FZ_NARGS(__VA_ARGS__)))         \
+        if (!fz_self())                                                                            \
+            return real(FZ_MAP(FZ_NAME_, __VA_ARGS__));                                            \
+        if ((policy_)&FZ_OFFLOAD_INLINE) {                                                         \
+            struct fz_carrier *fz_c = fz_offload_inline_begin(policy_);                            \
+            ret fz_r = real(FZ_MAP(FZ_NAME_, __VA_ARGS__));                                        \
+            fz_offload_inline_end(fz_c);                                                           \
+            return fz_r;                                                                           \
+        }                                                                                          \
+        if (!fz_offload_prepare(&fz_o, FZ_FFI_TYPE(ret), fz_types, FZ_NARGS(__VA_ARGS__)))         \
             return real(FZ_MAP(FZ_NAME_, __VA_ARGS__));                                            \
         void *fz_args[] = {FZ_MAP(FZ_ADDR_, __VA_ARGS__)};                                         \
         union {                                                                                    \

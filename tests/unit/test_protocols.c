@@ -1,6 +1,7 @@
 /* The runtime's protocols, tested on the runtime alone: park/claim/wake,
- * a timeout racing a wake, timer arm/cancel/fire, and idle/notify (a wake
- * from a thread that is not a fiber while every carrier sleeps).
+ * a timeout racing a wake, timer arm/cancel/fire, idle/notify (a wake
+ * from a thread that is not a fiber while every carrier sleeps), and the
+ * monitor's hand-off of carriers blocked in calls made in place.
  *
  * No preload and no interposer: this program links every runtime/ source (which is
  * itself a check that the runtime stands without the layers above it),
@@ -22,6 +23,7 @@
 #include "runtime/pool.h"
 #include "runtime/sched.h"
 #include "runtime/stack.h"
+#include "runtime/sys.h"
 #include "runtime/tls.h"
 
 #include "tap.h"
@@ -253,6 +255,66 @@ static void test_idle_notify(void)
               "wake: a fiber wakes an OS thread parked on the same address");
 }
 
+/* ---- a call made in place that blocks --------------------------------- */
+
+/* Two fibers block their carriers in a call made in place for BLOCK_NS
+ * (the hand-off period is set far above it); a fiber one of them spawned
+ * just before must still run soon after: the monitor hands a carrier off
+ * FZ_BLOCKING_HANDOFF_NS (50 us) into such a call.  RUN_BOUND_NS leaves
+ * room for starting spare carriers on a loaded machine and is still far
+ * below BLOCK_NS, which the runner waits without the hand-off. */
+#define BLOCK_NS (300 * MS)
+#define RUN_BOUND_NS (150 * MS)
+static struct count blockers_in, blockers_done, runner_ran;
+static atomic_ullong runner_spawned_at, runner_ran_at;
+
+static void *runner(void *arg)
+{
+    (void)arg;
+    atomic_store(&runner_ran_at, fz_now_ns());
+    count_up(&runner_ran);
+    return NULL;
+}
+
+static void *blocker(void *arg)
+{
+    (void)arg;
+    count_up(&blockers_in);
+    if (atomic_load(&blockers_in.n) == 2) { /* the other one blocks already or soon */
+        atomic_store(&runner_spawned_at, fz_now_ns());
+        spawn(runner, NULL); /* queued on this carrier, which blocks next */
+    }
+    struct fz_fiber *self = fz_self();
+    struct fz_carrier *c = fz_blocking_enter(self);
+    struct timespec nap = fz_ns_to_ts(BLOCK_NS);
+    fz_sys2(SYS_nanosleep, (long)&nap, 0); /* the carrier sleeps in the kernel */
+    fz_blocking_exit(c, self);
+    count_up(&blockers_done);
+    return NULL;
+}
+
+static void test_blocking_handoff(void)
+{
+    unsigned long before = atomic_load(&fz_rt.handoffs);
+    spawn(blocker, NULL);
+    spawn(blocker, NULL);
+    bool ran = count_wait(&runner_ran, 1);
+    uint64_t took = atomic_load(&runner_ran_at) - atomic_load(&runner_spawned_at);
+    TAP_CHECK(ran && took < RUN_BOUND_NS,
+              "blocking: a fiber queued behind calls made in place that block runs (%llu us)",
+              (unsigned long long)(took / 1000));
+    bool done = count_wait(&blockers_done, 2);
+    unsigned long handoffs = atomic_load(&fz_rt.handoffs) - before;
+    TAP_CHECK(done && handoffs >= 2, "blocking: both blocked carriers were handed off (%lu)",
+              handoffs);
+    /* the calls are over: no carrier stays stuck (the monitor looks every
+     * 25 us just after such calls, every 5 s otherwise) */
+    uint64_t until = fz_now_ns() + 1000 * MS;
+    while (atomic_load(&fz_rt.stuck) && fz_now_ns() < until)
+        fz_sleep_until(fz_now_ns() + MS, FZ_INTR_NONE);
+    TAP_CHECK(atomic_load(&fz_rt.stuck) == 0, "blocking: carriers are no longer stuck after");
+}
+
 int main(void)
 {
     alarm(120); /* a protocol that hangs ends the test (SIGALRM) */
@@ -270,7 +332,9 @@ int main(void)
     fz_os_thread_create = pthread_create;
     fz_os_thread_getattr = pthread_getattr_np;
     fz_pool_configure(4);
-    fz_monitor_configure(2 * MS);
+    /* A 10 s hand-off period: a carrier is handed off only for a call made
+     * in place (test_blocking_handoff), never because a test ran long. */
+    fz_monitor_configure(10000 * MS);
     if (!fz_sched_start(2, &why)) {
         printf("Bail out! runtime did not start: %s\n", why);
         return 1;
@@ -280,5 +344,6 @@ int main(void)
     test_timeout_races_wake();
     test_timers();
     test_idle_notify();
+    test_blocking_handoff();
     return tap_done();
 }
