@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include "runtime/assert.h"
+#include "runtime/det.h"
 #include "runtime/dump.h"
 #include "runtime/monitor.h"
 #include "runtime/ownfd.h"
@@ -103,6 +104,8 @@ void fz_blocking_exit(struct fz_carrier *c, struct fz_fiber *self)
 static bool blocked_in_call(struct fz_carrier *c, const struct fz_fiber *running, uint64_t now,
                             bool *calls_seen)
 {
+    if (fz_det_on)
+        return false; /* --seed: one carrier, never a spare (runtime/det.c) */
     unsigned seq = atomic_load_explicit(&c->blocking_seq, memory_order_relaxed);
     if (seq != c->seen_blocking_seq) {
         c->seen_blocking_seq = seq;
