@@ -881,8 +881,7 @@ static void det_idle(struct fz_carrier *c)
     if (!fz_det_outside_can_wake()) {
         /* A thread that is not a fiber (glibc's timer threads) may still
          * release what they wait for: give it a moment, then report. */
-        if (fz_det_wait_arrival(DET_DEADLOCK_GRACE_NS) ||
-            atomic_load(&fz_rt.pending_interrupts)) {
+        if (fz_det_wait_arrival(DET_DEADLOCK_GRACE_NS) || atomic_load(&fz_rt.pending_interrupts)) {
             fz_det_saw_outside("a wake-up from a thread that is not a fiber");
             return;
         }
