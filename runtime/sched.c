@@ -1034,7 +1034,7 @@ static void go_live(struct fz_fiber *m, uint64_t mask, unsigned n, bool later)
     fz_rt.pid = (pid_t)fz_sys0(SYS_getpid);
     fz_rt.active = true;
     fz_tls_threads_started();
-    if (later && n > 1) {
+    if (later) { /* n may be 1: the monitor waits too */
         fz_rt.carriers_later = n;
         fz_rt.target = 1;
         atomic_store(&fz_rt.ncarriers, 1);
