@@ -94,6 +94,9 @@ micro() {
 start_server() {
     local label=$1 i
     shift
+    # The file exists before the poll below reads it: the child opens it
+    # only once it runs.
+    : >"$tmp/$label.out"
     "$@" >"$tmp/$label.out" 2>"$tmp/$label.err" &
     server_pid=$!
     server_port=
