@@ -34,7 +34,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// strcasestr for an ASCII needle, without copying the head.
 fn contains_fold(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// One request per "\r\n\r\n" in an 8 KiB buffer, as the C server reads
@@ -81,7 +82,10 @@ async fn main() {
     // server does, the soft fd limit goes up to the hard one and SIGTERM
     // exits 0 (SIGPIPE is ignored by the Rust runtime already).
     unsafe {
-        let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 {
             rl.rlim_cur = rl.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
@@ -105,10 +109,15 @@ async fn main() {
                 tokio::spawn(serve(c, Arc::clone(&response)));
             }
             // Out of fds: wait for connections to close, as the C server does.
-            Err(e) if e.raw_os_error() == Some(libc::EMFILE) || e.raw_os_error() == Some(libc::ENFILE) => {
+            Err(e)
+                if e.raw_os_error() == Some(libc::EMFILE)
+                    || e.raw_os_error() == Some(libc::ENFILE) =>
+            {
                 tokio::time::sleep(Duration::from_millis(1)).await
             }
-            Err(e) if e.kind() == ErrorKind::ConnectionAborted || e.kind() == ErrorKind::Interrupted => {}
+            Err(e)
+                if e.kind() == ErrorKind::ConnectionAborted
+                    || e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
                 eprintln!("accept: {}", e);
                 std::process::exit(1);
