@@ -5,10 +5,14 @@
 #
 # 1. Each build/bench/NAME prints `metric<TAB>value<TAB>unit` lines; it runs
 #    natively, under fiberize with the default carriers, and with one.
-# 2. HTTP: the bundled thread-per-connection server (natively, fiberized)
-#    and a single-threaded epoll server answering the same bytes (the
-#    limit) under wrk at 50, 1,000 and 10,000 connections; then
-#    python3 -m http.server natively and fiberized.
+# 2. HTTP: the bundled thread-per-connection server (natively, fiberized),
+#    a single-threaded epoll server answering the same bytes (the limit)
+#    and the two peers a user would pick instead of fiberize, a goroutine-
+#    per-connection Go server and a task-per-connection Tokio server
+#    (bench/peers/, built here when go / cargo and Debian's tokio crates
+#    are present, skipped with a line saying why when not), under wrk at
+#    50, 1,000 and 10,000 connections; then python3 -m http.server
+#    natively and fiberized.
 #
 # 3. The micro benchmarks fiberized on every other glibc found in
 #    ../shared/glibc (FZ_GLIBC_ROOT), beside the system glibc's run made in
@@ -94,6 +98,9 @@ micro() {
 start_server() {
     local label=$1 i
     shift
+    # The file exists before the poll below reads it: the child opens it
+    # only once it runs.
+    : >"$tmp/$label.out"
     "$@" >"$tmp/$label.out" 2>"$tmp/$label.err" &
     server_pid=$!
     server_port=
@@ -121,12 +128,114 @@ wrk_run() {
     echo "${rps:-failed} ${p99:-?} ${errs:-none}"
 }
 
+# build_error FILE: the line of a failed build's output that says why.
+build_error() {
+    grep -m1 -E '^(error|.*: )' "$1" || grep -m1 . "$1" || echo "no output"
+}
+
+# build_go: $BUILD/peers/http_go from bench/peers/go/main.go, offline (the
+# standard library only; caches under BUILD, not the user's home).  Sets
+# go_bin, or prints why the Go peer is skipped.
+build_go() {
+    go_bin=
+    local go=${GO:-go} out=$BUILD/peers/http_go abs
+    if ! command -v "$go" >/dev/null; then
+        echo "Go peer: skipped, $go not installed (golang-go; scripts/deps.sh)"
+        return
+    fi
+    abs=$(realpath -m "$BUILD/peers") # go wants absolute cache paths
+    mkdir -p "$abs"
+    if ! GOCACHE=$abs/go-cache GOPATH=$abs/go-path GOPROXY=off GOFLAGS='' GO111MODULE='' \
+        "$go" build -o "$out" bench/peers/go/main.go >"$tmp/go-build.err" 2>&1; then
+        echo "Go peer: skipped, go build failed: $(build_error "$tmp/go-build.err")"
+        return
+    fi
+    go_bin=$out
+    go_version=$("$go" env GOVERSION 2>/dev/null)
+}
+
+# build_tokio: $BUILD/peers/http_tokio from bench/peers/tokio, offline
+# against the crates Debian installs (its .cargo/config.toml), built in a
+# copy under BUILD so neither Cargo.lock nor target/ lands in the source
+# tree.  Sets tokio_bin, or prints why the Tokio peer is skipped.
+build_tokio() {
+    tokio_bin=
+    local cargo=${CARGO:-cargo} dir=$BUILD/peers tokio_dir
+    if ! command -v "$cargo" >/dev/null; then
+        echo "Tokio peer: skipped, $cargo not installed (cargo, rustc; scripts/deps.sh)"
+        return
+    fi
+    tokio_dir=$(compgen -G '/usr/share/cargo/registry/tokio-1.*' | tail -1)
+    if [[ -z $tokio_dir ]]; then
+        echo "Tokio peer: skipped, no tokio crate under /usr/share/cargo/registry (librust-tokio-dev; scripts/deps.sh)"
+        return
+    fi
+    mkdir -p "$dir/tokio-src"
+    # -a keeps the times, so an unchanged source is not rebuilt.
+    cp -a bench/peers/tokio/. "$dir/tokio-src/"
+    if ! (cd "$dir/tokio-src" &&
+        "$cargo" build --release --offline --quiet --target-dir ../tokio-target) \
+        >"$tmp/tokio-build.err" 2>&1; then
+        echo "Tokio peer: skipped, cargo build failed: $(build_error "$tmp/tokio-build.err")"
+        return
+    fi
+    cp "$dir/tokio-target/release/http_tokio" "$dir/http_tokio"
+    tokio_bin=$dir/http_tokio
+    tokio_version=${tokio_dir##*/}
+}
+
+# raw_response PORT OUT: what the server at PORT sends, byte for byte, for
+# two pipelined requests on one connection, the second asking to close;
+# read until the server closes or 1 s of quiet (http_epoll keeps it open).
+raw_response() {
+    local fd
+    exec {fd}<>"/dev/tcp/127.0.0.1/$1" || return 1
+    printf 'GET / HTTP/1.1\r\nHost: bench\r\n\r\nGET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n' >&"$fd"
+    timeout 1 cat <&"$fd" >"$2"
+    exec {fd}>&-
+}
+
+# same_bytes: each peer's response against http_server's; one line either
+# way, naming any peer that differs (its figures would not compare).
+same_bytes() {
+    local server=$1 label bin ok=() bad=()
+    start_server ref "$server" 0 || { echo "responses: http_server did not start; not compared"; return; }
+    raw_response "$server_port" "$tmp/ref.bytes"
+    stop_server
+    for label in epoll Go Tokio; do
+        case $label in
+        epoll) bin=$BUILD/tests/programs/http_epoll ;;
+        Go) bin=$go_bin ;;
+        Tokio) bin=$tokio_bin ;;
+        esac
+        [[ -n $bin ]] || continue
+        start_server "cmp-$label" "$bin" 0 || { bad+=("$label (did not start)"); continue; }
+        raw_response "$server_port" "$tmp/$label.bytes"
+        stop_server
+        if [[ -s $tmp/ref.bytes ]] && cmp -s "$tmp/ref.bytes" "$tmp/$label.bytes"; then
+            ok+=("$label")
+        else
+            bad+=("$label ($(wc -c <"$tmp/$label.bytes") bytes against $(wc -c <"$tmp/ref.bytes"): $(cmp "$tmp/ref.bytes" "$tmp/$label.bytes" 2>&1 | head -1 | sed "s|$tmp/||g"))")
+        fi
+    done
+    [[ ${#ok[@]} -gt 0 ]] && echo "responses: ${ok[*]} byte-identical to http_server's ($(wc -c <"$tmp/ref.bytes") bytes for 2 requests)"
+    local b
+    for b in "${bad[@]}"; do echo "responses: MISMATCH $b"; done
+}
+
 http() {
     if ! command -v wrk >/dev/null; then
         echo "http: wrk not installed (scripts/deps.sh); skipped"
         return
     fi
     local server=$BUILD/tests/programs/http_server epoll=$BUILD/tests/programs/http_epoll
+    local go_bin tokio_bin go_version='?' tokio_version='?' peers=(native fiberize epoll)
+    build_go
+    build_tokio
+    [[ -n $go_bin ]] && peers+=(Go) && echo "Go peer: $go_version, GOMAXPROCS default ($(nproc))"
+    [[ -n $tokio_bin ]] && peers+=(Tokio) && echo "Tokio peer: $tokio_version, default multi-thread runtime ($(nproc) workers)"
+    same_bytes "$server"
+    local side=()
     printf '\n%-8s %-26s %12s %10s  %s\n' conns server "req/s" p99 "socket errors"
     local conns label
     for conns in 50 1000 10000; do
@@ -135,11 +244,13 @@ http() {
             continue
         fi
         declare -A rps=()
-        for label in native fiberize epoll; do
+        for label in "${peers[@]}"; do
             case $label in
             native) start_server $label "$server" 0 ;;
             fiberize) start_server $label "$FZ" -- "$server" 0 ;;
             epoll) start_server $label "$epoll" 0 ;;
+            Go) start_server $label "$go_bin" 0 ;;
+            Tokio) start_server $label "$tokio_bin" 0 ;;
             esac || { echo "$label server did not start"; continue; }
             read -r r p e < <(wrk_run "http://127.0.0.1:$server_port/" "$conns")
             stop_server
@@ -148,7 +259,28 @@ http() {
         done
         printf '%-8s %-26s %12s\n' "$conns" "fiberize/native" "$(speedup "${rps[native]}" "${rps[fiberize]}" 0)"
         printf '%-8s %-26s %12s\n' "$conns" "fiberize/epoll" "$(speedup "${rps[epoll]}" "${rps[fiberize]}" 0)"
+        [[ -n $go_bin ]] &&
+            printf '%-8s %-26s %12s\n' "$conns" "fiberize/Go" "$(speedup "${rps[Go]:-x}" "${rps[fiberize]}" 0)"
+        [[ -n $tokio_bin ]] &&
+            printf '%-8s %-26s %12s\n' "$conns" "fiberize/Tokio" "$(speedup "${rps[Tokio]:-x}" "${rps[fiberize]}" 0)"
+        local row
+        row=$(printf '%-8s' "$conns")
+        for label in "${peers[@]}"; do row+=$(printf ' %10s' "${rps[$label]:-failed}"); done
+        for label in "${peers[@]}"; do
+            [[ $label == fiberize ]] || row+=$(printf ' %9s' "$(speedup "${rps[$label]:-x}" "${rps[fiberize]:-x}" 0)")
+        done
+        side+=("$row")
     done
+    # The same req/s side by side, one line per connection count, with
+    # fiberize's ratio to each of the others (>1: fiberize is faster).
+    if [[ ${#side[@]} -gt 0 ]]; then
+        printf '\nreq/s    '
+        for label in "${peers[@]}"; do printf ' %10s' "$label"; done
+        for label in "${peers[@]}"; do [[ $label == fiberize ]] || printf ' %9s' "fz/$label"; done
+        printf '\n'
+        printf '%s\n' "${side[@]}"
+        echo
+    fi
     # python3 -m http.server (ThreadingHTTPServer): the same wrk run on the
     # same file, natively and fiberized, and the ratio.
     local port dir=$tmp/www py=/usr/bin/python3 fz_abs i

@@ -4,8 +4,8 @@
 # nothing, not even the package lists.
 #
 # REQUIRED packages must install or the script fails; OPTIONAL ones (the
-# benchmarks, servers for demos, analysis tools) are skipped with a warning
-# when this mirror does not have them.
+# benchmarks and their Go and Tokio peers, servers for demos, analysis
+# tools) are skipped with a warning when this mirror does not have them.
 #
 #   scripts/deps.sh [--dry-run]   --dry-run prints the apt-get commands only
 set -euo pipefail
@@ -14,7 +14,8 @@ export DEBIAN_FRONTEND=noninteractive
 REQUIRED=(build-essential libunwind-dev libffi-dev bats)
 OPTIONAL=(gcc g++ make clang clang-format cppcheck musl-tools musl-dev wrk curl python3 procps strace
     psmisc iproute2 linux-perf redis-server memcached libmemcached-tools redis-tools apache2-utils git
-    libclang-rt-14-dev mariadb-server mariadb-client sysbench)
+    libclang-rt-14-dev mariadb-server mariadb-client sysbench
+    golang-go cargo rustc librust-tokio-dev) # the last four: make bench's Go and Tokio peers (bench/peers/)
 
 DRY_RUN=
 [[ ${1:-} == --dry-run ]] && DRY_RUN=1
