@@ -46,6 +46,7 @@
 # writes (a crash) has the stacks already: it skips guard pages itself.
 
 import bisect
+import os
 import struct
 
 import gdb
@@ -340,6 +341,7 @@ class GcoreCommand(gdb.Command):
         arg = arg.strip()
         path = arg or "core.%d" % gdb.selected_inferior().pid
         gdb.execute("generate-core-file %s" % path, from_tty=from_tty)
+        path = os.path.expanduser(path)  # as gdb's own gcore reads ~
         if not _live_process():
             return
         try:
