@@ -16,18 +16,41 @@
 #   sp+0 MXCSR and x87 control word, sp+8 r15, +16 r14, +24 r13, +32 r12,
 #   +40 rbx, +48 rbp, +56 the return address; the stack pointer after the
 #   switch returns is sp+64.
-# The command saves the selected thread's registers, writes the fiber's
-# into it and flushes gdb's frame cache, so every frame command unwinds the
-# fiber's stack.  On a live process these are the carrier's real registers:
-# run `fiber restore` before `continue`, `step` or `detach` (the extension
-# also restores them by itself when the program is about to run).  A
-# running fiber is shown by switching to its carrier's thread instead.
+# On a live process the command saves the selected thread's registers,
+# writes the fiber's into it and flushes gdb's frame cache, so every frame
+# command unwinds the fiber's stack, from frame #0 on.  These are the
+# carrier's real registers: run `fiber restore` before `continue`, `step`
+# or `detach` (the extension also restores them by itself when the program
+# is about to run).  A running fiber is shown by switching to its carrier's
+# thread instead.
 #
-# Rejected: a gdb frame unwinder (gdb.unwinder) that splices the fiber's
-# frames under a carrier's -- it cannot make a parked fiber the innermost
-# frame, which is what `frame`, `print` of locals and `finish` need.
+# gdb cannot write registers of a core file, so there a frame unwinder
+# (gdb.unwinder) stands in: while a fiber is shown, the innermost frames of
+# the selected thread stay the carrier's (its pc and sp are in the core),
+# and the unwinder says that the carrier's innermost real frame was called
+# with the fiber's saved registers, so the frames under it are the fiber's
+# own stack (`fiber N` says from which frame number on; the carrier's
+# frames above may show wrong arguments meanwhile).  On a live process
+# loading the registers is better (frame #0 is the fiber, so `finish` and
+# the innermost frame's locals work), so both ways are kept.
+#
+# gcore and fiber stacks: their guard pages are page-table markers
+# (MADV_GUARD_INSTALL, runtime/stack.c); reads through /proc/PID/mem fail
+# on them and gdb's gcore then leaves the whole stack out (zeros in the
+# core, with a "Memory read failed" warning).  The extension's `gcore`
+# runs gdb's, then copies those mappings, minus the guard pages, from the
+# stopped process into the core.  Rejected: lifting the guards from inside
+# the program around the dump -- gdb's inferior calls fail on this machine
+# ("Couldn't write extended state status"), and a program that runs code
+# for its debugger can be stopped anywhere, locks held.  A core the kernel
+# writes (a crash) has the stacks already: it skips guard pages itself.
+
+import bisect
+import os
+import struct
 
 import gdb
+import gdb.unwinder
 
 STATE_NAMES = {0: "runnable", 1: "running", 2: "parked", 3: "done"}
 FZ_FIBER_DONE = 3
@@ -113,23 +136,59 @@ def _in_runtime(frame):
     return lib is not None and "libfiberize" in lib
 
 
+def _walk(frame):
+    """'call: fn <- caller' from a parked fiber's innermost frame: the
+    runtime call it waits in, then its own two innermost functions."""
+    call, mine = None, []
+    depth = 0
+    while frame is not None and depth < 64 and len(mine) < 2:
+        name = frame.name() or "0x%x" % frame.pc()
+        if _in_runtime(frame):
+            if not mine:
+                call = name
+        else:
+            mine.append(name)
+        frame, depth = frame.older(), depth + 1
+    return "%s: %s" % (call or "?", " <- ".join(mine) if mine else "(runtime)")
+
+
+def _core_show(thread, regs):
+    """On a core: make the selected thread's frames run on into the fiber
+    whose saved registers are regs (_CoreFiberUnwinder); returns the
+    fiber's innermost frame, or None (then nothing is shown)."""
+    gdb.newest_frame().select()
+    pc = int(gdb.parse_and_eval("$pc")) & 0xFFFFFFFFFFFFFFFF
+    sp = int(gdb.parse_and_eval("$sp")) & 0xFFFFFFFFFFFFFFFF
+    _CoreFiberUnwinder.shown = (thread.num, pc, sp, regs)
+    gdb.invalidate_cached_frames()
+    frame = gdb.newest_frame()
+    while frame is not None and frame.pc() != regs["rip"]:
+        frame = frame.older()
+    if frame is None:
+        _CoreFiberUnwinder.shown = None
+        gdb.invalidate_cached_frames()
+    return frame
+
+
+def _summary_core(regs):
+    """_summary for a core file, through the unwinder."""
+    try:
+        frame = _core_show(gdb.selected_thread(), regs)
+        return _walk(frame) if frame is not None else _where(regs["rip"])
+    except (gdb.error, gdb.MemoryError) as e:
+        return "(%s)" % e
+    finally:
+        _CoreFiberUnwinder.shown = None
+        gdb.invalidate_cached_frames()
+
+
 def _summary(regs):
     """'call: fn <- caller' for a parked fiber, walking its stack with its
     registers loaded into the selected thread (live processes only)."""
     saved = _get_regs(regs.keys())
     try:
         _set_regs(regs)
-        frame, call, mine = gdb.newest_frame(), None, []
-        depth = 0
-        while frame is not None and depth < 64 and len(mine) < 2:
-            name = frame.name() or "0x%x" % frame.pc()
-            if _in_runtime(frame):
-                if not mine:
-                    call = name
-            else:
-                mine.append(name)
-            frame, depth = frame.older(), depth + 1
-        return "%s: %s" % (call or "?", " <- ".join(mine) if mine else "(runtime)")
+        return _walk(gdb.newest_frame())
     except (gdb.error, gdb.MemoryError) as e:
         return "(%s)" % e
     finally:
@@ -143,6 +202,153 @@ def _live_process():
         return False
     conn = getattr(inf, "connection", None)
     return conn is None or conn.type != "core"
+
+
+class _FrameId:
+    """What gdb.unwinder wants as a frame id (gdb 13 has no class for it).
+    The carrier's frame is given the fiber's saved stack pointer (where
+    fz_switch's pushes begin), below every fiber frame: gdb checks that
+    each older frame's stack address is outer to the newer one's, and the
+    carrier's real sp, on another stack, would stop the backtrace with
+    'previous frame inner to this frame'."""
+
+    def __init__(self, sp, pc):
+        # gdb 13 takes only gdb.Value here, not Python ints
+        u64 = gdb.lookup_type("unsigned long")
+        self.sp, self.pc = gdb.Value(sp).cast(u64), gdb.Value(pc).cast(u64)
+
+
+class _CoreFiberUnwinder(gdb.unwinder.Unwinder):
+    """On a core, while `fiber N` shows a parked fiber: the selected
+    thread's innermost frame (the carrier's own pc and sp) unwinds to the
+    fiber's saved registers."""
+
+    shown = None  # (thread num, carrier pc, carrier sp, {reg: value})
+
+    def __init__(self):
+        super().__init__("fiberize-core-fiber")
+
+    def __call__(self, pending):
+        # The innermost frame gdb asks Python about: frame #0, or the
+        # frame under #0 when #0 is inlined code (read's syscall).  It is
+        # the one with the carrier's own pc and sp.
+        shown = _CoreFiberUnwinder.shown
+        if shown is None or pending.level() > 4:
+            return None
+        num, pc, sp, regs = shown
+        thread = gdb.selected_thread()
+        if thread is None or thread.num != num:
+            return None
+        if int(pending.read_register("rip")) != pc or int(pending.read_register("rsp")) != sp:
+            return None
+        info = pending.create_unwind_info(_FrameId(regs["rsp"] - 64, pc))
+        u64 = gdb.lookup_type("unsigned long")
+        for reg, val in regs.items():
+            info.add_saved_register(reg, gdb.Value(val).cast(u64))
+        return info
+
+
+def _load_segments(path):
+    """(vaddr, filesz, offset) of every PT_LOAD of an ELF64 core."""
+    with open(path, "rb") as core:
+        head = core.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:
+            raise gdb.GdbError("fiberize: %s is not an ELF64 core" % path)
+        phoff, = struct.unpack_from("<Q", head, 32)
+        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        core.seek(phoff)
+        table = core.read(phentsize * phnum)
+    segs = []
+    for i in range(phnum):
+        p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from(
+            "<IIQQQQ", table, i * phentsize
+        )
+        if p_type == 1 and p_filesz:
+            segs.append((p_vaddr, p_filesz, p_offset))
+    return segs
+
+
+def _copy_range(inf, core, seg, low, high):
+    """Copy [low, high) of the live process into core segment seg, 64 KiB
+    at a time, page by page where a piece does not read (a guard)."""
+    addr = low
+    while addr < high:
+        n = min(65536, high - addr)
+        try:
+            pieces = [(addr, bytes(inf.read_memory(addr, n)))]
+        except gdb.MemoryError:
+            pieces = []
+            for page in range(addr, addr + n, 4096):
+                try:
+                    pieces.append((page, bytes(inf.read_memory(page, min(4096, high - page)))))
+                except gdb.MemoryError:
+                    pass
+        for at, data in pieces:
+            core.seek(seg[2] + at - seg[0])
+            core.write(data)
+        addr += n
+
+
+def _fill_guarded(path):
+    """Write into a core gdb just wrote the mappings it left out.  gdb's
+    gcore reads each mapping whole; a guard marker (MADV_GUARD_INSTALL,
+    runtime/stack.c: every fiber stack, the carriers' idle stacks) makes
+    that read fail, and gdb leaves the segment as zeros.  Such a segment
+    is one whose first page does not read; the rest reads fine page by
+    page and is copied in here (adjacent stacks may share one mapping, with
+    guards inside it: those pages are skipped).  Of a parked fiber's stack
+    only the part from just below its saved sp (red zone included) up is
+    copied: what lies lower is unused, and with many fibers reading it
+    would be slow.  Returns the number of segments written."""
+    inf = gdb.selected_inferior()
+    guarded = []
+    for seg in _load_segments(path):
+        try:
+            inf.read_memory(seg[0], 1)
+        except gdb.MemoryError:
+            guarded.append(seg)
+    if not guarded:
+        return 0
+    guarded.sort()
+    skips = {seg: [] for seg in guarded}
+    for f in _fibers():
+        if not _live(f) or int(f["state"]) not in (0, 2):
+            continue
+        base, sp = int(f["stack"]["base"]), int(f["sp"])
+        i = bisect.bisect_right(guarded, (sp, float("inf"), 0)) - 1
+        if i >= 0 and guarded[i][0] <= base <= sp < guarded[i][0] + guarded[i][1]:
+            skips[guarded[i]].append((base, max(base, (sp - 512) & ~4095)))
+    with open(path, "r+b") as core:
+        for seg in guarded:
+            at = seg[0]
+            for low, high in sorted(skips[seg]) + [(seg[0] + seg[1], seg[0] + seg[1])]:
+                if low > at:
+                    _copy_range(inf, core, seg, at, low)
+                at = max(at, high)
+    return len(guarded)
+
+
+class GcoreCommand(gdb.Command):
+    """gcore [FILE]: gdb's gcore (generate-core-file), then the fiber stacks
+    are written into the core (gdb alone leaves them out: see the top of
+    scripts/fiberize-gdb.py)."""
+
+    def __init__(self):
+        super().__init__("gcore", gdb.COMMAND_FILES, gdb.COMPLETE_FILENAME)
+
+    def invoke(self, arg, from_tty):
+        FiberCommand.restore()
+        arg = arg.strip()
+        path = arg or "core.%d" % gdb.selected_inferior().pid
+        gdb.execute("generate-core-file %s" % path, from_tty=from_tty)
+        path = os.path.expanduser(path)  # as gdb's own gcore reads ~
+        if not _live_process():
+            return
+        try:
+            n = _fill_guarded(path)
+        except (OSError, gdb.error) as e:
+            raise gdb.GdbError("fiberize: fiber stacks not written into %s: %s" % (path, e))
+        gdb.write("fiberize: %d guarded mappings (fiber stacks) written into %s\n" % (n, path))
 
 
 class InfoFibers(gdb.Command):
@@ -166,7 +372,7 @@ class InfoFibers(gdb.Command):
             if int(f["state"]) in (0, 2):
                 try:
                     regs = _saved_regs(f)
-                    where = "in " + (_summary(regs) if live else _where(regs["rip"]))
+                    where = "in " + (_summary(regs) if live else _summary_core(regs))
                     if regs["rip"] == 0:
                         where = "(its stack is not in this core)"
                 except gdb.MemoryError:
@@ -195,6 +401,10 @@ class FiberCommand(gdb.Command):
 
     @classmethod
     def restore(cls):
+        if _CoreFiberUnwinder.shown is not None:
+            _CoreFiberUnwinder.shown = None
+            gdb.invalidate_cached_frames()
+            return True
         if cls.saved is None:
             return False
         thread, regs = cls.saved
@@ -240,10 +450,18 @@ class FiberCommand(gdb.Command):
         if thread is None:
             raise gdb.GdbError("fiber: no thread selected")
         if not _live_process():
-            raise gdb.GdbError(
-                "fiber: gdb cannot load a fiber's registers on a core file; "
-                "use it on a live process (info fibers works on both)"
+            frame = _core_show(thread, regs)
+            if frame is None:
+                raise gdb.GdbError("fiber %d: its stack is not in this core" % want)
+            gdb.write(
+                "fiber %d (%s), core file: the innermost frames stay thread %d's own "
+                "(gdb cannot load registers into a core); from frame #%d down they are "
+                "the fiber's; `fiber restore` to go back\n"
+                % (want, STATE_NAMES.get(int(target["state"]), "?"), thread.num, frame.level())
             )
+            frame.select()
+            gdb.execute("frame", to_string=False)
+            return
         FiberCommand.saved = (thread, _get_regs(regs.keys()))
         _set_regs(regs)
         gdb.write(
@@ -260,12 +478,16 @@ def _before_run(*_):
 
 InfoFibers()
 FiberCommand()
+GcoreCommand()
+gdb.unwinder.register_unwinder(None, _CoreFiberUnwinder(), replace=True)
 # Every command that lets the program run, or writes its state out, puts
 # the carrier's registers back first (gdb runs a user-defined hook-NAME
 # before the command NAME).
 for _cmd in ("continue", "next", "step", "stepi", "nexti", "finish", "until", "advance",
-             "jump", "signal", "detach", "kill", "run", "start", "gcore",
-             "generate-core-file", "quit"):
+             "jump", "signal", "detach", "kill", "run", "start", "quit"):
     gdb.execute("define hook-%s\nfiber restore quiet\nend" % _cmd, to_string=True)
+# generate-core-file by its long name (gcore, above, is the extension's own
+# and also fills in the fiber stacks).
+gdb.execute("define hook-generate-core-file\nfiber restore quiet\nend", to_string=True)
 if hasattr(gdb.events, "gdb_exiting"):  # gdb 12+: batch mode's detach at exit
     gdb.events.gdb_exiting.connect(_before_run)

@@ -319,18 +319,30 @@ gf_gdb() {
     gf_finish
 }
 
-@test "gdb: info fibers on a core from gcore lists the same fibers" {
+@test "gdb: a core from gcore lists the same fibers, and fiber N + bt shows the fiber's own frames" {
     gf_start
     local ext=$BATS_TEST_DIRNAME/../../scripts/fiberize-gdb.py core=$BATS_TEST_TMPDIR/core
     run gf_gdb -p "$GF_PID" -ex "source $ext" -ex 'info fibers' -ex "gcore $core"
+    echo "$output"
     local live
-    live=$(grep -E '^ +[0-9]+ +tid' <<<"$output" | awk '{ print $1, $3, $5 }')
-    echo "live: $live"
-    run gf_gdb "$PROG/gdb_fibers" "$core" -ex "source $ext" -ex 'info fibers' -ex 'fiber 2'
+    live=$(grep -E '^ +[0-9]+ +tid' <<<"$output")
+    # the extension's gcore wrote the guarded fiber stacks into the core
+    [[ $output == *"guarded mappings (fiber stacks) written into $core"* ]] || { gf_finish; return 1; }
+    run gf_gdb "$PROG/gdb_fibers" "$core" -ex "source $ext" -ex 'info fibers' -ex 'fiber 4' -ex 'bt' \
+        -ex 'fiber 2' -ex 'bt' -ex 'fiber restore' -ex 'bt'
     echo "$output"
     local dead
-    dead=$(grep -E '^ +[0-9]+ +tid' <<<"$output" | awk '{ print $1, $3, $5 }')
-    [[ -n $live && $live == "$dead" ]] || { gf_finish; return 1; }
-    [[ $output == *"cannot load a fiber's registers on a core"* ]] || { gf_finish; return 1; }
+    dead=$(grep -E '^ +[0-9]+ +tid' <<<"$output")
+    # the same lines, where each parked fiber waits included (read from its
+    # stack in the core)
+    [[ $(wc -l <<<"$live") == 4 && $live == "$dead" ]] || { gf_finish; return 1; }
+    # fiber N's frames come from its own stack: only the napper's stack
+    # holds nap_for_an_hour, only a waiter's holds wait_for_go
+    [[ $output == *"fiber 4 (parked), core file"*"in nap_for_an_hour ()"*"in napper ("* ]] || { gf_finish; return 1; }
+    [[ $output == *"fiber 2 (parked), core file"*"in wait_for_go ()"*"in waiter ("* ]] || { gf_finish; return 1; }
+    # after fiber restore, bt is the carrier's own again: main reading stdin
+    local last
+    last=$(awk '/^#0 / { buf = "" } { buf = buf $0 "\n" } END { printf "%s", buf }' <<<"$output")
+    [[ $last == *"in main ()"* && $last != *"waiter"* ]] || { gf_finish; return 1; }
     gf_finish
 }
