@@ -79,7 +79,7 @@ static struct {
     unsigned changes, next_change;
     uint64_t steps, picks;
     uint64_t fingerprint;
-    char report[512];
+    const char *report; /* the settings' file name (it outlives the run), or NULL */
     void (*dump)(int fd);
     int64_t wall_minus_mono; /* CLOCK_REALTIME - CLOCK_MONOTONIC at start */
     const char *outside;     /* the first input from outside, or NULL */
@@ -122,17 +122,12 @@ void fz_det_setup(const struct fz_det_settings *s)
     }
     det.fingerprint = FNV_OFFSET;
     det.dump = s->dump;
-    if (s->report) {
-        size_t n = strlen(s->report);
-        if (n < sizeof det.report)
-            memcpy(det.report, s->report, n + 1);
-    }
+    det.report = s->report;
     fz_virtual_ns = fz_real_now_ns();
     struct timespec wall;
     fz_os_clock_gettime(CLOCK_REALTIME, &wall);
     det.wall_minus_mono = (int64_t)((uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec) -
                           (int64_t)fz_virtual_ns;
-    fz_clock_virtual = true;
     fz_det_on = true;
 }
 
@@ -458,7 +453,7 @@ void fz_det_at_exit(void)
     char line[200];
     size_t n = fz_det_describe(line, sizeof line - 1);
     line[n++] = '\n';
-    if (det.report[0]) {
+    if (det.report) {
         int fd = (int)fz_sys4(SYS_openat, AT_FDCWD, (long)det.report,
                               O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd >= 0) {

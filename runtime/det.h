@@ -16,10 +16,11 @@ struct fz_carrier;
 #define FZ_DET_MAX_DEPTH 16u
 
 struct fz_det_settings {
-    uint64_t seed;      /* FIBERIZE_SEED */
-    unsigned depth;     /* PCT's d: bugs of depth d are found; d - 1 change points */
-    uint64_t steps;     /* PCT's k: scheduling points a run is expected to have */
-    const char *report; /* file the run's schedule summary is written to at exit, or NULL */
+    uint64_t seed;  /* FIBERIZE_SEED */
+    unsigned depth; /* PCT's d: bugs of depth d are found; d - 1 change points */
+    uint64_t steps; /* PCT's k: scheduling points a run is expected to have */
+    const char
+        *report; /* file the run's summary is written to at exit, or NULL; kept, not copied */
     /* writes a fiber dump to an fd (preload/'s, with backtraces), or NULL */
     void (*dump)(int fd);
 };

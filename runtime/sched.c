@@ -226,6 +226,16 @@ static void handle_interrupts(void)
         }
 }
 
+/* Take in what the fds have ready now, unless another carrier holds the
+ * driver role (it then takes them itself). */
+static void poll_fds_now(struct fz_carrier *c)
+{
+    if (fz_driver_acquire()) {
+        fz_driver_poll_busy(c);
+        fz_driver_release();
+    }
+}
+
 /* --seed: one carrier, and the run set of runtime/det.c instead of the
  * slot, the ring and the inject queue.  Timers and ready fds are taken in
  * at every pick (on the virtual clock, and epoll's order of readiness is
@@ -241,10 +251,8 @@ static struct fz_fiber *det_find_work(struct fz_carrier *c)
         c->det_next = NULL;
         return f;
     }
-    if (c->det_fd_waiters && fz_driver_acquire()) {
-        fz_driver_poll_busy(c);
-        fz_driver_release();
-    }
+    if (c->det_fd_waiters)
+        poll_fds_now(c);
     if (fz_timers_due())
         fz_timers_fire(c);
     return fz_det_pick();
@@ -263,10 +271,7 @@ static struct fz_fiber *find_work(struct fz_carrier *c)
             handle_interrupts();
         /* With every carrier busy nobody sleeps in the driver: look at the
          * fds now and then anyway, or ready fibers wait for an idle moment. */
-        if (fz_driver_acquire()) {
-            fz_driver_poll_busy(c);
-            fz_driver_release();
-        }
+        poll_fds_now(c);
         if (fz_timers_due())
             fz_timers_fire(c);
         if ((t = fz_inject_pop(&fz_rt.inject))) {
@@ -809,10 +814,7 @@ static struct fz_fiber *search(struct fz_carrier *c)
         if ((f = find_work(c)) || (f = take_stranded(c, &looks)))
             break;
         /* nobody may be sleeping in the driver meanwhile */
-        if (fz_driver_acquire()) {
-            fz_driver_poll_busy(c);
-            fz_driver_release();
-        }
+        poll_fds_now(c);
         if (fz_timers_due())
             fz_timers_fire(c);
         if ((f = find_work(c)))
@@ -838,6 +840,21 @@ static struct fz_fiber *last_look(struct fz_carrier *c)
     pause_until(c, fz_now_ns() + SEARCH_PAUSE_NS, true);
     struct fz_fiber *f = find_work(c);
     return f ? f : take_stranded(c, &looks);
+}
+
+/* On the idle list with nothing to run: sleep in the driver if no other
+ * carrier holds that role, else on the futex word, until woken (the idle
+ * protocol above).  Idle time is real time, also under --seed. */
+static void sleep_idle(struct fz_carrier *c)
+{
+    c->stats.idle_sleeps++;
+    load_own_tcb(c);
+    uint64_t slept = fz_real_now_ns(); /* for busy % (fiberize stats) */
+    if (fz_driver_acquire())
+        sleep_in_driver(c);
+    else
+        sleep_on_futex(c);
+    c->stats.idle_ns += fz_real_now_ns() - slept;
 }
 
 /* --seed, nothing runnable: in this order, a pool call's return (the
@@ -868,9 +885,8 @@ static void det_idle(struct fz_carrier *c)
         if (next != UINT64_MAX) {
             fz_det_saw_outside("a blocking-pool call still out when a timer was due");
             fz_det_advance_to(next);
-        } else if (fz_driver_acquire()) {
-            fz_driver_poll_busy(c); /* fds may wake a thread meanwhile */
-            fz_driver_release();
+        } else {
+            poll_fds_now(c); /* fds may wake a thread meanwhile */
         }
         return;
     }
@@ -891,12 +907,8 @@ static void det_idle(struct fz_carrier *c)
     /* sleep until something arrives: notify_idle or the driver's eventfd
      * ends it, and so does a signal handler */
     idle_push(c);
-    load_own_tcb(c);
     uint64_t wakes = c->stats.wakes;
-    if (fz_driver_acquire())
-        sleep_in_driver(c);
-    else
-        sleep_on_futex(c);
+    sleep_idle(c);
     if (c->stats.wakes != wakes || atomic_load(&fz_rt.pending_interrupts))
         fz_det_saw_outside("an fd or a signal woke a thread while every thread waited");
 }
@@ -968,14 +980,7 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
             run_from_idle(c, f);
             continue;
         }
-        c->stats.idle_sleeps++;
-        load_own_tcb(c);
-        uint64_t slept = fz_now_ns(); /* for busy % (fiberize stats) */
-        if (fz_driver_acquire())
-            sleep_in_driver(c);
-        else
-            sleep_on_futex(c);
-        c->stats.idle_ns += fz_now_ns() - slept;
+        sleep_idle(c);
         woken = true;
     }
 }

@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <linux/futex.h>
 #include <time.h>
+#include "runtime/det.h"
 
 static inline long fz_sys6(long n, long a, long b, long c, long d, long e, long f)
 {
@@ -65,11 +66,10 @@ static inline void fz_cpu_relax(void)
  * call); until then, and in unit tests, the raw system call (timer.c). */
 extern int (*fz_os_clock_gettime)(clockid_t, struct timespec *);
 
-/* Under fiberize --seed time is virtual (runtime/det.c): every deadline
- * the runtime keeps is on fz_virtual_ns, which moves only at scheduling
- * points and when every fiber waits for a timer.  Both are written by the
- * one carrier; others read them (relaxed: a clock, not a protocol). */
-extern _Bool fz_clock_virtual;
+/* Under fiberize --seed (fz_det_on) time is virtual (runtime/det.c):
+ * every deadline the runtime keeps is on fz_virtual_ns, which moves only at
+ * scheduling points and when every fiber waits for a timer.  Written by
+ * the one carrier; others read it (relaxed: a clock, not a protocol). */
 extern uint64_t fz_virtual_ns;
 
 /* CLOCK_MONOTONIC in ns, from the kernel: for the sleeps of OS threads. */
@@ -84,7 +84,7 @@ static inline uint64_t fz_real_now_ns(void)
  * can sleep until. */
 static inline uint64_t fz_kernel_deadline(uint64_t deadline)
 {
-    if (__builtin_expect(!fz_clock_virtual, 1))
+    if (__builtin_expect(!fz_det_on, 1))
         return deadline;
     uint64_t now = __atomic_load_n(&fz_virtual_ns, __ATOMIC_RELAXED);
     return fz_real_now_ns() + (deadline > now ? deadline - now : 0);
@@ -95,11 +95,9 @@ static inline uint64_t fz_kernel_deadline(uint64_t deadline)
  * success, so it is safe on the scheduler path. */
 static inline uint64_t fz_now_ns(void)
 {
-    if (__builtin_expect(fz_clock_virtual, 0))
+    if (__builtin_expect(fz_det_on, 0))
         return __atomic_load_n(&fz_virtual_ns, __ATOMIC_RELAXED);
-    struct timespec ts;
-    fz_os_clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return fz_real_now_ns();
 }
 
 /* CLOCK_MONOTONIC_COARSE in ns: the vDSO reads a word the kernel updates

@@ -34,7 +34,6 @@ static int raw_clock_gettime(clockid_t clock, struct timespec *ts)
 }
 
 int (*fz_os_clock_gettime)(clockid_t, struct timespec *) = raw_clock_gettime;
-_Bool fz_clock_virtual;
 uint64_t fz_virtual_ns;
 
 #define TOP_LEVEL (FZ_WHEEL_LEVELS - 1)

@@ -696,8 +696,8 @@ int main(int argc, char **argv)
     if (explore_runs) {
         if (getenv("FIBERIZE_SEED") && *getenv("FIBERIZE_SEED"))
             usage_error("--explore chooses the seeds itself: drop --seed (and FIBERIZE_SEED)");
-        if (kind_of_program(argv[first], 0) != PROGRAM_GLIBC &&
-            kind_of_program(argv[first], 0) != PROGRAM_UNKNOWN)
+        enum program_kind kind = kind_of_program(argv[first], 0);
+        if (kind != PROGRAM_GLIBC && kind != PROGRAM_UNKNOWN)
             fail(EXIT_FAILED, "'%s' cannot run under fiberize here, so it cannot be explored",
                  argv[first]);
         prepend_preload(lib);

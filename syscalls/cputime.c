@@ -56,7 +56,7 @@ static struct timespec ns_ts(uint64_t ns)
 FZ_EXPORT int clock_gettime(clockid_t clk, struct timespec *ts)
 {
     uint64_t virtual_ns;
-    if (__builtin_expect(fz_clock_virtual, 0) && fz_det_program_clock(clk, &virtual_ns)) {
+    if (__builtin_expect(fz_det_on, 0) && fz_det_program_clock(clk, &virtual_ns)) {
         *ts = ns_ts(virtual_ns); /* fiberize --seed: the schedule's time */
         return 0;
     }

@@ -132,7 +132,7 @@ FZ_EXPORT unsigned sleep(unsigned seconds)
 FZ_EXPORT int gettimeofday(struct timeval *restrict tv, void *restrict tz)
 {
     uint64_t ns;
-    if (__builtin_expect(!fz_clock_virtual, 1) || !fz_det_program_clock(CLOCK_REALTIME, &ns))
+    if (__builtin_expect(!fz_det_on, 1) || !fz_det_program_clock(CLOCK_REALTIME, &ns))
         return fz_real.gettimeofday(tv, tz);
     if (tz) /* obsolete, but filled as libc does */
         fz_real.gettimeofday(NULL, tz);
@@ -144,7 +144,7 @@ FZ_EXPORT int gettimeofday(struct timeval *restrict tv, void *restrict tz)
 FZ_EXPORT time_t time(time_t *out)
 {
     uint64_t ns;
-    if (__builtin_expect(!fz_clock_virtual, 1) || !fz_det_program_clock(CLOCK_REALTIME, &ns))
+    if (__builtin_expect(!fz_det_on, 1) || !fz_det_program_clock(CLOCK_REALTIME, &ns))
         return fz_real.time(out);
     time_t t = (time_t)(ns / 1000000000u);
     if (out)
