@@ -1,7 +1,7 @@
 /* Fiber life cycle: create, run, exit, reap, recycle.
  *
  * A fiber and its TCB stay paired for life: finished fibers go to a pool
- * and come back with a recycled TCB (runtime/tls.c), which keeps glibc's
+ * and come back with a recycled TCB (runtime/tls_glibc.c), which keeps glibc's
  * per-thread malloc state instead of leaking it, and costs no syscall.
  *
  * Exit happens in two halves.  On the fiber: TLS and key destructors, the

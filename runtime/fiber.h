@@ -1,7 +1,7 @@
 /* Fibers and carriers: the two objects every runtime file shares.
  *
  * A fiber is a program thread (pthread_create, or the adopted main thread)
- * with its own stack and its own glibc TCB (runtime/tls.c).  A carrier is an
+ * with its own stack and its own glibc TCB (runtime/tls_glibc.c).  A carrier is an
  * OS thread that runs fibers.  Ownership:
  *   - a fiber's context (sp) belongs to whoever runs it; `on_cpu` is 1 from
  *     the moment a carrier decides to run it until fz_switch has saved it, and

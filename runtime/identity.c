@@ -2,11 +2,11 @@
  *
  * Natively every thread has a kernel tid, unique while it lives, stable,
  * equal to the pid for the main thread only.  A fiber's tid is the value
- * glibc keeps in its TCB (tls.c gives each fiber TCB a fake 0x20000000+n,
+ * glibc keeps in its TCB (tls_glibc.c gives each fiber TCB a fake 0x20000000+n,
  * above PID_MAX_LIMIT, so a program that hands it to the kernel behind our
  * back gets ESRCH instead of reaching an unrelated thread); the main
  * fiber's is the pid, as natively, although its TCB carries a fake one
- * (tls.c moves the real tid to carrier 0's idle TCB for set*id).
+ * (tls_glibc.c moves the real tid to carrier 0's idle TCB for set*id).
  *
  * The table maps tids back to fibers for calls that take a tid (tgkill,
  * sched_setaffinity, ...).  Chained hash; writers (fiber birth and end, on

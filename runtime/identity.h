@@ -10,7 +10,7 @@ struct fz_fiber;
 
 /* f (its TCB made) gets its thread id and becomes findable by it: the main
  * fiber the process id, any other the unique fake tid glibc keeps in its
- * TCB (runtime/tls.c), which the kernel knows as no thread. */
+ * TCB (runtime/tls_glibc.c), which the kernel knows as no thread. */
 void fz_ident_register(struct fz_fiber *f);
 /* The same with a given tid (the fork child's only fiber: its pid). */
 void fz_ident_register_as(struct fz_fiber *f, pid_t tid);

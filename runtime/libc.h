@@ -4,8 +4,8 @@
  * (struct pthread fields, ld.so's thread lists and their lock, the rseq area,
  * libc's own TLS block, the layout of the public objects whose encoding
  * changed between releases) is in struct fz_libc, filled and checked once by
- * fz_libc_setup.  The code that builds and recycles TCBs (tls.c), the set*id
- * broadcast (setxid.c) and the robust-list duty (robust.c) only read it.
+ * fz_libc_setup.  The code that builds and recycles TCBs (tls_glibc.c), the set*id
+ * broadcast (setxid_glibc.c) and the robust-list duty (robust_glibc.c) only read it.
  * runtime/libc_glibc.c fills it for glibc; a musl port would add another
  * file filling the same struct (or refusing).
  *

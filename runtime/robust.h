@@ -1,4 +1,4 @@
-/* Robust mutexes held by fibers (runtime/robust.c). */
+/* Robust mutexes held by fibers (runtime/robust_glibc.c). */
 #ifndef FZ_ROBUST_H
 #define FZ_ROBUST_H
 

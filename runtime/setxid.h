@@ -1,4 +1,4 @@
-/* set*id from fibers: glibc's SIGSETXID handler, wrapped (runtime/setxid.c). */
+/* set*id from fibers: glibc's SIGSETXID handler, wrapped (runtime/setxid_glibc.c). */
 #ifndef FZ_SETXID_H
 #define FZ_SETXID_H
 

@@ -20,7 +20,7 @@ bool fz_tls_setup(const struct fz_os_thread_calls *os, const char **why);
 #define FZ_FAKE_TID_BASE 0x20000000u
 
 /* The runtime's own OS threads exist (glibc is multi-threaded now): take
- * over what that changes (the set*id broadcast handler, see tls.c). */
+ * over what that changes (the set*id broadcast handler, see tls_glibc.c). */
 void fz_tls_threads_started(void);
 
 /* A new TCB for a fiber (fiber != NULL: marked so fz_self() finds it) or
@@ -30,10 +30,10 @@ void fz_tls_threads_started(void);
  * the thread's rseq registration is dropped).  NULL when memory runs out.
  * Runs on a thread with a sane thread pointer (it calls malloc).  Creating
  * or recycling a fiber's TCB also wraps glibc's SIGSETXID handler once the
- * process is multi-threaded (tls.c says why). */
+ * process is multi-threaded (tls_glibc.c says why). */
 void *fz_tls_create(struct fz_fiber *fiber);
 /* Make a finished fiber's TCB fresh for a new fiber: module TLS back to the
- * init images, struct pthread reset; libc's block kept (see tls.c). */
+ * init images, struct pthread reset; libc's block kept (see tls_glibc.c). */
 void fz_tls_recycle(void *tcb, struct fz_fiber *fiber);
 /* Mark the main thread's own TCB as the main fiber's. */
 void fz_tls_adopt_main(struct fz_fiber *fiber);

@@ -19,7 +19,7 @@
 
 /* The kernel's encoding of a thread CPU clock: (~tid << 3) | PERTHREAD |
  * type, in 32 bits, which holds 29 bits of tid.  Fake tids (0x20000000+n,
- * runtime/tls.c) do not fit: a fiber's clock carries n with the type the
+ * runtime/tls_glibc.c) do not fit: a fiber's clock carries n with the type the
  * kernel does not know (3), so the kernel refuses it (EINVAL) and it never
  * names a real thread; the main fiber's is the native one of the pid. */
 #define CPUCLOCK_PERTHREAD 4

@@ -31,7 +31,7 @@
  * (as_carrier), so it answers as natively; a raised priority (real-time
  * policies only) is the carrier's, and stays with it until an unlock runs
  * there.  A robust mutex held by a fiber that exits is marked owner-dead
- * by runtime/tls.c, since the kernel walks only carriers' robust lists.
+ * by runtime/tls_glibc.c, since the kernel walks only carriers' robust lists.
  */
 #include <errno.h>
 #include <linux/futex.h>

@@ -362,7 +362,7 @@ void (*fz_exit_hook)(void);
 
 /* The kernel marks the process-shared robust mutexes a dying process still
  * holds, by the tids of its threads; fibers' tids are not the kernel's, so
- * tls.c does it for them (exit() reaches it through atexit).  A vfork child
+ * tls_glibc.c does it for them (exit() reaches it through atexit).  A vfork child
  * shares the parent's memory and must leave its mutexes alone. */
 FZ_EXPORT void _exit(int status)
 {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# Per-fiber thread-local storage (runtime/tls.c): every thread keeps its own
+# Per-fiber thread-local storage (runtime/tls_glibc.c): every thread keeps its own
 # __thread variables, errno, stack canary, pthread_self, C++ thread_local
 # objects and glibc per-thread state while it blocks and moves between
 # carriers; libraries dlopen'ed later get TLS in every thread; short-lived

@@ -54,7 +54,7 @@
  *    exported [tls_churn: 1M threads, RSS growth after 100k: 0 kB];
  *  - setuid & co. from a fiber, the main one included, reach every OS
  *    thread and return (glibc's SIGSETXID handler runs on the TCB with the
- *    receiving thread's tid, runtime/setxid.c) [tls_setxid].
+ *    receiving thread's tid, runtime/setxid_glibc.c) [tls_setxid].
  * Not guaranteed:
  *  - the fake tid is what gettid() answers (runtime/identity.c; the pid for
  *    the main fiber); glibc calls that hand pd->tid to the kernel
@@ -76,7 +76,7 @@
  *    res_nclose (IPv6 name-server addresses leak); sunrpc per-thread state
  *    and inet_ntoa's buffer stay with the recycled TCB;
  *  - a thread glibc creates itself (timer SIGEV_THREAD, aio) after the last
- *    fiber creation may run glibc's unwrapped SIGSETXID handler (runtime/setxid.c);
+ *    fiber creation may run glibc's unwrapped SIGSETXID handler (runtime/setxid_glibc.c);
  *  - stacks of fibers are not made executable by a later dlopen of an
  *    exec-stack library (_dl_make_stacks_executable walks only
  *    GL(dl_stack_used)).
@@ -88,8 +88,8 @@
  * own for the running release, found and checked at start-up by
  * runtime/libc_glibc.c (the seam is runtime/libc.h; fz_libc, `L` below).
  * Only tcbhead_t, the ABI-fixed head of the TCB, is spelled out here.  The
- * set*id broadcast is runtime/setxid.c, the robust-list duty
- * runtime/robust.c.
+ * set*id broadcast is runtime/setxid_glibc.c, the robust-list duty
+ * runtime/robust_glibc.c.
  *
  * Threads: fz_tls_create/recycle/exit call libc and run on the fiber that
  * creates or exits; recycling is driven by the fiber pool (runtime/fiber.c),
@@ -233,7 +233,7 @@ static void reset_module_tls(void *tcb)
 /* The calling OS thread's TCB (the main thread's, or after a fork the
  * forking fiber's) becomes a fiber's, which may run on any carrier, while
  * the new idle TCB stays on this OS thread: hand the OS thread's identity to
- * the idle TCB.  The tid glibc compares and signals (set*id, runtime/setxid.c) moves
+ * the idle TCB.  The tid glibc compares and signals (set*id, runtime/setxid_glibc.c) moves
  * to it; the fiber gets a fake one like every fiber.  The kernel's rseq
  * registration of this OS thread points into the fiber's TCB and would
  * report this carrier's CPU to the fiber wherever it runs: unregister it

@@ -1,6 +1,6 @@
 /* glibc's set*id broadcast in a process whose threads are fibers.
  *
- * Split from tls.c: this is the one place the runtime steps into glibc's
+ * Split from tls_glibc.c: this is the one place the runtime steps into glibc's
  * signal protocol.  The TCB lists and their lock come from runtime/libc.h.
  *
  * Threads: setxid_on_own_tcb runs in signal context on any OS thread (raw

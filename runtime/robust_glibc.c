@@ -4,7 +4,7 @@
  * struct pthread, robust_head), which the kernel walks when an OS thread
  * exits.  A fiber's list lives in its own TCB, which the kernel never sees
  * (set_robust_list is per OS thread), so the runtime walks it at fiber exit
- * and, for process-shared mutexes, at process exit.  Split from tls.c so
+ * and, for process-shared mutexes, at process exit.  Split from tls_glibc.c so
  * the TCB life cycle and this duty each read as one thing; the list's
  * place comes from runtime/libc.h.
  *
