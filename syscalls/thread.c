@@ -226,12 +226,11 @@ FZ_EXPORT void pthread_exit(void *value)
         atomic_store(&fz_rt.main_exited, true);
         fz_fiber_exit(self);
     }
-    /* glibc unwinds to the buffer in the fiber's TCB: fz_fiber_main's, or
-     * main's (preload/init.c) */
-    if (self)
-        fz_asan_no_return();
-    fz_real.pthread_exit(value);
-    __builtin_unreachable();
+    if (!self)
+        fz_real.pthread_exit(value);
+    /* to fz_tls_run_body in fz_fiber_main, or in main's (preload/init.c) */
+    fz_asan_no_return();
+    fz_tls_thread_exit(value, fz_real.pthread_exit);
 }
 
 /* ---- attributes, names, signals ------------------------------------- */
