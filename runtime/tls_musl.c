@@ -120,7 +120,9 @@ enum { MAX_MODULES = 512 }; /* TLS modules tracked; more: dlopen'ed ones get non
 enum { MTX_TYPE = 0, MTX_LOCK = 4, MTX_WAITERS = 8, MTX_NEXT = 32 };
 enum { MTX_PSHARED = 128, LOCK_OWNER_DIED = 0x40000000 };
 
-#define AT(tcb, off, type) (*(type *)((char *)(tcb) + (off)))
+/* Volatile: the TCB is memory libc reads behind the compiler's back (GCC
+ * dropped a store into the loaded one before a libc call as dead). */
+#define AT(tcb, off, type) (*(type volatile *)((char *)(tcb) + (off)))
 
 /* One musl cleanup record (struct __ptcb, <pthread.h>). */
 struct cleanup_record {
@@ -254,7 +256,13 @@ static bool check_layout(const char **why)
         return refuse(why, "struct pthread field tid does not hold the main thread's tid");
     if ((char *)&errno != tp + PT_ERRNO)
         return refuse(why, "struct pthread field errno_val is not where errno is");
-    if ((char *)&h_errno != tp + PT_H_ERRNO)
+    /* musl gives threads with a stack (every fiber: fz_tcb_set_stack) the
+     * TCB's h_errno, the main thread the global one: ask as such a thread */
+    void *main_stack = AT(tp, PT_STACK, void *);
+    AT(tp, PT_STACK, void *) = tp;
+    bool h_errno_ok = (char *)&h_errno == tp + PT_H_ERRNO;
+    AT(tp, PT_STACK, void *) = main_stack;
+    if (!h_errno_ok)
         return refuse(why, "struct pthread field h_errno_val is not where h_errno is");
     if (AT(tp, PT_DETACH_STATE, int) != DT_JOINABLE)
         return refuse(why, "struct pthread field detach_state: main is not joinable");
@@ -524,7 +532,7 @@ void fz_tls_key_deleted(unsigned key)
 void fz_tls_run_body(void *tcb, void *(*body)(void *), void *arg)
 {
     jmp_buf exit_point;
-    struct fiber_extra *x = extra_of(tcb);
+    struct fiber_extra *volatile x = extra_of(tcb); /* read again after longjmp */
     x->exit_point = &exit_point;
     if (!setjmp(exit_point))
         AT(tcb, PT_RESULT, void *) = body(arg);
@@ -632,7 +640,7 @@ void *fz_tcb_fiber(void *tcb)
 
 void **fz_tcb_result_slot(void *tcb)
 {
-    return &AT(tcb, PT_RESULT, void *);
+    return (void **)((char *)tcb + PT_RESULT);
 }
 
 void fz_tcb_set_stack(void *tcb, void *base, size_t size, size_t guard)
