@@ -33,8 +33,11 @@ CMD      := $(BUILD)/bin/fiberize
 # handed in through a directory of links.  libffi and libunwind are not
 # packaged for musl: the musl library needs neither (offload_musl.c,
 # unwind_musl.c).  Without musl-gcc, `make` says so and builds the rest.
+# MUSL=0 leaves the musl build out (the sanitizer and clang builds: their
+# flags are for the glibc library).
 MUSL_CC  ?= musl-gcc
-HAVE_MUSL := $(if $(shell command -v $(MUSL_CC) 2>/dev/null),1)
+MUSL     ?= 1
+HAVE_MUSL := $(if $(filter 1,$(MUSL)),$(if $(shell command -v $(MUSL_CC) 2>/dev/null),1))
 MUSL_DIR := $(BUILD)/musl
 MUSL_INC := $(MUSL_DIR)/include
 MUSL_LIB := $(BUILD)/libfiberize-musl.so
@@ -85,6 +88,9 @@ $(LIB): $(LIB_OBJS)
 ifeq ($(HAVE_MUSL),1)
 musl: $(MUSL_LIB)
 musl-tests: $(MUSL_PROGS) $(MUSL_BENCHES)
+else ifneq ($(MUSL),1)
+musl:
+musl-tests:
 else
 musl:
 	@echo "make: $(MUSL_CC) not found: libfiberize-musl.so and the musl test programs are not built (scripts/deps.sh installs musl-tools)"
@@ -174,7 +180,7 @@ check: tests
 check-asan: export ASAN_OPTIONS = verify_asan_link_order=0:detect_leaks=1:abort_on_error=0
 check-asan: export FZ_ASAN = 1
 check-asan:
-	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address -DFZ_ASAN" \
+	$(MAKE) BUILD=build-asan MUSL=0 EXTRA_CFLAGS="-fsanitize=address -DFZ_ASAN" \
 	        EXTRA_LDFLAGS="-fsanitize=address" PROG_CFLAGS="$(PROG_CFLAGS) -fsanitize=address" check
 
 # Undefined behaviour anywhere in the library or the test programs ends the
@@ -182,7 +188,7 @@ check-asan:
 check-ubsan: export UBSAN_OPTIONS = halt_on_error=1:print_stacktrace=1
 check-ubsan: export FZ_UBSAN = 1
 check-ubsan:
-	$(MAKE) BUILD=build-ubsan EXTRA_CFLAGS="-fsanitize=undefined -fno-sanitize-recover=undefined" \
+	$(MAKE) BUILD=build-ubsan MUSL=0 EXTRA_CFLAGS="-fsanitize=undefined -fno-sanitize-recover=undefined" \
 	        EXTRA_LDFLAGS="-fsanitize=undefined" \
 	        PROG_CFLAGS="$(PROG_CFLAGS) -fsanitize=undefined -fno-sanitize-recover=undefined" check
 
