@@ -41,6 +41,8 @@ HAVE_MUSL := $(if $(filter 1,$(MUSL)),$(if $(shell command -v $(MUSL_CC) 2>/dev/
 MUSL_DIR := $(BUILD)/musl
 MUSL_INC := $(MUSL_DIR)/include
 MUSL_LIB := $(BUILD)/libfiberize-musl.so
+BY_LIBC  := $(BUILD)/by-libc
+MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null)
 MUSL_OBJS := $(MUSL_SRCS:%.c=$(MUSL_DIR)/obj/%.o) $(LIB_ASMS:%.S=$(MUSL_DIR)/obj/%.o)
 MUSL_LIB_CFLAGS := $(LIB_CFLAGS) -isystem $(MUSL_INC)
 MUSL_LIB_LIBS := -ldl -lpthread
@@ -86,7 +88,7 @@ $(LIB): $(LIB_OBJS)
 	$(CC) $(LIB_LDFLAGS) -o $@ $^ $(LIB_LIBS)
 
 ifeq ($(HAVE_MUSL),1)
-musl: $(MUSL_LIB)
+musl: $(MUSL_LIB) $(BY_LIBC)/.stamp
 musl-tests: $(MUSL_PROGS) $(MUSL_BENCHES)
 else ifneq ($(MUSL),1)
 musl:
@@ -101,7 +103,7 @@ endif
 $(MUSL_INC)/.stamp:
 	@mkdir -p $(MUSL_INC)
 	ln -sfn /usr/include/linux $(MUSL_INC)/linux
-	ln -sfn /usr/include/$(shell gcc -print-multiarch)/asm $(MUSL_INC)/asm
+	ln -sfn /usr/include/$(MULTIARCH)/asm $(MUSL_INC)/asm
 	ln -sfn /usr/include/asm-generic $(MUSL_INC)/asm-generic
 	@touch $@
 
@@ -114,6 +116,21 @@ $(MUSL_DIR)/obj/%.o: %.S
 
 $(MUSL_LIB): $(MUSL_OBJS)
 	$(MUSL_CC) $(LIB_LDFLAGS) -o $@ $^ $(MUSL_LIB_LIBS)
+
+# One LD_PRELOAD entry that each libc's loader reads as its own library, so
+# a process of one libc can exec a program of the other under fiberize:
+# glibc's ld.so expands $LIB in LD_PRELOAD (to lib/<multiarch> on Debian,
+# lib64 for an upstream build, lib on some others), musl's loader takes
+# the path as written.  So by-libc/$LIB/libfiberize.so is the musl library
+# and by-libc/<glibc's expansion>/libfiberize.so the glibc one (relative
+# links: the build directory may move).
+$(BY_LIBC)/.stamp: $(MUSL_LIB) $(LIB)
+	@mkdir -p '$(BY_LIBC)/$$LIB' $(BY_LIBC)/lib64 $(BY_LIBC)/lib/$(MULTIARCH)
+	ln -sfn '../../libfiberize-musl.so' '$(BY_LIBC)/$$LIB/libfiberize.so'
+	ln -sfn ../../libfiberize.so $(BY_LIBC)/lib64/libfiberize.so
+	ln -sfn ../../libfiberize.so $(BY_LIBC)/lib/libfiberize.so
+	$(if $(MULTIARCH),ln -sfn ../../../libfiberize.so $(BY_LIBC)/lib/$(MULTIARCH)/libfiberize.so)
+	@touch $@
 
 $(MUSL_DIR)/tests/programs/lib%.so: tests/programs/lib/%.c | $(MUSL_INC)/.stamp
 	@mkdir -p $(dir $@)
