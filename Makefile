@@ -15,7 +15,7 @@ LIB_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -fno-stack-protector \
 LIB_LDFLAGS := -shared -Wl,-z,now -Wl,--no-undefined $(EXTRA_LDFLAGS)
 LIB_LIBS := -ldl -lpthread -lffi
 
-LIB_SRCS := $(wildcard preload/*.c runtime/*.c syscalls/*.c)
+LIB_SRCS := $(filter-out %_musl.c,$(wildcard preload/*.c runtime/*.c syscalls/*.c))
 LIB_ASMS := $(wildcard runtime/*.S)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB_ASMS:%.S=$(BUILD)/obj/%.o)
 LIB      := $(BUILD)/libfiberize.so
@@ -77,7 +77,7 @@ $(BUILD)/tests/unit/test_real: tests/unit/test_real.c syscalls/real.c syscalls/r
 	$(CC) $(CFLAGS_COMMON) -I. -o $@ $< -ldl
 
 # The protocol test runs the whole runtime, without preload/ or syscalls/.
-RUNTIME_SRCS := $(wildcard runtime/*.c) $(wildcard runtime/*.S)
+RUNTIME_SRCS := $(filter-out %_musl.c,$(wildcard runtime/*.c)) $(wildcard runtime/*.S)
 $(BUILD)/tests/unit/test_protocols: tests/unit/test_protocols.c $(RUNTIME_SRCS) $(wildcard runtime/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -I. -DFZ_CHECKS=1 -fno-stack-protector -fno-omit-frame-pointer \

@@ -237,6 +237,17 @@
       (int, const char *, struct dirent64 ***, int (*)(const struct dirent64 *),                   \
        int (*)(const struct dirent64 **, const struct dirent64 **)))
 
+/* Interposed only where a libc binds them internally out of our reach
+ * (syscalls/thread_musl.c); resolved on every libc. */
+#define FZ_REAL_LIBC_SIDE_SYMBOLS(X)                                                               \
+    X(int, pthread_key_create, (pthread_key_t *, void (*)(void *)))                                \
+    X(int, pthread_key_delete, (pthread_key_t))                                                    \
+    X(int, tss_create, (tss_t *, tss_dtor_t))                                                      \
+    X(void, tss_delete, (tss_t))                                                                   \
+    X(void, pthread_testcancel, (void))                                                            \
+    X(void *, dlopen, (const char *, int))                                                         \
+    X(void, abort, (void))
+
 /* clang-format does not settle on one layout for this list: kept by hand */
 // clang-format off
 #define FZ_REAL_ALL_SYMBOLS(X)                                                                     \
@@ -244,7 +255,8 @@
     FZ_REAL_LOCK_SYMBOLS(X)                                                                        \
     FZ_REAL_WAIT_SYMBOLS(X)                                                                        \
     FZ_REAL_PROCESS_SYMBOLS(X)                                                                     \
-    FZ_REAL_DIR_SYMBOLS(X)
+    FZ_REAL_DIR_SYMBOLS(X)                                                                         \
+    FZ_REAL_LIBC_SIDE_SYMBOLS(X)
 // clang-format on
 
 struct fz_real {
