@@ -2,7 +2,8 @@
 # The checks that read the code rather than run it, one line each:
 #   format     clang-format --dry-run --Werror over every C and C++ file
 #   cppcheck   static analysis of the library with the project's include path
-#   layers     runtime/ uses nothing from syscalls/ or preload/ (check-layers.sh)
+#   layers     runtime/ uses nothing from syscalls/ or preload/ (check-layers.sh),
+#              in libfiberize.so and, when built, libfiberize-musl.so
 #   clang      the library and command build with clang, warnings as errors
 # Each prints "analyse: ok - NAME" or "analyse: FAILED - NAME" after its
 # output; the exit status is 1 if any failed.  Run after `make` (layers
@@ -52,8 +53,11 @@ run_cppcheck() {
     done
 }
 
+# The musl library's layers too, once it is built (make builds it when
+# musl-gcc is installed).
 run_layers() {
-    scripts/check-layers.sh "$BUILD"
+    scripts/check-layers.sh "$BUILD" glibc || return 1
+    [[ ! -f $BUILD/libfiberize-musl.so ]] || scripts/check-layers.sh "$BUILD" musl
 }
 
 run_clang() {

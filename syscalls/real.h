@@ -23,12 +23,14 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <semaphore.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <threads.h>
 #include <time.h>
+#include "syscalls/libc_names.h"
 
 #define FZ_EXPORT __attribute__((visibility("default")))
 
@@ -96,8 +98,8 @@
     X(ssize_t, send, (int, const void *, size_t, int))                                             \
     X(ssize_t, sendto, (int, const void *, size_t, int, const struct sockaddr *, socklen_t))       \
     X(ssize_t, sendmsg, (int, const struct msghdr *, int))                                         \
-    X(int, recvmmsg, (int, struct mmsghdr *, unsigned, int, struct timespec *))                    \
-    X(int, sendmmsg, (int, struct mmsghdr *, unsigned, int))                                       \
+    X(int, recvmmsg, (int, struct mmsghdr *, unsigned, fz_mmsg_flags, struct timespec *))          \
+    X(int, sendmmsg, (int, struct mmsghdr *, unsigned, fz_mmsg_flags))                             \
     X(ssize_t, sendfile, (int, int, off_t *, size_t))                                              \
     X(int, shutdown, (int, int))                                                                   \
     X(int, accept, (int, struct sockaddr *, socklen_t *))                                          \
@@ -130,7 +132,7 @@
     X(int, dup2, (int, int))                                                                       \
     X(int, dup3, (int, int, int))                                                                  \
     X(int, fcntl, (int, int, ...))                                                                 \
-    X(int, ioctl, (int, unsigned long, ...))                                                       \
+    X(int, ioctl, (int, fz_ioctl_request, ...))                                                    \
     X(int, setsockopt, (int, int, int, const void *, socklen_t))                                   \
     X(int, poll, (struct pollfd *, nfds_t, int))                                                   \
     X(int, ppoll, (struct pollfd *, nfds_t, const struct timespec *, const sigset_t *))            \
@@ -235,6 +237,12 @@
        int (*)(const struct dirent **, const struct dirent **)))                                   \
     X(int, scandirat64,                                                                            \
       (int, const char *, struct dirent64 ***, int (*)(const struct dirent64 *),                   \
+       int (*)(const struct dirent64 **, const struct dirent64 **)))                               \
+    X(int, scandir,                                                                                \
+      (const char *, struct dirent ***, int (*)(const struct dirent *),                            \
+       int (*)(const struct dirent **, const struct dirent **)))                                   \
+    X(int, scandir64,                                                                              \
+      (const char *, struct dirent64 ***, int (*)(const struct dirent64 *),                        \
        int (*)(const struct dirent64 **, const struct dirent64 **)))
 
 /* Interposed only where a libc binds them internally out of our reach
@@ -267,7 +275,17 @@ struct fz_real {
 
 extern struct fz_real fz_real;
 
-/* Resolve every symbol; false (with the missing name) if one is absent. */
+/* Resolve every symbol; false (with the missing name) if one is absent
+ * that this libc must have. */
 int fz_real_resolve(const char **missing);
+
+/* The per-libc side of resolution (real_glibc.c, real_musl.c). */
+/* The definition of name the program would bind to, in the objects after
+ * ours; NULL if there is none. */
+void *fz_real_lookup(const char *name);
+/* Whether this libc may lack name (an interposer of a call only the other
+ * libc, or a newer version, has): its slot then stops the process with a
+ * message if it is ever called, and start-up goes on. */
+bool fz_real_may_lack(const char *name);
 
 #endif

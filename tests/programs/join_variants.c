@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "libc_compat.h"
 
 #define NIDENT 4
 #define TIMEOUT_NS 100000000L // 100 ms
