@@ -42,15 +42,6 @@ struct kernel_sigaction {
     uint64_t mask;
 };
 
-/* The signal trampoline the kernel returns through (x86_64: rt_sigreturn). */
-void fz_setxid_restorer(void);
-__asm__(".text\n"
-        ".type fz_setxid_restorer,@function\n"
-        "fz_setxid_restorer:\n"
-        "    mov $15, %rax\n"
-        "    syscall\n"
-        ".size fz_setxid_restorer, .-fz_setxid_restorer\n");
-
 static fz_spinlock broadcast_lock;
 static struct {
     long nr, a, b, c;
@@ -133,7 +124,7 @@ long fz_setxid_broadcast(long nr, long a, long b, long c)
     if (ret == 0) {
         call.nr = nr, call.a = a, call.b = b, call.c = c;
         struct kernel_sigaction act = {on_sigsynccall, SA_SIGINFO | SA_RESTART | SA_RESTORER_FLAG,
-                                       fz_setxid_restorer, ~0ull};
+                                       fz_signal_restorer, ~0ull};
         struct kernel_sigaction old;
         if (fz_sys4(SYS_rt_sigaction, SIGSYNCCALL, &act, &old, 8) == 0) {
             every_other_task((int)fz_sys0(SYS_getpid), (int)fz_sys0(SYS_gettid));
