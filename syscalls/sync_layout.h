@@ -1,7 +1,7 @@
 /* The one place the sync layer learns how a C library encodes its pthread
  * objects.
  *
- * mutex.c, cond.c, rwlock.c, sem.c and barrier.c keep every lock in the
+ * mutex.c, cond.c, rwlock.c, sem.c, barrier.c and spin.c keep every lock in the
  * program's own object, so an object stays valid for the libc's functions
  * we do not interpose (init, destroy, getvalue, consistent, the static
  * initializers) and for code that ran before the runtime started.  Where
@@ -26,6 +26,7 @@
  *            /_end, fz_sem_may_park, fz_sem_add_one, fz_sem_real_clockwait
  *   barrier  fz_barrier_view (our ticket algorithm's words), or for musl's
  *            process-shared barriers fz_barrier_libc_wait/_destroy
+ *   spin     fz_spin_looks_free (spin.c)
  *
  * The side is chosen by the headers the file is compiled against: glibc's
  * <features.h> defines __GLIBC__, musl defines nothing of the kind.

@@ -507,4 +507,11 @@ static inline int fz_barrier_libc_destroy(pthread_barrier_t *barrier)
     return fz_real.pthread_barrier_destroy(barrier);
 }
 
+/* ==== spinlocks ======================================================
+ * glibc x86_64: the int is positive when free, 0 or less when held. */
+static inline bool fz_spin_looks_free(int word)
+{
+    return word > 0;
+}
+
 #endif

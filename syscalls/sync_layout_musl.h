@@ -592,4 +592,12 @@ static inline int fz_barrier_libc_destroy(pthread_barrier_t *b)
     return 0;
 }
 
+/* ==== spinlocks ======================================================
+ * pthread_spinlock_t is an int: 0 free, EBUSY held (pthread_spin_trylock.c,
+ * pthread_spin_lock.c). */
+static inline bool fz_spin_looks_free(int word)
+{
+    return word == 0;
+}
+
 #endif
