@@ -264,6 +264,7 @@
     X(int, fflush, (FILE *))                                                                       \
     X(int, fflush_unlocked, (FILE *))                                                              \
     X(int, vfprintf, (FILE *, const char *, va_list))                                              \
+    X(int, __vfprintf_chk, (FILE *, int, const char *, va_list))                                   \
     X(int, vfscanf, (FILE *, const char *, va_list))                                               \
     X(int, __isoc99_vfscanf, (FILE *, const char *, va_list))
 #else

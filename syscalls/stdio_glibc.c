@@ -63,8 +63,11 @@
 #undef getchar_unlocked
 #undef putchar_unlocked
 
-/* glibc's fortify failure (exported, declared for its own headers only) */
+/* glibc's fortify entry points (exported, declared for its own headers
+ * only) */
 extern void __chk_fail(void) __attribute__((noreturn));
+extern int __vsnprintf_chk(char *s, size_t maxlen, int flag, size_t slen, const char *fmt,
+                           va_list ap);
 
 /* libio's flag bits (libio.h, unchanged since glibc 2.0; the FILE fields
  * are in the public <bits/types/struct_FILE.h>). */
@@ -854,19 +857,23 @@ static size_t put_formatted(FILE *fp, const char *buf, size_t n)
 }
 
 /* printf and friends: formatted here with glibc's own formatter (the
- * same bytes, %n and errno included), then put as one fwrite. */
-static int print(FILE *fp, const char *fmt, va_list ap)
+ * same bytes, %n and errno included; `flag` > 0 is _FORTIFY_SOURCE's
+ * checking level, < 0 none), then put as one fwrite. */
+static int print(FILE *fp, int flag, const char *fmt, va_list ap)
 {
     if (!parkable_out(fp))
-        return fz_real.vfprintf(fp, fmt, ap);
+        return flag < 0 ? fz_real.vfprintf(fp, fmt, ap) : fz_real.__vfprintf_chk(fp, flag, fmt, ap);
     char local[1024], *buf = local;
     va_list again;
     va_copy(again, ap);
-    int n = vsnprintf(local, sizeof local, fmt, ap);
+    int n = flag < 0 ? vsnprintf(local, sizeof local, fmt, ap)
+                     : __vsnprintf_chk(local, sizeof local, flag, sizeof local, fmt, ap);
     if (n >= (int)sizeof local) {
         buf = malloc((size_t)n + 1);
-        if (buf)
+        if (buf && flag < 0)
             vsnprintf(buf, (size_t)n + 1, fmt, again);
+        else if (buf)
+            __vsnprintf_chk(buf, (size_t)n + 1, flag, (size_t)n + 1, fmt, again);
     }
     va_end(again);
     if (n < 0 || !buf)
@@ -880,19 +887,19 @@ static int print(FILE *fp, const char *fmt, va_list ap)
 
 FZ_EXPORT int vfprintf(FILE *fp, const char *fmt, va_list ap)
 {
-    return print(fp, fmt, ap);
+    return print(fp, -1, fmt, ap);
 }
 
 FZ_EXPORT int vprintf(const char *fmt, va_list ap)
 {
-    return print(stdout, fmt, ap);
+    return print(stdout, -1, fmt, ap);
 }
 
 FZ_EXPORT int fprintf(FILE *fp, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int r = print(fp, fmt, ap);
+    int r = print(fp, -1, fmt, ap);
     va_end(ap);
     return r;
 }
@@ -901,7 +908,36 @@ FZ_EXPORT int printf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int r = print(stdout, fmt, ap);
+    int r = print(stdout, -1, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* What programs built with _FORTIFY_SOURCE call instead. */
+FZ_EXPORT int __vfprintf_chk(FILE *fp, int flag, const char *fmt, va_list ap)
+{
+    return print(fp, flag, fmt, ap);
+}
+
+FZ_EXPORT int __vprintf_chk(int flag, const char *fmt, va_list ap)
+{
+    return print(stdout, flag, fmt, ap);
+}
+
+FZ_EXPORT int __fprintf_chk(FILE *fp, int flag, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = print(fp, flag, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+FZ_EXPORT int __printf_chk(int flag, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = print(stdout, flag, fmt, ap);
     va_end(ap);
     return r;
 }

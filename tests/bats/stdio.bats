@@ -12,6 +12,10 @@ load helpers
     FIBERIZE_WORKERS=1 compare_native stdio_lines contract
 }
 
+@test "stdio contract with _FORTIFY_SOURCE (the __printf_chk family)" {
+    compare_native stdio_fortify contract
+}
+
 @test "200 threads of fdopen + fgets: same answers, no more than 2 x carriers OS threads" {
     compare_native stdio_lines pingpong 100 300
     FIBERIZE_WORKERS=2 run_fiberized --separate-stderr stdio_lines pingpong 100 300

@@ -202,7 +202,8 @@ static void case_nonblock(void)
     printf("nonblock empty: %s errno %s ferror %d\n", r ? "line" : "NULL",
            errno == EAGAIN ? "EAGAIN" : strerror(errno), ferror(in));
     clearerr(in);
-    write(sv[1], "part", 4);
+    if (write(sv[1], "part", 4) != 4)
+        die("write");
     errno = 0;
     r = fgets(buf, sizeof buf, in);
     show("nonblock partial", r);
@@ -420,8 +421,7 @@ static void *cancel_reader(void *arg)
 {
     (void)arg;
     char buf[64];
-    fgets(buf, sizeof buf, cancel_in);
-    return (void *)1;
+    return fgets(buf, sizeof buf, cancel_in) ? (void *)1 : (void *)2;
 }
 
 static void case_cancel(void)
