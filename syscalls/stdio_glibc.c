@@ -51,7 +51,9 @@
 #include "syscalls/hook.h"
 #include "syscalls/io.h"
 
-/* <stdio.h> makes some of the interposed names macros when optimising */
+/* <stdio.h> makes some of the interposed names macros when optimising,
+ * and others inline functions: those are defined below under other C
+ * names with the symbol's name as their assembler name. */
 #undef fread_unlocked
 #undef fwrite_unlocked
 #undef getc
@@ -342,7 +344,8 @@ FZ_EXPORT ssize_t getdelim(char **lineptr, size_t *n, int delim, FILE *fp)
 FZ_EXPORT ssize_t __getdelim(char **lineptr, size_t *n, int delim, FILE *fp)
     __attribute__((alias("getdelim")));
 
-FZ_EXPORT ssize_t getline(char **lineptr, size_t *n, FILE *fp)
+FZ_EXPORT ssize_t fz_getline(char **lineptr, size_t *n, FILE *fp) __asm__("getline");
+ssize_t fz_getline(char **lineptr, size_t *n, FILE *fp)
 {
     return getdelim(lineptr, n, '\n', fp);
 }
@@ -441,23 +444,35 @@ FZ_EXPORT int fgetc(FILE *fp)
 
 FZ_EXPORT int getc(FILE *fp) __attribute__((alias("fgetc")));
 
-FZ_EXPORT int getchar(void)
+FZ_EXPORT int fz_getchar(void) __asm__("getchar");
+int fz_getchar(void)
 {
     return fgetc(stdin);
 }
 
-FZ_EXPORT int fgetc_unlocked(FILE *fp)
+static int get_char_unlocked(FILE *fp)
 {
     if (fp->_IO_read_ptr < fp->_IO_read_end || !parkable(fp))
         return fz_real.fgetc_unlocked(fp);
     return get_byte(fp);
 }
 
-FZ_EXPORT int getc_unlocked(FILE *fp) __attribute__((alias("fgetc_unlocked")));
-
-FZ_EXPORT int getchar_unlocked(void)
+FZ_EXPORT int fz_fgetc_unlocked(FILE *fp) __asm__("fgetc_unlocked");
+int fz_fgetc_unlocked(FILE *fp)
 {
-    return fgetc_unlocked(stdin);
+    return get_char_unlocked(fp);
+}
+
+FZ_EXPORT int fz_getc_unlocked(FILE *fp) __asm__("getc_unlocked");
+int fz_getc_unlocked(FILE *fp)
+{
+    return get_char_unlocked(fp);
+}
+
+FZ_EXPORT int fz_getchar_unlocked(void) __asm__("getchar_unlocked");
+int fz_getchar_unlocked(void)
+{
+    return get_char_unlocked(stdin);
 }
 
 /* What getc_unlocked and the other inline macros call when the buffer is
@@ -805,23 +820,35 @@ FZ_EXPORT int fputc(int c, FILE *fp)
 
 FZ_EXPORT int putc(int c, FILE *fp) __attribute__((alias("fputc")));
 
-FZ_EXPORT int putchar(int c)
+FZ_EXPORT int fz_putchar(int c) __asm__("putchar");
+int fz_putchar(int c)
 {
     return fputc(c, stdout);
 }
 
-FZ_EXPORT int fputc_unlocked(int c, FILE *fp)
+static int put_char_unlocked(int c, FILE *fp)
 {
     if (fp->_IO_write_ptr < fp->_IO_write_end || !parkable_out(fp))
         return fz_real.fputc_unlocked(c, fp);
     return put_char(c, fp);
 }
 
-FZ_EXPORT int putc_unlocked(int c, FILE *fp) __attribute__((alias("fputc_unlocked")));
-
-FZ_EXPORT int putchar_unlocked(int c)
+FZ_EXPORT int fz_fputc_unlocked(int c, FILE *fp) __asm__("fputc_unlocked");
+int fz_fputc_unlocked(int c, FILE *fp)
 {
-    return fputc_unlocked(c, stdout);
+    return put_char_unlocked(c, fp);
+}
+
+FZ_EXPORT int fz_putc_unlocked(int c, FILE *fp) __asm__("putc_unlocked");
+int fz_putc_unlocked(int c, FILE *fp)
+{
+    return put_char_unlocked(c, fp);
+}
+
+FZ_EXPORT int fz_putchar_unlocked(int c) __asm__("putchar_unlocked");
+int fz_putchar_unlocked(int c)
+{
+    return put_char_unlocked(c, stdout);
 }
 
 /* What putc_unlocked and the other inline macros call on a full buffer. */
@@ -890,7 +917,8 @@ FZ_EXPORT int vfprintf(FILE *fp, const char *fmt, va_list ap)
     return print(fp, -1, fmt, ap);
 }
 
-FZ_EXPORT int vprintf(const char *fmt, va_list ap)
+FZ_EXPORT int fz_vprintf(const char *fmt, va_list ap) __asm__("vprintf");
+int fz_vprintf(const char *fmt, va_list ap)
 {
     return print(stdout, -1, fmt, ap);
 }

@@ -444,6 +444,42 @@ static void case_cancel(void)
     close(sv[1]);
 }
 
+/* getc_unlocked and putc_unlocked under flockfile, as tools written for
+ * speed use them: inline, they call __uflow and __overflow on an empty or
+ * full buffer. */
+static void case_unlocked(void)
+{
+    int sv[2];
+    pair(sv, false);
+    struct drain d = {.fd = sv[0]};
+    pthread_t t;
+    pthread_create(&t, NULL, drainer, &d);
+    FILE *out = fdopen(sv[1], "w");
+    flockfile(out);
+    for (int i = 0; i < 300000; i++)
+        putc_unlocked(i % 61 == 0 ? '\n' : 'a' + i % 26, out);
+    funlockfile(out);
+    fclose(out);
+    pthread_join(t, NULL);
+    printf("putc_unlocked: reader got %zu bytes, %d lines, sum %08x\n", d.bytes, d.lines, d.sum);
+    pair(sv, true);
+    struct feed f = {
+        .fd = sv[1], .parts = {"first ", "second\n", "third"}, .gap_ms = 20, .close_after = true};
+    pthread_create(&t, NULL, feeder, &f);
+    FILE *in = fdopen(sv[0], "r");
+    char got[64];
+    int n = 0, c;
+    flockfile(in);
+    while ((c = getc_unlocked(in)) != EOF && n < 63)
+        got[n++] = (char)c;
+    funlockfile(in);
+    got[n] = 0;
+    show("getc_unlocked", got);
+    printf("  feof %d ferror %d\n", feof(in), ferror(in));
+    pthread_join(t, NULL);
+    fclose(in);
+}
+
 /* A regular file: the same results, nothing parks. */
 static void case_file(void)
 {
@@ -476,6 +512,7 @@ static int contract(void)
     case_epipe();
     case_scan();
     case_cancel();
+    case_unlocked();
     case_file();
     return 0;
 }
