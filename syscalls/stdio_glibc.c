@@ -78,6 +78,7 @@ extern int __vsnprintf_chk(char *s, size_t maxlen, int flag, size_t slen, const 
 #define LIBIO_NO_WRITES 0x0008
 #define LIBIO_EOF_SEEN 0x0010
 #define LIBIO_ERR_SEEN 0x0020
+#define LIBIO_LINKED 0x0080
 #define LIBIO_IN_BACKUP 0x0100
 #define LIBIO_LINE_BUF 0x0200
 #define LIBIO_CURRENTLY_PUTTING 0x0800
@@ -151,6 +152,27 @@ static bool refill_reads(FILE *fp)
 
 static int flush_out(FILE *fp);
 
+static int overflow_eof(FILE *fp);
+
+/* What glibc's refill does before it reads a line-buffered or unbuffered
+ * stream (a terminal, usually): write out stdout if it is line-buffered,
+ * so that a prompt printed without a newline shows before the wait. */
+static void flush_stdout_first(FILE *fp)
+{
+    if (!(fp->_flags & (LIBIO_LINE_BUF | LIBIO_UNBUFFERED)))
+        return;
+    FILE *out = stdout;
+    flockfile(out);
+    if ((out->_flags & (LIBIO_LINKED | LIBIO_NO_WRITES | LIBIO_LINE_BUF)) ==
+        (LIBIO_LINKED | LIBIO_LINE_BUF)) {
+        if (parkable_out(out))
+            overflow_eof(out);
+        else
+            fz_real.__overflow(out, EOF);
+    }
+    funlockfile(out);
+}
+
 /* Park until fd s can be read without blocking.  0, or the errno the read
  * would have failed with (EINTR, EAGAIN after SO_RCVTIMEO, EBADF when the
  * fd was closed meanwhile, a socket error a hidden retry kept).  *seq is
@@ -189,6 +211,7 @@ static int refill(FILE *fp, bool take)
     /* the switch to reading flushes what was written first */
     if (fp->_IO_write_ptr > fp->_IO_write_base && parkable_out(fp) && flush_out(fp) == EOF)
         return EOF;
+    flush_stdout_first(fp);
     uint32_t seq;
     int err = wait_readable(fp, s, &seq);
     if (err) {
@@ -494,7 +517,11 @@ FZ_EXPORT int __underflow(FILE *fp)
 static int scan_parked(FILE *fp, struct fz_fd *s, const char *fmt, va_list ap, bool isoc99)
 {
     uint32_t seq;
-    int err = refill_reads(fp) ? wait_readable(fp, s, &seq) : 0;
+    int err = 0;
+    if (refill_reads(fp)) {
+        flush_stdout_first(fp);
+        err = wait_readable(fp, s, &seq);
+    }
     if (err) {
         fp->_flags |= LIBIO_ERR_SEEN; /* the scanner's first read failed */
         errno = err;

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -480,6 +481,40 @@ static void case_unlocked(void)
     fclose(in);
 }
 
+/* A prompt without a newline on a line-buffered stdout, then fgets from
+ * a line-buffered input (a terminal, usually): glibc writes the prompt out
+ * before it waits for the answer.  The answering thread waits until
+ * stdout's buffer is empty, for a second at most. */
+static void *answerer(void *arg)
+{
+    int waited = 0;
+    while (__fpending(stdout) > 0 && waited++ < 1000)
+        sleep_ms(1);
+    *(int *)arg = __fpending(stdout) == 0;
+    return NULL;
+}
+
+static void case_prompt(void)
+{
+    int sv[2], flushed = 0;
+    pair(sv, false);
+    FILE *in = fdopen(sv[0], "r");
+    setvbuf(in, NULL, _IOLBF, 0);
+    printf("prompt> ");
+    pthread_t t;
+    pthread_create(&t, NULL, answerer, &flushed);
+    struct feed f = {.fd = sv[1], .parts = {"answer\n"}, .gap_ms = 300, .close_after = true};
+    pthread_t w;
+    pthread_create(&w, NULL, feeder, &f);
+    char buf[64];
+    char *r = fgets(buf, sizeof buf, in);
+    pthread_join(t, NULL);
+    pthread_join(w, NULL);
+    show("", r);
+    printf("  prompt shown before the wait: %s\n", flushed ? "yes" : "no");
+    fclose(in);
+}
+
 /* A regular file: the same results, nothing parks. */
 static void case_file(void)
 {
@@ -513,6 +548,7 @@ static int contract(void)
     case_scan();
     case_cancel();
     case_unlocked();
+    case_prompt();
     case_file();
     return 0;
 }
