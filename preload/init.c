@@ -156,17 +156,31 @@ static __attribute__((noreturn)) void main_fiber_exited(void)
     fz_fiber_exit(m);
 }
 
+struct main_call {
+    int argc;
+    char **argv, **envp;
+    int status;
+    bool returned;
+};
+
+static void *call_program_main(void *arg)
+{
+    struct main_call *m = arg;
+    m->status = program_main(m->argc, m->argv, m->envp);
+    m->returned = true;
+    return NULL;
+}
+
 static int main_with_unwind_point(int argc, char **argv, char **envp)
 {
-    __pthread_unwind_buf_t unwind;
-    memset(&unwind, 0, sizeof unwind);
-    if (fz_rt.active && fz_self() == fz_rt.main_fiber) {
-        if (fz_unwind_setjmp(unwind.__cancel_jmp_buf, 0))
-            main_fiber_exited();
-        fz_tcb_set_unwind_buf(fz_rt.main_fiber->tcb, &unwind);
-        fz_rt.main_unwind_ready = true;
-    }
-    return program_main(argc, argv, envp);
+    if (!fz_rt.active || fz_self() != fz_rt.main_fiber)
+        return program_main(argc, argv, envp);
+    struct main_call m = {argc, argv, envp, 0, false};
+    fz_rt.main_unwind_ready = true;
+    fz_tls_run_body(fz_rt.main_fiber->tcb, call_program_main, &m);
+    if (!m.returned) /* pthread_exit or cancellation ended main */
+        main_fiber_exited();
+    return m.status;
 }
 
 FZ_EXPORT int __libc_start_main(int (*main)(int, char **, char **), int argc, char **argv,

@@ -7,10 +7,11 @@
  * or malloc's), so the dump signal's handler only writes to an eventfd the
  * observer polls; the observer then runs runtime/dump.c's engine.
  *
- * libunwind is loaded here, privately (dlopen RTLD_LOCAL), on the first
- * dump: linked normally it would put its own _Unwind_RaiseException & co
- * in the program's global scope ahead of libgcc_s, changing how every C++
- * exception and thread cancellation of the program unwinds.
+ * libunwind (glibc only: runtime/unwind.h) is loaded here, privately
+ * (dlopen RTLD_LOCAL), on the first dump: linked normally it would put its
+ * own _Unwind_RaiseException & co in the program's global scope ahead of
+ * libgcc_s, changing how every C++ exception and thread cancellation of the
+ * program unwinds.
  *
  * Ownership: the observer thread owns everything in this file after
  * start-up, except `wake_fd`, which the signal handler writes (a raw
@@ -30,6 +31,7 @@
 #include "syscalls/real.h"
 #include "runtime/ownfd.h"
 #include "runtime/dump.h"
+#include "runtime/unwind.h"
 #include "runtime/sched.h"
 #include "runtime/sys.h"
 
@@ -63,7 +65,9 @@ static bool load_unwinder(void)
     if (unwinder_tried)
         return unwinder.step != NULL;
     unwinder_tried = true;
-    void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+    if (!fz_unwind_library)
+        return false; /* this libc's dumps walk frame pointers instead */
+    void *h = dlopen(fz_unwind_library, RTLD_NOW | RTLD_LOCAL);
     if (!h)
         return false;
     struct fz_unwinder u = {

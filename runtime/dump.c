@@ -25,15 +25,16 @@
  *
  * 3. Symbols and text, after every hold is dropped: each distinct address
  *    is looked up once (libunwind's ELF symbol tables, so static functions
- *    of the program are named too).
+ *    of the program are named too; dladdr's dynamic symbols without it).
+ *
+ * How a context is unwound is the libc side's (runtime/unwind.h): libunwind
+ * on glibc, a frame-pointer walk on musl.
  *
  * Program memory that is not a held stack (a mutex's owner word, a string
  * argument) is read with process_vm_readv, which fails instead of faulting.
  * TLS-free where it runs on a carrier (the sample handler); the rest runs
  * on an ordinary OS thread and may use libc, but calls no interposed symbol.
  */
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -59,6 +60,7 @@
 #include "runtime/sched.h"
 #include "runtime/sys.h"
 #include "runtime/tls.h"
+#include "runtime/unwind.h"
 
 #define MAX_FRAMES 32
 #define HOLD_BATCH 64
@@ -141,23 +143,7 @@ static bool safe_read(const void *addr, void *buf, size_t len)
  * signal trampoline) rather than a return address. */
 static int unwind(ucontext_t *uc, bool signal_frame, uintptr_t *ips, uint32_t *exact)
 {
-    const struct fz_unwinder *u = settings.unwinder;
-    *exact = signal_frame ? 1 : 0;
-    if (!u)
-        return 0;
-    unw_cursor_t cursor;
-    if (u->init_local2(&cursor, uc, signal_frame ? UNW_INIT_SIGNAL_FRAME : 0) < 0)
-        return 0;
-    int n = 0;
-    do {
-        unsigned long ip;
-        if (u->get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0)
-            break;
-        if (u->is_signal_frame(&cursor) > 0 && n + 1 < MAX_FRAMES)
-            *exact |= 1u << (n + 1);
-        ips[n++] = ip;
-    } while (n < MAX_FRAMES && u->step(&cursor) > 0);
-    return n;
+    return fz_unwind_context(settings.unwinder, uc, signal_frame, ips, exact, MAX_FRAMES);
 }
 
 /* ---- symbols --------------------------------------------------------- */
@@ -200,7 +186,8 @@ static void lookup_name(struct sym *s)
         const char *slash = strrchr(info.dli_fname, '/');
         s->obj = slash ? slash + 1 : info.dli_fname;
         s->ours = info.dli_fbase == our_base;
-        s->system = strncmp(s->obj, "libc.so", 7) == 0 || strncmp(s->obj, "ld-linux", 8) == 0;
+        s->system = strncmp(s->obj, "libc.so", 7) == 0 || strncmp(s->obj, "ld-linux", 8) == 0 ||
+                    strncmp(s->obj, "ld-musl", 7) == 0;
         if (!u && info.dli_sname) {
             s->name = strdup(info.dli_sname);
             s->off = s->pc - (uintptr_t)info.dli_saddr;
@@ -208,20 +195,9 @@ static void lookup_name(struct sym *s)
     }
     if (!u)
         return;
-    /* a context that is just this pc: libunwind names it from the ELF
-     * symbol table (static functions included), not only dynamic symbols */
-    ucontext_t uc;
-    memset(&uc, 0, sizeof uc);
-    uc.uc_mcontext.gregs[REG_RIP] = (greg_t)s->pc;
-    uc.uc_mcontext.gregs[REG_RSP] = (greg_t)&uc;
-    unw_cursor_t cursor;
     char buf[256];
-    unsigned long off;
-    if (u->init_local2(&cursor, &uc, UNW_INIT_SIGNAL_FRAME) < 0)
-        return;
-    int r = u->get_proc_name(&cursor, buf, sizeof buf, &off);
-    if (r == 0 || r == -UNW_ENOMEM) {
-        buf[sizeof buf - 1] = '\0';
+    uintptr_t off;
+    if (fz_unwind_name(u, s->pc, buf, sizeof buf, &off)) {
         s->name = strdup(buf);
         s->off = off;
     }
@@ -1123,8 +1099,9 @@ void fz_dump_write(int fd)
         outf(o, ", %zu switching", by_state[R_UNREAD]);
     outf(o, ")\n");
     print_threads(o, nc);
-    if (!settings.unwinder)
-        outf(o, "(no backtraces: libunwind could not be loaded)\n");
+    const char *unwind_note = fz_unwind_note(settings.unwinder);
+    if (unwind_note)
+        outf(o, "(%s)\n", unwind_note);
     if (!recs) {
         outf(o, "(out of memory: no fibers listed)\n==== end of dump\n");
         out_flush(o);

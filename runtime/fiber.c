@@ -231,13 +231,7 @@ void fz_fiber_main(void *arg)
     /* signals sent before it started run now, on its own TLS */
     f->entered = true;
     fz_sigthread_resumed(f);
-    /* glibc's pthread_exit and cancellation unwind to this buffer, as they
-     * would to the one in nptl's start_thread. */
-    __pthread_unwind_buf_t unwind;
-    memset(&unwind, 0, sizeof unwind);
-    fz_tcb_set_unwind_buf(f->tcb, &unwind);
-    if (!fz_unwind_setjmp(unwind.__cancel_jmp_buf, 0))
-        *fz_tcb_result_slot(f->tcb) = f->start(f->arg);
+    fz_tls_run_body(f->tcb, f->start, f->arg);
     fz_fiber_exit(fz_tls_current_fiber());
 }
 

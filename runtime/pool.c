@@ -33,6 +33,7 @@
 #include "runtime/park.h"
 #include "runtime/det.h"
 #include "runtime/pool.h"
+#include "runtime/tls.h"
 #include "runtime/sched.h"
 #include "runtime/sigmask.h"
 #include "runtime/spinlock.h"
@@ -44,8 +45,8 @@ enum { KICK_SIGNAL = 32, SETXID_SIGNAL = 33 };
 #define SA_RESTORER 0x04000000 /* the kernel's flag: restorer field is set */
 #endif
 #define IDLE_RETIRE_NS (10ull * 1000000000ull)
-/* glibc's two signals stay deliverable on pool threads (bits are sig - 1) */
-#define GLIBC_SIGNALS ((1ull << (KICK_SIGNAL - 1)) | (1ull << (SETXID_SIGNAL - 1)))
+/* libc's own signals stay deliverable on pool threads */
+#define GLIBC_SIGNALS FZ_LIBC_SIGNALS
 
 static struct {
     fz_spinlock lock;

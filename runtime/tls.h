@@ -1,4 +1,8 @@
-/* Per-fiber thread-local storage: every fiber owns a complete glibc TCB. */
+/* Per-fiber thread-local storage: every fiber owns a complete libc TCB.
+ *
+ * One interface, two sides: runtime/tls_glibc.c builds glibc's struct
+ * pthread through ld.so (facts from runtime/libc_glibc.c), runtime/tls_musl.c
+ * builds musl's itself.  Nothing outside those files knows a TCB's layout. */
 #ifndef FZ_TLS_H
 #define FZ_TLS_H
 
@@ -14,6 +18,17 @@ struct fz_os_thread_calls;
  * On false, *why says what did not match and the runtime must stay off
  * (every hook passes through: threads stay real threads). */
 bool fz_tls_setup(const struct fz_os_thread_calls *os, const char **why);
+
+/* The signals the C library keeps for itself (bit sig - 1): the runtime's
+ * own threads leave them deliverable, and no program may send one to a
+ * thread.  glibc: 32 (cancellation), 33 (set*id broadcast).  musl: 32
+ * (timer threads), 33 (cancellation), 34 (__synccall, and our set*id
+ * broadcast, runtime/setxid_musl.c). */
+#ifdef __GLIBC__
+#define FZ_LIBC_SIGNALS ((1ull << 31) | (1ull << 32))
+#else
+#define FZ_LIBC_SIGNALS ((1ull << 31) | (1ull << 32) | (1ull << 33))
+#endif
 
 /* Fibers' fake tids start here: above PID_MAX_LIMIT (2^22), below
  * FUTEX_TID_MASK, so no OS thread has one. */
@@ -59,17 +74,27 @@ bool fz_tcb_request_cancel(void *tcb);
 bool fz_tcb_cancel_pending(void *tcb);
 
 /* struct pthread fields the runtime reads or writes. */
-void *fz_tcb_fiber(void *tcb);                    /* fiber of a TCB, NULL if not a fiber's */
-void **fz_tcb_result_slot(void *tcb);             /* where pthread_exit stores the value */
-void fz_tcb_set_unwind_buf(void *tcb, void *buf); /* cleanup_jmp_buf */
+void *fz_tcb_fiber(void *tcb);        /* fiber of a TCB, NULL if not a fiber's */
+void **fz_tcb_result_slot(void *tcb); /* where pthread_exit stores the value */
 void fz_tcb_set_stack(void *tcb, void *base, size_t size, size_t guard);
 
-/* glibc's __sigsetjmp on the jmp_buf inside a __pthread_unwind_buf_t (the
- * unwind point pthread_exit and cancellation longjmp to, as in nptl's
- * start_thread).  Declared by its symbol: the public prototype wants a full
- * sigjmp_buf, which that buffer is not (the signal mask is never saved). */
-extern int fz_unwind_setjmp(void *cancel_jmp_buf, int savemask) __asm__("__sigsetjmp")
-    __attribute__((returns_twice, nothrow));
+/* Run a thread's body on the calling fiber (whose TCB is tcb), below the
+ * point pthread_exit and cancellation end it at, as libc's own thread start
+ * does.  Returns when body returns (its value goes to the result slot) or
+ * when the thread was ended early (the value pthread_exit gave is there). */
+void fz_tls_run_body(void *tcb, void *(*body)(void *), void *arg);
+/* End the calling fiber's body early with `value`: its cleanup handlers run
+ * (glibc: libc_exit, the real pthread_exit, unwinds; musl: the handlers
+ * pushed with pthread_cleanup_push run here) and fz_tls_run_body returns. */
+_Noreturn void fz_tls_thread_exit(void *value, void (*libc_exit)(void *));
+
+/* Keys and modules, where libc cannot see fibers by itself.  glibc keeps
+ * its key table and every module's TLS where the runtime reads them: these
+ * are no-ops there.  musl's key destructors are private and its dlopen
+ * gives TLS only to threads on its own list, which fibers are not on. */
+void fz_tls_key_created(unsigned key, void (*destructor)(void *));
+void fz_tls_key_deleted(unsigned key);
+void fz_tls_modules_changed(void);
 
 /* The tid glibc keeps in a TCB (a fiber's: its fake unique one). */
 pid_t fz_tcb_tid(void *tcb);

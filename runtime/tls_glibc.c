@@ -365,9 +365,43 @@ void **fz_tcb_result_slot(void *tcb)
     return &AT(tcb, L.result, void *);
 }
 
-void fz_tcb_set_unwind_buf(void *tcb, void *buf)
+/* glibc's __sigsetjmp on the jmp_buf inside a __pthread_unwind_buf_t (the
+ * unwind point pthread_exit and cancellation longjmp to, as in nptl's
+ * start_thread).  Declared by its symbol: the public prototype wants a full
+ * sigjmp_buf, which that buffer is not (the signal mask is never saved). */
+extern int unwind_setjmp(void *cancel_jmp_buf, int savemask) __asm__("__sigsetjmp")
+    __attribute__((returns_twice, nothrow));
+
+void fz_tls_run_body(void *tcb, void *(*body)(void *), void *arg)
 {
-    AT(tcb, L.cleanup_jmp_buf, void *) = buf;
+    /* glibc's pthread_exit and cancellation unwind to this buffer, as they
+     * would to the one in nptl's start_thread */
+    __pthread_unwind_buf_t unwind;
+    memset(&unwind, 0, sizeof unwind);
+    AT(tcb, L.cleanup_jmp_buf, void *) = &unwind;
+    if (!unwind_setjmp(unwind.__cancel_jmp_buf, 0))
+        AT(tcb, L.result, void *) = body(arg);
+}
+
+void fz_tls_thread_exit(void *value, void (*libc_exit)(void *))
+{
+    libc_exit(value); /* unwinds to fz_tls_run_body's buffer */
+    __builtin_unreachable();
+}
+
+void fz_tls_key_created(unsigned key, void (*destructor)(void *))
+{
+    (void)key, (void)destructor; /* glibc's __pthread_keys is read at exit */
+}
+
+void fz_tls_key_deleted(unsigned key)
+{
+    (void)key; /* glibc compares sequence numbers: stale values read as NULL */
+}
+
+void fz_tls_modules_changed(void)
+{
+    /* ld.so's own slot list and __tls_get_addr's generation check cover fibers */
 }
 
 void fz_tcb_set_stack(void *tcb, void *base, size_t size, size_t guard)

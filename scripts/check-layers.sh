@@ -9,13 +9,21 @@
 # undefined symbols must contain no name defined in the objects above it,
 # and runtime/'s none that libfiberize.so exports (its interposers).
 #
-#   scripts/check-layers.sh [BUILD]   (after `make`; BUILD defaults to build)
+#   scripts/check-layers.sh [BUILD [LIBC]]   (after `make`; BUILD defaults
+#   to build, LIBC to glibc; musl reads libfiberize-musl.so and its objects)
 # Prints each violation and exits 1 if there is one.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 BUILD=${1:-${BUILD:-build}}
-lib=$BUILD/libfiberize.so
-objs=$BUILD/obj
+LIBC=${2:-glibc}
+case $LIBC in
+glibc) lib=$BUILD/libfiberize.so objs=$BUILD/obj other=musl ;;
+musl) lib=$BUILD/libfiberize-musl.so objs=$BUILD/musl/obj other=glibc ;;
+*)
+    echo "check-layers: LIBC is glibc or musl, not '$LIBC'"
+    exit 2
+    ;;
+esac
 
 if [[ ! -f $lib ]] || ! compgen -G "$objs/runtime/*.o" >/dev/null; then
     echo "check-layers: $lib or $objs/runtime/*.o missing (run make first)"
@@ -26,11 +34,12 @@ bad=0
 work=$(mktemp -d) || exit 2
 trap 'rm -rf "$work"' EXIT
 
-# Objects of the current sources only (a removed file's object may linger).
+# Objects of the current sources only (a removed file's object may linger),
+# and of this libc's (the other's *_$other.c are not built into it).
 objects_of() {
     local dir=$1 src
     for src in "$dir"/*.c "$dir"/*.S; do
-        [[ -f $src ]] || continue
+        [[ -f $src && $src != *_"$other".c ]] || continue
         echo "$objs/${src%.*}.o"
     done
 }
@@ -76,7 +85,7 @@ check runtime "$work/above_runtime" syscalls preload
 check syscalls "$work/above_syscalls" preload
 
 if [[ $bad -eq 0 ]]; then
-    echo "check-layers: runtime/ uses nothing from syscalls/ or preload/ ($(wc -l <"$work/above_runtime") names)," \
+    echo "check-layers: $LIBC: runtime/ uses nothing from syscalls/ or preload/ ($(wc -l <"$work/above_runtime") names)," \
         "syscalls/ nothing from preload/ ($(wc -l <"$work/above_syscalls") names)"
 fi
 exit "$bad"

@@ -1,4 +1,5 @@
-/* fiberize: run an unmodified pthread program with libfiberize.so preloaded.
+/* fiberize: run an unmodified pthread program with libfiberize.so preloaded
+ * (libfiberize-musl.so for a program built against musl).
  *
  *   fiberize [options] [--] COMMAND [ARGS...]
  *
@@ -48,7 +49,8 @@ static const char usage_text[] =
     "  or:  fiberize dump PID\n"
     "  or:  fiberize stats PID [--watch SECS [--count N]] [--json]\n"
     "Run COMMAND with its threads turned into fibers on an M:N runtime\n"
-    "(libfiberize.so is prepended to LD_PRELOAD).\n"
+    "(libfiberize.so, or libfiberize-musl.so for a musl program, is prepended\n"
+    "to LD_PRELOAD).\n"
     "\n"
     "  --workers N        carrier threads, 1..1024 (FIBERIZE_WORKERS;\n"
     "                     default: the CPUs the process may use)\n"
@@ -74,7 +76,8 @@ static const char usage_text[] =
     "  --steps S          scheduling points a run is expected to have\n"
     "                     (FIBERIZE_SEED_STEPS; --explore counts them)\n"
     "  --quiet            no line saying why a program runs natively (one\n"
-    "                     built with musl, statically or for another CPU)\n"
+    "                     linked statically or for another CPU, or built\n"
+    "                     with musl when libfiberize-musl.so is missing)\n"
     "  -h, --help         show this help and exit\n"
     "  --version          show the version and exit\n"
     "\n"
@@ -254,12 +257,18 @@ static void strip_last_component(char *path)
         *slash = '\0';
 }
 
-/* Next to the binary: build/bin/fiberize -> build/libfiberize.so, or
- * PREFIX/bin/fiberize -> PREFIX/lib/fiberize/libfiberize.so when installed.
- * /proc/self/exe has symlinks resolved, so a symlinked command still works. */
-static void find_library(char *lib, size_t size)
+/* The two libraries: for glibc programs, and for musl ones (built when
+ * musl-gcc is installed). */
+#define GLIBC_LIBRARY "libfiberize.so"
+#define MUSL_LIBRARY "libfiberize-musl.so"
+
+/* Next to the binary: build/bin/fiberize -> build/NAME, or
+ * PREFIX/bin/fiberize -> PREFIX/lib/fiberize/NAME when installed.
+ * /proc/self/exe has symlinks resolved, so a symlinked command still works.
+ * False if neither exists; lib then holds the first place tried. */
+static bool locate_library(const char *name, char *lib, size_t size)
 {
-    static const char *const layouts[] = {"/libfiberize.so", "/lib/fiberize/libfiberize.so"};
+    static const char *const layouts[] = {"/", "/lib/fiberize/"};
     char prefix[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", prefix, sizeof prefix - 1);
 
@@ -269,11 +278,21 @@ static void find_library(char *lib, size_t size)
     strip_last_component(prefix); /* .../bin/fiberize -> .../bin */
     strip_last_component(prefix); /* .../bin -> ... */
     for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
-        if ((size_t)snprintf(lib, size, "%s%s", prefix, layouts[i]) < size && is_regular_file(lib))
-            return;
+        int len = snprintf(lib, size, "%s%s%s", prefix, layouts[i], name);
+        if (len > 0 && (size_t)len < size && is_regular_file(lib))
+            return true;
     }
-    fail(EXIT_FAILED, "cannot find libfiberize.so; tried %s%s and %s%s", prefix, layouts[0], prefix,
-         layouts[1]);
+    if (snprintf(lib, size, "%s%s%s", prefix, layouts[0], name) < 0)
+        lib[0] = '\0';
+    return false;
+}
+
+/* The glibc library: without it the command is broken, not the program. */
+static void find_library(char *lib, size_t size)
+{
+    if (!locate_library(GLIBC_LIBRARY, lib, size))
+        fail(EXIT_FAILED, "cannot find " GLIBC_LIBRARY "; tried %s and lib/fiberize/ beside it",
+             lib);
 }
 
 /* ---- LD_PRELOAD ---- */
@@ -320,13 +339,23 @@ static void prepend_preload(const char *lib)
 
 /* ---- which libc COMMAND runs on ---- */
 
-/* libfiberize.so is a glibc library: musl's loader cannot load it (the
- * program would fail to start, status 127), a static program has no loader
- * to load it, and a 32-bit or foreign program cannot map it.  Those run
- * natively, with one line saying why.  COMMAND is read as execvp will find
- * it; a file that cannot be read or is neither ELF nor a #! script is left
- * to execvp, which reports it as it would without fiberize. */
-enum program_kind { PROGRAM_GLIBC, PROGRAM_MUSL, PROGRAM_STATIC, PROGRAM_FOREIGN, PROGRAM_UNKNOWN };
+/* A glibc program gets libfiberize.so, a musl one libfiberize-musl.so
+ * (each libc's loader can load only its own: musl's fails to start a
+ * program whose LD_PRELOAD names a glibc library, status 127).  A static
+ * program has no loader to load either, and a 32-bit or foreign program
+ * cannot map them; a musl program runs natively too when the musl library
+ * was not built.  Those run natively, with one line saying why.  COMMAND is
+ * read as execvp will find it; a file that cannot be read or is neither
+ * ELF nor a #! script is left to execvp, which reports it as it would
+ * without fiberize. */
+enum program_kind {
+    PROGRAM_GLIBC,
+    PROGRAM_MUSL,
+    PROGRAM_STATIC,
+    PROGRAM_FOREIGN,
+    PROGRAM_MIXED, /* a script whose env is one libc's and whose program the other's */
+    PROGRAM_UNKNOWN
+};
 
 /* #! chains longer than this are left to execve (the kernel allows 4). */
 #define MAX_SCRIPT_DEPTH 4
@@ -373,8 +402,16 @@ static enum program_kind kind_of_script(const char *line, int depth)
     int fields = sscanf(line + 2, " %4095s %4095s", interp, arg);
     if (fields < 1)
         return PROGRAM_UNKNOWN;
-    if (fields == 2 && strcmp(file_name(interp), "env") == 0 && arg[0] != '-')
-        return kind_of_program(arg, depth + 1);
+    if (fields == 2 && strcmp(file_name(interp), "env") == 0 && arg[0] != '-') {
+        /* env runs first, with the same LD_PRELOAD: the library must suit
+         * both (each libc's loader refuses the other's library) */
+        enum program_kind via = kind_of_program(interp, depth + 1);
+        enum program_kind target = kind_of_program(arg, depth + 1);
+        if ((via == PROGRAM_GLIBC && target == PROGRAM_MUSL) ||
+            (via == PROGRAM_MUSL && target == PROGRAM_GLIBC))
+            return PROGRAM_MIXED;
+        return target;
+    }
     return kind_of_program(interp, depth + 1);
 }
 
@@ -443,14 +480,41 @@ static void notice(const char *fmt, ...)
     va_end(ap);
 }
 
-/* Preload the library into COMMAND, or say why it runs natively. */
+/* The entry both libcs' loaders read as their own library (make's
+ * by-libc/ links beside libfiberize-musl.so): glibc's ld.so expands $LIB
+ * to its library directory's name, where libfiberize.so is linked; musl's
+ * loader takes "$LIB" as written, a directory where libfiberize-musl.so is
+ * linked.  False if the links are not there. */
+static bool locate_either_library(char *lib, size_t size)
+{
+    char musl_lib[PATH_MAX];
+    if (!locate_library(MUSL_LIBRARY, musl_lib, sizeof musl_lib))
+        return false;
+    strip_last_component(musl_lib);
+    int n = snprintf(lib, size, "%s/by-libc/$LIB/" GLIBC_LIBRARY, musl_lib);
+    return n > 0 && (size_t)n < size && is_regular_file(lib);
+}
+
+/* Preload the library for COMMAND's libc (lib is the glibc one), or say
+ * why it runs natively.  A musl program gets the entry either libc reads
+ * as its own when it exists, so the glibc programs it runs (/bin/sh for
+ * system and popen) are fiberized too instead of failing to start. */
 static void choose_library(const char *command, const char *lib)
 {
+    char musl_lib[PATH_MAX];
     switch (kind_of_program(command, 0)) {
     case PROGRAM_MUSL:
-        notice("'%s' runs on musl libc; this build of fiberize supports glibc only: "
-               "running it natively",
-               command);
+        if (locate_either_library(musl_lib, sizeof musl_lib)) {
+            prepend_preload(musl_lib);
+            return;
+        }
+        if (!locate_library(MUSL_LIBRARY, musl_lib, sizeof musl_lib)) {
+            notice("'%s' runs on musl libc and %s is missing (make builds it when musl-gcc is "
+                   "installed): running it natively",
+                   command, musl_lib);
+            return;
+        }
+        prepend_preload(musl_lib);
         return;
     case PROGRAM_STATIC:
         notice("'%s' is statically linked: nothing can be preloaded into it: running it natively",
@@ -458,6 +522,15 @@ static void choose_library(const char *command, const char *lib)
         return;
     case PROGRAM_FOREIGN:
         notice("'%s' is not an x86-64 program: running it natively", command);
+        return;
+    case PROGRAM_MIXED:
+        if (locate_either_library(musl_lib, sizeof musl_lib)) {
+            prepend_preload(musl_lib);
+            return;
+        }
+        notice("'%s' starts a program of one libc through env of the other (glibc and musl): "
+               "no one library can be preloaded into both: running it natively",
+               command);
         return;
     case PROGRAM_GLIBC:
     case PROGRAM_UNKNOWN:
@@ -697,7 +770,9 @@ int main(int argc, char **argv)
         if (getenv("FIBERIZE_SEED") && *getenv("FIBERIZE_SEED"))
             usage_error("--explore chooses the seeds itself: drop --seed (and FIBERIZE_SEED)");
         enum program_kind kind = kind_of_program(argv[first], 0);
-        if (kind != PROGRAM_GLIBC && kind != PROGRAM_UNKNOWN)
+        if (kind == PROGRAM_MUSL && !locate_library(MUSL_LIBRARY, lib, sizeof lib))
+            kind = PROGRAM_STATIC; /* as unrunnable here */
+        if (kind != PROGRAM_GLIBC && kind != PROGRAM_MUSL && kind != PROGRAM_UNKNOWN)
             fail(EXIT_FAILED, "'%s' cannot run under fiberize here, so it cannot be explored",
                  argv[first]);
         prepend_preload(lib);

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <sys/types.h>
 #include "runtime/ownfd.h"
 #include "runtime/sched.h"
 
@@ -39,5 +40,8 @@ int fz_close_range_around(unsigned first, unsigned last, int flags);
 /* syscall(number, ...) for the fd calls above and getdents64; false if
  * number is not one of them (*result untouched). */
 bool fz_fd_syscall(long number, const long *arg, long *result);
+/* Drop the runtime's own fds from n bytes of getdents64 records read from
+ * directory fd: the new size (fdhide.c). */
+ssize_t fz_fd_filter_records(int fd, char *buf, ssize_t n);
 
 #endif

@@ -27,9 +27,22 @@
 #include "runtime/reactor.h"
 #include "syscalls/fdguard.h"
 #include "syscalls/hook.h"
+#include "runtime/sys.h"
 
 /* More than the runtime ever owns at once (ownfd.c's slots). */
 #define MAX_OWNED 64
+
+/* close_range(2) itself: glibc's wrapper is just the system call, and musl
+ * 1.2.3 has no wrapper (a program there reaches it through syscall(2)). */
+static int real_close_range(unsigned first, unsigned last, int flags)
+{
+    long r = fz_sys3(SYS_close_range, first, last, flags);
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return 0;
+}
 
 static void forget_range(unsigned first, unsigned last)
 {
@@ -48,7 +61,7 @@ int fz_close_range_around(unsigned first, unsigned last, int flags)
     int owned[MAX_OWNED];
     int n = first <= last ? fz_ownfd_list(first, last, owned, MAX_OWNED) : 0;
     if (n == 0)
-        return fz_real.close_range(first, last, flags);
+        return real_close_range(first, last, flags);
     int result = 0, err = 0;
     bool called = false;
     unsigned lo = first;
@@ -59,7 +72,7 @@ int fz_close_range_around(unsigned first, unsigned last, int flags)
         unsigned hi = tail ? last : (unsigned)owned[i] - 1;
         if (tail || (unsigned)owned[i] > lo) {
             called = true;
-            if (fz_real.close_range(lo, hi, flags) != 0 && result == 0) {
+            if (real_close_range(lo, hi, flags) != 0 && result == 0) {
                 result = -1;
                 err = errno;
             }
@@ -81,7 +94,7 @@ FZ_EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
     /* marking close-on-exec cannot hurt ours (they have it already) */
     if (flags & CLOSE_RANGE_CLOEXEC)
-        return fz_real.close_range(first, last, flags);
+        return real_close_range(first, last, flags);
     forget_range(first, last);
     return fz_close_range_around(first, last, flags);
 }
@@ -211,7 +224,7 @@ FZ_EXPORT int readdir64_r(DIR *d, struct dirent64 *entry, struct dirent64 **resu
 }
 
 /* Drop hidden records from a getdents64 buffer of n bytes; the new size. */
-static ssize_t filter_records(int fd, char *buf, ssize_t n)
+ssize_t fz_fd_filter_records(int fd, char *buf, ssize_t n)
 {
     int own_dir = -1; /* not asked yet */
     ssize_t at = 0;
@@ -241,7 +254,7 @@ FZ_EXPORT ssize_t getdents64(int fd, void *buf, size_t count)
         ssize_t n = fz_real.getdents64(fd, buf, count);
         if (n <= 0)
             return n;
-        n = filter_records(fd, buf, n);
+        n = fz_fd_filter_records(fd, buf, n);
         if (n > 0)
             return n; /* 0 would read as the end: read on instead */
     }
@@ -284,10 +297,13 @@ FZ_EXPORT int scandirat(int dfd, const char *path, struct dirent ***list,
     return n > 0 ? drop_own(dfd, path, *list, n) : n;
 }
 
+/* The libc's own scandir, not ours of AT_FDCWD: musl 1.2.3 has no
+ * scandirat. */
 FZ_EXPORT int scandir(const char *path, struct dirent ***list, int (*keep)(const struct dirent *),
                       int (*order)(const struct dirent **, const struct dirent **))
 {
-    return scandirat(AT_FDCWD, path, list, keep, order);
+    int n = fz_real.scandir(path, list, keep, order);
+    return n > 0 ? drop_own(AT_FDCWD, path, *list, n) : n;
 }
 
 FZ_EXPORT int scandirat64(int dfd, const char *path, struct dirent64 ***list,
@@ -302,7 +318,8 @@ FZ_EXPORT int scandir64(const char *path, struct dirent64 ***list,
                         int (*keep)(const struct dirent64 *),
                         int (*order)(const struct dirent64 **, const struct dirent64 **))
 {
-    return scandirat64(AT_FDCWD, path, list, keep, order);
+    int n = fz_real.scandir64(path, list, keep, order);
+    return n > 0 ? drop_own64(AT_FDCWD, path, *list, n) : n;
 }
 
 /* ---- syscall(2) -------------------------------------------------------- */

@@ -81,13 +81,28 @@ static ssize_t attempt_probed(struct fz_io *io)
     size_t room = probed_write_size(io->fd), total = 0;
     size_t n = 0;
     struct iovec cut[FZ_IOV_MAX];
-    while (n < m->msg_iovlen && total < room) {
+    while (n < (size_t)m->msg_iovlen && total < room) {
         cut[n] = m->msg_iov[n];
         if (cut[n].iov_len > room - total)
             cut[n].iov_len = room - total;
         total += cut[n++].iov_len;
     }
     return fz_real.writev(io->fd, cut, (int)n);
+}
+
+/* preadv2/pwritev2 at the file position (offset -1) with RWF_NOWAIT, as
+ * system calls: musl 1.2.3 has no wrappers for them, and glibc's are the
+ * bare call when the kernel has it.  The kernel joins the offset from two
+ * halves; on x86-64 the low one is the whole of it. */
+static ssize_t nowait_transfer(enum fz_dir dir, int fd, const struct iovec *iov, int n)
+{
+    long r =
+        fz_sys6(dir == FZ_READ ? SYS_preadv2 : SYS_pwritev2, fd, (long)iov, n, -1, 0, RWF_NOWAIT);
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
 }
 
 static ssize_t attempt(struct fz_fd *s, struct fz_io *io)
@@ -103,9 +118,7 @@ static ssize_t attempt(struct fz_fd *s, struct fz_io *io)
         return io->dir == FZ_READ ? fz_real.recvmsg(io->fd, m, flags)
                                   : fz_real.sendmsg(io->fd, m, flags);
     }
-    if (io->dir == FZ_READ)
-        return preadv2(io->fd, m->msg_iov, (int)m->msg_iovlen, -1, RWF_NOWAIT);
-    return pwritev2(io->fd, m->msg_iov, (int)m->msg_iovlen, -1, RWF_NOWAIT);
+    return nowait_transfer(io->dir, io->fd, m->msg_iov, (int)m->msg_iovlen);
 }
 
 bool fz_iov_copy(struct iovec *dst, const struct iovec *src, size_t n)
@@ -119,7 +132,7 @@ bool fz_iov_copy(struct iovec *dst, const struct iovec *src, size_t n)
 size_t fz_iov_total(const struct msghdr *m)
 {
     size_t n = 0;
-    for (size_t i = 0; i < m->msg_iovlen; i++)
+    for (size_t i = 0; i < (size_t)m->msg_iovlen; i++) /* an int on musl */
         n += m->msg_iov[i].iov_len;
     return n;
 }

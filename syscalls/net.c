@@ -157,7 +157,7 @@ static int recvmmsg_loop(struct fz_fd *s, int fd, struct mmsghdr *vec, unsigned 
 /* Natively a blocking recvmmsg waits for vlen datagrams (or one, with
  * MSG_WAITFORONE); its timeout is checked only after a datagram arrived,
  * and an error after some datagrams returns the count. */
-FZ_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
+FZ_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, fz_mmsg_flags flags,
                        struct timespec *timeout)
 {
     if (!fz_io_pollable(fd) || vlen == 0 || (flags & MSG_DONTWAIT) ||
@@ -217,7 +217,7 @@ static int sendmmsg_loop(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
     return (int)sent;
 }
 
-FZ_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
+FZ_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, fz_mmsg_flags flags)
 {
     if (!fz_io_pollable(fd) || vlen == 0 || (flags & MSG_DONTWAIT))
         return fz_real.sendmmsg(fd, vec, vlen, flags);
@@ -439,7 +439,7 @@ FZ_EXPORT int fcntl(int fd, int cmd, ...)
 
 FZ_EXPORT int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
 
-FZ_EXPORT int ioctl(int fd, unsigned long req, ...)
+FZ_EXPORT int ioctl(int fd, fz_ioctl_request req, ...)
 {
     va_list ap;
     va_start(ap, req);

@@ -1,5 +1,7 @@
-/* The libffi side of offloading (see offload.h): one prepared call
- * interface per offloaded function, and the pool call that runs it.
+/* Offloading (see offload.h): one prepared call interface per offloaded
+ * function, and the pool call that runs it.  How the interface is made and
+ * called is the libc side's (offload_glibc.c: libffi; offload_musl.c: by
+ * hand); when and where, with which signal and cancellation rules, is here.
  *
  * An interface is prepared once, under its spinlock, and read-only once
  * `ready` is set; callers on any fiber share it.
@@ -13,31 +15,34 @@
 #include "runtime/sched.h"
 #include "syscalls/offload.h"
 
-bool fz_offload_prepare(struct fz_offload *o, ffi_type *ret, ffi_type **types, unsigned n)
+bool fz_offload_prepare(struct fz_offload *o, enum fz_offload_kind result,
+                        const unsigned char *kinds, unsigned n)
 {
     if (atomic_load_explicit(&o->ready, memory_order_acquire))
         return true;
     fz_spin_lock(&o->lock);
     if (!atomic_load_explicit(&o->ready, memory_order_relaxed) && n <= FZ_OFFLOAD_MAX_ARGS) {
-        memcpy(o->types, types, n * sizeof *types);
-        if (ffi_prep_cif(&o->cif, FFI_DEFAULT_ABI, n, ret, o->types) == FFI_OK)
+        o->nargs = (unsigned char)n;
+        o->result = (unsigned char)result;
+        memcpy(o->kinds, kinds, n);
+        if (fz_offload_iface_prepare(o))
             atomic_store_explicit(&o->ready, 1, memory_order_release);
     }
     fz_spin_unlock(&o->lock);
     return atomic_load_explicit(&o->ready, memory_order_relaxed);
 }
 
-struct ffi_job {
-    ffi_cif *cif;
+struct offload_job {
+    const struct fz_offload *o;
     void (*fn)(void);
-    void *ret;
+    fz_offload_word *ret;
     void **args;
 };
 
-static void run_ffi(struct fz_pool_call *call)
+static void run_job(struct fz_pool_call *call)
 {
-    struct ffi_job *job = call->ctx;
-    ffi_call(job->cif, job->fn, job->ret, job->args);
+    struct offload_job *job = call->ctx;
+    fz_offload_iface_call(job->o, job->fn, job->ret, job->args);
 }
 
 struct fz_carrier *fz_offload_inline_begin(int policy)
@@ -67,15 +72,15 @@ static const struct {
     [FZ_OFFLOAD_SPAWN] = {FZ_POOL_CALLER_MASK, FZ_INTR_NONE},
 };
 
-bool fz_offload_call(struct fz_offload *o, void (*fn)(void), void *ret, void **args)
+bool fz_offload_call(struct fz_offload *o, void (*fn)(void), fz_offload_word *ret, void **args)
 {
     int policy = o->policy & FZ_OFFLOAD_POLICY;
     bool cancel_point = policy == FZ_OFFLOAD_CANCEL || policy == FZ_OFFLOAD_WAIT;
     if (cancel_point)
         fz_cancel_point();
-    struct ffi_job job = {&o->cif, fn, ret, args};
+    struct offload_job job = {o, fn, ret, args};
     struct fz_pool_call call = {
-        .run = run_ffi,
+        .run = run_job,
         .ctx = &job,
         .flags = policy_table[policy].flags,
         .intr = policy_table[policy].intr,

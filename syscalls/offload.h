@@ -4,8 +4,8 @@
  *              (int, fd), (int, op))
  *
  * defines `static int pool_flock(int fd, int op)`: on a fiber it makes
- * fz_real.flock(fd, op) on a pool thread through a libffi call interface
- * prepared on first use, and parks the fiber meanwhile; anywhere else it
+ * fz_real.flock(fd, op) on a pool thread through a call interface prepared
+ * on first use, and parks the fiber meanwhile; anywhere else it
  * calls fz_real.flock directly.  FZ_OFFLOADED(ret, name, policy, params...)
  * is the exported interposer whose whole job is that: the real `name`, in
  * the pool when the "pool" hook family is on.
@@ -28,15 +28,20 @@
  * policies that a signal or pthread_cancel must interrupt (INTR, WAIT) and
  * SPAWN, and calls that usually wait long (DNS, system), stay in the pool:
  * a carrier blocked there would hold its fibers until the hand-off.
- * Parameters are (type, name) pairs, at most 8; scalar types map to libffi
- * types by _Generic, anything else passes as a pointer.
+ * Parameters are (type, name) pairs, at most 8; each type is classified
+ * by _Generic (the scalar types below, anything else passes as a pointer),
+ * and so is the result.
+ *
+ * The call interface is per libc: libffi on glibc (offload_glibc.c), a
+ * hand-written call on musl, where libffi is not packaged
+ * (offload_musl.c).  This header and offload.c are the same for both.
  */
 #ifndef FZ_OFFLOAD_H
 #define FZ_OFFLOAD_H
 
-#include <ffi.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include "runtime/spinlock.h"
 #include "syscalls/hook.h"
 
@@ -52,41 +57,70 @@ enum fz_offload_policy {
 
 #define FZ_OFFLOAD_MAX_ARGS 8
 
+/* What an argument or the result is, for the call interface. */
+enum fz_offload_kind {
+    FZ_KIND_INT,
+    FZ_KIND_UINT,
+    FZ_KIND_LONG,
+    FZ_KIND_ULONG,
+    FZ_KIND_LLONG,
+    FZ_KIND_ULLONG,
+    FZ_KIND_POINTER,
+};
+
+#define FZ_OFFLOAD_KIND(t)                                                                         \
+    _Generic((t)0, int                                                                             \
+             : FZ_KIND_INT, unsigned                                                               \
+             : FZ_KIND_UINT, long                                                                  \
+             : FZ_KIND_LONG, unsigned long                                                         \
+             : FZ_KIND_ULONG, long long                                                            \
+             : FZ_KIND_LLONG, unsigned long long                                                   \
+             : FZ_KIND_ULLONG, default                                                             \
+             : FZ_KIND_POINTER)
+
+/* Room for the libc side's prepared interface (offload_glibc.c checks
+ * that libffi's fits). */
+#define FZ_OFFLOAD_IFACE_WORDS 16
+
 struct fz_offload {
     int policy; /* enum fz_offload_policy */
     atomic_int ready;
     fz_spinlock lock;
-    ffi_cif cif;
-    ffi_type *types[FZ_OFFLOAD_MAX_ARGS];
+    unsigned char nargs, result, kinds[FZ_OFFLOAD_MAX_ARGS]; /* enum fz_offload_kind */
+    uint64_t iface[FZ_OFFLOAD_IFACE_WORDS];
 };
 
-/* Prepare o's call interface once; false if libffi refuses it. */
-bool fz_offload_prepare(struct fz_offload *o, ffi_type *ret, ffi_type **types, unsigned n);
+/* The result as the call interface stores it: a whole register, of which
+ * the result type's bytes are the low ones (libffi widens small integer
+ * results to this too). */
+typedef uint64_t fz_offload_word;
+
+/* Prepare o's call interface once; false if it cannot be made (the caller
+ * then makes the call in place). */
+bool fz_offload_prepare(struct fz_offload *o, enum fz_offload_kind result,
+                        const unsigned char *kinds, unsigned n);
 /* Make fn(args) in the pool (the caller is a fiber; o is prepared).
  * False if a signal or cancellation came first and fn was not called: the
  * caller returns -1 with errno EINTR. */
-bool fz_offload_call(struct fz_offload *o, void (*fn)(void), void *ret, void **args);
+bool fz_offload_call(struct fz_offload *o, void (*fn)(void), fz_offload_word *ret, void **args);
 /* Around a call made in place (FZ_OFFLOAD_INLINE; the caller is a fiber):
  * begin acts on a pending cancellation (CANCEL) and marks the carrier,
  * end clears the mark.  Neither touches errno. */
 struct fz_carrier *fz_offload_inline_begin(int policy);
 void fz_offload_inline_end(struct fz_carrier *c);
 
-#define FZ_FFI_TYPE(t)                                                                             \
-    _Generic((t)0, int                                                                             \
-             : &ffi_type_sint, unsigned                                                            \
-             : &ffi_type_uint, long                                                                \
-             : &ffi_type_slong, unsigned long                                                      \
-             : &ffi_type_ulong, long long                                                          \
-             : &ffi_type_sint64, unsigned long long                                                \
-             : &ffi_type_uint64, default                                                           \
-             : &ffi_type_pointer)
+/* The libc side (offload_glibc.c, offload_musl.c): fill o->iface from
+ * o->nargs, o->result and o->kinds (false if it cannot), and make the
+ * call on the current thread. */
+bool fz_offload_iface_prepare(struct fz_offload *o);
+void fz_offload_iface_call(const struct fz_offload *o, void (*fn)(void), fz_offload_word *ret,
+                           void **args);
 
-/* (type, name) pairs -> parameter list, names, addresses, libffi types */
+/* (type, name) pairs -> parameter list, names, addresses, kinds */
 #define FZ_PARAM_(t, n) t n
 #define FZ_NAME_(t, n) n
 #define FZ_ADDR_(t, n) (void *)&n
-#define FZ_TYPE_(t, n) FZ_FFI_TYPE(t)
+#define FZ_KIND_(t, n) FZ_OFFLOAD_KIND(t)
 #define FZ_NARGS(...) FZ_NARGS_(__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1, 0)
 #define FZ_NARGS_(a1, a2, a3, a4, a5, a6, a7, a8, n, ...) n
 #define FZ_CAT(a, b) FZ_CAT_(a, b)
@@ -106,7 +140,7 @@ void fz_offload_inline_end(struct fz_carrier *c);
     storage ret name(FZ_MAP(FZ_PARAM_, __VA_ARGS__))                                               \
     {                                                                                              \
         static struct fz_offload fz_o = {.policy = policy_};                                       \
-        ffi_type *fz_types[] = {FZ_MAP(FZ_TYPE_, __VA_ARGS__)};                                    \
+        static const unsigned char fz_kinds[] = {FZ_MAP(FZ_KIND_, __VA_ARGS__)};                   \
         if (!fz_self())                                                                            \
             return real(FZ_MAP(FZ_NAME_, __VA_ARGS__));                                            \
         if ((policy_)&FZ_OFFLOAD_INLINE) {                                                         \
@@ -115,14 +149,14 @@ void fz_offload_inline_end(struct fz_carrier *c);
             fz_offload_inline_end(fz_c);                                                           \
             return fz_r;                                                                           \
         }                                                                                          \
-        if (!fz_offload_prepare(&fz_o, FZ_FFI_TYPE(ret), fz_types, FZ_NARGS(__VA_ARGS__)))         \
+        if (!fz_offload_prepare(&fz_o, FZ_OFFLOAD_KIND(ret), fz_kinds, FZ_NARGS(__VA_ARGS__)))     \
             return real(FZ_MAP(FZ_NAME_, __VA_ARGS__));                                            \
         void *fz_args[] = {FZ_MAP(FZ_ADDR_, __VA_ARGS__)};                                         \
         union {                                                                                    \
-            ffi_arg word; /* libffi widens small integer results */                                \
+            fz_offload_word word; /* the call stores a whole register */                           \
             ret value;                                                                             \
         } fz_ret;                                                                                  \
-        if (!fz_offload_call(&fz_o, (void (*)(void))real, &fz_ret, fz_args))                       \
+        if (!fz_offload_call(&fz_o, (void (*)(void))real, &fz_ret.word, fz_args))                  \
             return (ret)-1;                                                                        \
         return fz_ret.value;                                                                       \
     }

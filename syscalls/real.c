@@ -17,18 +17,11 @@
  * and tail-jumps through the slot, so the real function returns straight
  * to our caller.  x86-64 System V only, like runtime/switch.S.
  *
- * glibc 2.35's dlsym(RTLD_NEXT, name) answers libc's oldest version of a
- * symbol that has several (pthread_cond_* with the pre-2.3.2 condvar that
- * mallocs a private one, pthread_kill, posix_spawn), where 2.36+ answers
- * the default one the program binds to: a process-shared condvar then
- * waited on a private futex in each process's heap (sync_pshared with the
- * sync hooks off hung on 2.35).  So those few are looked up by their
- * default version (dlvsym; a libc without it falls back to dlsym).
+ * How a name is looked up, and which names a libc may lack, differ per
+ * libc: real_glibc.c and real_musl.c.
  */
-#include <dlfcn.h>
 #include <stdatomic.h>
 #include <stddef.h>
-#include <string.h>
 #include <unistd.h>
 #include "syscalls/real.h"
 #include "runtime/sys.h"
@@ -36,30 +29,9 @@
 static atomic_int resolved;
 static const char *first_missing;
 
-/* The interposed symbols glibc also keeps older versions of whose code
- * differs, with the default version a program built today binds to. */
-static const struct {
-    const char *name, *version;
-} default_versions[] = {
-    {"pthread_cond_wait", "GLIBC_2.3.2"},   {"pthread_cond_timedwait", "GLIBC_2.3.2"},
-    {"pthread_cond_signal", "GLIBC_2.3.2"}, {"pthread_cond_broadcast", "GLIBC_2.3.2"},
-    {"pthread_kill", "GLIBC_2.34"},         {"posix_spawn", "GLIBC_2.15"},
-    {"posix_spawnp", "GLIBC_2.15"},
-};
-
-static void *next_symbol(const char *name)
-{
-    for (size_t i = 0; i < sizeof default_versions / sizeof default_versions[0]; i++)
-        if (!strcmp(name, default_versions[i].name)) {
-            void *p = dlvsym(RTLD_NEXT, name, default_versions[i].version);
-            if (p)
-                return p;
-        }
-    return dlsym(RTLD_NEXT, name);
-}
-
-/* A symbol this libc lacks: calling it is a bug in the caller's choice of
- * interposer, so say which and stop rather than jump to NULL. */
+/* A symbol this libc lacks (fz_real_may_lack: the program cannot have
+ * linked against it, so only the runtime's own mistake or a lookup of our
+ * export by name reaches it): say so and stop rather than jump to NULL. */
 static void missing_symbol(void)
 {
     static const char msg[] = "fiberize: a real libc function is missing\n";
@@ -76,8 +48,8 @@ __attribute__((used)) void fz_real_resolve_all(void)
     const char *missing = NULL;
 #define FZ_REAL_LOOKUP(ret, name, args)                                                            \
     {                                                                                              \
-        void *p = next_symbol(#name);                                                              \
-        if (!p && !missing)                                                                        \
+        void *p = fz_real_lookup(#name);                                                           \
+        if (!p && !missing && !fz_real_may_lack(#name))                                            \
             missing = #name;                                                                       \
         fz_real.name = (ret(*) args)(p ? p : (void *)missing_symbol);                              \
     }

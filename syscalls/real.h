@@ -23,6 +23,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <semaphore.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -30,6 +31,7 @@
 #include <stdarg.h>
 #include <threads.h>
 #include <time.h>
+#include "syscalls/libc_names.h"
 
 #define FZ_EXPORT __attribute__((visibility("default")))
 
@@ -97,8 +99,8 @@
     X(ssize_t, send, (int, const void *, size_t, int))                                             \
     X(ssize_t, sendto, (int, const void *, size_t, int, const struct sockaddr *, socklen_t))       \
     X(ssize_t, sendmsg, (int, const struct msghdr *, int))                                         \
-    X(int, recvmmsg, (int, struct mmsghdr *, unsigned, int, struct timespec *))                    \
-    X(int, sendmmsg, (int, struct mmsghdr *, unsigned, int))                                       \
+    X(int, recvmmsg, (int, struct mmsghdr *, unsigned, fz_mmsg_flags, struct timespec *))          \
+    X(int, sendmmsg, (int, struct mmsghdr *, unsigned, fz_mmsg_flags))                             \
     X(ssize_t, sendfile, (int, int, off_t *, size_t))                                              \
     X(int, shutdown, (int, int))                                                                   \
     X(int, accept, (int, struct sockaddr *, socklen_t *))                                          \
@@ -131,7 +133,7 @@
     X(int, dup2, (int, int))                                                                       \
     X(int, dup3, (int, int, int))                                                                  \
     X(int, fcntl, (int, int, ...))                                                                 \
-    X(int, ioctl, (int, unsigned long, ...))                                                       \
+    X(int, ioctl, (int, fz_ioctl_request, ...))                                                    \
     X(int, setsockopt, (int, int, int, const void *, socklen_t))                                   \
     X(int, poll, (struct pollfd *, nfds_t, int))                                                   \
     X(int, ppoll, (struct pollfd *, nfds_t, const struct timespec *, const sigset_t *))            \
@@ -236,7 +238,24 @@
        int (*)(const struct dirent **, const struct dirent **)))                                   \
     X(int, scandirat64,                                                                            \
       (int, const char *, struct dirent64 ***, int (*)(const struct dirent64 *),                   \
+       int (*)(const struct dirent64 **, const struct dirent64 **)))                               \
+    X(int, scandir,                                                                                \
+      (const char *, struct dirent ***, int (*)(const struct dirent *),                            \
+       int (*)(const struct dirent **, const struct dirent **)))                                   \
+    X(int, scandir64,                                                                              \
+      (const char *, struct dirent64 ***, int (*)(const struct dirent64 *),                        \
        int (*)(const struct dirent64 **, const struct dirent64 **)))
+
+/* Interposed only where a libc binds them internally out of our reach
+ * (syscalls/thread_musl.c); resolved on every libc. */
+#define FZ_REAL_LIBC_SIDE_SYMBOLS(X)                                                               \
+    X(int, pthread_key_create, (pthread_key_t *, void (*)(void *)))                                \
+    X(int, pthread_key_delete, (pthread_key_t))                                                    \
+    X(int, tss_create, (tss_t *, tss_dtor_t))                                                      \
+    X(void, tss_delete, (tss_t))                                                                   \
+    X(void, pthread_testcancel, (void))                                                            \
+    X(void *, dlopen, (const char *, int))                                                         \
+    X(void, abort, (void))
 
 /* stdio on pipes and sockets (syscalls/stdio_glibc.c): the real calls for
  * streams the fiber cannot park on, and glibc's exported refill and flush
@@ -279,6 +298,7 @@
     FZ_REAL_WAIT_SYMBOLS(X)                                                                        \
     FZ_REAL_PROCESS_SYMBOLS(X)                                                                     \
     FZ_REAL_DIR_SYMBOLS(X)                                                                         \
+    FZ_REAL_LIBC_SIDE_SYMBOLS(X)                                                                   \
     FZ_REAL_STDIO_SYMBOLS(X)
 // clang-format on
 
@@ -290,7 +310,17 @@ struct fz_real {
 
 extern struct fz_real fz_real;
 
-/* Resolve every symbol; false (with the missing name) if one is absent. */
+/* Resolve every symbol; false (with the missing name) if one is absent
+ * that this libc must have. */
 int fz_real_resolve(const char **missing);
+
+/* The per-libc side of resolution (real_glibc.c, real_musl.c). */
+/* The definition of name the program would bind to, in the objects after
+ * ours; NULL if there is none. */
+void *fz_real_lookup(const char *name);
+/* Whether this libc may lack name (an interposer of a call only the other
+ * libc, or a newer version, has): its slot then stops the process with a
+ * message if it is ever called, and start-up goes on. */
+bool fz_real_may_lack(const char *name);
 
 #endif

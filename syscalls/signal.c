@@ -29,6 +29,7 @@
 #include "runtime/sigthread.h"
 #include "syscalls/hook.h"
 #include "syscalls/ident.h"
+#include "syscalls/jmpbuf.h"
 
 static struct sigaction program_action[NSIG];
 static volatile sig_atomic_t wrapped[NSIG];
@@ -265,16 +266,6 @@ FZ_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 
 /* ---- leaving a handler by longjmp ------------------------------------- */
 
-/* glibc x86_64 keeps the stack pointer in a jmp_buf mangled with the
- * pointer guard (%fs:0x30): rotate right 0x11, then xor. */
-static uintptr_t jmpbuf_sp(const struct __jmp_buf_tag *env)
-{
-    uintptr_t v = (uintptr_t)env->__jmpbuf[6], guard;
-    __asm__("mov %%fs:0x30, %0" : "=r"(guard));
-    v = (v >> 0x11) | (v << (64 - 0x11));
-    return v ^ guard;
-}
-
 static bool jumps_over(struct fz_fiber *f, const struct fz_handler_frame *h, uintptr_t target)
 {
     bool target_alt = fz_altstack_contains(f, (void *)target);
@@ -292,7 +283,7 @@ static void before_longjmp(struct __jmp_buf_tag *env)
     struct fz_fiber *self = fz_self();
     if (!self || !self->handler_depth)
         return;
-    uintptr_t target = jmpbuf_sp(env);
+    uintptr_t target = fz_jmpbuf_sp(env);
     unsigned left = 0;
     while (self->handler_depth &&
            (self->handler_depth > FZ_HANDLER_DEPTH ||
@@ -304,9 +295,8 @@ static void before_longjmp(struct __jmp_buf_tag *env)
         return;
     if (!self->handler_depth)
         self->sig_raising = false; /* no delivery of its own is in progress */
-    uint64_t mask = self->sigmask; /* the handler's, as the kernel has it */
-    if (env->__mask_was_saved)
-        memcpy(&mask, &env->__saved_mask, sizeof mask);
+    uint64_t mask = self->sigmask; /* the handler's, unless the jump restores one */
+    fz_jmpbuf_saved_mask(env, &mask);
     fz_sigmask_change(self, mask);
 }
 

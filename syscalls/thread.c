@@ -20,33 +20,7 @@
 #include "runtime/tls.h"
 #include "syscalls/hook.h"
 #include "syscalls/ident.h"
-
-/* glibc 2.36's struct pthread_attr, to tell "not set" from "set to the
- * default" (the public getters answer the default for both). */
-struct glibc_attr {
-    int sched_priority, schedpolicy, flags;
-    size_t guardsize;
-    void *stackaddr; /* top of a caller-provided stack */
-    size_t stacksize;
-};
-#define GLIBC_ATTR_FLAG_DETACHSTATE 0x1
-#define GLIBC_ATTR_FLAG_STACKADDR 0x8
-
-static void read_attr(const pthread_attr_t *attr, struct fz_fiber_attr *a)
-{
-    memset(a, 0, sizeof *a);
-    a->guard_size = (size_t)-1; /* default */
-    if (!attr)
-        return;
-    const struct glibc_attr *g = (const void *)attr;
-    a->detached = g->flags & GLIBC_ATTR_FLAG_DETACHSTATE;
-    a->guard_size = g->guardsize;
-    a->stack_size = g->stacksize;
-    if (g->flags & GLIBC_ATTR_FLAG_STACKADDR) {
-        a->user_stack = (char *)g->stackaddr - g->stacksize;
-        a->user_stack_size = g->stacksize;
-    }
-}
+#include "syscalls/thread_libc.h"
 
 static struct fz_fiber *fiber_of(pthread_t th)
 {
@@ -61,7 +35,7 @@ FZ_EXPORT int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*
     if (!fz_hook_active(FZ_HOOK_THREAD))
         return fz_real.pthread_create(th, attr, start, arg);
     struct fz_fiber_attr a;
-    read_attr(attr, &a);
+    fz_read_thread_attr(attr, &a);
     a.created_at = __builtin_return_address(0);
     struct fz_fiber *f;
     int err = fz_fiber_create(start, arg, &a, &f);
@@ -145,8 +119,10 @@ static int join_fiber(struct fz_fiber *f, void **ret, uint64_t deadline, bool tr
 FZ_EXPORT int pthread_cancel(pthread_t th)
 {
     struct fz_fiber *f = fiber_of(th);
-    if (!f || f == fz_self())
+    if (!f)
         return fz_real.pthread_cancel(th);
+    if (f == fz_self())
+        return fz_cancel_self(th);
     if (fz_tcb_request_cancel(f->tcb))
         fz_cancel_wake(f);
     return 0;
@@ -226,12 +202,11 @@ FZ_EXPORT void pthread_exit(void *value)
         atomic_store(&fz_rt.main_exited, true);
         fz_fiber_exit(self);
     }
-    /* glibc unwinds to the buffer in the fiber's TCB: fz_fiber_main's, or
-     * main's (preload/init.c) */
-    if (self)
-        fz_asan_no_return();
-    fz_real.pthread_exit(value);
-    __builtin_unreachable();
+    if (!self)
+        fz_real.pthread_exit(value);
+    /* to fz_tls_run_body in fz_fiber_main, or in main's (preload/init.c) */
+    fz_asan_no_return();
+    fz_tls_thread_exit(value, fz_real.pthread_exit);
 }
 
 /* ---- attributes, names, signals ------------------------------------- */
@@ -253,7 +228,7 @@ FZ_EXPORT int pthread_getattr_np(pthread_t th, pthread_attr_t *attr)
                                 f->detached ? PTHREAD_CREATE_DETACHED : PTHREAD_CREATE_JOINABLE);
     cpu_set_t cpus;
     if (fz_affinity_get(f, sizeof cpus, &cpus) == 0)
-        pthread_attr_setaffinity_np(attr, sizeof cpus, &cpus);
+        fz_attr_set_affinity(attr, &cpus);
     return 0;
 }
 

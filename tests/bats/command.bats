@@ -223,53 +223,118 @@ expect_warned() {
     [ -z "$stderr" ]
 }
 
-# Programs libfiberize.so cannot be loaded into run natively, with one line
-# on stderr saying why (none with --quiet): the same stdout and status as a
-# native run.  Before, a musl program failed to start under fiberize (musl's
-# loader could not load the library: status 127).
+# Programs no library of ours can be loaded into run natively, with one
+# line on stderr saying why (none with --quiet): the same stdout and status
+# as a native run.
 # libc_case NAME EXPECTED-LINE CMD...: CMD's stdout/status natively and
-# fiberized agree, and fiberize's stderr is the expected line.
+# fiberized agree, and fiberize's stderr is the expected line.  FZ_CMD
+# (default $FZ) is the fiberize under test.
 libc_case() {
-    local name=$1 line=$2
+    local name=$1 line=$2 fz=${FZ_CMD:-$FZ}
     shift 2
     run --separate-stderr "$@" a b
     local want_status=$status want_out=$output want_err=$stderr
-    run --separate-stderr "$FZ" -- "$@" a b
+    run --separate-stderr "$fz" -- "$@" a b
     echo "$name: status $status (native $want_status), stdout '$output', stderr '$stderr'"
     [[ $status == "$want_status" && $output == "$want_out" ]]
     [[ $stderr == "fiberize: $line${want_err:+$'\n'$want_err}" ]]
-    run --separate-stderr "$FZ" --quiet -- "$@" a b
+    run --separate-stderr "$fz" --quiet -- "$@" a b
     [[ $status == "$want_status" && $output == "$want_out" && $stderr == "$want_err" ]]
 }
 
+# A musl program that prints its LD_PRELOAD, its arguments, and exits 7.
 make_musl_program() {
     command -v musl-gcc >/dev/null || skip "musl-gcc not installed (musl-tools)"
-    printf '#include <stdio.h>\nint main(int c, char **v) { printf("%%d %%s\\n", c, v[c - 1]); return 7; }\n' \
+    printf '#include <stdio.h>\n#include <stdlib.h>\nint main(int c, char **v) { printf("%%s %%d %%s\\n", getenv("LD_PRELOAD"), c, v[c - 1]); return 7; }\n' \
         >"$BATS_TEST_TMPDIR/m.c"
     musl-gcc -o "$BATS_TEST_TMPDIR/musl_prog" "$BATS_TEST_TMPDIR/m.c"
 }
 
-@test "a musl program runs natively, with one line saying why" {
+# A fiberize installed by itself in $BATS_TEST_TMPDIR/fz (bin/fiberize with
+# the glibc library beside it), so which library is chosen can be seen
+# whether or not the build made libfiberize-musl.so.  With "musl", a stand-in
+# musl library that loads and does nothing sits beside it too.
+make_layout() {
+    local dir=$BATS_TEST_TMPDIR/fz
+    mkdir -p "$dir/bin"
+    cp "$FZ" "$dir/bin/fiberize"
+    ln -sf "$LIB" "$dir/libfiberize.so"
+    if [[ ${1:-} == musl* ]]; then
+        printf 'int fz_stand_in;\n' >"$BATS_TEST_TMPDIR/stand_in.c"
+        musl-gcc -shared -fPIC -o "$dir/libfiberize-musl.so" "$BATS_TEST_TMPDIR/stand_in.c"
+    fi
+    if [[ ${1:-} == musl+by-libc ]]; then # as make links them
+        mkdir -p "$dir/by-libc/\$LIB" "$dir/by-libc/lib64" "$dir/by-libc/lib/$(gcc -print-multiarch)"
+        ln -s ../../libfiberize-musl.so "$dir/by-libc/\$LIB/libfiberize.so"
+        ln -s ../../libfiberize.so "$dir/by-libc/lib64/libfiberize.so"
+        ln -s ../../../libfiberize.so "$dir/by-libc/lib/$(gcc -print-multiarch)/libfiberize.so"
+    fi
+    FZ_CMD=$dir/bin/fiberize
+}
+
+@test "with make's by-libc links a musl program gets the entry both loaders read as their own" {
     make_musl_program
-    libc_case musl "'$BATS_TEST_TMPDIR/musl_prog' runs on musl libc; this build of fiberize supports glibc only: running it natively" \
-        "$BATS_TEST_TMPDIR/musl_prog"
+    make_layout musl+by-libc
+    local dir=$BATS_TEST_TMPDIR/fz
+    run --separate-stderr "$FZ_CMD" -- "$BATS_TEST_TMPDIR/musl_prog" a b
+    [[ $status == 7 && $output == "$dir/by-libc/\$LIB/libfiberize.so 3 b" && -z $stderr ]]
+    # the glibc /bin/sh it starts loads libfiberize.so (without the links:
+    # musl's library, and sh failed to start with status 127)
+    printf '#include <stdlib.h>\nint main(void) { return system("printf \\"sh: %%s\\" \\"$LD_PRELOAD\\"; exit 3") >> 8; }\n' \
+        >"$BATS_TEST_TMPDIR/sys.c"
+    musl-gcc -o "$BATS_TEST_TMPDIR/musl_system" "$BATS_TEST_TMPDIR/sys.c"
+    run --separate-stderr "$FZ_CMD" -- "$BATS_TEST_TMPDIR/musl_system"
+    [[ $status == 3 && $output == "sh: $dir/by-libc/\$LIB/libfiberize.so" && -z $stderr ]]
+    # a glibc env running a musl program: both read it
+    printf '#!/usr/bin/env musl_prog\n' >"$BATS_TEST_TMPDIR/via_env"
+    chmod +x "$BATS_TEST_TMPDIR/via_env"
+    run --separate-stderr env PATH="$BATS_TEST_TMPDIR:$PATH" "$FZ_CMD" -- "$BATS_TEST_TMPDIR/via_env" a b
+    [[ $status == 7 && $output == "$dir/by-libc/\$LIB/libfiberize.so 4 b" && -z $stderr ]]
+}
+
+@test "a musl program gets libfiberize-musl.so preloaded, a glibc one libfiberize.so" {
+    make_musl_program
+    make_layout musl
+    local dir=$BATS_TEST_TMPDIR/fz
+    run --separate-stderr "$FZ_CMD" -- "$BATS_TEST_TMPDIR/musl_prog" a b
+    [[ $status == 7 && $output == "$dir/libfiberize-musl.so 3 b" && -z $stderr ]]
+    run --separate-stderr "$FZ_CMD" -- sh -c 'printf %s "$LD_PRELOAD"'
+    [[ $status == 0 && $output == "$dir/libfiberize.so" && -z $stderr ]]
 }
 
 @test "#! scripts are followed to their interpreter: a musl one, directly and through env" {
     make_musl_program
+    make_layout musl
+    local dir=$BATS_TEST_TMPDIR/fz
     printf '#!%s\n' "$BATS_TEST_TMPDIR/musl_prog" >"$BATS_TEST_TMPDIR/direct"
     printf '#!/usr/bin/env musl_prog\n' >"$BATS_TEST_TMPDIR/via_env"
     chmod +x "$BATS_TEST_TMPDIR/direct" "$BATS_TEST_TMPDIR/via_env"
-    libc_case direct "'$BATS_TEST_TMPDIR/direct' runs on musl libc; this build of fiberize supports glibc only: running it natively" \
-        "$BATS_TEST_TMPDIR/direct"
+    run --separate-stderr "$FZ_CMD" -- "$BATS_TEST_TMPDIR/direct" a b
+    [[ $status == 7 && $output == "$dir/libfiberize-musl.so 4 b" && -z $stderr ]]
+    # /usr/bin/env is a glibc program: it would refuse the musl library,
+    # the musl program the glibc one
     PATH=$BATS_TEST_TMPDIR:$PATH libc_case via_env \
-        "'$BATS_TEST_TMPDIR/via_env' runs on musl libc; this build of fiberize supports glibc only: running it natively" \
+        "'$BATS_TEST_TMPDIR/via_env' starts a program of one libc through env of the other (glibc and musl): no one library can be preloaded into both: running it natively" \
         "$BATS_TEST_TMPDIR/via_env"
-    # a glibc interpreter: preloaded as ever
+    # a glibc interpreter: the glibc library
     printf '#!/bin/sh\necho "$LD_PRELOAD"\n' >"$BATS_TEST_TMPDIR/sh_script"
     chmod +x "$BATS_TEST_TMPDIR/sh_script"
-    run --separate-stderr "$FZ" -- "$BATS_TEST_TMPDIR/sh_script"
-    [[ $status == 0 && $output == "$LIB" && -z $stderr ]]
+    run --separate-stderr "$FZ_CMD" -- "$BATS_TEST_TMPDIR/sh_script"
+    [[ $status == 0 && $output == "$dir/libfiberize.so" && -z $stderr ]]
+}
+
+@test "a musl program runs natively, with one line saying why, when libfiberize-musl.so is missing" {
+    make_musl_program
+    make_layout
+    libc_case musl "'$BATS_TEST_TMPDIR/musl_prog' runs on musl libc and $BATS_TEST_TMPDIR/fz/libfiberize-musl.so is missing (make builds it when musl-gcc is installed): running it natively" \
+        "$BATS_TEST_TMPDIR/musl_prog"
+}
+
+@test "a musl program runs fiberized on the built libfiberize-musl.so" {
+    make_musl_program
+    [[ -f $FIBERIZE_BUILD/libfiberize-musl.so ]] || skip "libfiberize-musl.so is not built"
+    run --separate-stderr "$FZ" -- "$BATS_TEST_TMPDIR/musl_prog" a b
+    [[ $status == 7 && $output == "$FIBERIZE_BUILD/libfiberize-musl.so 3 b" && -z $stderr ]]
 }
 
 @test "a static program runs natively, with one line saying why" {

@@ -17,6 +17,7 @@ load helpers
 }
 
 @test "200 threads of fdopen + fgets: same answers, no more than 2 x carriers OS threads" {
+    [[ ${FZ_LIBC:-} != musl ]] || skip "stdio parks on glibc only (syscalls/stdio_glibc.c)"
     compare_native stdio_lines pingpong 100 300
     FIBERIZE_WORKERS=2 run_fiberized --separate-stderr stdio_lines pingpong 100 300
     [ "$status" -eq 0 ]
@@ -31,6 +32,7 @@ load helpers
 # reader that blocked the carrier in glibc's read would leave the writer
 # thread, on the same carrier, no way to run.
 @test "one carrier: a reader in fgets is woken by a writer thread of the same process" {
+    [[ ${FZ_LIBC:-} != musl ]] || skip "stdio parks on glibc only (syscalls/stdio_glibc.c)"
     FIBERIZE_WORKERS=1 FIBERIZE_HANDOFF_US=10000000 FIBERIZE_STATS=1 FZ_TIMEOUT=5 \
         run_fiberized --separate-stderr stdio_lines wake
     [ "$status" -eq 0 ]

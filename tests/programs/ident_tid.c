@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "libc_compat.h"
 
 #define THREADS 16
 #define ROUNDS 3

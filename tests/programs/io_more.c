@@ -17,6 +17,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include "libc_compat.h"
 
 static int failures;
 #define CHECK(c, what)                                                                             \

@@ -1,3 +1,4 @@
+// libc: glibc-only (pthread_sigqueue, which musl 1.2.3 lacks, is the subject of part 4 and 9)
 /* Signals sent to one thread run on that thread.
  *
  * 1. pthread_kill to a thread spinning in user code: the handler runs on it

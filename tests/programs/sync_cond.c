@@ -12,6 +12,7 @@
 #include <string.h>
 #include <threads.h>
 #include <time.h>
+#include "libc_compat.h"
 
 static void check(const char *what, int got, int want)
 {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "libc_compat.h"
 
 static int threads = 64;
 static long iterations = 100000;

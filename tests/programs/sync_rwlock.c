@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "libc_compat.h"
 
 static long long now_ns(clockid_t clock)
 {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "libc_compat.h"
 
 static int data_pipe[2];
 static volatile sig_atomic_t usr1_seen;
