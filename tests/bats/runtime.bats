@@ -125,7 +125,7 @@ overflow_status() {
     fi
 }
 
-@test "handoff: a thread stuck in fgets and one spinning do not stall 1,000 sleepers" {
+@test "handoff: a thread stuck in an unparked read and one spinning do not stall 1,000 sleepers" {
     compare_native handoff
 }
 
