@@ -36,6 +36,7 @@
 #include "runtime/stack.h"
 #include "runtime/sched.h"
 #include "runtime/stats.h"
+#include "runtime/sys.h"
 #include "runtime/tls.h"
 
 static void say(const char *a, const char *b)
@@ -97,11 +98,13 @@ static void fork_child_reset(struct fz_fiber *self)
  * never end a parked wait with EINTR.  Install each such handler again,
  * through the interposer, which wraps it.  A handler is unwrapped when the
  * interposer's view equals the kernel's (for a wrapped one it shows the
- * program's, never its wrapper).  libc's own signals stay as they are. */
+ * program's, never its wrapper).  libc's own signals and the dump signal
+ * (FIBERIZE_DUMP_SIGNAL, the runtime's own handler) stay as they are. */
 static void resync_signal_handlers(void)
 {
     for (int sig = 1; sig <= 64; sig++) {
-        if (sig == SIGKILL || sig == SIGSTOP || (FZ_LIBC_SIGNALS >> (sig - 1) & 1))
+        if (sig == SIGKILL || sig == SIGSTOP || (FZ_LIBC_SIGNALS >> (sig - 1) & 1) ||
+            sig == fz_config.dump_signal) /* observe.c's, installed raw */
             continue;
         struct sigaction k, seen;
         if (fz_real.sigaction(sig, NULL, &k) != 0 || k.sa_handler == SIG_DFL ||
@@ -129,6 +132,13 @@ static bool fork_child_rebuild(struct fz_fiber *self)
     struct timespec ts;
     if (!fz_det_on && fz_real.clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
         cpu = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    /* sigaltstack went to the kernel too: its record is the fiber's now
+     * (carrier 0 adopts it, runtime/altstack.c keeps the two in step) */
+    stack_t ss;
+    if (fz_sys2(SYS_sigaltstack, 0, (long)&ss) == 0) {
+        ss.ss_flags &= ~SS_ONSTACK;
+        self->altstack = ss;
+    }
     fz_park_after_fork();
     fz_pool_after_fork();
     fz_reactor_after_fork();
