@@ -64,10 +64,18 @@ static void say(const char *a, const char *b)
  * musl's _Fork stores it), so getpid, gettid and every libc call that hands
  * the TCB's tid to the kernel answer as natively.  The rebuild gives the
  * tid to carrier 0's idle TCB and the fiber a fake one, as at start-up
- * (runtime/tls_*.c, fz_tls_create(NULL)); an owner-checked lock (recursive
- * or error-checking mutex, rwlock) the child takes before its first thread
- * and releases after it sees another owner then, as a lock held across
- * start-up would. */
+ * (runtime/tls_*.c, fz_tls_create(NULL)), which set*id's broadcast needs
+ * (glibc signals every TCB's tid: two with the real one hang it).  So an
+ * owner-checked lock (recursive or error-checking mutex, rwlock) the child
+ * takes before its first thread and releases after it fails with EPERM, as
+ * one held across start-up would.
+ *
+ * State the child changes natively while the runtime is off and the
+ * runtime keeps per fiber is taken from the kernel at the rebuild: the
+ * signal mask (fz_sched_after_fork), the alternate signal stack, handlers
+ * (resync_signal_handlers).  Not the CPU affinity: pinned natively, the
+ * child's carriers start pinned (as native threads inherit it) but an idle
+ * carrier 0 returns to the parent's process mask. */
 
 /* At the fork, whether the runtime is rebuilt now or later: state that
  * code running before the rebuild could otherwise misread. */

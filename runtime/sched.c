@@ -1168,6 +1168,7 @@ bool (*fz_fork_rebuild)(struct fz_fiber *self);
 bool fz_sched_fork_resume_slow(void)
 {
     struct fz_fiber *f = fz_rt.fork_pending;
+    FZ_ASSERT(!f || !fz_rt.active); /* pending: the runtime is off */
     if (!f || fz_tls_current_fiber() != f || !fz_fork_rebuild)
         return fz_rt.active;
     fz_rt.fork_pending = NULL;
