@@ -33,11 +33,16 @@ CMD      := $(BUILD)/bin/fiberize
 # handed in through a directory of links.  libffi and libunwind are not
 # packaged for musl: the musl library needs neither (offload_musl.c,
 # unwind_musl.c).  Without musl-gcc, `make` says so and builds the rest.
+# MUSL=0 leaves the musl build out (the sanitizer and clang builds: their
+# flags are for the glibc library).
 MUSL_CC  ?= musl-gcc
-HAVE_MUSL := $(if $(shell command -v $(MUSL_CC) 2>/dev/null),1)
+MUSL     ?= 1
+HAVE_MUSL := $(if $(filter 1,$(MUSL)),$(if $(shell command -v $(MUSL_CC) 2>/dev/null),1))
 MUSL_DIR := $(BUILD)/musl
 MUSL_INC := $(MUSL_DIR)/include
 MUSL_LIB := $(BUILD)/libfiberize-musl.so
+BY_LIBC  := $(BUILD)/by-libc
+MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null)
 MUSL_OBJS := $(MUSL_SRCS:%.c=$(MUSL_DIR)/obj/%.o) $(LIB_ASMS:%.S=$(MUSL_DIR)/obj/%.o)
 MUSL_LIB_CFLAGS := $(LIB_CFLAGS) -isystem $(MUSL_INC)
 MUSL_LIB_LIBS := -ldl -lpthread
@@ -83,8 +88,11 @@ $(LIB): $(LIB_OBJS)
 	$(CC) $(LIB_LDFLAGS) -o $@ $^ $(LIB_LIBS)
 
 ifeq ($(HAVE_MUSL),1)
-musl: $(MUSL_LIB)
+musl: $(MUSL_LIB) $(BY_LIBC)/.stamp
 musl-tests: $(MUSL_PROGS) $(MUSL_BENCHES) $(BUILD)/tests/unit/test_sync_musl
+else ifneq ($(MUSL),1)
+musl:
+musl-tests:
 else
 musl:
 	@echo "make: $(MUSL_CC) not found: libfiberize-musl.so and the musl test programs are not built (scripts/deps.sh installs musl-tools)"
@@ -95,7 +103,7 @@ endif
 $(MUSL_INC)/.stamp:
 	@mkdir -p $(MUSL_INC)
 	ln -sfn /usr/include/linux $(MUSL_INC)/linux
-	ln -sfn /usr/include/$(shell gcc -print-multiarch)/asm $(MUSL_INC)/asm
+	ln -sfn /usr/include/$(MULTIARCH)/asm $(MUSL_INC)/asm
 	ln -sfn /usr/include/asm-generic $(MUSL_INC)/asm-generic
 	@touch $@
 
@@ -108,6 +116,21 @@ $(MUSL_DIR)/obj/%.o: %.S
 
 $(MUSL_LIB): $(MUSL_OBJS)
 	$(MUSL_CC) $(LIB_LDFLAGS) -o $@ $^ $(MUSL_LIB_LIBS)
+
+# One LD_PRELOAD entry that each libc's loader reads as its own library, so
+# a process of one libc can exec a program of the other under fiberize:
+# glibc's ld.so expands $LIB in LD_PRELOAD (to lib/<multiarch> on Debian,
+# lib64 for an upstream build, lib on some others), musl's loader takes
+# the path as written.  So by-libc/$LIB/libfiberize.so is the musl library
+# and by-libc/<glibc's expansion>/libfiberize.so the glibc one (relative
+# links: the build directory may move).
+$(BY_LIBC)/.stamp: $(MUSL_LIB) $(LIB)
+	@mkdir -p '$(BY_LIBC)/$$LIB' $(BY_LIBC)/lib64 $(BY_LIBC)/lib/$(MULTIARCH)
+	ln -sfn '../../libfiberize-musl.so' '$(BY_LIBC)/$$LIB/libfiberize.so'
+	ln -sfn ../../libfiberize.so $(BY_LIBC)/lib64/libfiberize.so
+	ln -sfn ../../libfiberize.so $(BY_LIBC)/lib/libfiberize.so
+	$(if $(MULTIARCH),ln -sfn ../../../libfiberize.so $(BY_LIBC)/lib/$(MULTIARCH)/libfiberize.so)
+	@touch $@
 
 $(MUSL_DIR)/tests/programs/lib%.so: tests/programs/lib/%.c | $(MUSL_INC)/.stamp
 	@mkdir -p $(dir $@)
@@ -181,7 +204,7 @@ check: tests
 check-asan: export ASAN_OPTIONS = verify_asan_link_order=0:detect_leaks=1:abort_on_error=0
 check-asan: export FZ_ASAN = 1
 check-asan:
-	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address -DFZ_ASAN" \
+	$(MAKE) BUILD=build-asan MUSL=0 EXTRA_CFLAGS="-fsanitize=address -DFZ_ASAN" \
 	        EXTRA_LDFLAGS="-fsanitize=address" PROG_CFLAGS="$(PROG_CFLAGS) -fsanitize=address" check
 
 # Undefined behaviour anywhere in the library or the test programs ends the
@@ -189,7 +212,7 @@ check-asan:
 check-ubsan: export UBSAN_OPTIONS = halt_on_error=1:print_stacktrace=1
 check-ubsan: export FZ_UBSAN = 1
 check-ubsan:
-	$(MAKE) BUILD=build-ubsan EXTRA_CFLAGS="-fsanitize=undefined -fno-sanitize-recover=undefined" \
+	$(MAKE) BUILD=build-ubsan MUSL=0 EXTRA_CFLAGS="-fsanitize=undefined -fno-sanitize-recover=undefined" \
 	        EXTRA_LDFLAGS="-fsanitize=undefined" \
 	        PROG_CFLAGS="$(PROG_CFLAGS) -fsanitize=undefined -fno-sanitize-recover=undefined" check
 

@@ -11,12 +11,12 @@
  * thread, up to FIBERIZE_POOL_MAX; an idle thread leaves after 10 s
  * without work.  They are plain OS threads with their own glibc TCB; they
  * block every signal of the program's (the program's threads receive
- * those) but not glibc's 32 and 33: set*id must reach every thread, and 32
- * is how a caller interrupts a call (below).
+ * those) but not libc's own (runtime/tls.h): set*id must reach every thread, and the
+ * cancellation signal is how a caller interrupts a call (below).
  *
  * Interrupting a call: when a signal handler or pthread_cancel ends the
  * caller's wait, a queued call is withdrawn unmade; a running interruptible
- * call gets signal 32 at its pool thread, whose handler (installed without
+ * call gets libc's cancellation signal at its pool thread, whose handler (installed without
  * SA_RESTART) makes the blocking system call fail with EINTR, as the
  * program's handler would have natively.  The caller then waits for the
  * call to return.  The kick is sent under the pool lock and only while the
@@ -33,19 +33,20 @@
 #include "runtime/park.h"
 #include "runtime/det.h"
 #include "runtime/pool.h"
+#include "runtime/tls.h"
 #include "runtime/sched.h"
 #include "runtime/sigmask.h"
 #include "runtime/spinlock.h"
 #include "runtime/sys.h"
 
 enum { QUEUED = 1, RUNNING, DONE, WITHDRAWN };
-enum { KICK_SIGNAL = 32, SETXID_SIGNAL = 33 };
+enum { KICK_SIGNAL = FZ_LIBC_CANCEL_SIGNAL };
 #ifndef SA_RESTORER
 #define SA_RESTORER 0x04000000 /* the kernel's flag: restorer field is set */
 #endif
 #define IDLE_RETIRE_NS (10ull * 1000000000ull)
-/* glibc's two signals stay deliverable on pool threads (bits are sig - 1) */
-#define GLIBC_SIGNALS ((1ull << (KICK_SIGNAL - 1)) | (1ull << (SETXID_SIGNAL - 1)))
+/* libc's own signals stay deliverable on pool threads */
+#define GLIBC_SIGNALS FZ_LIBC_SIGNALS
 
 static struct {
     fz_spinlock lock;
@@ -228,22 +229,18 @@ static void on_kick(int sig, siginfo_t *info, void *uctx)
     (void)sig, (void)info, (void)uctx; /* being here made the call fail with EINTR */
 }
 
-/* Signal 32 must have a handler without SA_RESTART.  glibc installs its
- * own (with SA_RESTART) the first time the program cancels a thread that is
- * not a fiber, so this is checked before every kick.  glibc's handler does
- * nothing on a thread nobody cancelled, and keeps working without
- * SA_RESTART. */
+/* The kick signal (libc's cancellation signal) must have a handler without
+ * SA_RESTART.  libc installs its own (with SA_RESTART) the first time the
+ * program cancels a thread that is not a fiber, so this is checked before
+ * every kick.  libc's handler does nothing on a thread nobody cancelled,
+ * and keeps working without SA_RESTART. */
 static bool kick_handler_ready(void)
 {
     struct kernel_sigaction k;
     if (fz_sys4(SYS_rt_sigaction, KICK_SIGNAL, NULL, &k, 8) != 0)
         return false;
     if (k.handler == (void *)SIG_DFL || k.handler == (void *)SIG_IGN) {
-        struct kernel_sigaction setxid; /* borrow glibc's signal-return stub */
-        if (fz_sys4(SYS_rt_sigaction, SETXID_SIGNAL, NULL, &setxid, 8) != 0 ||
-            !(setxid.flags & SA_RESTORER))
-            return false;
-        k = (struct kernel_sigaction){on_kick, SA_SIGINFO | SA_RESTORER, setxid.restorer, 0};
+        k = (struct kernel_sigaction){on_kick, SA_SIGINFO | SA_RESTORER, fz_signal_restorer, 0};
     } else if (k.flags & SA_RESTART) {
         k.flags &= ~(unsigned long)SA_RESTART;
     } else {

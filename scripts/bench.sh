@@ -18,7 +18,11 @@
 #    ../shared/glibc (FZ_GLIBC_ROOT), beside the system glibc's run made in
 #    the same part, with the ratio to it.
 #
-#   BENCH_ONLY=micro|http|glibc|seed   run one part; BENCH_SECONDS per wrk run (5)
+# 4. The micro benchmarks built with musl-gcc (build/musl/bench), natively
+#    and fiberized on libfiberize-musl.so, beside the glibc rows of part 1
+#    (run here if part 1 was not), with the musl ratio from the same run.
+#
+#   BENCH_ONLY=micro|http|glibc|musl|seed   run one part; BENCH_SECONDS per wrk run (5)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 BUILD=${BUILD:-build}
@@ -394,8 +398,45 @@ seeded() {
 }
 
 echo "fiberize bench: $(nproc) CPUs, $(uname -r); native and fiberized in the same run"
+# metric_of FILE METRIC: the value FILE reports for METRIC, empty if none.
+metric_of() {
+    awk -F'\t' -v m="$2" '$1 == m { print $2 }' "$1" 2>/dev/null
+}
+
+musl() {
+    if [[ ! -f $BUILD/libfiberize-musl.so ]] || ! compgen -G "$BUILD/musl/bench/*" >/dev/null; then
+        echo "musl: libfiberize-musl.so or build/musl/bench missing (make builds them when musl-gcc is installed): skipped"
+        return
+    fi
+    printf '%-32s %12s %12s %12s %12s %8s %9s\n' benchmark "glibc" "glibc fz" "musl" "musl fz" unit "musl fz/x"
+    local b
+    for b in "$BUILD"/musl/bench/*; do
+        [[ -x $b ]] || continue
+        local name=${b##*/}
+        # the glibc rows: part 1's files, or a run now
+        [[ -s $tmp/$name.n ]] || run_bench "$tmp/$name.n" "$BUILD/bench/$name"
+        [[ -s $tmp/$name.f ]] || run_bench "$tmp/$name.f" "$FZ" -- "$BUILD/bench/$name"
+        run_bench "$tmp/$name.mn" "$b"
+        run_bench "$tmp/$name.mf" "$FZ" -- "$b"
+        local metric value unit
+        while IFS=$'\t' read -r metric value unit; do
+            [[ -n $unit ]] || continue
+            local gn gf mf lower=0
+            gn=$(metric_of "$tmp/$name.n" "$metric")
+            gf=$(metric_of "$tmp/$name.f" "$metric")
+            mf=$(metric_of "$tmp/$name.mf" "$metric")
+            better_when_lower "$unit" && lower=1
+            printf '%-32s %12s %12s %12s %12s %8s %9s\n' "$metric" "${gn:-n/a}" "${gf:-n/a}" "$value" \
+                "${mf:-failed}" "$unit" "$(speedup "$value" "${mf:-x}" $lower)"
+        done < <(grep -P '^[^\t]+\t[^\t]+\t[^\t]+$' "$tmp/$name.mn")
+        [[ -s $tmp/$name.mn.err ]] && sed "s/^/# $name musl native: /" "$tmp/$name.mn.err" | head -3
+        [[ -s $tmp/$name.mf.err ]] && sed "s/^/# $name musl fiberize: /" "$tmp/$name.mf.err" | head -3
+    done
+}
+
 [[ -z $ONLY || $ONLY == micro ]] && micro
 [[ -z $ONLY || $ONLY == http ]] && http
 [[ -z $ONLY || $ONLY == glibc ]] && glibcs
+[[ -z $ONLY || $ONLY == musl ]] && musl
 [[ -z $ONLY || $ONLY == seed ]] && seeded
 true

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every unit test binary and every bats file, stream their TAP output,
-# and end with exactly one summary line: "N passed, N failed[, N skipped]".
+# then the program suites on the other glibcs and on musl, and end with
+# exactly one summary line: "N passed, N failed[, N skipped]" (all rounds).
 # Exits non-zero if anything failed.  Called by `make check` (BUILD is the
 # build directory, default build).
 #
@@ -148,6 +149,23 @@ run_other_glibcs() {
     done
 }
 
+# The program suites once more on the programs built with musl-gcc
+# (FZ_LIBC=musl in tests/bats/helpers.bash), when make built
+# libfiberize-musl.so: each runs natively and fiberized on musl.
+MUSL_SUITES=${FZ_MUSL_SUITES:-"runtime tls sync_locks sync_waits io pool fds wake"}
+
+run_musl() {
+    local suite
+    if [[ ! -f $FIBERIZE_BUILD/libfiberize-musl.so ]]; then
+        echo "# check: no libfiberize-musl.so in $BUILD (musl-gcc missing?): the musl round is not run"
+        return
+    fi
+    for suite in $MUSL_SUITES; do
+        run_suite "tests/bats/$suite.bats (musl)" "$BATS_TIMEOUT" \
+            env FZ_LIBC=musl bats --tap "tests/bats/$suite.bats"
+    done
+}
+
 summary() {
     local p
     for p in "${problems[@]}"; do
@@ -165,9 +183,10 @@ run_bats_files
 # make check-asan and check-ubsan: sanitizer builds are checked on the
 # system glibc only (their runtimes are built against it; CI's time)
 if [[ -n ${FZ_ASAN:-} || -n ${FZ_UBSAN:-} ]]; then
-    echo "# check: the other glibcs' suites are not run with a sanitizer"
+    echo "# check: the other glibcs' and musl's suites are not run with a sanitizer"
 elif command -v bats >/dev/null; then
     run_other_glibcs
+    run_musl
 fi
 summary
 [[ $failed -eq 0 ]]

@@ -480,13 +480,34 @@ static void notice(const char *fmt, ...)
     va_end(ap);
 }
 
+/* The entry both libcs' loaders read as their own library (make's
+ * by-libc/ links beside libfiberize-musl.so): glibc's ld.so expands $LIB
+ * to its library directory's name, where libfiberize.so is linked; musl's
+ * loader takes "$LIB" as written, a directory where libfiberize-musl.so is
+ * linked.  False if the links are not there. */
+static bool locate_either_library(char *lib, size_t size)
+{
+    char musl_lib[PATH_MAX];
+    if (!locate_library(MUSL_LIBRARY, musl_lib, sizeof musl_lib))
+        return false;
+    strip_last_component(musl_lib);
+    int n = snprintf(lib, size, "%s/by-libc/$LIB/" GLIBC_LIBRARY, musl_lib);
+    return n > 0 && (size_t)n < size && is_regular_file(lib);
+}
+
 /* Preload the library for COMMAND's libc (lib is the glibc one), or say
- * why it runs natively. */
+ * why it runs natively.  A musl program gets the entry either libc reads
+ * as its own when it exists, so the glibc programs it runs (/bin/sh for
+ * system and popen) are fiberized too instead of failing to start. */
 static void choose_library(const char *command, const char *lib)
 {
     char musl_lib[PATH_MAX];
     switch (kind_of_program(command, 0)) {
     case PROGRAM_MUSL:
+        if (locate_either_library(musl_lib, sizeof musl_lib)) {
+            prepend_preload(musl_lib);
+            return;
+        }
         if (!locate_library(MUSL_LIBRARY, musl_lib, sizeof musl_lib)) {
             notice("'%s' runs on musl libc and %s is missing (make builds it when musl-gcc is "
                    "installed): running it natively",
@@ -503,6 +524,10 @@ static void choose_library(const char *command, const char *lib)
         notice("'%s' is not an x86-64 program: running it natively", command);
         return;
     case PROGRAM_MIXED:
+        if (locate_either_library(musl_lib, sizeof musl_lib)) {
+            prepend_preload(musl_lib);
+            return;
+        }
         notice("'%s' starts a program of one libc through env of the other (glibc and musl): "
                "no one library can be preloaded into both: running it natively",
                command);

@@ -259,11 +259,37 @@ make_layout() {
     mkdir -p "$dir/bin"
     cp "$FZ" "$dir/bin/fiberize"
     ln -sf "$LIB" "$dir/libfiberize.so"
-    if [[ ${1:-} == musl ]]; then
+    if [[ ${1:-} == musl* ]]; then
         printf 'int fz_stand_in;\n' >"$BATS_TEST_TMPDIR/stand_in.c"
         musl-gcc -shared -fPIC -o "$dir/libfiberize-musl.so" "$BATS_TEST_TMPDIR/stand_in.c"
     fi
+    if [[ ${1:-} == musl+by-libc ]]; then # as make links them
+        mkdir -p "$dir/by-libc/\$LIB" "$dir/by-libc/lib64" "$dir/by-libc/lib/$(gcc -print-multiarch)"
+        ln -s ../../libfiberize-musl.so "$dir/by-libc/\$LIB/libfiberize.so"
+        ln -s ../../libfiberize.so "$dir/by-libc/lib64/libfiberize.so"
+        ln -s ../../../libfiberize.so "$dir/by-libc/lib/$(gcc -print-multiarch)/libfiberize.so"
+    fi
     FZ_CMD=$dir/bin/fiberize
+}
+
+@test "with make's by-libc links a musl program gets the entry both loaders read as their own" {
+    make_musl_program
+    make_layout musl+by-libc
+    local dir=$BATS_TEST_TMPDIR/fz
+    run --separate-stderr "$FZ_CMD" -- "$BATS_TEST_TMPDIR/musl_prog" a b
+    [[ $status == 7 && $output == "$dir/by-libc/\$LIB/libfiberize.so 3 b" && -z $stderr ]]
+    # the glibc /bin/sh it starts loads libfiberize.so (without the links:
+    # musl's library, and sh failed to start with status 127)
+    printf '#include <stdlib.h>\nint main(void) { return system("printf \\"sh: %%s\\" \\"$LD_PRELOAD\\"; exit 3") >> 8; }\n' \
+        >"$BATS_TEST_TMPDIR/sys.c"
+    musl-gcc -o "$BATS_TEST_TMPDIR/musl_system" "$BATS_TEST_TMPDIR/sys.c"
+    run --separate-stderr "$FZ_CMD" -- "$BATS_TEST_TMPDIR/musl_system"
+    [[ $status == 3 && $output == "sh: $dir/by-libc/\$LIB/libfiberize.so" && -z $stderr ]]
+    # a glibc env running a musl program: both read it
+    printf '#!/usr/bin/env musl_prog\n' >"$BATS_TEST_TMPDIR/via_env"
+    chmod +x "$BATS_TEST_TMPDIR/via_env"
+    run --separate-stderr env PATH="$BATS_TEST_TMPDIR:$PATH" "$FZ_CMD" -- "$BATS_TEST_TMPDIR/via_env" a b
+    [[ $status == 7 && $output == "$dir/by-libc/\$LIB/libfiberize.so 4 b" && -z $stderr ]]
 }
 
 @test "a musl program gets libfiberize-musl.so preloaded, a glibc one libfiberize.so" {

@@ -17,6 +17,14 @@
 # fz_prog_cmd.  A program that glibc cannot load (it needs a newer symbol
 # version, e.g. Debian 12's libstdc++ under 2.35) is skipped with ld.so's
 # reason, by compare_native and run_fiberized.
+#
+# FZ_LIBC=musl runs the same tests on the programs built with musl-gcc
+# ($FIBERIZE_BUILD/musl/tests/programs, make's musl round): fiberize then
+# preloads libfiberize-musl.so.  A program that is not built for musl (its
+# source says "// libc: glibc-only (why)", or it is C++) is skipped with
+# that reason, by compare_native, run_fiberized and fz_prog_cmd's callers
+# through fz_skip_unloadable.  scripts/check.sh runs the program suites
+# once more this way when libfiberize-musl.so is built.
 
 # `run --separate-stderr` and `run -N` need bats 1.5; saying so silences the
 # warning bats prints otherwise.
@@ -26,7 +34,11 @@ FIBERIZE_BUILD=$(cd -P "${FIBERIZE_BUILD:-$BATS_TEST_DIRNAME/../../build}" && pw
     FIBERIZE_BUILD=/nonexistent-fiberize-build
 export FIBERIZE_BUILD
 export FZ=$FIBERIZE_BUILD/bin/fiberize
-export PROG=$FIBERIZE_BUILD/tests/programs
+if [[ ${FZ_LIBC:-} == musl ]]; then
+    export PROG=$FIBERIZE_BUILD/musl/tests/programs
+else
+    export PROG=$FIBERIZE_BUILD/tests/programs
+fi
 
 FZ_GLIBC_ROOT=${FZ_GLIBC_ROOT:-$BATS_TEST_DIRNAME/../../../shared/glibc}
 _fz_loader=()
@@ -54,9 +66,30 @@ fz_prog_cmd() {
     fi
 }
 
+# Skip the test when PROGRAM is not built for musl (FZ_LIBC=musl), with the
+# reason its source gives.
+fz_skip_not_musl() {
+    [[ ${FZ_LIBC:-} == musl ]] || return 0
+    local path=$1 name src why
+    [[ $path == /* ]] || path=$PROG/$path
+    [[ -e $path ]] && return 0
+    name=${path##*/}
+    name=${name#lib}
+    name=${name%.so}
+    src=$BATS_TEST_DIRNAME/../programs/$name.c
+    [[ -f $src ]] || src=$BATS_TEST_DIRNAME/../programs/lib/$name.c
+    if [[ -f $BATS_TEST_DIRNAME/../programs/$name.cc ]]; then
+        skip "${path##*/} is C++: glibc-only (no musl libstdc++ on Debian)"
+    elif why=$(sed -n 's,^// libc: glibc-only ,,p' "$src" 2>/dev/null) && [[ -n $why ]]; then
+        skip "${path##*/} is glibc-only $why"
+    fi
+}
+
 # Skip the test when the glibc under test cannot load PROGRAM (a symbol
-# version it lacks, in the program or a system library it needs).
+# version it lacks, in the program or a system library it needs), or when
+# PROGRAM is not built for the musl round.
 fz_skip_unloadable() {
+    fz_skip_not_musl "$1"
     [[ ${#_fz_loader[@]} -gt 0 ]] || return 0
     local path=$1 why
     [[ $path == /* ]] || path=$PROG/$path
@@ -108,7 +141,7 @@ compare_native() {
     fi
     # a runtime that turned itself off would pass every comparison
     if grep -q '^fiberize: runtime off' "$dir/fiber.err"; then
-        echo "compare_native $name $*: the fiberized run had no runtime${FZ_GLIBC:+ (glibc $FZ_GLIBC)}:"
+        echo "compare_native $name $*: the fiberized run had no runtime${FZ_GLIBC:+ (glibc $FZ_GLIBC)}${FZ_LIBC:+ ($FZ_LIBC)}:"
         grep '^fiberize: runtime off' "$dir/fiber.err"
         return 1
     fi
