@@ -36,6 +36,12 @@ _Static_assert(sizeof(pthread_mutex_t) == 40 && sizeof(pthread_cond_t) == 48 &&
                    sizeof(sem_t) == 32,
                "musl x86_64 object sizes");
 
+/* A timed lock or wait tries to take the object first and looks at the
+ * time only once it would have to wait (pthread_rwlock_timed*lock.c,
+ * sem_timedwait.c, pthread_mutex_timedlock.c: the time is first read in
+ * __timedwait.c), so an invalid time is EINVAL only then. */
+#define FZ_SYNC_TIME_CHECKED_FIRST 0
+
 /* ==== mutexes =========================================================
  * pthread_mutex_t, __u.__i[10]:
  *   [0] _m_type  bits 0-1 type (normal 0, recursive 1, errorcheck 2),
