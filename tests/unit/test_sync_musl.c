@@ -35,6 +35,7 @@
 #include "runtime/sched.h"
 #include "runtime/tls.h"
 #include "syscalls/hook.h"
+#include "syscalls/sync.h"
 #include "tests/unit/tap.h"
 
 /* musl declares none of the *clock* variants; fiberize exports them. */
@@ -891,6 +892,9 @@ static void barrier_pshared(void)
 int main(void)
 {
     resolve_real();
+    const char *why = NULL;
+    TAP_CHECK(fz_sync_layout_check(&why), "start-up check of musl's encodings: %s",
+              why ? why : "as sync_layout_musl.h says");
     mutex_flat_totals(PTHREAD_MUTEX_NORMAL, "normal");
     mutex_flat_totals(PTHREAD_MUTEX_ERRORCHECK, "errorcheck");
     mutex_recursive_totals();
