@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include "preload/config.h"
 #include "preload/observe.h"
+#include "syscalls/sync.h"
 #include "syscalls/real.h"
 #include "runtime/det.h"
 #include "runtime/driver.h"
@@ -203,6 +204,10 @@ static bool start_runtime(void)
     const char *why = NULL;
     const struct fz_os_thread_calls os = {fz_real.pthread_create, fz_real.pthread_detach};
     if (!fz_tls_setup(&os, &why)) {
+        say("fiberize: runtime off, threads stay native: ", why);
+        return false;
+    }
+    if (!fz_sync_layout_check(&why)) {
         say("fiberize: runtime off, threads stay native: ", why);
         return false;
     }

@@ -85,6 +85,12 @@ fz_skip_not_musl() {
     fi
 }
 
+# fz_skip_on_musl WHY: skip a test of glibc's own behaviour in the musl
+# round (FZ_LIBC=musl), saying why.
+fz_skip_on_musl() {
+    [[ ${FZ_LIBC:-} != musl ]] || skip "glibc behaviour, not musl's: $1"
+}
+
 # Skip the test when the glibc under test cannot load PROGRAM (a symbol
 # version it lacks, in the program or a system library it needs), or when
 # PROGRAM is not built for the musl round.

@@ -92,7 +92,8 @@ static void semantics(void)
           EPERM);
     check("errorcheck trylock by other EBUSY", on_other_thread(pthread_mutex_trylock, &errorcheck),
           EBUSY);
-    check("errorcheck destroy while locked EBUSY", pthread_mutex_destroy(&errorcheck), EBUSY);
+    if (LIBC_REPORTS_DESTROY_BUSY)
+        check("errorcheck destroy while locked EBUSY", pthread_mutex_destroy(&errorcheck), EBUSY);
     check("errorcheck unlock", pthread_mutex_unlock(&errorcheck), 0);
     check("errorcheck unlock unlocked EPERM", pthread_mutex_unlock(&errorcheck), EPERM);
 
