@@ -5,6 +5,8 @@
 // (dynamic TLS, allocated lazily per thread), tlsB_ie in the static TLS
 // surplus (initial-exec, initialised for every live thread by ld.so at dlopen
 // time).  Having an initial-exec variable puts the whole block in static TLS.
+#include <features.h> /* __GLIBC__ */
+
 #define TLSB_WORDS 64 // 512 bytes: bigger than tlslibA's block
 
 __thread int tlsB_gd = 1234;
