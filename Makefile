@@ -53,7 +53,7 @@ PROG_LIB := $(wildcard tests/programs/lib/*.c)
 PROGS    := $(PROG_C:tests/programs/%.c=$(BUILD)/tests/programs/%) \
             $(PROG_CXX:tests/programs/%.cc=$(BUILD)/tests/programs/%) \
             $(PROG_LIB:tests/programs/lib/%.c=$(BUILD)/tests/programs/lib%.so)
-UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_SRCS := $(filter-out tests/unit/test_sync_musl.c,$(wildcard tests/unit/test_*.c))
 UNITS    := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCHES  := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
@@ -89,7 +89,7 @@ $(LIB): $(LIB_OBJS)
 
 ifeq ($(HAVE_MUSL),1)
 musl: $(MUSL_LIB) $(BY_LIBC)/.stamp
-musl-tests: $(MUSL_PROGS) $(MUSL_BENCHES)
+musl-tests: $(MUSL_PROGS) $(MUSL_BENCHES) $(BUILD)/tests/unit/test_sync_musl
 else ifneq ($(MUSL),1)
 musl:
 musl-tests:
@@ -182,6 +182,13 @@ $(BUILD)/tests/unit/test_protocols: tests/unit/test_protocols.c $(RUNTIME_SRCS) 
 $(BUILD)/tests/unit/test_%: tests/unit/test_%.c runtime/%.c runtime/assert.c $(wildcard runtime/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -I. -DFZ_CHECKS=1 -pthread -o $@ $< runtime/$*.c runtime/assert.c
+
+# The sync layer on musl's object encodings (syscalls/sync_layout_musl.h),
+# over a stand-in runtime inside the test: a musl program.
+SYNC_SRCS := syscalls/mutex.c syscalls/cond.c syscalls/rwlock.c syscalls/sem.c syscalls/barrier.c
+$(BUILD)/tests/unit/test_sync_musl: tests/unit/test_sync_musl.c $(SYNC_SRCS) $(wildcard */*.h) | $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) $(CFLAGS_COMMON) -I. -isystem $(MUSL_INC) -DFZ_CHECKS=1 -o $@ $< $(SYNC_SRCS) -ldl
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)

@@ -40,6 +40,7 @@
 #include "runtime/det.h"
 #include "runtime/dump.h"
 #include "runtime/monitor.h"
+#include "runtime/tls.h"
 #include "runtime/ownfd.h"
 #include "runtime/sched.h"
 #include "runtime/sigthread.h"
@@ -223,10 +224,10 @@ static void *monitor_main(void *arg)
 {
     (void)arg;
     fz_monitor_tid = (pid_t)fz_sys0(SYS_gettid);
-    /* Signals are the program's threads' business -- except glibc's own
-     * (32: cancellation, 33: set*id, which every thread must answer or
-     * setuid() waits forever). */
-    uint64_t all = ~0ull & ~(1ull << 31) & ~(1ull << 32);
+    /* Signals are the program's threads' business -- except libc's own
+     * (runtime/tls.h: set*id must reach every thread or setuid() waits
+     * forever). */
+    uint64_t all = ~0ull & ~FZ_LIBC_SIGNALS;
     fz_sys4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8);
     fz_sys2(SYS_prctl, PR_SET_TIMERSLACK, MONITOR_TIMER_SLACK_NS);
     struct timespec quick_nap = fz_ns_to_ts(QUICK_NAP_NS);

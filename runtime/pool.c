@@ -9,15 +9,14 @@
  *
  * Threads: started on demand, one per queued call that finds no free
  * thread, up to FIBERIZE_POOL_MAX; an idle thread leaves after 10 s
- * without work.  They are plain OS threads with their own libc TCB; they
+ * without work.  They are plain OS threads with their own glibc TCB; they
  * block every signal of the program's (the program's threads receive
- * those) but not the libc's own below SIGRTMIN (glibc's 32 and 33, musl's
- * 32 to 34): set*id must reach every thread (glibc's 33, musl's 34), and 32
- * is how a caller interrupts a call (below).
+ * those) but not libc's own (runtime/tls.h): set*id must reach every thread, and the
+ * cancellation signal is how a caller interrupts a call (below).
  *
  * Interrupting a call: when a signal handler or pthread_cancel ends the
  * caller's wait, a queued call is withdrawn unmade; a running interruptible
- * call gets signal 32 at its pool thread, whose handler (installed without
+ * call gets libc's cancellation signal at its pool thread, whose handler (installed without
  * SA_RESTART) makes the blocking system call fail with EINTR, as the
  * program's handler would have natively.  The caller then waits for the
  * call to return.  The kick is sent under the pool lock and only while the
@@ -34,20 +33,20 @@
 #include "runtime/park.h"
 #include "runtime/det.h"
 #include "runtime/pool.h"
+#include "runtime/tls.h"
 #include "runtime/sched.h"
 #include "runtime/sigmask.h"
 #include "runtime/spinlock.h"
 #include "runtime/sys.h"
 
 enum { QUEUED = 1, RUNNING, DONE, WITHDRAWN };
-enum { KICK_SIGNAL = 32 };
+enum { KICK_SIGNAL = FZ_LIBC_CANCEL_SIGNAL };
 #ifndef SA_RESTORER
 #define SA_RESTORER 0x04000000 /* the kernel's flag: restorer field is set */
 #endif
 #define IDLE_RETIRE_NS (10ull * 1000000000ull)
-/* The libc's own signals, 32 up to SIGRTMIN, stay deliverable on pool
- * threads (bits are sig - 1); set by fz_pool_configure. */
-static uint64_t libc_signals;
+/* libc's own signals stay deliverable on pool threads */
+#define GLIBC_SIGNALS FZ_LIBC_SIGNALS
 
 static struct {
     fz_spinlock lock;
@@ -65,8 +64,6 @@ static struct {
 void fz_pool_configure(unsigned max_threads)
 {
     pool.max_threads = max_threads;
-    for (int sig = KICK_SIGNAL; sig < SIGRTMIN && sig <= 64; sig++)
-        libc_signals |= 1ull << (sig - 1);
 }
 
 /* ---- the queue (pool lock held) ---------------------------------------- */
@@ -120,14 +117,14 @@ static void set_kernel_mask(uint64_t mask)
 static void make_call(struct fz_pool_call *call)
 {
     if (call->flags & FZ_POOL_CALLER_MASK)
-        set_kernel_mask(call->mask & ~libc_signals);
+        set_kernel_mask(call->mask & ~GLIBC_SIGNALS);
     errno = call->err;
     h_errno = call->herr;
     call->run(call);
     call->err = errno;
     call->herr = h_errno;
     if (call->flags & FZ_POOL_CALLER_MASK)
-        set_kernel_mask(~libc_signals);
+        set_kernel_mask(~GLIBC_SIGNALS);
 }
 
 static void finish(struct fz_pool_call *call)
@@ -176,7 +173,7 @@ static struct fz_pool_call *next_call(pid_t tid)
 static void *pool_thread(void *arg)
 {
     (void)arg;
-    set_kernel_mask(~libc_signals);
+    set_kernel_mask(~GLIBC_SIGNALS);
     pid_t tid = (pid_t)fz_sys0(SYS_gettid);
     struct fz_pool_call *call;
     while ((call = next_call(tid))) {
@@ -232,36 +229,18 @@ static void on_kick(int sig, siginfo_t *info, void *uctx)
     (void)sig, (void)info, (void)uctx; /* being here made the call fail with EINTR */
 }
 
-/* The kernel's signal-return call, for the handler below: the bytes of
- * glibc's __restore_rt (mov $15, %rax; syscall), which unwinders and
- * debuggers recognise as a signal frame.  Our own, so no libc's stub is
- * needed (musl installs none on signal 33 before a cancellation). */
-void fz_pool_sigreturn(void);
-__asm__(".text\n"
-        ".p2align 4\n"
-        ".globl fz_pool_sigreturn\n"
-        ".hidden fz_pool_sigreturn\n"
-        ".type fz_pool_sigreturn, @function\n"
-        "fz_pool_sigreturn:\n"
-        "movq $15, %rax\n"
-        "syscall\n"
-        ".size fz_pool_sigreturn, .-fz_pool_sigreturn\n");
-
-/* Signal 32 must have a handler without SA_RESTART.  glibc installs its
- * own (with SA_RESTART) the first time the program cancels a thread that is
- * not a fiber, so this is checked before every kick.  glibc's handler does
- * nothing on a thread nobody cancelled, and keeps working without
- * SA_RESTART.  musl (whose sigaction refuses 32 to 34) sets 32 back to
- * SIG_DFL when the program makes its first SIGEV_THREAD timer, whose
- * helper thread takes 32 blocked, by sigwaitinfo: this check puts ours
- * back before the next kick. */
+/* The kick signal (libc's cancellation signal) must have a handler without
+ * SA_RESTART.  libc installs its own (with SA_RESTART) the first time the
+ * program cancels a thread that is not a fiber, so this is checked before
+ * every kick.  libc's handler does nothing on a thread nobody cancelled,
+ * and keeps working without SA_RESTART. */
 static bool kick_handler_ready(void)
 {
     struct kernel_sigaction k;
     if (fz_sys4(SYS_rt_sigaction, KICK_SIGNAL, NULL, &k, 8) != 0)
         return false;
     if (k.handler == (void *)SIG_DFL || k.handler == (void *)SIG_IGN) {
-        k = (struct kernel_sigaction){on_kick, SA_SIGINFO | SA_RESTORER, fz_pool_sigreturn, 0};
+        k = (struct kernel_sigaction){on_kick, SA_SIGINFO | SA_RESTORER, fz_signal_restorer, 0};
     } else if (k.flags & SA_RESTART) {
         k.flags &= ~(unsigned long)SA_RESTART;
     } else {

@@ -57,4 +57,16 @@ fz_fiber_trampoline:
     .cfi_endproc
     .size fz_fiber_trampoline, .-fz_fiber_trampoline
 
+/* The return path of a signal handler the runtime installs with the raw
+ * rt_sigaction (SA_RESTORER): the kernel's rt_sigreturn.  libc's own
+ * trampoline is not exported. */
+    .globl fz_signal_restorer
+    .hidden fz_signal_restorer
+    .type fz_signal_restorer, @function
+fz_signal_restorer:
+    movq $15, %rax              /* SYS_rt_sigreturn */
+    syscall
+    ud2
+    .size fz_signal_restorer, .-fz_signal_restorer
+
     .section .note.GNU-stack,"",@progbits

@@ -30,6 +30,10 @@ static inline long fz_sys6(long n, long a, long b, long c, long d, long e, long 
     return ret;
 }
 
+/* rt_sigreturn, as the restorer of handlers installed with the raw
+ * rt_sigaction (runtime/switch.S). */
+void fz_signal_restorer(void);
+
 #define fz_sys0(n) fz_sys6((n), 0, 0, 0, 0, 0, 0)
 #define fz_sys1(n, a) fz_sys6((n), (long)(a), 0, 0, 0, 0, 0)
 #define fz_sys2(n, a, b) fz_sys6((n), (long)(a), (long)(b), 0, 0, 0, 0)

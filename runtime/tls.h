@@ -19,6 +19,21 @@ struct fz_os_thread_calls;
  * (every hook passes through: threads stay real threads). */
 bool fz_tls_setup(const struct fz_os_thread_calls *os, const char **why);
 
+/* The signals the C library keeps for itself (bit sig - 1): the runtime's
+ * own threads leave them deliverable, and no program may send one to a
+ * thread.  glibc: 32 (cancellation), 33 (set*id broadcast).  musl: 32
+ * (timer threads), 33 (cancellation), 34 (__synccall, and our set*id
+ * broadcast, runtime/setxid_musl.c).  The cancellation signal is the one
+ * libc's handler ignores on a thread nobody cancelled, so the pool can
+ * borrow it (runtime/pool.c). */
+#ifdef __GLIBC__
+#define FZ_LIBC_SIGNALS ((1ull << 31) | (1ull << 32))
+#define FZ_LIBC_CANCEL_SIGNAL 32
+#else
+#define FZ_LIBC_SIGNALS ((1ull << 31) | (1ull << 32) | (1ull << 33))
+#define FZ_LIBC_CANCEL_SIGNAL 33
+#endif
+
 /* Fibers' fake tids start here: above PID_MAX_LIMIT (2^22), below
  * FUTEX_TID_MASK, so no OS thread has one. */
 #define FZ_FAKE_TID_BASE 0x20000000u

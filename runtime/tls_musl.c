@@ -24,7 +24,7 @@
  * Checked: self, tid (gettid), errno_val (__errno_location), h_errno_val
  * (__h_errno_location), detach_state (joinable main), cancelbuf
  * (pthread_cleanup_push), canceldisable (pthread_setcancelstate), tsd
- * (pthread_setspecific), locale (uselocale), dlerror_buf (a failed dlopen),
+ * (pthread_getspecific), locale (uselocale), dlerror_buf (a failed dlsym),
  * robust_list.head (points at itself), and dtv[i] == each module's block.
  *
  * What fibers must never let musl do: musl's own thread exit
@@ -65,7 +65,6 @@
 #include <locale.h>
 #include <netdb.h>
 #include <pthread.h>
-#include <setjmp.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -74,6 +73,7 @@
 #include <sys/auxv.h>
 #include <asm/prctl.h>
 #include <linux/futex.h>
+#include "runtime/assert.h"
 #include "runtime/fiber.h"
 #include "runtime/spinlock.h"
 #include "runtime/sys.h"
@@ -133,7 +133,7 @@ struct cleanup_record {
 
 /* What the runtime keeps beside a fiber's struct pthread. */
 struct fiber_extra {
-    jmp_buf *exit_point;      /* fz_tls_run_body's, while the body runs */
+    void **exit_point;        /* fz_tls_run_body's, while the body runs */
     atomic_bool cancel_asked; /* pthread_cancel's request, never musl's `cancel` */
     void *block;              /* the allocation, for free() */
 };
@@ -285,16 +285,18 @@ static bool check_layout(const char **why)
     if (!pushed_seen)
         return refuse(why, "struct pthread field cancelbuf does not hold pthread_cleanup_push's");
 
-    pthread_key_t key;
-    if (pthread_key_create(&key, NULL) != 0)
-        return refuse(why, "pthread_key_create failed");
-    pthread_setspecific(key, &key);
+    /* keys: a value stored in the TCB's key array is what
+     * pthread_getspecific answers (the array exists once musl made one:
+     * before the first key or thread it is NULL, and fibers get their own) */
     void **tsd = AT(tp, PT_TSD, void **);
-    bool tsd_ok = tsd && tsd[key] == &key;
-    pthread_setspecific(key, NULL);
-    pthread_key_delete(key);
-    if (!tsd_ok)
-        return refuse(why, "struct pthread field tsd does not hold pthread_setspecific's");
+    if (tsd) {
+        void *saved = tsd[KEYS_MAX - 1];
+        tsd[KEYS_MAX - 1] = &tsd;
+        bool tsd_ok = pthread_getspecific(KEYS_MAX - 1) == &tsd;
+        tsd[KEYS_MAX - 1] = saved;
+        if (!tsd_ok)
+            return refuse(why, "struct pthread field tsd does not hold pthread_getspecific's");
+    }
 
     locale_t before = uselocale(LC_GLOBAL_LOCALE);
     L.global_locale = AT(tp, PT_LOCALE, void *);
@@ -307,7 +309,7 @@ static bool check_layout(const char **why)
     if (!locale_ok)
         return refuse(why, "struct pthread field locale does not hold uselocale's");
 
-    void *h = dlopen("/nonexistent/fiberize-probe.so", RTLD_NOW | RTLD_LOCAL);
+    void *h = dlsym(RTLD_DEFAULT, "fiberize probe: no such symbol");
     bool flagged = AT(tp, PT_FLAGS, unsigned char) & 2;
     char *message = dlerror(); /* clears the flag, as the program would find it */
     if (h || !flagged || !message || message != AT(tp, PT_DLERROR_BUF, char *))
@@ -529,12 +531,15 @@ void fz_tls_key_deleted(unsigned key)
 
 /* ---- a thread's body and its end --------------------------------------- */
 
+/* The exit point is the compiler's own setjmp (five words: frame, resume
+ * address, stack): libc's setjmp/longjmp are interposed by the layer above
+ * (syscalls/jmpbuf_musl.c), which the runtime may not call. */
 void fz_tls_run_body(void *tcb, void *(*body)(void *), void *arg)
 {
-    jmp_buf exit_point;
+    void *exit_point[5];
     struct fiber_extra *volatile x = extra_of(tcb); /* read again after longjmp */
-    x->exit_point = &exit_point;
-    if (!setjmp(exit_point))
+    x->exit_point = exit_point;
+    if (!__builtin_setjmp(exit_point))
         AT(tcb, PT_RESULT, void *) = body(arg);
     x->exit_point = NULL;
 }
@@ -554,12 +559,9 @@ void fz_tls_thread_exit(void *value, void (*libc_exit)(void *))
         r->fn(r->arg);
     }
     struct fiber_extra *x = extra_of(tp);
-    if (!x->exit_point) {
-        static const char msg[] = "fiberize: pthread_exit outside a thread body\n";
-        fz_sys3(SYS_write, 2, msg, sizeof msg - 1);
-        abort();
-    }
-    longjmp(*x->exit_point, 1);
+    if (!x->exit_point)
+        fz_throw("pthread_exit on a fiber outside its thread body", __FILE__, __LINE__);
+    __builtin_longjmp(x->exit_point, 1);
 }
 
 /* Mutexes still on a fiber's robust list when it ends: owner died, as

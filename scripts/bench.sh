@@ -22,7 +22,7 @@
 #    and fiberized on libfiberize-musl.so, beside the glibc rows of part 1
 #    (run here if part 1 was not), with the musl ratio from the same run.
 #
-#   BENCH_ONLY=micro|http|glibc|musl|seed   run one part; BENCH_SECONDS per wrk run (5)
+#   BENCH_ONLY=micro|http|glibc|musl|seed|stdio   run one part; BENCH_SECONDS per wrk run (5)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 BUILD=${BUILD:-build}
@@ -397,6 +397,30 @@ seeded() {
     echo "(ratio: --seed's real time against one carrier's, lower is better; the issue's bound is 3x)"
 }
 
+# 6. stdio on sockets (syscalls/stdio_glibc.c): the line protocol of
+#    bench/stdio_lines (fdopen + fprintf + fflush + fgets per thread pair)
+#    at 200 and 2,000 threads, natively and fiberized, with the most OS
+#    threads each run had (fiberize's bound: 2 x carriers) and the
+#    carrier hand-offs, which a stdio wait that blocked its carrier causes.
+stdio_part() {
+    printf '\n%-26s %12s %12s %8s %10s %10s %9s\n' "stdio lines (round trips/s)" native fiberize ratio \
+        "threads n" "threads f" handoffs
+    local pairs rounds
+    for pairs in 100 1000; do
+        rounds=$((200000 / pairs))
+        run_bench "$tmp/stdio.n" "$BUILD/bench/stdio_lines" "$pairs" "$rounds" stdio
+        FIBERIZE_STATS=1 run_bench "$tmp/stdio.f" "$FZ" -- "$BUILD/bench/stdio_lines" "$pairs" "$rounds" stdio
+        local n f tn tf h
+        n=$(cut -f2 "$tmp/stdio.n")
+        f=$(cut -f2 "$tmp/stdio.f")
+        tn=$(sed -n 's/^os threads, stdio lines: //p' "$tmp/stdio.n.err")
+        tf=$(sed -n 's/^os threads, stdio lines: //p' "$tmp/stdio.f.err")
+        h=$(grep -o ' handoffs=[0-9]*' "$tmp/stdio.f.err" | tail -1 | cut -d= -f2)
+        printf '%-26s %12s %12s %8s %10s %10s %9s\n' "$((2 * pairs)) threads" "${n:-failed}" \
+            "${f:-failed}" "$(speedup "${n:-x}" "${f:-x}" 0)" "${tn:-?}" "${tf:-?}" "${h:-?}"
+    done
+}
+
 echo "fiberize bench: $(nproc) CPUs, $(uname -r); native and fiberized in the same run"
 # metric_of FILE METRIC: the value FILE reports for METRIC, empty if none.
 metric_of() {
@@ -439,4 +463,5 @@ musl() {
 [[ -z $ONLY || $ONLY == glibc ]] && glibcs
 [[ -z $ONLY || $ONLY == musl ]] && musl
 [[ -z $ONLY || $ONLY == seed ]] && seeded
+[[ -z $ONLY || $ONLY == stdio ]] && stdio_part
 true

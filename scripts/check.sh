@@ -134,7 +134,7 @@ run_bats_files() {
 # (../shared/glibc/V/lib/ld-linux-x86-64.so.2; FZ_GLIBC in
 # tests/bats/helpers.bash): each program runs natively and fiberized on V.
 GLIBC_ROOT=${FZ_GLIBC_ROOT:-../shared/glibc}
-GLIBC_SUITES="runtime tls sync_locks sync_waits io pool"
+GLIBC_SUITES="runtime tls sync_locks sync_waits io pool stdio"
 
 run_other_glibcs() {
     local dir version suite

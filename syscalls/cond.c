@@ -1,15 +1,16 @@
 /* pthread condition variables and C11 cnd_* on the parking lot.
  *
- * The program's 48-byte pthread_cond_t is used as glibc initializes it
- * (PTHREAD_COND_INITIALIZER and pthread_cond_init/cnd_init, not
- * interposed, zero it and set __wrefs bit 0 for process-shared, bit 1 for
- * CLOCK_MONOTONIC; __wrefs moved in glibc 2.41, its place comes from
- * runtime/libc.h); the interposers then own its first 8 bytes:
- *   word 0  sequence: bumped by every signal and broadcast
- *   word 1  waiters: how many callers are between reading the sequence and
- *           leaving (signals skip the parking lot when it is 0)
- * glibc's destroy only waits for its own reference count in __wrefs, which
- * these never raise, so it returns at once as it should when nobody waits.
+ * A process-private condvar is ours once initialized the libc's way
+ * (PTHREAD_COND_INITIALIZER, pthread_cond_init or cnd_init, not
+ * interposed): two words in it that the libc leaves alone while it is
+ * private (syscalls/sync_layout.h says which, and where the libc keeps the
+ * process-shared flag and the clock):
+ *   sequence  bumped by every signal and broadcast
+ *   waiters   how many callers are between reading the sequence and
+ *             leaving (signals skip the parking lot when it is 0)
+ * Neither libc's destroy waits for anything on a private condvar that we
+ * would have to keep up: glibc's waits for its own reference count, which
+ * we never raise; musl's does nothing.
  *
  * No lost wake-up: a waiter reads the sequence while holding the mutex,
  * then unlocks and parks on the sequence word only while it is unchanged
@@ -25,51 +26,27 @@
  * parked wait, so a cancelled waiter unwinds holding the mutex, as POSIX
  * says.
  *
- * Process-shared condition variables keep glibc's implementation: other
+ * Process-shared condition variables keep the libc's implementation: other
  * processes signal them through it.  A fiber must not sleep in it (its
- * carrier would sleep too), so it polls (shared_wait): glibc's timed wait
- * with a time limit already past registers it, takes a signal if one is
- * pending and returns at once -- on a private dummy mutex, so glibc never
- * locks or unlocks the caller's, whose waiters may be parked fibers.  With
- * no signal the fiber unlocks the mutex, naps, relocks it and returns 0: a
- * spurious wake-up, which POSIX allows and every caller re-checks its
- * predicate after.  A signal sent during the nap is not lost for that
- * reason: the signaller changed the predicate first; one from this
- * process also ends the nap (it is a park on the condvar's address).  The
- * nap grows from 20 us to 1 ms while a fiber's polls find nothing, so a
- * long wait costs about a thousand short wake-ups a second.
+ * carrier would sleep too), so it polls, in the libc's own protocol
+ * (fz_cond_shared_wait: glibc's and musl's differ); a signal from this
+ * process also unparks it at once (shared_wake).
+ *
+ * C11: cnd_t is a pthread_cond_t in both libcs, whose cnd_* call their
+ * internal functions, never the exported names we interpose: so every
+ * cnd_* is interposed here too.
  */
 #include <errno.h>
 #include <threads.h>
-#include "runtime/libc.h"
 #include "runtime/park.h"
-#include "syscalls/backoff.h"
 #include "syscalls/hook.h"
 #include "syscalls/sync.h"
+#include "syscalls/sync_layout.h"
 
-#define COND_SHARED 1u
-#define COND_MONOTONIC 2u
-
-static unsigned *seq_word(pthread_cond_t *c)
-{
-    return (unsigned *)c;
-}
-
-static unsigned *waiters_word(pthread_cond_t *c)
-{
-    return (unsigned *)c + 1;
-}
-
-static unsigned cond_flags(pthread_cond_t *c)
-{
-    /* __wrefs: byte 36 up to glibc 2.40, 28 since (runtime/libc_glibc.c) */
-    return __atomic_load_n(&FZ_AT(c, fz_libc.cond_flags, unsigned), __ATOMIC_RELAXED);
-}
-
-/* Process-shared ones are glibc's, but a fiber polls them (shared_wait). */
+/* Process-shared ones are the libc's, but a fiber polls them. */
 static bool takes_real_path(pthread_cond_t *c)
 {
-    return !fz_sync_hooked() || ((cond_flags(c) & COND_SHARED) && !fz_self());
+    return !fz_sync_hooked() || (fz_cond_shared(c) && !fz_self());
 }
 
 struct seq_check {
@@ -83,24 +60,17 @@ static bool seq_unchanged(void *arg)
     return __atomic_load_n(s->word, __ATOMIC_SEQ_CST) == s->seen;
 }
 
-static bool deadline_passed(clockid_t clock, const struct timespec *abs)
-{
-    struct timespec now;
-    clock_gettime(clock, &now);
-    return fz_timespec_ns(&now) >= fz_timespec_ns(abs);
-}
-
 /* Park until signalled, woken spuriously or past abs (NULL: never).
  * 0 or ETIMEDOUT. */
 static int park_on_seq(struct seq_check *s, clockid_t clock, const struct timespec *abs)
 {
     for (;;) {
-        uint64_t deadline = abs ? fz_abs_to_deadline(clock, abs) : 0;
+        uint64_t deadline = abs ? fz_sync_deadline(clock, abs) : 0;
         /* a cancellation point: pthread_cancel ends the wait, and the
          * caller acts on it once the mutex is held again */
         if (fz_park_addr(s->word, ~0u, seq_unchanged, s, deadline, FZ_INTR_CANCEL) != ETIMEDOUT)
             return 0;
-        if (deadline_passed(clock, abs))
+        if (fz_sync_deadline_passed(clock, abs))
             return ETIMEDOUT;
     }
 }
@@ -109,75 +79,34 @@ static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
                      const struct timespec *abs)
 {
     fz_testcancel();
-    struct seq_check s = {seq_word(c), __atomic_load_n(seq_word(c), __ATOMIC_SEQ_CST)};
-    __atomic_fetch_add(waiters_word(c), 1, __ATOMIC_SEQ_CST);
+    struct seq_check s = {fz_cond_seq(c), __atomic_load_n(fz_cond_seq(c), __ATOMIC_SEQ_CST)};
+    __atomic_fetch_add(fz_cond_waiters(c), 1, __ATOMIC_SEQ_CST);
     int err = fz_mutex_unlock(m);
     if (err) {
-        __atomic_fetch_sub(waiters_word(c), 1, __ATOMIC_SEQ_CST);
+        __atomic_fetch_sub(fz_cond_waiters(c), 1, __ATOMIC_SEQ_CST);
         return err;
     }
     int result = park_on_seq(&s, clock, abs);
-    __atomic_fetch_sub(waiters_word(c), 1, __ATOMIC_SEQ_CST);
+    __atomic_fetch_sub(fz_cond_waiters(c), 1, __ATOMIC_SEQ_CST);
     err = fz_mutex_lock(m);
     fz_testcancel();
     return err ? err : result;
 }
 
-#define SHARED_NAP_MIN_NS 20000u
-#define SHARED_NAP_MAX_NS FZ_BACKOFF_MAX_NS
-
-static int shared_wait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
-                       const struct timespec *abs)
-{
-    struct fz_fiber *self = fz_self();
-    fz_testcancel();
-    pthread_mutex_t dummy = PTHREAD_MUTEX_INITIALIZER;
-    struct timespec past = {0, 0};
-    fz_real.pthread_mutex_lock(&dummy);
-    int r = fz_real.pthread_cond_clockwait(c, &dummy, CLOCK_MONOTONIC, &past);
-    fz_real.pthread_mutex_unlock(&dummy);
-    if (r == 0) {
-        self->shared_nap_ns = 0;
-        fz_testcancel();
-        return 0;
-    }
-    if (abs && deadline_passed(clock, abs))
-        return ETIMEDOUT;
-    uint64_t nap = self->shared_nap_ns ? self->shared_nap_ns * 2 : SHARED_NAP_MIN_NS;
-    self->shared_nap_ns = nap > SHARED_NAP_MAX_NS ? SHARED_NAP_MAX_NS : (unsigned)nap;
-    uint64_t wake = fz_now_ns() + self->shared_nap_ns;
-    uint64_t deadline = abs ? fz_abs_to_deadline(clock, abs) : 0;
-    int err = fz_mutex_unlock(m);
-    if (err)
-        return err;
-    /* a signaller in this process also unparks us at once (shared_wake) */
-    fz_park_addr(c, ~0u, NULL, NULL, deadline && deadline < wake ? deadline : wake, FZ_INTR_CANCEL);
-    err = fz_mutex_lock(m);
-    fz_testcancel();
-    if (err)
-        return err;
-    return abs && deadline_passed(clock, abs) ? ETIMEDOUT : 0;
-}
-
 static void cond_wake(pthread_cond_t *c, unsigned how_many)
 {
-    if (__atomic_load_n(waiters_word(c), __ATOMIC_SEQ_CST) == 0)
+    if (__atomic_load_n(fz_cond_waiters(c), __ATOMIC_SEQ_CST) == 0)
         return;
-    __atomic_fetch_add(seq_word(c), 1, __ATOMIC_SEQ_CST);
-    fz_unpark_addr(seq_word(c), ~0u, how_many);
-}
-
-static clockid_t cond_clock(pthread_cond_t *c)
-{
-    return cond_flags(c) & COND_MONOTONIC ? CLOCK_MONOTONIC : CLOCK_REALTIME;
+    __atomic_fetch_add(fz_cond_seq(c), 1, __ATOMIC_SEQ_CST);
+    fz_unpark_addr(fz_cond_seq(c), ~0u, how_many);
 }
 
 /* A fiber's wait, or a thread's that is not one on a private condvar. */
 static int wait_on(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
                    const struct timespec *abs)
 {
-    if (cond_flags(c) & COND_SHARED)
-        return shared_wait(c, m, clock, abs);
+    if (fz_cond_shared(c))
+        return fz_cond_shared_wait(c, m, clock, abs);
     return cond_wait(c, m, clock, abs);
 }
 
@@ -185,6 +114,9 @@ FZ_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 {
     if (takes_real_path(c))
         return fz_real.pthread_cond_wait(c, m);
+    int err = fz_cond_wait_check(m);
+    if (err)
+        return err;
     fz_schedule_point();
     return wait_on(c, m, CLOCK_REALTIME, NULL);
 }
@@ -194,24 +126,30 @@ FZ_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
 {
     if (takes_real_path(c))
         return fz_real.pthread_cond_timedwait(c, m, abs);
+    int err = fz_cond_wait_check(m);
+    if (err)
+        return err;
     if (!fz_timespec_valid(abs))
         return EINVAL;
     fz_schedule_point();
-    return wait_on(c, m, cond_clock(c), abs);
+    return wait_on(c, m, fz_cond_clock(c), abs);
 }
 
 FZ_EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
                                      const struct timespec *abs)
 {
     if (takes_real_path(c))
-        return fz_real.pthread_cond_clockwait(c, m, clock, abs);
+        return fz_cond_real_clockwait(c, m, clock, abs);
+    int err = fz_cond_wait_check(m);
+    if (err)
+        return err;
     if ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) || !fz_timespec_valid(abs))
         return EINVAL;
     fz_schedule_point();
     return wait_on(c, m, clock, abs);
 }
 
-/* glibc's signal for other processes' waiters, an unpark for our fibers */
+/* the libc's signal for other processes' waiters, an unpark for our fibers */
 static int shared_wake(pthread_cond_t *c, int (*real)(pthread_cond_t *), unsigned how_many)
 {
     int r = real(c);
@@ -222,7 +160,7 @@ static int shared_wake(pthread_cond_t *c, int (*real)(pthread_cond_t *), unsigne
 
 FZ_EXPORT int pthread_cond_signal(pthread_cond_t *c)
 {
-    if (cond_flags(c) & COND_SHARED)
+    if (fz_cond_shared(c))
         return shared_wake(c, fz_real.pthread_cond_signal, 1);
     if (takes_real_path(c))
         return fz_real.pthread_cond_signal(c);
@@ -232,7 +170,7 @@ FZ_EXPORT int pthread_cond_signal(pthread_cond_t *c)
 
 FZ_EXPORT int pthread_cond_broadcast(pthread_cond_t *c)
 {
-    if (cond_flags(c) & COND_SHARED)
+    if (fz_cond_shared(c))
         return shared_wake(c, fz_real.pthread_cond_broadcast, ~0u);
     if (takes_real_path(c))
         return fz_real.pthread_cond_broadcast(c);
@@ -240,7 +178,7 @@ FZ_EXPORT int pthread_cond_broadcast(pthread_cond_t *c)
     return fz_schedule_point_after(0);
 }
 
-/* ---- C11: glibc's cnd_t and mtx_t are the pthread objects -------------- */
+/* ---- C11: cnd_t and mtx_t are the pthread objects ---------------------- */
 
 static int thrd_result(int err)
 {
@@ -251,6 +189,8 @@ FZ_EXPORT int cnd_wait(cnd_t *c, mtx_t *m)
 {
     if (takes_real_path((pthread_cond_t *)c))
         return fz_real.cnd_wait(c, m);
+    if (fz_cond_wait_check((pthread_mutex_t *)m))
+        return thrd_error;
     return thrd_result(cond_wait((pthread_cond_t *)c, (pthread_mutex_t *)m, CLOCK_REALTIME, NULL));
 }
 

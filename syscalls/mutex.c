@@ -1,40 +1,41 @@
 /* pthread mutexes and C11 mtx_* on the parking lot.
  *
- * The lock lives in the program's own pthread_mutex_t, in glibc's layout and
- * encoding, so a mutex stays valid for glibc's init/destroy/consistent
- * (not interposed) and for code that ran before the runtime started:
- *   __lock   0 unlocked, 1 locked, 2 locked and someone may be parked
- *   __owner  locker's tid as glibc records it (fibers: their fake tid)
- *   __count  recursion depth (recursive kind)
- *   __nusers lockers holding it (glibc's destroy answers EBUSY while > 0)
- *   __kind   type in bits 0-1 (normal, recursive, errorcheck, adaptive),
- *            elision hints 256/512 (ignored); any other bit -- robust 16,
- *            priority-inherit 32, priority-protect 64, process-shared 128,
- *            or -1 after destroy -- makes the mutex "special".
+ * The lock lives in the program's own pthread_mutex_t, in the libc's own
+ * layout and encoding (syscalls/sync_layout.h says where and how, for
+ * glibc and for musl), so a mutex stays valid for the libc's
+ * init/destroy/consistent (not interposed) and for code that ran before
+ * the runtime started.
  *
- * Simple kinds: uncontended lock and unlock are one atomic each.  A locker
- * that finds it taken spins briefly, marks it contended (2) and parks on
- * the word's address while it stays 2; unlocking from 2 unparks one.  Fibers
- * and threads that are not fibers (pool threads, foreign threads) run the
- * same code -- the parking lot puts the latter to sleep on a futex -- so
- * they can share a mutex.
+ * Simple kinds (normal, recursive, errorcheck, glibc's adaptive; private,
+ * not robust, not priority-inheriting or -protecting): uncontended lock and
+ * unlock are one atomic each.  A locker that finds it taken spins briefly,
+ * then parks on the lock word's address while the libc side says it may
+ * (on glibc the word is marked contended; on musl parked lockers count
+ * themselves in a word musl leaves unused), and an unlock that releases it
+ * unparks one.  Fibers and threads that are not fibers (pool threads,
+ * foreign threads) run the same code -- the parking lot puts the latter to
+ * sleep on a futex -- so they can share a mutex.
  *
- * Special kinds keep glibc's implementation (the kernel must see robust
+ * Special kinds keep the libc's implementation (the kernel must see robust
  * lists, PI chains and other processes).  A fiber never blocks a carrier on
  * them: it retries pthread_mutex_trylock, sleeping in between with a backoff
  * growing from 10 us to 1 ms (so it may wait up to 1 ms longer than
  * natively).  A thread that is not a fiber makes the real call, except on
  * a priority-inherit mutex, where it polls the same way: the kernel would
- * look for the owner by its tid, and a fiber's is fake (glibc then waits
+ * look for the owner by its tid, and a fiber's is fake (the libc then waits
  * forever); no priority is inherited through a fiber.  A priority-protect
- * mutex gets the carrier's real tid for glibc's scheduler calls
- * (as_carrier), so it answers as natively; a raised priority (real-time
- * policies only) is the carrier's, and stays with it until an unlock runs
- * there.  A robust mutex held by a fiber that exits is marked owner-dead
- * by runtime/tls_glibc.c, since the kernel walks only carriers' robust lists.
+ * mutex (glibc only: musl has none) gets the carrier's real tid for glibc's
+ * scheduler calls (fz_mutex_pp_enter), so it answers as natively; a raised
+ * priority (real-time policies only) is the carrier's, and stays with it
+ * until an unlock runs there.  A robust mutex held by a fiber that exits is
+ * marked owner-dead by the runtime (runtime/tls_glibc.c), since the kernel
+ * walks only carriers' robust lists.
+ *
+ * C11: both libcs' mtx_t is a pthread_mutex_t.  glibc's mtx_* and musl's
+ * call the libc's internal lock functions, never the exported names we
+ * interpose, so every mtx_* is interposed here too.
  */
 #include <errno.h>
-#include <linux/futex.h>
 #include <threads.h>
 #include "runtime/identity.h"
 #include "runtime/park.h"
@@ -43,104 +44,52 @@
 #include "syscalls/backoff.h"
 #include "syscalls/hook.h"
 #include "syscalls/sync.h"
+#include "syscalls/sync_layout.h"
 
-#define KIND_TYPE_MASK 3
-#define KIND_ELISION_FLAGS (256 | 512)
-#define KIND_ROBUST 16
-#define KIND_PI 32
-#define KIND_PP 64
 #define SPINS 100
-
-enum { UNLOCKED = 0, LOCKED = 1, CONTENDED = 2 };
 
 bool fz_sync_hooked(void)
 {
     return fz_hook_active(FZ_HOOK_SYNC);
 }
 
-static int kind_of(pthread_mutex_t *m)
-{
-    return __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED);
-}
-
-static bool is_special(int kind)
-{
-    return (kind & ~(KIND_TYPE_MASK | KIND_ELISION_FLAGS)) != 0;
-}
-
-/* ---- the lock word ----------------------------------------------------- */
-
-static bool try_word(int *word)
-{
-    int expected = UNLOCKED;
-    return __atomic_compare_exchange_n(word, &expected, LOCKED, false, __ATOMIC_ACQUIRE,
-                                       __ATOMIC_RELAXED);
-}
-
-static bool still_contended(void *word)
-{
-    return __atomic_load_n((int *)word, __ATOMIC_RELAXED) == CONTENDED;
-}
+/* ---- simple kinds ------------------------------------------------------ */
 
 /* A short spin pays when the holder runs on another carrier -- and never
  * when this is the only carrier (FIBERIZE_WORKERS=1, --seed): the holder
  * cannot run until this fiber parks.  It was 70 % of a --seed condvar
  * ping-pong's time. */
-static bool spin_for_word(int *word)
+static bool spin_for_lock(pthread_mutex_t *m, int kind, pid_t me)
 {
     if (fz_rt.target <= 1 && !atomic_load_explicit(&fz_rt.spares_running, memory_order_relaxed))
         return false;
+    int *word = fz_mutex_word(m);
     for (int i = 0; i < SPINS; i++) {
         fz_cpu_relax();
-        if (__atomic_load_n(word, __ATOMIC_RELAXED) == UNLOCKED && try_word(word))
+        if (__atomic_load_n(word, __ATOMIC_RELAXED) == 0 && fz_mutex_try(m, kind, me, true) == 0)
             return true;
     }
     return false;
 }
 
-/* Take the word, parking while it is held.  deadline: 0 = forever.
- * 0, or ETIMEDOUT (the word is then not ours). */
-static int lock_word_slow(int *word, uint64_t deadline)
+/* Take it, parking while it is held.  deadline: 0 = forever.
+ * 0, or ETIMEDOUT (the mutex is then not ours). */
+static int lock_slow(pthread_mutex_t *m, int kind, pid_t me, uint64_t deadline)
 {
-    if (spin_for_word(word))
+    if (spin_for_lock(m, kind, me))
         return 0;
-    while (__atomic_exchange_n(word, CONTENDED, __ATOMIC_ACQUIRE) != UNLOCKED) {
-        if (deadline && fz_now_ns() >= deadline)
-            return ETIMEDOUT;
-        fz_park_addr(word, ~0u, still_contended, word, deadline, FZ_INTR_NONE);
+    int *word = fz_mutex_word(m);
+    fz_mutex_wait_begin(m);
+    int r;
+    while ((r = fz_mutex_take_waiting(m, kind, me)) == EBUSY) {
+        if (deadline && fz_now_ns() >= deadline) {
+            r = ETIMEDOUT;
+            break;
+        }
+        fz_park_addr(word, ~0u, fz_mutex_may_park, word, deadline, FZ_INTR_NONE);
     }
-    return 0;
-}
-
-static void unlock_word(int *word)
-{
-    if (__atomic_exchange_n(word, UNLOCKED, __ATOMIC_RELEASE) == CONTENDED)
-        fz_unpark_addr(word, ~0u, 1);
-}
-
-/* ---- simple kinds ------------------------------------------------------ */
-
-/* The caller already owns m: the answer for a recursive or errorcheck
- * mutex, or -1 to go on (a normal mutex then deadlocks, as natively). */
-static int relock_by_owner(pthread_mutex_t *m, int type, bool trying)
-{
-    if (type == PTHREAD_MUTEX_RECURSIVE) {
-        if (m->__data.__count + 1 == 0)
-            return EAGAIN;
-        m->__data.__count++;
-        return 0;
-    }
-    if (type == PTHREAD_MUTEX_ERRORCHECK)
-        return trying ? EBUSY : EDEADLK;
-    return -1;
-}
-
-static void became_owner(pthread_mutex_t *m, int type, pid_t me)
-{
-    m->__data.__owner = me;
-    if (type == PTHREAD_MUTEX_RECURSIVE)
-        m->__data.__count = 1;
-    m->__data.__nusers++;
+    fz_mutex_wait_end(m);
+    return r;
 }
 
 /* How a lock call may wait: not at all (trylock), forever, or until an
@@ -161,148 +110,86 @@ struct lock_wait {
  * held the lock this way (issue 19; tests/bats/sched_lifo.bats).  Either
  * answer is one a native run can give, and a failing trylock costs one
  * tid lookup more. */
-static bool holder_waits_for_cpu(const pthread_mutex_t *m)
+static bool holder_waits_for_cpu(pthread_mutex_t *m)
 {
-    pid_t owner = __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
+    pid_t owner = fz_mutex_owner(m);
     if (owner == 0)
         return false;
     struct fz_fiber *holder = fz_ident_lookup(owner);
     return holder && __atomic_load_n(&holder->state, __ATOMIC_RELAXED) == FZ_FIBER_RUNNABLE;
 }
 
-static bool try_again_after_holder(pthread_mutex_t *m)
+static bool try_again_after_holder(pthread_mutex_t *m, int kind, pid_t me)
 {
     struct fz_fiber *self = fz_self();
     if (!self || !holder_waits_for_cpu(m))
         return false;
     fz_yield(self);
-    return try_word(&m->__data.__lock);
+    return fz_mutex_try(m, kind, me, true) == 0;
 }
 
 static int lock_simple(pthread_mutex_t *m, int kind, const struct lock_wait *how)
 {
-    int type = kind & KIND_TYPE_MASK;
     pid_t me = fz_tcb_current_tid();
-    if (type != PTHREAD_MUTEX_NORMAL && type != PTHREAD_MUTEX_ADAPTIVE_NP &&
-        m->__data.__owner == me) {
-        int r = relock_by_owner(m, type, how->trying);
-        if (r >= 0)
-            return r;
-    }
-    if (!try_word(&m->__data.__lock) && !(how->trying && try_again_after_holder(m))) {
-        if (how->trying)
-            return EBUSY;
-        uint64_t deadline = 0;
-        if (how->abs) {
-            if (!fz_timespec_valid(how->abs))
-                return EINVAL;
-            if (how->abs->tv_sec < 0)
-                return ETIMEDOUT;
-            deadline = fz_abs_to_deadline(how->clock, how->abs);
-        }
-        if (lock_word_slow(&m->__data.__lock, deadline))
+    int r = fz_mutex_try(m, kind, me, how->trying);
+    if (r != EBUSY)
+        return r;
+    if (how->trying)
+        return try_again_after_holder(m, kind, me) ? 0 : EBUSY;
+    uint64_t deadline = 0;
+    if (how->abs) {
+        if (!fz_timespec_valid(how->abs))
+            return EINVAL;
+        if (how->abs->tv_sec < 0)
             return ETIMEDOUT;
+        deadline = fz_abs_to_deadline(how->clock, how->abs);
     }
-    became_owner(m, type, me);
-    return 0;
+    return lock_slow(m, kind, me, deadline);
 }
 
 static int unlock_simple(pthread_mutex_t *m, int kind)
 {
-    int type = kind & KIND_TYPE_MASK;
-    if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
-        if (m->__data.__owner != fz_tcb_current_tid())
-            return EPERM;
-        if (type == PTHREAD_MUTEX_RECURSIVE && --m->__data.__count != 0)
-            return 0;
-    }
-    m->__data.__owner = 0;
-    m->__data.__nusers--;
-    unlock_word(&m->__data.__lock);
-    return 0;
+    bool wake;
+    int r = fz_mutex_release(m, kind, fz_tcb_current_tid(), &wake);
+    if (wake)
+        fz_unpark_addr(fz_mutex_word(m), ~0u, 1);
+    return r;
 }
 
-/* ---- special kinds: glibc's code, without blocking a carrier ----------- */
-
-/* Priority-protect mutexes: glibc hands the caller's tid to
- * sched_getparam and sched_setscheduler, where a fiber's fake tid is ESRCH.
- * For the length of one glibc call that cannot block (trylock, unlock) the
- * TCB names the carrier as the kernel knows it, while the mutex goes on
- * naming the fiber as its owner, so an unlock after a migration is still
- * the owner's.  Returns the fiber's tid to restore, 0 if nothing changed. */
-static pid_t as_carrier(pthread_mutex_t *m, int kind)
-{
-    if (!(kind & KIND_PP))
-        return 0;
-    struct fz_fiber *self = fz_self();
-    if (!self)
-        return 0;
-    pid_t fake = fz_tcb_current_tid(), real = self->carrier->tid;
-    fz_tcb_set_current_tid(real);
-    if (m->__data.__owner == fake)
-        m->__data.__owner = real;
-    return fake;
-}
-
-static void as_fiber(pthread_mutex_t *m, pid_t fake)
-{
-    if (!fake)
-        return;
-    if (m->__data.__owner == fz_tcb_current_tid())
-        m->__data.__owner = fake;
-    fz_tcb_set_current_tid(fake);
-}
+/* ---- special kinds: the libc's code, without blocking a carrier -------- */
 
 static int real_trylock(pthread_mutex_t *m, int kind)
 {
-    pid_t fake = as_carrier(m, kind);
+    pid_t fake = fz_mutex_pp_enter(m, kind);
     int r = fz_real.pthread_mutex_trylock(m);
-    as_fiber(m, fake);
+    fz_mutex_pp_leave(m, fake);
     return r;
 }
 
 static int real_unlock(pthread_mutex_t *m, int kind)
 {
-    pid_t fake = as_carrier(m, kind);
+    pid_t fake = fz_mutex_pp_enter(m, kind);
     int r = fz_real.pthread_mutex_unlock(m);
-    as_fiber(m, fake);
+    fz_mutex_pp_leave(m, fake);
     return r;
 }
 
 static int real_lock(pthread_mutex_t *m, const struct lock_wait *how)
 {
     if (how->trying)
-        return real_trylock(m, kind_of(m));
+        return real_trylock(m, fz_mutex_kind(m));
     if (how->abs)
-        return fz_real.pthread_mutex_clocklock(m, how->clock, how->abs);
+        return fz_mutex_real_clocklock(m, how->clock, how->abs);
     return fz_real.pthread_mutex_lock(m);
-}
-
-/* glibc's trylock answers ENOTRECOVERABLE with the word still holding the
- * caller's tid, where its lock releases the word first.  A lock made of
- * trylocks must release it too, or the next locker waits forever. */
-static int unrecoverable(pthread_mutex_t *m, int kind)
-{
-    int *word = &m->__data.__lock;
-    int seen = __atomic_load_n(word, __ATOMIC_RELAXED);
-    if (kind & KIND_PI)
-        return ENOTRECOVERABLE; /* glibc's own PI path */
-    while ((seen & FUTEX_TID_MASK) == fz_tcb_current_tid())
-        if (__atomic_compare_exchange_n(word, &seen, 0, false, __ATOMIC_RELEASE,
-                                        __ATOMIC_RELAXED)) {
-            if (seen & FUTEX_WAITERS)
-                fz_futex_wake_shared(word, 1);
-            break;
-        }
-    return ENOTRECOVERABLE;
 }
 
 static int lock_special(pthread_mutex_t *m, int kind, const struct lock_wait *how)
 {
-    /* A thread that is not a fiber may block in glibc, except on a
+    /* A thread that is not a fiber may block in the libc, except on a
      * priority-inherit mutex: its owner may be a fiber, whose fake tid the
-     * kernel would never find (glibc then waits forever), so it polls too. */
-    if (how->trying || (!fz_self() && !(kind & KIND_PI)))
+     * kernel would never find (the libc then waits forever), so it polls
+     * too. */
+    if (how->trying || (!fz_self() && !fz_mutex_pi(kind)))
         return real_lock(m, how);
     if (how->abs && !fz_timespec_valid(how->abs))
         return real_lock(m, how); /* EINVAL, or success without waiting */
@@ -310,12 +197,12 @@ static int lock_special(pthread_mutex_t *m, int kind, const struct lock_wait *ho
     struct fz_backoff backoff = fz_backoff_begin(FZ_BACKOFF_LOCK_FIRST_NS);
     for (;;) {
         int r = real_trylock(m, kind);
-        if (r == ENOTRECOVERABLE && (kind & KIND_ROBUST))
-            return unrecoverable(m, kind);
+        if (r == ENOTRECOVERABLE && fz_mutex_robust(kind))
+            return fz_mutex_unrecoverable(m, kind);
         if (r != EBUSY)
             return r;
-        if ((kind & KIND_TYPE_MASK) == PTHREAD_MUTEX_ERRORCHECK &&
-            m->__data.__owner == fz_tcb_current_tid())
+        if (fz_mutex_type(kind) == PTHREAD_MUTEX_ERRORCHECK &&
+            fz_mutex_owner(m) == fz_tcb_current_tid())
             return EDEADLK;
         if (fz_backoff_sleep(&backoff, deadline, FZ_INTR_NONE) == FZ_BACKOFF_EXPIRED)
             return ETIMEDOUT;
@@ -326,8 +213,8 @@ static int lock_special(pthread_mutex_t *m, int kind, const struct lock_wait *ho
 
 static int lock_with(pthread_mutex_t *m, const struct lock_wait *how)
 {
-    int kind = kind_of(m);
-    return is_special(kind) ? lock_special(m, kind, how) : lock_simple(m, kind, how);
+    int kind = fz_mutex_kind(m);
+    return fz_mutex_special(kind) ? lock_special(m, kind, how) : lock_simple(m, kind, how);
 }
 
 int fz_mutex_lock(pthread_mutex_t *m)
@@ -338,8 +225,8 @@ int fz_mutex_lock(pthread_mutex_t *m)
 
 int fz_mutex_unlock(pthread_mutex_t *m)
 {
-    int kind = kind_of(m);
-    return is_special(kind) ? real_unlock(m, kind) : unlock_simple(m, kind);
+    int kind = fz_mutex_kind(m);
+    return fz_mutex_special(kind) ? real_unlock(m, kind) : unlock_simple(m, kind);
 }
 
 static bool clock_supported(clockid_t clock)
@@ -347,23 +234,13 @@ static bool clock_supported(clockid_t clock)
     return clock == CLOCK_REALTIME || clock == CLOCK_MONOTONIC;
 }
 
-/* Normal and adaptive kinds, uncontended: the common case, kept short. */
-static bool is_plain(int kind)
-{
-    int type = kind & KIND_TYPE_MASK;
-    return !is_special(kind) && (type == PTHREAD_MUTEX_NORMAL || type == PTHREAD_MUTEX_ADAPTIVE_NP);
-}
-
 FZ_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 {
     if (!fz_sync_hooked())
         return fz_real.pthread_mutex_lock(m);
     fz_schedule_point();
-    int kind = kind_of(m);
-    if (is_plain(kind) && try_word(&m->__data.__lock)) {
-        became_owner(m, PTHREAD_MUTEX_NORMAL, fz_tcb_current_tid());
+    if (fz_mutex_take_plain(m, fz_mutex_kind(m)))
         return 0;
-    }
     return fz_mutex_lock(m);
 }
 
@@ -376,11 +253,13 @@ FZ_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
     return lock_with(m, &trying);
 }
 
+/* (musl has no pthread_mutex_clocklock: the libc side makes the real one
+ * from its timed lock.) */
 FZ_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock,
                                       const struct timespec *abs)
 {
     if (!fz_sync_hooked())
-        return fz_real.pthread_mutex_clocklock(m, clock, abs);
+        return fz_mutex_real_clocklock(m, clock, abs);
     if (!clock_supported(clock))
         return EINVAL;
     fz_schedule_point();
@@ -401,13 +280,10 @@ FZ_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 {
     if (!fz_sync_hooked())
         return fz_real.pthread_mutex_unlock(m);
-    int kind = kind_of(m);
-    if (is_plain(kind))
-        return fz_schedule_point_after(unlock_simple(m, kind));
     return fz_schedule_point_after(fz_mutex_unlock(m));
 }
 
-/* ---- C11: glibc's mtx_t is a pthread_mutex_t ---------------------------- */
+/* ---- C11: mtx_t is a pthread_mutex_t ---------------------------------- */
 
 static int thrd_result(int err)
 {

@@ -28,6 +28,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <threads.h>
 #include <time.h>
 #include "syscalls/libc_names.h"
@@ -256,6 +257,39 @@
     X(void *, dlopen, (const char *, int))                                                         \
     X(void, abort, (void))
 
+/* stdio on pipes and sockets (syscalls/stdio_glibc.c): the real calls for
+ * streams the fiber cannot park on, and glibc's exported refill and flush
+ * entry points it builds on.  glibc only: elsewhere stdio is left alone. */
+#ifdef __GLIBC__
+#define FZ_REAL_STDIO_SYMBOLS(X)                                                                   \
+    X(char *, fgets, (char *, int, FILE *))                                                        \
+    X(char *, fgets_unlocked, (char *, int, FILE *))                                               \
+    X(size_t, fread, (void *, size_t, size_t, FILE *))                                             \
+    X(size_t, fread_unlocked, (void *, size_t, size_t, FILE *))                                    \
+    X(ssize_t, getdelim, (char **, size_t *, int, FILE *))                                         \
+    X(int, fgetc, (FILE *))                                                                        \
+    X(int, fgetc_unlocked, (FILE *))                                                               \
+    X(int, __uflow, (FILE *))                                                                      \
+    X(int, __underflow, (FILE *))                                                                  \
+    X(int, __overflow, (FILE *, int))                                                              \
+    X(int, _IO_doallocbuf, (FILE *))                                                               \
+    X(size_t, fwrite, (const void *, size_t, size_t, FILE *))                                      \
+    X(size_t, fwrite_unlocked, (const void *, size_t, size_t, FILE *))                             \
+    X(int, fputs, (const char *, FILE *))                                                          \
+    X(int, fputs_unlocked, (const char *, FILE *))                                                 \
+    X(int, fputc, (int, FILE *))                                                                   \
+    X(int, fputc_unlocked, (int, FILE *))                                                          \
+    X(int, puts, (const char *))                                                                   \
+    X(int, fflush, (FILE *))                                                                       \
+    X(int, fflush_unlocked, (FILE *))                                                              \
+    X(int, vfprintf, (FILE *, const char *, va_list))                                              \
+    X(int, __vfprintf_chk, (FILE *, int, const char *, va_list))                                   \
+    X(int, vfscanf, (FILE *, const char *, va_list))                                               \
+    X(int, __isoc99_vfscanf, (FILE *, const char *, va_list))
+#else
+#define FZ_REAL_STDIO_SYMBOLS(X)
+#endif
+
 /* clang-format does not settle on one layout for this list: kept by hand */
 // clang-format off
 #define FZ_REAL_ALL_SYMBOLS(X)                                                                     \
@@ -264,7 +298,8 @@
     FZ_REAL_WAIT_SYMBOLS(X)                                                                        \
     FZ_REAL_PROCESS_SYMBOLS(X)                                                                     \
     FZ_REAL_DIR_SYMBOLS(X)                                                                         \
-    FZ_REAL_LIBC_SIDE_SYMBOLS(X)
+    FZ_REAL_LIBC_SIDE_SYMBOLS(X)                                                                   \
+    FZ_REAL_STDIO_SYMBOLS(X)
 // clang-format on
 
 struct fz_real {

@@ -1,23 +1,20 @@
 /* Semaphores: sem_wait & co park the fiber, never the carrier.
  *
- * We keep glibc's x86_64 encoding of sem_t (the same from 2.34 to 2.42)
- * for every semaphore: a 64-bit `data` word with the value in the low 32
- * bits and the number of waiters in the high 32, then `private`, which is
- * 0 for process-private semaphores and FUTEX_SHARED (128) for pshared ones
- * (sem_init pshared != 0 and every sem_open'ed one).  So sem_init,
- * sem_destroy, sem_getvalue and sem_trywait (one CAS on the value) stay
- * glibc's own, not interposed.
+ * We keep the libc's encoding of sem_t for every semaphore
+ * (syscalls/sync_layout.h: glibc's 64-bit value-and-waiters word, musl's
+ * value and waiters ints), so sem_init, sem_destroy, sem_getvalue and
+ * sem_trywait stay the libc's own, not interposed.
  *
- * Private semaphores: waiters count themselves in the high half, then park
- * on the address of `data` while the value is 0 (re-checked under the
- * parking lot's bucket lock); sem_post increments the value and unparks one
- * waiter if the same atomic word said there were any.  Both sides touch
- * one word, so there is no lost wake-up; a woken waiter that loses the
- * value to a barging sem_wait parks again.  sem_wait ends with EINTR when a
- * handler without SA_RESTART ran (the kernel restarts futex waits for
- * SA_RESTART handlers, so glibc's sem_wait does too).
+ * Private semaphores: waiters count themselves in (fz_sem_wait_begin),
+ * then park on the value's address while it is 0 (re-checked under the
+ * parking lot's bucket lock); sem_post adds one to the value and unparks
+ * one waiter if, after that, the count said there were any.  So there is
+ * no lost wake-up; a woken waiter that loses the value to a barging
+ * sem_wait parks again.  sem_wait ends with EINTR when a handler without
+ * SA_RESTART ran (the kernel restarts futex waits for SA_RESTART
+ * handlers, so the libc's sem_wait does too).
  *
- * Shared semaphores are also driven by glibc in other processes, whose
+ * Shared semaphores are also driven by the libc in other processes, whose
  * waiters sleep in the kernel: sem_post stays the real one (it wakes them),
  * and our wait is the real sem_trywait plus a timed sleep of the fiber,
  * backoff 50 µs to 1 ms, until it succeeds or the deadline passes.
@@ -38,30 +35,11 @@
 #include "runtime/park.h"
 #include "syscalls/backoff.h"
 #include "syscalls/hook.h"
-
-struct sem {
-    _Atomic uint64_t data;
-    int private_flag; /* glibc's `private`: nonzero = process-shared */
-    int pad;
-};
-_Static_assert(sizeof(struct sem) <= sizeof(sem_t), "sem_t layout");
-
-#define VALUE_MASK 0xffffffffull
-#define ONE_WAITER (1ull << 32)
-
-static struct sem *as_sem(sem_t *s)
-{
-    return (struct sem *)s;
-}
-
-static bool is_shared(sem_t *s)
-{
-    return as_sem(s)->private_flag != 0;
-}
+#include "syscalls/sync_layout.h"
 
 static bool pass_through(sem_t *s)
 {
-    return !fz_hook_active(FZ_HOOK_SYNC) || (is_shared(s) && !fz_self());
+    return !fz_hook_active(FZ_HOOK_SYNC) || (fz_sem_shared(s) && !fz_self());
 }
 
 static int fail(int err)
@@ -72,54 +50,36 @@ static int fail(int err)
 
 /* ---- private semaphores ---------------------------------------------- */
 
-static bool try_take(struct sem *s)
-{
-    uint64_t d = atomic_load(&s->data);
-    while (d & VALUE_MASK)
-        if (atomic_compare_exchange_weak(&s->data, &d, d - 1))
-            return true;
-    return false;
-}
-
-static bool value_is_zero(void *ctx)
-{
-    struct sem *s = ctx;
-    return (atomic_load(&s->data) & VALUE_MASK) == 0;
-}
-
 /* 0, ETIMEDOUT or EINTR. */
-static int wait_private(struct sem *s, uint64_t deadline)
+static int wait_private(sem_t *s, uint64_t deadline)
 {
-    if (try_take(s))
+    if (fz_sem_try_take(s))
         return 0;
-    atomic_fetch_add(&s->data, ONE_WAITER);
+    fz_sem_wait_begin(s);
     int err = 0;
-    while (!try_take(s)) {
-        err = fz_park_addr(&s->data, ~0u, value_is_zero, s, deadline, FZ_INTR_NORESTART);
+    while (!fz_sem_try_take(s)) {
+        err = fz_park_addr(fz_sem_word(s), ~0u, fz_sem_may_park, s, deadline, FZ_INTR_NORESTART);
         if (err == ETIMEDOUT || err == EINTR)
             break;
         err = 0;
     }
-    atomic_fetch_sub(&s->data, ONE_WAITER);
+    fz_sem_wait_end(s);
     if (err == EINTR)
         fz_cancel_point(); /* after the waiter count is right again */
     return err;
 }
 
-static int post_private(struct sem *s)
+static int post_private(sem_t *s)
 {
-    uint64_t d = atomic_load(&s->data);
-    do {
-        if ((d & VALUE_MASK) == SEM_VALUE_MAX)
-            return EOVERFLOW;
-    } while (!atomic_compare_exchange_weak(&s->data, &d, d + 1));
+    bool wake;
+    int err = fz_sem_add_one(s, &wake);
     /* sem_post is async-signal-safe: from a handler, wake later */
-    if (d >= ONE_WAITER && !(fz_in_signal_handler() && fz_unpark_addr_deferred(&s->data)))
-        fz_unpark_addr(&s->data, ~0u, 1);
-    return 0;
+    if (!err && wake && !(fz_in_signal_handler() && fz_unpark_addr_deferred(fz_sem_word(s))))
+        fz_unpark_addr(fz_sem_word(s), ~0u, 1);
+    return err;
 }
 
-/* ---- shared semaphores: glibc's, polled ------------------------------ */
+/* ---- shared semaphores: the libc's, polled ------------------------- */
 
 static int wait_shared(sem_t *s, uint64_t deadline)
 {
@@ -144,7 +104,7 @@ static int wait_shared(sem_t *s, uint64_t deadline)
 static int wait_until(sem_t *s, uint64_t deadline)
 {
     fz_testcancel();
-    int err = is_shared(s) ? wait_shared(s, deadline) : wait_private(as_sem(s), deadline);
+    int err = fz_sem_shared(s) ? wait_shared(s, deadline) : wait_private(s, deadline);
     return err ? fail(err) : 0;
 }
 
@@ -175,14 +135,14 @@ FZ_EXPORT int sem_timedwait(sem_t *s, const struct timespec *abs)
 FZ_EXPORT int sem_clockwait(sem_t *s, clockid_t clock, const struct timespec *abs)
 {
     if (pass_through(s))
-        return fz_real.sem_clockwait(s, clock, abs);
+        return fz_sem_real_clockwait(s, clock, abs);
     return timed_wait(s, clock, abs);
 }
 
 FZ_EXPORT int sem_post(sem_t *s)
 {
-    if (!fz_hook_active(FZ_HOOK_SYNC) || is_shared(s))
+    if (!fz_hook_active(FZ_HOOK_SYNC) || fz_sem_shared(s))
         return fz_real.sem_post(s);
-    int err = post_private(as_sem(s));
+    int err = post_private(s);
     return fz_schedule_point_after(err ? fail(err) : 0);
 }

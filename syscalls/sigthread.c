@@ -34,10 +34,10 @@ static bool gone(struct fz_fiber *f)
     return atomic_load(&f->exit_word) == FZ_EXIT_REAPED || f->state == FZ_FIBER_DONE;
 }
 
-/* glibc's own signals (cancellation, set*id) are refused, as glibc does. */
+/* libc's own signals (runtime/tls.h) are refused, as glibc does. */
 static bool internal_signal(int sig)
 {
-    return sig == 32 || sig == 33;
+    return sig > 0 && sig <= 64 && (FZ_LIBC_SIGNALS & (1ull << (sig - 1)));
 }
 
 /* Send sig (valid, not 0) to live fiber f: 0 or an errno value. */

@@ -16,13 +16,19 @@
  *    fake one, and then crashes when the kernel refuses it; it runs here
  *    with the carrier's real tid loaded for the call, as glibc's abort
  *    (which asks the kernel for the tid) signals the carrier natively.
- * Not taken: set*id and setrlimit, which musl broadcasts with __synccall
- * over its thread list (see README: they reach the calling carrier only).
+ *  - set*id and setgroups: musl's broadcast (__synccall) reaches no carrier
+ *    running a fiber and, called from a fiber, acts on the caller's OS
+ *    thread only; runtime/setxid_musl.c broadcasts by kernel tids.
+ * setrlimit also goes through __synccall, but Linux keeps limits per
+ * process: musl's acting on the caller alone is the same result.
  */
 #include <errno.h>
+#include <grp.h>
+#include <unistd.h>
 #include <string.h>
 #include <threads.h>
 #include "runtime/asan.h"
+#include "runtime/setxid.h"
 #include "runtime/tls.h"
 #include "syscalls/hook.h"
 #include "syscalls/thread_libc.h"
@@ -130,4 +136,61 @@ FZ_EXPORT _Noreturn void abort(void)
         fz_tcb_set_current_tid((pid_t)fz_sys0(SYS_gettid));
     fz_real.abort();
     __builtin_unreachable();
+}
+
+/* ---- credentials ------------------------------------------------------- */
+
+static int set_ids(long nr, long a, long b, long c)
+{
+    long r = fz_setxid_broadcast(nr, a, b, c);
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return 0;
+}
+
+FZ_EXPORT int setuid(uid_t uid)
+{
+    return set_ids(SYS_setuid, uid, 0, 0);
+}
+
+FZ_EXPORT int setgid(gid_t gid)
+{
+    return set_ids(SYS_setgid, gid, 0, 0);
+}
+
+FZ_EXPORT int seteuid(uid_t euid)
+{
+    return set_ids(SYS_setresuid, -1, euid, -1);
+}
+
+FZ_EXPORT int setegid(gid_t egid)
+{
+    return set_ids(SYS_setresgid, -1, egid, -1);
+}
+
+FZ_EXPORT int setreuid(uid_t ruid, uid_t euid)
+{
+    return set_ids(SYS_setreuid, ruid, euid, 0);
+}
+
+FZ_EXPORT int setregid(gid_t rgid, gid_t egid)
+{
+    return set_ids(SYS_setregid, rgid, egid, 0);
+}
+
+FZ_EXPORT int setresuid(uid_t ruid, uid_t euid, uid_t suid)
+{
+    return set_ids(SYS_setresuid, ruid, euid, suid);
+}
+
+FZ_EXPORT int setresgid(gid_t rgid, gid_t egid, gid_t sgid)
+{
+    return set_ids(SYS_setresgid, rgid, egid, sgid);
+}
+
+FZ_EXPORT int setgroups(size_t count, const gid_t list[])
+{
+    return set_ids(SYS_setgroups, (long)count, (long)list, 0);
 }

@@ -269,13 +269,15 @@ PY
 
 # gdb with scripts/fiberize-gdb.py on tests/programs/gdb_fibers: main reads
 # stdin (held open here, on fd 8), two threads wait in wait_for_go, one
-# naps in nap_for_an_hour.  Sets GF_PID, GF_FIFO.
+# naps in nap_for_an_hour.  The io hooks are off, so main's fgets blocks
+# its carrier (stdio parks otherwise) and the tests see a running fiber
+# beside the parked ones.  Sets GF_PID, GF_FIFO.
 gf_start() {
     command -v gdb >/dev/null || skip "gdb not installed"
     GF_FIFO=$BATS_TEST_TMPDIR/in
     mkfifo "$GF_FIFO"
     exec 8<>"$GF_FIFO"
-    timeout --kill-after=5 120 "$FZ" --workers 1 -- "$PROG/gdb_fibers" <"$GF_FIFO" \
+    FIBERIZE_HOOKS=-io timeout --kill-after=5 120 "$FZ" --workers 1 -- "$PROG/gdb_fibers" <"$GF_FIFO" \
         >"$BATS_TEST_TMPDIR/out" 2>&1 &
     GF_TIMEOUT_PID=$!
     wait_for_line '^ready' "$BATS_TEST_TMPDIR/out" 100
@@ -307,7 +309,7 @@ gf_gdb() {
     [[ $output == *"4 fibers"* ]] || { gf_finish; return 1; }
     [[ $(grep -c 'parked .*wait_for_go <- waiter' <<<"$output") == 2 ]] || { gf_finish; return 1; }
     [[ $(grep -c 'parked .*nap_for_an_hour <- napper' <<<"$output") == 1 ]] || { gf_finish; return 1; }
-    # main is in stdio's read of stdin, which no interposer sees: running
+    # main is in a read of stdin with the io hooks off: running
     grep -q "tid $GF_PID .*running *main on carrier 0" <<<"$output" || { gf_finish; return 1; }
     [[ $output == *"fiber 1 is running: thread 1 is its carrier"* ]] || { gf_finish; return 1; }
     # fiber N's backtrace is the fiber's own stack, down to its start routine

@@ -125,7 +125,7 @@ overflow_status() {
     fi
 }
 
-@test "handoff: a thread stuck in fgets and one spinning do not stall 1,000 sleepers" {
+@test "handoff: a thread stuck in an unparked read and one spinning do not stall 1,000 sleepers" {
     compare_native handoff
 }
 
@@ -162,9 +162,11 @@ overflow_status() {
 }
 
 # Natively under ASan, fork in a threaded program can deadlock in ASan's
-# allocator (the native run hangs): then only the fiberized run is checked.
+# allocator (the native run hangs), and natively on musl 1.2.3 the child
+# whose main thread calls pthread_exit never ends (the program's alarm
+# fires): then only the fiberized run is checked.
 fork_threads_case() {
-    if [[ -z ${FZ_ASAN:-} ]]; then
+    if [[ -z ${FZ_ASAN:-} && ${FZ_LIBC:-} != musl ]]; then
         compare_native fork_threads
         return
     fi

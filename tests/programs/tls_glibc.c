@@ -408,7 +408,9 @@ static void *owner_worker(void *arg)
             usleep(300);                                 // blocked while holding all three
         expect(pthread_mutex_trylock(&o->recursive), 0); // recursion by the owner
         expect(pthread_mutex_lock(&o->errorcheck), EDEADLK);
+#ifdef __GLIBC__ /* musl's rwlock does not detect it: natively the thread hangs */
         expect(pthread_rwlock_wrlock(&o->rw), EDEADLK);
+#endif
         expect(pthread_mutex_unlock(&o->recursive), 0);
         expect(pthread_mutex_unlock(&o->recursive), 0);
         expect(pthread_mutex_unlock(&o->errorcheck), 0);

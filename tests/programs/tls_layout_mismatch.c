@@ -6,12 +6,24 @@
 // RTLD_DEFAULT finds the executable's before libc's) saying struct
 // pthread's tid is at byte 4, inside the TCB header on every glibc.  The
 // threads then run natively and print what they print natively.
+// On musl, which publishes no layout, the executable's own
+// __errno_location (found before libc's) puts errno outside struct
+// pthread, where another musl release could have moved errno_val.
 // link: -rdynamic
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 
 const uint32_t _thread_db_pthread_tid[3] = {32, 1, 4};
+
+#ifndef __GLIBC__
+#include <errno.h>
+static int errno_elsewhere;
+int *__errno_location(void)
+{
+    return &errno_elsewhere;
+}
+#endif
 
 static __thread int mine;
 

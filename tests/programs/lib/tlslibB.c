@@ -8,7 +8,13 @@
 #define TLSB_WORDS 64 // 512 bytes: bigger than tlslibA's block
 
 __thread int tlsB_gd = 1234;
+#ifdef __GLIBC__
 __thread int tlsB_ie __attribute__((tls_model("initial-exec"))) = 5678;
+#else
+/* musl's dlopen refuses initial-exec TLS in a library loaded late: on musl
+ * both variables are general-dynamic, which is what its programs can use */
+__thread int tlsB_ie = 5678;
+#endif
 __thread long tlsB_words[TLSB_WORDS] = {11, 22, 33};
 __thread int tlsB_zero; // .tbss: starts at 0
 
