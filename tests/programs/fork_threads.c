@@ -14,7 +14,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "libc_compat.h"
 
 static atomic_int prepared, in_parent, in_child;
 static void on_prepare(void)
@@ -96,11 +95,6 @@ int main(void)
     printf("atfork: prepare %d, parent %d, child %d (in the parent)\n", atomic_load(&prepared),
            atomic_load(&in_parent), atomic_load(&in_child));
 
-    if (!LIBC_FORKED_CHILD_PTHREAD_EXIT_ENDS) {
-        for (int i = 0; i < 20; i++)
-            pthread_join(nappers[i], NULL);
-        return 0;
-    }
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {

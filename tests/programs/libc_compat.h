@@ -15,18 +15,12 @@
  * glibc only: joining a detached thread or oneself (glibc: EINVAL,
  * EDEADLK; musl stops the process with a_crash in pthread_join, or waits
  * forever), destroying a locked mutex (glibc: EBUSY; musl: 0). */
-/* And what musl 1.2.3 does not do here natively: a child forked from a
- * threaded parent, whose main thread calls pthread_exit while a thread it
- * started sleeps, never exits (that thread stays blocked after its sleep;
- * seen with fork_threads). */
 #ifdef __GLIBC__
 #define LIBC_REPORTS_JOIN_MISUSE 1
 #define LIBC_REPORTS_DESTROY_BUSY 1
-#define LIBC_FORKED_CHILD_PTHREAD_EXIT_ENDS 1
 #else
 #define LIBC_REPORTS_JOIN_MISUSE 0
 #define LIBC_REPORTS_DESTROY_BUSY 0
-#define LIBC_FORKED_CHILD_PTHREAD_EXIT_ENDS 0
 #endif
 
 #ifndef __GLIBC__
