@@ -261,7 +261,8 @@ static void errors_test(void)
     int v = -1;
     sem_getvalue(&s, &v);
     printf("value after a post: %d\n", v);
-    result("timedwait bad nsec, value 1", sem_timedwait(&s, &bad), EINVAL);
+    if (LIBC_CHECKS_TIME_FIRST)
+        result("timedwait bad nsec, value 1", sem_timedwait(&s, &bad), EINVAL);
     result("clockwait CPU clock, value 1",
            sem_clockwait(&s, CLOCK_PROCESS_CPUTIME_ID, &(struct timespec){0, 0}), EINVAL);
     result("trywait on 1", sem_trywait(&s), 0);
