@@ -185,7 +185,8 @@ $(BUILD)/tests/unit/test_%: tests/unit/test_%.c runtime/%.c runtime/assert.c $(w
 
 # The sync layer on musl's object encodings (syscalls/sync_layout_musl.h),
 # over a stand-in runtime inside the test: a musl program.
-SYNC_SRCS := syscalls/mutex.c syscalls/cond.c syscalls/rwlock.c syscalls/sem.c syscalls/barrier.c
+SYNC_SRCS := syscalls/mutex.c syscalls/cond.c syscalls/rwlock.c syscalls/sem.c syscalls/barrier.c \
+             syscalls/sync_check_musl.c
 $(BUILD)/tests/unit/test_sync_musl: tests/unit/test_sync_musl.c $(SYNC_SRCS) $(wildcard */*.h) | $(MUSL_INC)/.stamp
 	@mkdir -p $(dir $@)
 	$(MUSL_CC) $(CFLAGS_COMMON) -I. -isystem $(MUSL_INC) -DFZ_CHECKS=1 -o $@ $< $(SYNC_SRCS) -ldl

@@ -236,9 +236,10 @@ void fz_driver_peek(struct fz_carrier *c)
 
 void fz_driver_after_fork(void)
 {
-    /* the epoll instance is shared with the parent: make our own (the
-     * inherited fds, the driver's and other fibers' per-wait ones, go) */
-    fz_ownfd_after_fork();
+    /* the epoll instance is shared with the parent: make our own.  The
+     * inherited fds (the driver's, other fibers' per-wait ones) went at the
+     * fork already (fz_ownfd_after_fork, preload/init.c): this may run much
+     * later, when the program's fds may have taken their numbers. */
     d.timer_lock = (fz_spinlock){0};
     atomic_store(&d.held, 0);
     atomic_store(&d.sleeping, 0);

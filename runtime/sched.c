@@ -1125,7 +1125,9 @@ bool fz_sched_after_fork(struct fz_fiber *self)
     /* what FIBERIZE_WORKERS asked for, started or not (a child's child) */
     unsigned n = fz_rt.carriers_later ? fz_rt.carriers_later : fz_rt.target;
     fz_rt.carriers_later = 0;
-    uint64_t mask = self->sigmask;
+    /* The thread's mask now: the fiber's when it forked, or what the child
+     * set since with the real sigprocmask while the runtime was off. */
+    uint64_t mask = fz_sigmask_current_kernel();
     fz_rt.active = false;
     fz_inject_init(&fz_rt.inject);
     fz_rt.idle_lock = (fz_spinlock){0};
@@ -1150,10 +1152,25 @@ bool fz_sched_after_fork(struct fz_fiber *self)
     const char *why;
     if (!alloc_carriers(n) || !adopt_carrier0(self, &why))
         return false;
-    fz_rt.carriers[0].kernel_mask = mask; /* this thread's, inherited from the parent */
+    fz_rt.carriers[0].kernel_mask = mask; /* this thread's */
     /* Most fork children exec or exit without a thread: their carriers
      * would only make the fork and the exit slower (each is an OS thread
      * that exit_group must take down: issue 17's waitpid figure). */
     go_live(self, mask, n, true);
     return true;
+}
+
+bool (*fz_fork_rebuild)(struct fz_fiber *self);
+
+/* Only the forking fiber's own thread rebuilds: a thread the child started
+ * natively meanwhile (glibc's timer threads) has a TCB of its own, and the
+ * runtime, built around the fiber, would adopt the wrong OS thread. */
+bool fz_sched_fork_resume_slow(void)
+{
+    struct fz_fiber *f = fz_rt.fork_pending;
+    FZ_ASSERT(!f || !fz_rt.active); /* pending: the runtime is off */
+    if (!f || fz_tls_current_fiber() != f || !fz_fork_rebuild)
+        return fz_rt.active;
+    fz_rt.fork_pending = NULL;
+    return fz_fork_rebuild(f);
 }

@@ -17,6 +17,11 @@ struct fz_runtime {
     /* a fork child's carriers, started at its first fz_spawn (0: started);
      * written by the child's only fiber before any other thread exists */
     unsigned carriers_later;
+    /* a fork child that has not needed the runtime yet: the forking fiber,
+     * around which it is rebuilt at the first call that needs fibers
+     * (fz_fork_resume); NULL otherwise.  Written by the child's only
+     * thread: at the fork (preload/init.c) and when it resumes. */
+    struct fz_fiber *fork_pending;
     struct fz_carrier *carriers;
     atomic_uint stuck;          /* carriers the monitor found stuck */
     atomic_uint spares_running; /* spares not retired */
@@ -101,6 +106,18 @@ bool fz_in_vfork_child(void);
 /* fork child: rebuild the runtime around self, the child's only thread.
  * False if it could not (the child then runs without it). */
 bool fz_sched_after_fork(struct fz_fiber *self);
+
+/* A fork child runs as a plain process, the runtime off, until it first
+ * needs fibers (its first thread, pthread_exit...): then fz_fork_resume
+ * calls fz_fork_rebuild (set by preload/, which owns the rebuild's order)
+ * around the forking fiber, if the caller is that fiber's thread.  True if
+ * the runtime is on now.  Costs one load when no rebuild is pending. */
+extern bool (*fz_fork_rebuild)(struct fz_fiber *self);
+bool fz_sched_fork_resume_slow(void);
+static inline bool fz_fork_resume(void)
+{
+    return __builtin_expect(fz_rt.fork_pending != NULL, 0) && fz_sched_fork_resume_slow();
+}
 /* Make every idle carrier pass through its idle loop once (mask changes). */
 void fz_sched_kick_idle(void);
 

@@ -625,9 +625,10 @@ void fz_tls_process_exit(void)
 
 struct fz_fiber *fz_tls_current_fiber(void)
 {
-    void *marker, *fiber;
+    const void *marker;
+    void *fiber;
     __asm__ volatile("mov %%fs:%c1, %0" : "=r"(marker) : "i"(PT_MAP_BASE));
-    if (marker != (void *)fiber_tcb_marker)
+    if (marker != (const void *)fiber_tcb_marker)
         return NULL;
     __asm__ volatile("mov %%fs:%c1, %0" : "=r"(fiber) : "i"(PT_MAP_SIZE));
     return fiber;

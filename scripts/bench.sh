@@ -22,7 +22,12 @@
 #    and fiberized on libfiberize-musl.so, beside the glibc rows of part 1
 #    (run here if part 1 was not), with the musl ratio from the same run.
 #
-#   BENCH_ONLY=micro|http|glibc|musl|seed|stdio   run one part; BENCH_SECONDS per wrk run (5)
+# 5. fork and waitpid on their own (BENCH_ONLY=fork; part 1 has their rows
+#    too): bench/waitpid and bench/fork natively, fiberized and with the
+#    process family off, BENCH_FORK_ROUNDS times (3), one line per round,
+#    so the ratios of one run sit beside the next on a loaded machine.
+#
+#   BENCH_ONLY=micro|http|glibc|musl|seed|stdio|fork   run one part; BENCH_SECONDS per wrk run (5)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 BUILD=${BUILD:-build}
@@ -458,10 +463,40 @@ musl() {
     done
 }
 
+# fork and waitpid, round by round: a fork child runs without the runtime
+# until its first thread (preload/init.c); FIBERIZE_HOOKS=-process makes
+# the parent's wait the real one, in place, which separates the child's
+# fork and exit from the parent's wait on a pidfd.
+forks() {
+    printf '%-5s %-30s %12s %12s %10s %14s %10s %6s\n' round benchmark native fiberize speedup \
+        "fz -process" speedup unit
+    local round b
+    for ((round = 1; round <= ${BENCH_FORK_ROUNDS:-3}; round++)); do
+        for b in waitpid fork; do
+            [[ -x $BUILD/bench/$b ]] || continue
+            run_bench "$tmp/fk.$b.n" "$BUILD/bench/$b"
+            run_bench "$tmp/fk.$b.f" "$FZ" -- "$BUILD/bench/$b"
+            run_bench "$tmp/fk.$b.p" env FIBERIZE_HOOKS=-process "$FZ" -- "$BUILD/bench/$b"
+            local metric value unit
+            while IFS=$'\t' read -r metric value unit; do
+                [[ -n $unit ]] || continue
+                local f p lower=0
+                f=$(metric_of "$tmp/fk.$b.f" "$metric")
+                p=$(metric_of "$tmp/fk.$b.p" "$metric")
+                better_when_lower "$unit" && lower=1
+                printf '%-5s %-30s %12s %12s %10s %14s %10s %6s\n' "$round" "$metric" "$value" \
+                    "${f:-failed}" "$(speedup "$value" "${f:-x}" $lower)" "${p:-failed}" \
+                    "$(speedup "$value" "${p:-x}" $lower)" "$unit"
+            done < <(grep -P '^[^\t]+\t[^\t]+\t[^\t]+$' "$tmp/fk.$b.n")
+        done
+    done
+}
+
 [[ -z $ONLY || $ONLY == micro ]] && micro
 [[ -z $ONLY || $ONLY == http ]] && http
 [[ -z $ONLY || $ONLY == glibc ]] && glibcs
 [[ -z $ONLY || $ONLY == musl ]] && musl
 [[ -z $ONLY || $ONLY == seed ]] && seeded
 [[ -z $ONLY || $ONLY == stdio ]] && stdio_part
+[[ -z $ONLY || $ONLY == fork ]] && forks
 true

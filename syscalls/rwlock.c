@@ -178,12 +178,32 @@ static int lock_shared(pthread_rwlock_t *rw, bool write, uint64_t deadline)
 
 /* ---- entry points ---------------------------------------------------- */
 
-/* clock: CLOCK_REALTIME/MONOTONIC, or -1 for "no deadline".  EINVAL
- * comes first, whether or not the call would block (glibc's order). */
+/* An invalid time: glibc says EINVAL whether or not the call would block;
+ * musl tries first and says EINVAL only if it would
+ * (FZ_SYNC_TIME_CHECKED_FIRST). */
+static int invalid_time(pthread_rwlock_t *rw, bool write)
+{
+    if (!FZ_SYNC_TIME_CHECKED_FIRST) {
+        int err;
+        if (fz_rwlock_shared(rw)) {
+            err = fz_rwlock_real_try(rw, write);
+        } else {
+            struct fz_rwlock_words l = fz_rwlock_words(rw);
+            err = write ? try_write(&l) : try_read(&l);
+        }
+        if (err != EBUSY)
+            return err;
+    }
+    return EINVAL;
+}
+
+/* clock: CLOCK_REALTIME/MONOTONIC, or -1 for "no deadline". */
 static int lock(pthread_rwlock_t *rw, bool write, clockid_t clock, const struct timespec *abs)
 {
-    if (abs && ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) || !fz_timespec_valid(abs)))
+    if (abs && clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)
         return EINVAL;
+    if (abs && !fz_timespec_valid(abs))
+        return invalid_time(rw, write);
     uint64_t deadline = abs ? fz_abs_to_deadline(clock, abs) : 0;
     if (fz_rwlock_shared(rw))
         return lock_shared(rw, write, deadline);

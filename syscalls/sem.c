@@ -20,8 +20,9 @@
  * backoff 50 µs to 1 ms, until it succeeds or the deadline passes.
  * Non-fiber callers of shared semaphores use the real functions.
  *
- * Timed waits check the timespec (and clock) first, before trying, as
- * glibc does: EINVAL even when the value is positive.
+ * Timed waits check the clock first, and the timespec when the libc does:
+ * glibc before trying (EINVAL even when the value is positive), musl only
+ * once the call would wait (FZ_SYNC_TIME_CHECKED_FIRST).
  *
  * sem_post is async-signal-safe, but a wake-up takes runtime spinlocks
  * (bucket, idle list) that the code a handler interrupted may hold; while
@@ -108,12 +109,30 @@ static int wait_until(sem_t *s, uint64_t deadline)
     return err ? fail(err) : 0;
 }
 
+/* One attempt without waiting: did it take a unit?  errno unchanged. */
+static bool take_now(sem_t *s)
+{
+    if (!fz_sem_shared(s))
+        return fz_sem_try_take(s);
+    int saved = errno;
+    bool took = fz_real.sem_trywait(s) == 0;
+    errno = saved;
+    return took;
+}
+
 static int timed_wait(sem_t *s, clockid_t clock, const struct timespec *abs)
 {
     if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)
         return fail(EINVAL);
-    if (!fz_timespec_valid(abs))
+    if (!fz_timespec_valid(abs)) {
+        /* musl takes a unit if there is one before it reads the time */
+        if (!FZ_SYNC_TIME_CHECKED_FIRST) {
+            fz_testcancel();
+            if (take_now(s))
+                return 0;
+        }
         return fail(EINVAL);
+    }
     return wait_until(s, fz_abs_to_deadline(clock, abs));
 }
 

@@ -19,6 +19,12 @@ int fz_mutex_unlock(pthread_mutex_t *m);
 /* Does this call take the runtime's path, or the libc's? */
 _Bool fz_sync_hooked(void);
 
+/* Before the runtime starts: do the libc's objects look as
+ * syscalls/sync_layout.h says (sync_check_glibc.c, sync_check_musl.c)?
+ * If not, *why is one line naming the first fact that failed, and the
+ * runtime must stay off. */
+bool fz_sync_layout_check(const char **why);
+
 /* Has the absolute time abs on clock passed? */
 static inline bool fz_sync_deadline_passed(clockid_t clock, const struct timespec *abs)
 {

@@ -16,6 +16,10 @@
 #include "syscalls/hook.h"
 #include "syscalls/sync.h"
 
+/* A timed rwlock or semaphore wait refuses an invalid time (EINVAL)
+ * before it tries to take anything. */
+#define FZ_SYNC_TIME_CHECKED_FIRST 1
+
 /* ==== mutexes =========================================================
  *   __lock   0 unlocked, 1 locked, 2 locked and someone may be parked
  *   __owner  locker's tid as glibc records it (fibers: their fake tid)

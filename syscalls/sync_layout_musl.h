@@ -36,6 +36,12 @@ _Static_assert(sizeof(pthread_mutex_t) == 40 && sizeof(pthread_cond_t) == 48 &&
                    sizeof(sem_t) == 32,
                "musl x86_64 object sizes");
 
+/* A timed lock or wait tries to take the object first and looks at the
+ * time only once it would have to wait (pthread_rwlock_timed*lock.c,
+ * sem_timedwait.c, pthread_mutex_timedlock.c: the time is first read in
+ * __timedwait.c), so an invalid time is EINVAL only then. */
+#define FZ_SYNC_TIME_CHECKED_FIRST 0
+
 /* ==== mutexes =========================================================
  * pthread_mutex_t, __u.__i[10]:
  *   [0] _m_type  bits 0-1 type (normal 0, recursive 1, errorcheck 2),
@@ -514,7 +520,7 @@ static inline bool fz_barrier_view(pthread_barrier_t *b, struct fz_barrier_view 
 
 /* Sleep with a backoff while *word == value: another process's musl wakes
  * only the waiters it counted, and we do not count ourselves. */
-static inline void fz_musl_poll_while(volatile int *word, int value)
+static inline void fz_musl_poll_while(const volatile int *word, int value)
 {
     struct fz_backoff backoff = fz_backoff_begin(FZ_BACKOFF_WAIT_FIRST_NS);
     while (*word == value)
@@ -535,17 +541,17 @@ static inline void fz_musl_poll_while(volatile int *word, int value)
  * (which does wait) may race with a fiber leaving it. */
 static inline int fz_barrier_libc_wait(pthread_barrier_t *b)
 {
-    volatile int *lock = &b->__u.__vi[0], *count = &b->__u.__vi[3];
+    volatile int *gate = &b->__u.__vi[0], *count = &b->__u.__vi[3];
     volatile int *waiters = &b->__u.__vi[1], *waiters2 = &b->__u.__vi[4];
     int limit = (b->__u.__i[2] & INT_MAX) + 1, v, ret = 0;
     if (limit == 1)
         return PTHREAD_BARRIER_SERIAL_THREAD;
     for (;;) {
         int expected = 0;
-        if (__atomic_compare_exchange_n((int *)lock, &expected, limit, false, __ATOMIC_SEQ_CST,
+        if (__atomic_compare_exchange_n((int *)gate, &expected, limit, false, __ATOMIC_SEQ_CST,
                                         __ATOMIC_SEQ_CST))
             break;
-        fz_musl_poll_while(lock, expected);
+        fz_musl_poll_while(gate, expected);
     }
     if (__atomic_add_fetch((int *)count, 1, __ATOMIC_SEQ_CST) == limit) {
         __atomic_store_n((int *)count, 0, __ATOMIC_SEQ_CST);
@@ -553,9 +559,9 @@ static inline int fz_barrier_libc_wait(pthread_barrier_t *b)
         if (*waiters2)
             fz_futex_wake_shared((const void *)count, INT_MAX);
     } else {
-        __atomic_store_n((int *)lock, 0, __ATOMIC_SEQ_CST);
+        __atomic_store_n((int *)gate, 0, __ATOMIC_SEQ_CST);
         if (*waiters)
-            fz_futex_wake_shared((const void *)lock, 1);
+            fz_futex_wake_shared((const void *)gate, 1);
         while ((v = *count) > 0)
             fz_musl_poll_while(count, v);
     }
@@ -568,13 +574,13 @@ static inline int fz_barrier_libc_wait(pthread_barrier_t *b)
             fz_musl_poll_while(count, v);
     }
     int w;
-    v = *lock;
+    v = *gate;
     do
         w = *waiters;
-    while (!__atomic_compare_exchange_n((int *)lock, &v, v == INT_MIN + 1 ? 0 : v - 1, false,
+    while (!__atomic_compare_exchange_n((int *)gate, &v, v == INT_MIN + 1 ? 0 : v - 1, false,
                                         __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
     if (v == INT_MIN + 1 || (v == 1 && w))
-        fz_futex_wake_shared((const void *)lock, 1);
+        fz_futex_wake_shared((const void *)gate, 1);
     return ret;
 }
 
@@ -582,12 +588,11 @@ static inline int fz_barrier_libc_wait(pthread_barrier_t *b)
  * mark _b_lock (bit 31) and wait until the round in progress has left. */
 static inline int fz_barrier_libc_destroy(pthread_barrier_t *b)
 {
-    volatile int *lock = &b->__u.__vi[0];
-    int v;
-    if (*lock) {
-        __atomic_fetch_or((int *)lock, INT_MIN, __ATOMIC_SEQ_CST);
-        while ((v = *lock) & INT_MAX)
-            fz_musl_poll_while(lock, v);
+    volatile int *gate = &b->__u.__vi[0];
+    if (*gate) {
+        __atomic_fetch_or((int *)gate, INT_MIN, __ATOMIC_SEQ_CST);
+        for (int v; (v = *gate) & INT_MAX;)
+            fz_musl_poll_while(gate, v);
     }
     return 0;
 }

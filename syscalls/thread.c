@@ -32,6 +32,7 @@ static struct fz_fiber *fiber_of(pthread_t th)
 FZ_EXPORT int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*start)(void *),
                              void *arg)
 {
+    fz_fork_resume(); /* a fork child's first thread: its runtime now (preload/init.c) */
     if (!fz_hook_active(FZ_HOOK_THREAD))
         return fz_real.pthread_create(th, attr, start, arg);
     struct fz_fiber_attr a;
@@ -193,6 +194,7 @@ FZ_EXPORT int pthread_detach(pthread_t th)
 
 FZ_EXPORT void pthread_exit(void *value)
 {
+    fz_fork_resume(); /* the forking fiber's unwinding ends in the runtime */
     fz_schedule_point();
     struct fz_fiber *self = fz_self();
     if (self && self->is_main && !fz_rt.main_unwind_ready) {
@@ -327,6 +329,7 @@ static int thrd_result(int err)
 
 FZ_EXPORT int thrd_create(thrd_t *thr, thrd_start_t func, void *arg)
 {
+    fz_fork_resume();
     if (!fz_hook_active(FZ_HOOK_THREAD))
         return fz_real.thrd_create(thr, func, arg);
     return thrd_result(

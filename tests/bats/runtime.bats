@@ -194,6 +194,18 @@ fork_threads_case() {
     grep -q "the child's thread ran" "$BATS_TEST_TMPDIR/compare_native.fork_lazy/fiber.out"
 }
 
+# The runtime is rebuilt in a fork child only at its first thread: before
+# it, the child has mapped nothing more than its parent had (rebuilt at the
+# fork, the carrier slots and an idle stack: 2) and gettid is its pid; a
+# handler it installed before its first thread, with the runtime off, still
+# ends a parked read with EINTR after it (it is wrapped at the rebuild).
+@test "a fork child is a plain process until its first thread: no runtime mappings, native tid; its handlers interrupt after" {
+    compare_native fork_plain
+    grep -q "mappings beyond its parent's: 0, epoll fds: 0, gettid is getpid: yes" "$BATS_TEST_TMPDIR/compare_native.fork_plain/fiber.out"
+    grep -q "blocked read after the handler: EINTR, handler ran: 1" "$BATS_TEST_TMPDIR/compare_native.fork_plain/fiber.out"
+    FIBERIZE_WORKERS=1 compare_native fork_plain
+}
+
 @test "posix_spawn, fork+execve, vfork+execve, popen, system from threads; a static child; children's masks" {
     compare_native spawn_children
     FIBERIZE_WORKERS=1 compare_native spawn_children

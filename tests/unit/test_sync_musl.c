@@ -35,6 +35,7 @@
 #include "runtime/sched.h"
 #include "runtime/tls.h"
 #include "syscalls/hook.h"
+#include "syscalls/sync.h"
 #include "tests/unit/tap.h"
 
 /* musl declares none of the *clock* variants; fiberize exports them. */
@@ -518,9 +519,9 @@ static void cond_timeouts(void)
         r = pthread_cond_timedwait(&c, &m, &t);
     while (r == 0);
     long long waited = ms_since(&start);
-    int held = pthread_mutex_trylock(&m) == EBUSY;
+    int relocked = pthread_mutex_trylock(&m) == EBUSY;
     pthread_mutex_unlock(&m);
-    TAP_CHECK(r == ETIMEDOUT && waited >= 59 && waited < 1000 && held,
+    TAP_CHECK(r == ETIMEDOUT && waited >= 59 && waited < 1000 && relocked,
               "cond on CLOCK_MONOTONIC (musl's _c_clock): ETIMEDOUT after %lld ms, mutex held",
               waited);
 
@@ -697,6 +698,15 @@ static void rwlock_all(void)
                   l.__u.__i[0] == 0,
               "rwlock: musl's try/unlock agree with our encoding");
 
+    struct timespec bad = {0, 1000000000};
+    int rd = pthread_rwlock_timedrdlock(&l, &bad);
+    int wr = pthread_rwlock_timedwrlock(&l, &bad);
+    pthread_rwlock_unlock(&l);
+    int wr_free = pthread_rwlock_timedwrlock(&l, &bad);
+    pthread_rwlock_unlock(&l);
+    TAP_CHECK(rd == 0 && wr == EINVAL && wr_free == 0,
+              "rwlock, invalid time: taken when free (%d %d), else EINVAL (%d)", rd, wr_free, wr);
+
     struct timespec t = in_ms(CLOCK_REALTIME, 30), start;
     pthread_rwlock_wrlock(&l);
     clock_gettime(CLOCK_MONOTONIC, &start);
@@ -753,6 +763,14 @@ static void sem_all(void)
     long long waited = ms_since(&start);
     TAP_CHECK(r == -1 && e == ETIMEDOUT && waited >= 29, "sem_timedwait: ETIMEDOUT after %lld ms",
               waited);
+
+    /* musl takes a unit before it looks at the time */
+    struct timespec bad = {0, 1000000000};
+    sem_post(&items);
+    int took = sem_timedwait(&items, &bad);
+    r = sem_timedwait(&items, &bad), e = errno;
+    TAP_CHECK(took == 0 && r == -1 && e == EINVAL,
+              "sem_timedwait, invalid time: takes a unit (%d), else EINVAL (%d)", took, e);
 
     sem_t full;
     sem_init(&full, 0, SEM_VALUE_MAX);
@@ -874,6 +892,9 @@ static void barrier_pshared(void)
 int main(void)
 {
     resolve_real();
+    const char *why = NULL;
+    TAP_CHECK(fz_sync_layout_check(&why), "start-up check of musl's encodings: %s",
+              why ? why : "as sync_layout_musl.h says");
     mutex_flat_totals(PTHREAD_MUTEX_NORMAL, "normal");
     mutex_flat_totals(PTHREAD_MUTEX_ERRORCHECK, "errorcheck");
     mutex_recursive_totals();
