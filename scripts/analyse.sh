@@ -46,16 +46,17 @@ run_format() {
 # with the other's definition across files.
 run_cppcheck() {
     need cppcheck || return 1
-    local defs libc other files
+    local defs libc other files libc_def
     for libc in glibc musl; do
-        other=musl
-        [[ $libc == musl ]] && other=glibc
+        # the seams' #ifdef __GLIBC__ as the compiler sees it for this library
+        other=musl libc_def=-D__GLIBC__
+        [[ $libc == musl ]] && other=glibc libc_def=-U__GLIBC__
         mapfile -t files < <(ls preload/*.c runtime/*.c syscalls/*.c | grep -v "_$other\.c\$")
         [[ $libc == glibc ]] && files+=(scripts/fiberize.c scripts/explore.c)
         for defs in "-DFZ_CHECKS=1" "-DFZ_CHECKS=1 -DFZ_ASAN"; do
             # shellcheck disable=SC2086 # defs is two words on purpose
             cppcheck -q --error-exitcode=1 --enable=style,warning,performance,portability \
-                --std=c11 -I. -D_GNU_SOURCE $defs --inline-suppr \
+                --std=c11 -I. -D_GNU_SOURCE "$libc_def" $defs --inline-suppr \
                 --suppressions-list=scripts/cppcheck.supp "${files[@]}" ||
                 { echo "cppcheck: the $libc library's sources ($defs)"; return 1; }
         done

@@ -333,8 +333,14 @@ make_layout() {
 @test "a musl program runs fiberized on the built libfiberize-musl.so" {
     make_musl_program
     [[ -f $FIBERIZE_BUILD/libfiberize-musl.so ]] || skip "libfiberize-musl.so is not built"
+    local want=$FIBERIZE_BUILD/libfiberize-musl.so
+    [[ -e $FIBERIZE_BUILD/by-libc/\$LIB/libfiberize.so ]] && want=$FIBERIZE_BUILD/by-libc/\$LIB/libfiberize.so
     run --separate-stderr "$FZ" -- "$BATS_TEST_TMPDIR/musl_prog" a b
-    [[ $status == 7 && $output == "$FIBERIZE_BUILD/libfiberize-musl.so 3 b" && -z $stderr ]]
+    echo "status $status, stdout '$output', stderr '$stderr'"
+    [[ $status == 7 && $output == "$want 3 b" && -z $stderr ]]
+    # and the runtime is on in it
+    run --separate-stderr "$FZ" --stats -- "$BATS_TEST_TMPDIR/musl_prog" a b
+    [[ $status == 7 && $stderr == *"fiberize stats: carriers="* ]]
 }
 
 @test "a static program runs natively, with one line saying why" {
