@@ -107,6 +107,12 @@ pid_t fz_tcb_current_tid(void);
 /* Overwrite it (mutex.c's priority-protect calls; restore it after). */
 void fz_tcb_set_current_tid(pid_t tid);
 
+/* Once, before any thread (runtime/thread_pointer.c; the TCB sides call it
+ * from fz_tls_setup). */
+void fz_thread_pointer_setup(void);
+/* A fresh fake tid for a fiber's TCB. */
+int fz_tls_fake_tid(void);
+
 /* Load a thread pointer on the calling OS thread (arch_prctl, or wrfsbase
  * where the kernel enables FSGSBASE).  Raw syscall: no TLS touched. */
 void fz_set_thread_pointer(void *tcb);

@@ -107,8 +107,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/futex.h>
-#include <sys/auxv.h>
-#include <asm/prctl.h>
 #include "runtime/asan.h"
 #include "runtime/libc.h"
 #include "runtime/robust.h"
@@ -140,9 +138,6 @@ union dtv_entry {
     } pointer;
 };
 
-static bool wrfsbase;
-static atomic_uint next_fake_tid;
-
 /* The marker that tells a fiber's TCB from a native thread's: native threads
  * keep their start routine in the same field. */
 static void fiber_tcb_marker(void) {}
@@ -151,28 +146,13 @@ bool fz_tls_setup(const struct fz_os_thread_calls *os, const char **why)
 {
     if (!fz_libc_setup(os, why))
         return false;
-    wrfsbase = (getauxval(AT_HWCAP2) & 2) != 0; /* HWCAP2_FSGSBASE */
-    atomic_init(&next_fake_tid, 0);
+    fz_thread_pointer_setup();
     return true;
 }
 
 void fz_tls_threads_started(void)
 {
     fz_setxid_wrap_handler();
-}
-
-void fz_set_thread_pointer(void *tcb)
-{
-    if (wrfsbase)
-        __asm__ volatile("wrfsbase %0" ::"r"(tcb) : "memory");
-    else
-        fz_sys2(SYS_arch_prctl, ARCH_SET_FS, tcb);
-}
-
-static int fake_tid(void)
-{
-    unsigned n = atomic_fetch_add(&next_fake_tid, 1);
-    return (int)(FZ_FAKE_TID_BASE + (n % 0x1f000000u));
 }
 
 /* Fields nptl's allocate_stack/pthread_create would set. */
@@ -186,7 +166,7 @@ static void init_pthread_fields(void *tcb, struct fz_fiber *fiber)
     AT(tcb, TCB_STACK_GUARD, uintptr_t) = AT(tp, TCB_STACK_GUARD, uintptr_t);
     AT(tcb, TCB_POINTER_GUARD, uintptr_t) = AT(tp, TCB_POINTER_GUARD, uintptr_t);
     AT(tcb, TCB_FEATURE_1, unsigned) = AT(tp, TCB_FEATURE_1, unsigned);
-    AT(tcb, L.tid, int) = fake_tid();
+    AT(tcb, L.tid, int) = fz_tls_fake_tid();
     void *robust_head = (char *)tcb + L.robust_head;
     AT(tcb, L.robust_prev, void *) = robust_head;
     AT(tcb, L.robust_head, void *) = robust_head;
@@ -246,7 +226,7 @@ static void move_os_thread_identity(void *idle_tcb)
     AT(idle_tcb, L.tid, int) = tid;
     if (AT(tp, L.tid, int) != tid)
         return;
-    AT(tp, L.tid, int) = fake_tid();
+    AT(tp, L.tid, int) = fz_tls_fake_tid();
     /* glibc registered max(32, __rseq_size) bytes; unregistering needs the same */
     unsigned len = L.rseq_size < 32 ? 32 : L.rseq_size;
     if (L.rseq_size && fz_sys4(SYS_rseq, (char *)tp + L.rseq_offset, len,

@@ -70,8 +70,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
-#include <asm/prctl.h>
 #include <linux/futex.h>
 #include "runtime/assert.h"
 #include "runtime/fiber.h"
@@ -159,8 +157,6 @@ static fz_spinlock modules_lock;
 static struct module modules[MAX_MODULES];
 static size_t module_count; /* highest dtv index known */
 static void (*key_destructors[KEYS_MAX])(void *);
-static bool wrfsbase;
-static atomic_uint next_fake_tid;
 static char why_buf[160];
 
 /* Marks a TCB as a fiber's (in map_base, which musl reads only in its own
@@ -326,26 +322,11 @@ bool fz_tls_setup(const struct fz_os_thread_calls *os, const char **why)
     (void)os;
     if (!check_layout(why) || !static_modules(why))
         return false;
-    wrfsbase = (getauxval(AT_HWCAP2) & 2) != 0; /* HWCAP2_FSGSBASE */
-    atomic_init(&next_fake_tid, 0);
+    fz_thread_pointer_setup();
     return true;
 }
 
 void fz_tls_threads_started(void) {}
-
-void fz_set_thread_pointer(void *tcb)
-{
-    if (wrfsbase)
-        __asm__ volatile("wrfsbase %0" ::"r"(tcb) : "memory");
-    else
-        fz_sys2(SYS_arch_prctl, ARCH_SET_FS, tcb);
-}
-
-static int fake_tid(void)
-{
-    unsigned n = atomic_fetch_add(&next_fake_tid, 1);
-    return (int)(FZ_FAKE_TID_BASE + (n % 0x1f000000u));
-}
 
 /* ---- building a TCB --------------------------------------------------- */
 
@@ -409,7 +390,7 @@ static void init_pthread_fields(void *tcb, struct fz_fiber *fiber, void **tsd)
     AT(tcb, PT_NEXT, void *) = tcb;
     AT(tcb, PT_SYSINFO, uintptr_t) = L.sysinfo;
     AT(tcb, PT_CANARY, uintptr_t) = L.canary;
-    AT(tcb, PT_TID, int) = fake_tid();
+    AT(tcb, PT_TID, int) = fz_tls_fake_tid();
     AT(tcb, PT_DETACH_STATE, int) = DT_JOINABLE;
     AT(tcb, PT_TSD, void **) = tsd;
     AT(tcb, PT_ROBUST_HEAD, void *) = (char *)tcb + PT_ROBUST_HEAD;
@@ -460,7 +441,7 @@ void *fz_tls_create(struct fz_fiber *fiber)
         AT(tcb, PT_TID, int) = tid;
         void *tp = thread_pointer();
         if (AT(tp, PT_TID, int) == tid)
-            AT(tp, PT_TID, int) = fake_tid();
+            AT(tp, PT_TID, int) = fz_tls_fake_tid();
     }
     return tcb;
 }
