@@ -114,7 +114,7 @@ struct rec {
     long about;
     const void *addr;
     uint64_t deadline;
-    int owner_tid;    /* word after the address (a mutex's __owner) */
+    int owner_tid;    /* a mutex's holder (fz_tls_mutex_holder) */
     uint64_t join_id; /* pthread_join: the joined fiber */
     char *pool_text;  /* pool calls: "getaddrinfo("x") running on ..." */
     /* the stack */
@@ -535,8 +535,7 @@ static void read_wait(struct rec *r, struct fz_fiber *f, const char *sp, const c
     r->addr = w->addr;
     r->deadline = w->deadline;
     r->since = f->parked_at;
-    if (r->addr && !safe_read((const char *)r->addr + 8, &r->owner_tid, sizeof r->owner_tid))
-        r->owner_tid = 0;
+    r->owner_tid = r->addr ? fz_tls_mutex_holder(r->addr, safe_read) : 0;
 }
 
 static void describe_pool_call(struct rec *r)

@@ -100,6 +100,12 @@ void fz_tls_key_created(unsigned key, void (*destructor)(void *));
 void fz_tls_key_deleted(unsigned key);
 void fz_tls_modules_changed(void);
 
+/* The tid a pthread_mutex_t names as its holder, for dumps: `word` is the
+ * address fibers park on when they wait for it (syscalls/mutex.c), `read`
+ * copies program memory that may be gone.  0 if none or unknown.
+ * glibc: __owner, 8 bytes after __lock; musl: see tls_musl.c. */
+pid_t fz_tls_mutex_holder(const void *word, bool (*read)(const void *, void *, size_t));
+
 /* The tid glibc keeps in a TCB (a fiber's: its fake unique one). */
 pid_t fz_tcb_tid(void *tcb);
 /* The calling thread's tid as glibc records it (fibers: their fake tid). */

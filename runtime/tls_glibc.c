@@ -402,6 +402,12 @@ struct fz_fiber *fz_tls_current_fiber(void)
     return arg;
 }
 
+pid_t fz_tls_mutex_holder(const void *word, bool (*read)(const void *, void *, size_t))
+{
+    int owner; /* __owner, after __lock and __count */
+    return read((const char *)word + 8, &owner, sizeof owner) ? owner : 0;
+}
+
 pid_t fz_tcb_tid(void *tcb)
 {
     return AT(tcb, L.tid, int);

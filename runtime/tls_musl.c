@@ -634,6 +634,20 @@ void fz_tcb_set_stack(void *tcb, void *base, size_t size, size_t guard)
     AT(tcb, PT_GUARD_SIZE, size_t) = guard;
 }
 
+/* Fibers park on _m_lock, word 1.  musl 1.2.3 (pthread_mutex_trylock.c):
+ * a recursive or errorcheck mutex's _m_lock holds its owner's tid under
+ * flag bits 30-31; a normal one only a busy mark, and the sync layer
+ * records the holder in word 4, which musl leaves unused. */
+pid_t fz_tls_mutex_holder(const void *word, bool (*read)(const void *, void *, size_t))
+{
+    int m[5];
+    if (!read((const int *)word - 1, m, sizeof m))
+        return 0;
+    if ((m[0] & 3) == PTHREAD_MUTEX_NORMAL)
+        return m[4];
+    return m[1] & 0x3fffffff;
+}
+
 pid_t fz_tcb_tid(void *tcb)
 {
     return AT(tcb, PT_TID, int);
