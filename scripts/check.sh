@@ -152,7 +152,7 @@ run_other_glibcs() {
 # The program suites once more on the programs built with musl-gcc
 # (FZ_LIBC=musl in tests/bats/helpers.bash), when make built
 # libfiberize-musl.so: each runs natively and fiberized on musl.
-MUSL_SUITES=${FZ_MUSL_SUITES:-"runtime tls sync_locks sync_waits io pool stdio fds wake"}
+MUSL_SUITES=${FZ_MUSL_SUITES:-"runtime tls sync_locks sync_waits io pool stdio fds wake identity sched_lifo"}
 
 run_musl() {
     local suite
