@@ -24,14 +24,6 @@ static size_t put_uint(char *buf, size_t at, size_t cap, unsigned v)
     return at;
 }
 
-/* The kernel's struct sigaction for rt_sigaction(2) (glibc's differs). */
-struct kernel_sigaction {
-    void (*handler)(int);
-    unsigned long flags;
-    void (*restorer)(void);
-    uint64_t mask;
-};
-
 void fz_throw(const char *what, const char *file, int line)
 {
     char msg[512];
@@ -45,7 +37,8 @@ void fz_throw(const char *what, const char *file, int line)
     msg[n++] = '\n';
     fz_sys3(SYS_write, 2, msg, n);
 
-    struct kernel_sigaction dfl = {SIG_DFL, 0, NULL, 0};
+    struct fz_kernel_sigaction dfl = {(void (*)(int, siginfo_t *, void *))(void (*)(void))SIG_DFL,
+                                      0, NULL, 0};
     uint64_t abrt = 1ull << (SIGABRT - 1);
     fz_sys4(SYS_rt_sigaction, SIGABRT, &dfl, NULL, sizeof abrt);
     fz_sys4(SYS_rt_sigprocmask, SIG_UNBLOCK, &abrt, NULL, sizeof abrt);

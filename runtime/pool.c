@@ -41,9 +41,6 @@
 
 enum { QUEUED = 1, RUNNING, DONE, WITHDRAWN };
 enum { KICK_SIGNAL = FZ_LIBC_CANCEL_SIGNAL };
-#ifndef SA_RESTORER
-#define SA_RESTORER 0x04000000 /* the kernel's flag: restorer field is set */
-#endif
 #define IDLE_RETIRE_NS (10ull * 1000000000ull)
 /* libc's own signals stay deliverable on pool threads */
 #define GLIBC_SIGNALS FZ_LIBC_SIGNALS
@@ -217,13 +214,6 @@ static bool start_thread(void)
 
 /* ---- interrupting a running call ---------------------------------------- */
 
-struct kernel_sigaction {
-    void (*handler)(int, siginfo_t *, void *);
-    unsigned long flags;
-    void (*restorer)(void);
-    uint64_t mask;
-};
-
 static void on_kick(int sig, siginfo_t *info, void *uctx)
 {
     (void)sig, (void)info, (void)uctx; /* being here made the call fail with EINTR */
@@ -236,11 +226,12 @@ static void on_kick(int sig, siginfo_t *info, void *uctx)
  * and keeps working without SA_RESTART. */
 static bool kick_handler_ready(void)
 {
-    struct kernel_sigaction k;
+    struct fz_kernel_sigaction k;
     if (fz_sys4(SYS_rt_sigaction, KICK_SIGNAL, NULL, &k, 8) != 0)
         return false;
     if (k.handler == (void *)SIG_DFL || k.handler == (void *)SIG_IGN) {
-        k = (struct kernel_sigaction){on_kick, SA_SIGINFO | SA_RESTORER, fz_signal_restorer, 0};
+        k = (struct fz_kernel_sigaction){on_kick, SA_SIGINFO | FZ_SA_RESTORER, fz_signal_restorer,
+                                         0};
     } else if (k.flags & SA_RESTART) {
         k.flags &= ~(unsigned long)SA_RESTART;
     } else {

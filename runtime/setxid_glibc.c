@@ -39,13 +39,7 @@ enum { SIGSETXID = 33 };
  * before it starts any thread.  Once: a program that installs its own
  * SIGSETXID handler is on its own. */
 
-struct kernel_sigaction {
-    void (*handler)(int, siginfo_t *, void *);
-    unsigned long flags;
-    void (*restorer)(void);
-    uint64_t mask;
-};
-static struct kernel_sigaction glibc_setxid;
+static struct fz_kernel_sigaction glibc_setxid;
 static atomic_int setxid_state; /* 0 not yet, 1 being installed, 2 done */
 
 static bool has_tid(void *tcb, void *tid)
@@ -77,7 +71,7 @@ void fz_setxid_wrap_handler(void)
     int expected = 0;
     if (!atomic_compare_exchange_strong(&setxid_state, &expected, 1))
         return; /* another creator is at it */
-    struct kernel_sigaction wrapped;
+    struct fz_kernel_sigaction wrapped;
     if (fz_sys4(SYS_rt_sigaction, SIGSETXID, NULL, &glibc_setxid, 8) == 0 &&
         (glibc_setxid.flags & SA_SIGINFO) && glibc_setxid.handler != setxid_on_own_tcb) {
         wrapped = glibc_setxid;

@@ -33,14 +33,6 @@
 #include "runtime/sys.h"
 
 enum { SIGSYNCCALL = 34 };
-enum { SA_RESTORER_FLAG = 0x04000000 };
-
-struct kernel_sigaction {
-    void (*handler)(int, siginfo_t *, void *);
-    unsigned long flags;
-    void (*restorer)(void);
-    uint64_t mask;
-};
 
 static fz_spinlock broadcast_lock;
 static struct {
@@ -123,9 +115,9 @@ long fz_setxid_broadcast(long nr, long a, long b, long c)
     long ret = fz_sys3(nr, a, b, c);
     if (ret == 0) {
         call.nr = nr, call.a = a, call.b = b, call.c = c;
-        struct kernel_sigaction act = {on_sigsynccall, SA_SIGINFO | SA_RESTART | SA_RESTORER_FLAG,
-                                       fz_signal_restorer, ~0ull};
-        struct kernel_sigaction old;
+        struct fz_kernel_sigaction act = {on_sigsynccall, SA_SIGINFO | SA_RESTART | FZ_SA_RESTORER,
+                                          fz_signal_restorer, ~0ull};
+        struct fz_kernel_sigaction old;
         if (fz_sys4(SYS_rt_sigaction, SIGSYNCCALL, &act, &old, 8) == 0) {
             every_other_task((int)fz_sys0(SYS_getpid), (int)fz_sys0(SYS_gettid));
             fz_sys4(SYS_rt_sigaction, SIGSYNCCALL, &old, NULL, 8);

@@ -8,6 +8,7 @@
 #ifndef FZ_SYS_H
 #define FZ_SYS_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <linux/futex.h>
@@ -29,6 +30,17 @@ static inline long fz_sys6(long n, long a, long b, long c, long d, long e, long 
     // cppcheck-suppress uninitvar
     return ret;
 }
+
+/* The kernel's struct sigaction, for the raw rt_sigaction the runtime uses
+ * where libc's sigaction is interposed or refuses the signal (x86_64; both
+ * libcs' own struct differs from it). */
+struct fz_kernel_sigaction {
+    void (*handler)(int, siginfo_t *, void *);
+    unsigned long flags;
+    void (*restorer)(void);
+    uint64_t mask;
+};
+#define FZ_SA_RESTORER 0x04000000 /* the kernel's flag: restorer field is set */
 
 /* rt_sigreturn, as the restorer of handlers installed with the raw
  * rt_sigaction (runtime/switch.S). */
