@@ -158,5 +158,5 @@ void fz_observe_start(void)
         fz_real.sigaction(fz_config.dump_signal, &act, NULL);
     }
     pthread_t t;
-    fz_os_thread_create(&t, NULL, observer_main, NULL);
+    fz_os_thread_start(&t, NULL, observer_main, NULL);
 }

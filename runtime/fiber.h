@@ -253,4 +253,11 @@ struct fz_fiber *fz_fiber_all(void);
 extern int (*fz_os_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 extern int (*fz_os_thread_getattr)(pthread_t, pthread_attr_t *);
 
+/* How the runtime starts an OS thread of its own (carrier, monitor, pool,
+ * observer): fz_os_thread_create, then whatever libc changed in a process
+ * that has just become multi-threaded is taken over again
+ * (fz_tls_threads_started: after fz_tls_alone, glibc re-installs its
+ * set*id handler at its next thread). */
+int fz_os_thread_start(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+
 #endif

@@ -207,7 +207,7 @@ static bool start_thread(void)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    bool ok = fz_os_thread_create(&t, &attr, pool_thread, NULL) == 0;
+    bool ok = fz_os_thread_start(&t, &attr, pool_thread, NULL) == 0;
     pthread_attr_destroy(&attr);
     return ok;
 }

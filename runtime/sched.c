@@ -636,7 +636,7 @@ static void start_carriers_later(void);
 void fz_spawn(struct fz_fiber *f)
 {
     if (__builtin_expect(fz_rt.carriers_later != 0, 0))
-        start_carriers_later(); /* before f can be seen: a child has one fiber so far */
+        start_carriers_later(); /* before f can be seen: the main fiber is the only one so far */
     struct fz_fiber *self = fz_self();
     if (self) {
         push_runnable(self->carrier, f, false, true);
@@ -989,6 +989,13 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
 
 int (*fz_os_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 
+int fz_os_thread_start(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    int r = fz_os_thread_create(t, attr, fn, arg);
+    fz_tls_threads_started();
+    return r;
+}
+
 static void *carrier_thread(void *arg)
 {
     struct fz_carrier *c = arg;
@@ -1048,11 +1055,28 @@ static void go_live(struct fz_fiber *m, uint64_t mask, unsigned n, bool later)
     start_carriers(n);
 }
 
-/* The first thread of a fork child: now the child needs its carriers (and
- * the monitor, which only ever watches carriers running fibers). */
+/* Drop the counts of handlers that ran (handle_interrupts). */
+static void forget_interrupts(void)
+{
+    atomic_store(&fz_rt.pending_interrupts, 0);
+    for (int sig = 0; sig <= 64; sig++) {
+        atomic_store(&fz_rt.pending_signal[0][sig], 0);
+        atomic_store(&fz_rt.pending_signal[1][sig], 0);
+    }
+}
+
+/* The first thread of the process (or of a fork child): now it needs its
+ * carriers (and the monitor, which only ever watches carriers running
+ * fibers). */
 static void start_carriers_later(void)
 {
     unsigned n = fz_rt.carriers_later;
+    /* The handlers that ran so far ran on main, the only fiber, which is
+     * running now (it creates this thread): the real calls of its that
+     * they interrupted, the kernel ended itself (syscalls/hook.h), and no
+     * wait of its is left to end.  Their counts must not end a wait of
+     * the new thread's (pool_wait: EINTR with no handler run). */
+    forget_interrupts();
     fz_rt.carriers_later = 0;
     fz_rt.target = n;
     atomic_store(&fz_rt.ncarriers, n);
@@ -1070,7 +1094,7 @@ void fz_carrier_init(struct fz_carrier *c, unsigned index)
 
 bool fz_sched_start_carrier(struct fz_carrier *c)
 {
-    return fz_os_thread_create(&c->thread, NULL, carrier_thread, c) == 0;
+    return fz_os_thread_start(&c->thread, NULL, carrier_thread, c) == 0;
 }
 
 static bool alloc_carriers(unsigned n)
@@ -1112,7 +1136,16 @@ bool fz_sched_start(unsigned n, const char **why)
         return *why = "cannot describe the main thread", false;
     if (!adopt_carrier0(m, why))
         return false;
-    go_live(m, fz_sigmask_current_kernel(), n, false);
+    /* A program is one thread until it creates one: until then the other
+     * carriers and the monitor have nothing to run or watch, yet their
+     * OS threads make every fork and exit of a single-threaded program
+     * slower than natively (the kernel shoots down TLBs on the CPUs they
+     * sit on: on a 2-core VM fork took 580 us instead of 180) ... */
+    go_live(m, fz_sigmask_current_kernel(), n, true);
+    /* ... and libc may take its single-threaded paths again (fork, malloc,
+     * cancellable system calls), which libfiberize's own start-up thread
+     * turned off (runtime/libc_glibc.c's probe) */
+    fz_tls_alone();
     return true;
 }
 
@@ -1139,12 +1172,9 @@ bool fz_sched_after_fork(struct fz_fiber *self)
     atomic_store(&fz_rt.spares_running, 0);
     atomic_store(&fz_rt.monitor_asleep, 0);
     atomic_store(&fz_rt.main_exited, false);
-    atomic_store(&fz_rt.pending_interrupts, 0);
-    for (int sig = 0; sig <= 64; sig++) {
-        atomic_store(&fz_rt.pending_signal[0][sig], 0);
-        atomic_store(&fz_rt.pending_signal[1][sig], 0);
+    forget_interrupts();
+    for (int sig = 0; sig <= 64; sig++)
         fz_rt.unblocked_by[sig] = 0;
-    }
     fz_rt.mask_lock = (fz_spinlock){0};
     atomic_store(&fz_rt.blocked_by_all, 0);
     if (fz_det_on)

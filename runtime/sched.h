@@ -14,8 +14,9 @@ struct fz_runtime {
     atomic_uint ncarriers; /* carriers started, spares included (grows only) */
     unsigned target;       /* carriers meant to run fibers (FIBERIZE_WORKERS) */
     unsigned capacity;     /* slots in carriers[]: target plus spares */
-    /* a fork child's carriers, started at its first fz_spawn (0: started);
-     * written by the child's only fiber before any other thread exists */
+    /* the carriers to start at the first fz_spawn (0: started): the
+     * program, or a fork child, has created no thread yet.  Written by the
+     * main fiber while it is the only one; others read it relaxed. */
     unsigned carriers_later;
     /* a fork child that has not needed the runtime yet: the forking fiber,
      * around which it is rebuilt at the first call that needs fibers
@@ -53,6 +54,14 @@ struct fz_runtime {
 };
 
 extern struct fz_runtime fz_rt;
+
+/* The calling fiber is the program's only one, and the only carrier runs:
+ * no thread has been created yet (go_live).  Only that fiber can make it
+ * false, by creating one. */
+static inline bool fz_sched_alone(void)
+{
+    return __atomic_load_n(&fz_rt.carriers_later, __ATOMIC_RELAXED) != 0;
+}
 
 /* Spare carriers the monitor may start beyond the target. */
 #define FZ_MAX_SPARES 256u

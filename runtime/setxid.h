@@ -9,6 +9,10 @@
  * Idempotent and cheap after the first success. */
 void fz_setxid_wrap_handler(void);
 
+/* libc is told it is single-threaded again (fz_tls_alone): at its next
+ * thread it installs its own handler again, to be wrapped again. */
+void fz_setxid_handler_will_return(void);
+
 /* musl: make the credential system call nr(a, b, c) on the calling thread
  * and then on every other thread of the process, as musl's __setxid does:
  * the caller's result (0 or -errno) is returned; a thread that fails after

@@ -64,6 +64,11 @@ static void setxid_on_own_tcb(int sig, siginfo_t *info, void *uctx)
         fz_set_thread_pointer(loaded); /* not part of the signal frame */
 }
 
+void fz_setxid_handler_will_return(void)
+{
+    atomic_store(&setxid_state, 0);
+}
+
 void fz_setxid_wrap_handler(void)
 {
     if (atomic_load_explicit(&setxid_state, memory_order_relaxed) == 2 || __libc_single_threaded)

@@ -42,6 +42,14 @@ bool fz_tls_setup(const struct fz_os_thread_calls *os, const char **why);
  * over what that changes (the set*id broadcast handler, see tls_glibc.c). */
 void fz_tls_threads_started(void);
 
+/* The process has one OS thread and one fiber again (start-up, once
+ * libfiberize's own probe thread is gone): let libc know, so it takes its
+ * single-threaded paths until the runtime starts its next OS thread, which
+ * tells libc otherwise itself (and is followed by fz_tls_threads_started).
+ * Does nothing where libc keeps the fact out of reach (glibc before 2.36,
+ * musl) or when another OS thread exists. */
+void fz_tls_alone(void);
+
 /* A new TCB for a fiber (fiber != NULL: marked so fz_self() finds it) or
  * for a carrier's idle state (fiber == NULL: made on that carrier's OS
  * thread, whose current TCB must be the fiber that leaves it, e.g. the main

@@ -97,6 +97,8 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/single_threaded.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -153,6 +155,52 @@ bool fz_tls_setup(const struct fz_os_thread_calls *os, const char **why)
 void fz_tls_threads_started(void)
 {
     fz_setxid_wrap_handler();
+}
+
+/* The process's OS threads (/proc/self/stat's num_threads); 0: unknown. */
+static long os_threads(void)
+{
+    char buf[512];
+    int fd = (int)fz_sys4(SYS_openat, AT_FDCWD, "/proc/self/stat", O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    long n = fz_sys3(SYS_read, fd, buf, sizeof buf - 1);
+    fz_sys1(SYS_close, fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the end of field 2, the name */
+    for (int field = 2; p && field < 20; field++)
+        p = strchr(p + 1, ' ');
+    return p ? strtol(p + 1, NULL, 10) : 0;
+}
+
+/* Since 2.36, x86_64 glibc's SINGLE_THREAD_P reads __libc_single_threaded
+ * itself (by its internal alias); before, a hidden __libc_multiple_threads
+ * we cannot reach.  libc's own copy is looked up in libc: the program's
+ * may be a copy relocation, which glibc's pthread_create writes as well.
+ * The probe thread (libc_glibc.c) has been joined, but the kernel counts
+ * an exiting thread a little longer: a few looks. */
+void fz_tls_alone(void)
+{
+    if (L.minor < 36)
+        return;
+    long threads = os_threads();
+    for (int look = 0; threads > 1 && look < 20; look++) {
+        fz_sys0(SYS_sched_yield);
+        threads = os_threads();
+    }
+    if (threads != 1)
+        return;
+    void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    char *own = libc ? dlsym(libc, "__libc_single_threaded") : NULL;
+    if (libc)
+        dlclose(libc);
+    if (!own)
+        return;
+    fz_setxid_handler_will_return();
+    *own = 1;
+    __libc_single_threaded = 1;
 }
 
 /* Fields nptl's allocate_stack/pthread_create would set. */

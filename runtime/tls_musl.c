@@ -328,6 +328,9 @@ bool fz_tls_setup(const struct fz_os_thread_calls *os, const char **why)
 
 void fz_tls_threads_started(void) {}
 
+/* musl's single-threaded paths follow its hidden libc.threads_minus_1 */
+void fz_tls_alone(void) {}
+
 /* ---- building a TCB --------------------------------------------------- */
 
 static void *aligned_block(size_t size, size_t align)

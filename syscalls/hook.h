@@ -22,18 +22,34 @@
  * handlers instead. */
 extern void (*fz_exit_hook)(void);
 
+/* Families whose interposers exist to let other fibers run while a call
+ * waits.  While the main fiber is alone (the program has created no thread
+ * yet, fz_sched_alone) nothing else could run meanwhile, so their calls
+ * are the real ones, made in place: exactly native, at native cost (a
+ * waitpid through a pidfd and the reactor is ten system calls instead of
+ * one).  Not under --seed, whose clock is virtual: a sleep must not take
+ * real time there. */
+#define FZ_WAIT_FAMILIES (FZ_HOOK_TIME | FZ_HOOK_IO | FZ_HOOK_PROCESS | FZ_HOOK_POOL)
+
+static inline bool fz_hook_family_on(unsigned family)
+{
+    if (!(fz_hook_settings.families & family))
+        return false;
+    return !(family & FZ_WAIT_FAMILIES) || !fz_sched_alone() || fz_det_on;
+}
+
 /* The calling fiber if the runtime handles this family for it, else NULL:
  * then the interposer must behave exactly as the real call. */
 static inline struct fz_fiber *fz_hook_self(unsigned family)
 {
-    if (!(fz_hook_settings.families & family))
+    if (!fz_hook_family_on(family))
         return NULL;
     return fz_self();
 }
 
 static inline bool fz_hook_active(unsigned family)
 {
-    return fz_rt.active && (fz_hook_settings.families & family);
+    return fz_rt.active && fz_hook_family_on(family);
 }
 
 /* A wait at a cancellation point ended early (EINTR): if pthread_cancel

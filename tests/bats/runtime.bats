@@ -206,6 +206,15 @@ fork_threads_case() {
     FIBERIZE_WORKERS=1 compare_native fork_plain
 }
 
+# The old runtime started its carriers and monitor before main, and glibc
+# stayed multi-threaded after libfiberize's start-up probe: 3 OS threads and
+# "libc single-threaded: no" before any thread, forks 2-3x dearer (issue 17).
+@test "before its first thread a program is one OS thread, glibc single-threaded, its waits the real calls" {
+    compare_native alone
+    grep -q "OS threads before any thread: 1" "$BATS_TEST_TMPDIR/compare_native.alone/fiber.out"
+    FIBERIZE_WORKERS=1 compare_native alone
+}
+
 @test "posix_spawn, fork+execve, vfork+execve, popen, system from threads; a static child; children's masks" {
     compare_native spawn_children
     FIBERIZE_WORKERS=1 compare_native spawn_children
