@@ -33,14 +33,13 @@ static struct fz_fiber *fiber_of_thread(pthread_t th, struct fz_fiber **self)
     return fz_tcb_fiber((void *)th);
 }
 
-/* The kernel's size rule: at least its CPU count's worth of bits, in
- * longs; the real call on the carrier checks it. */
-static int check_size(size_t size)
+/* The kernel's checks -- the size at least its CPU count's worth of bits,
+ * in longs (EINVAL); the buffer writable (EFAULT: strace probes with NULL
+ * for the size) -- made by the real call on the carrier, into the caller's
+ * own buffer, which fz_affinity_get then fills with the fiber's mask. */
+static int check_buffer(size_t size, cpu_set_t *set)
 {
-    cpu_set_t probe;
-    if (size > sizeof probe)
-        return 0;
-    if (fz_real.sched_getaffinity(0, size, &probe) != 0)
+    if (fz_real.sched_getaffinity(0, size, set) != 0)
         return errno;
     return 0;
 }
@@ -63,7 +62,7 @@ FZ_EXPORT int sched_getaffinity(pid_t pid, size_t size, cpu_set_t *set)
     struct fz_fiber *self, *f = fiber_of_pid(pid, &self);
     if (!f)
         return fz_real.sched_getaffinity(pid, size, set);
-    int err = check_size(size);
+    int err = check_buffer(size, set);
     if (!err)
         err = fz_affinity_get(f, size, set);
     if (err) {
@@ -86,6 +85,6 @@ FZ_EXPORT int pthread_getaffinity_np(pthread_t th, size_t size, cpu_set_t *set)
     struct fz_fiber *self, *f = fiber_of_thread(th, &self);
     if (!f)
         return fz_real.pthread_getaffinity_np(th, size, set);
-    int err = check_size(size);
+    int err = check_buffer(size, set);
     return err ? err : fz_affinity_get(f, size, set);
 }
