@@ -12,6 +12,18 @@
  * fiber's loaded, so the kernel does the checks (EPERM while on it, the
  * minimum size) and reports SS_ONSTACK itself.
  *
+ * A fiber that leaves from a handler running on its alternate stack (the
+ * wrapper's yield after it, or a handler that parks) leaves it loaded: the
+ * kernel refuses (EPERM) to change an alternate stack the thread is on.
+ * From the switch that saves the fiber, another carrier may resume it --
+ * on that stack -- while this one still has the stack loaded, and any
+ * SA_ONSTACK signal landing here then (the next fiber's switch-in unblocks
+ * its pending doorbell first thing) writes its frame at the top of that
+ * stack, over the frames of the handler the fiber is in.  So switch-out
+ * blocks every signal when it cannot drop the stack, and what runs next
+ * replaces the stack before it loads a mask: the switch-in (sched.c loads
+ * the alternate stack before the mask) or the idle loop.
+ *
  * Both records are written only by the carrier's own thread (switch-in,
  * idle, the running fiber's interposer).  Raw system calls: the switch-in
  * path is TLS-free.
@@ -20,7 +32,9 @@
 #include <stddef.h>
 #include "runtime/altstack.h"
 #include "runtime/fiber.h"
+#include "runtime/sigmask.h"
 #include "runtime/sys.h"
+#include "runtime/tls.h"
 
 static bool armed(const stack_t *s)
 {
@@ -54,6 +68,8 @@ void fz_altstack_switch_in(struct fz_carrier *c, struct fz_fiber *f)
 void fz_altstack_switch_out(struct fz_carrier *c)
 {
     fz_altstack_idle(c);
+    if (armed(&c->altstack))                  /* refused: the fiber leaves from a handler on it */
+        fz_sigmask_load(c, ~FZ_LIBC_SIGNALS); /* glibc's handlers are not SA_ONSTACK */
 }
 
 void fz_altstack_idle(struct fz_carrier *c)

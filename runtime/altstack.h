@@ -10,9 +10,10 @@ struct fz_carrier;
 /* Switch-in: load f's alternate stack on c if c has another one. */
 void fz_altstack_switch_in(struct fz_carrier *c, struct fz_fiber *f);
 /* Switch-out: the fiber leaving c may run on another carrier next, and
- * disable or unmap its alternate stack there; c drops it first.  (A
- * handler that parks while on it keeps it: the kernel refuses to change an
- * alternate stack in use, and the fiber cannot leave that handler then.) */
+ * disable or unmap its alternate stack there; c drops it first.  If the
+ * fiber leaves from a handler on it (the kernel refuses to change an
+ * alternate stack in use), c keeps it and blocks every signal until the
+ * next switch-in or its idle loop replaces it (altstack.c). */
 void fz_altstack_switch_out(struct fz_carrier *c);
 /* c's idle context runs no fiber: it keeps no fiber's alternate stack. */
 void fz_altstack_idle(struct fz_carrier *c);

@@ -429,9 +429,11 @@ void fz_sched_resumed(struct fz_fiber *self)
 {
     struct fz_carrier *c = self->carrier;
     det_fd_wait_over(c, self);
+    /* the alternate stack before the mask: the last fiber's may still be
+     * loaded, with every signal blocked (altstack.c) */
+    fz_altstack_switch_in(c, self);
     if (c->kernel_mask != self->sigmask)
         fz_sigmask_load(c, self->sigmask);
-    fz_altstack_switch_in(c, self);
     fz_affinity_switch_in(c, self);
     if (c->loaded_tcb != self->tcb) {
         fz_set_thread_pointer(self->tcb);
@@ -492,6 +494,8 @@ static void switch_away(struct fz_carrier *c, struct fz_fiber *self)
         self->state = FZ_FIBER_RUNNING;
         det_fd_wait_over(c, self);
         fz_altstack_switch_in(c, self);
+        if (c->kernel_mask != self->sigmask) /* switch-out blocked all */
+            fz_sigmask_load(c, self->sigmask);
         back_in_fiber(c, self);
         return;
     }

@@ -10,8 +10,9 @@
  *    `blocked_by_all` has exactly the signals whose count is 0; both change
  *    together under `mask_lock`;
  *  - a carrier's `kernel_mask` mirrors its OS thread's mask and is written
- *    only by that carrier: at switch-in (the fiber's mask) and at the top
- *    of its idle loop (`blocked_by_all`).
+ *    only by that carrier: at switch-in (the fiber's mask), at the top
+ *    of its idle loop (`blocked_by_all`), and at a switch-out that leaves
+ *    a fiber's alternate stack loaded (everything: altstack.c).
  * Signals the kernel cannot block (SIGKILL, SIGSTOP) and glibc's own (32,
  * 33: cancellation and set*id) are never part of a mask.
  */
