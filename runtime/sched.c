@@ -425,15 +425,21 @@ static void det_fd_wait_over(struct fz_carrier *c, struct fz_fiber *self)
     }
 }
 
+/* self's alternate stack, then its signal mask, onto c.  In that order:
+ * the last fiber's stack may still be loaded, with every signal blocked
+ * (altstack.c's switch-out). */
+static void load_signal_state(struct fz_carrier *c, struct fz_fiber *self)
+{
+    fz_altstack_switch_in(c, self);
+    if (c->kernel_mask != self->sigmask)
+        fz_sigmask_load(c, self->sigmask);
+}
+
 void fz_sched_resumed(struct fz_fiber *self)
 {
     struct fz_carrier *c = self->carrier;
     det_fd_wait_over(c, self);
-    /* the alternate stack before the mask: the last fiber's may still be
-     * loaded, with every signal blocked (altstack.c) */
-    fz_altstack_switch_in(c, self);
-    if (c->kernel_mask != self->sigmask)
-        fz_sigmask_load(c, self->sigmask);
+    load_signal_state(c, self);
     fz_affinity_switch_in(c, self);
     if (c->loaded_tcb != self->tcb) {
         fz_set_thread_pointer(self->tcb);
@@ -493,9 +499,7 @@ static void switch_away(struct fz_carrier *c, struct fz_fiber *self)
     if (next == self) { /* woken before it got away */
         self->state = FZ_FIBER_RUNNING;
         det_fd_wait_over(c, self);
-        fz_altstack_switch_in(c, self);
-        if (c->kernel_mask != self->sigmask) /* switch-out blocked all */
-            fz_sigmask_load(c, self->sigmask);
+        load_signal_state(c, self); /* switch-out may have blocked all */
         back_in_fiber(c, self);
         return;
     }
