@@ -249,8 +249,11 @@ void fz_fiber_exit(struct fz_fiber *self)
 
 void fz_fiber_reap(struct fz_carrier *c, struct fz_fiber *f)
 {
-    if (!f->stack.user)
+    if (!f->stack.user) {
+        atomic_store_explicit(&c->releasing_stack, 1, memory_order_relaxed);
         fz_stack_release(&c->stacks, &f->stack);
+        atomic_store_explicit(&c->releasing_stack, 0, memory_order_relaxed);
+    }
     fz_spin_lock(&f->lock);
     atomic_store(&f->exit_word, FZ_EXIT_REAPED);
     bool detached = f->detached;

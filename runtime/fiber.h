@@ -163,9 +163,12 @@ struct fz_carrier {
     bool spare;         /* started by the monitor; retires when not needed */
     atomic_int retired; /* spare sleeping on retire_word */
     atomic_int retire_word;
-    bool stuck;          /* monitor's own view (only it reads or writes) */
-    unsigned seen_epoch; /* monitor only */
-    uint64_t seen_since; /* monitor only */
+    bool stuck;                        /* monitor's own view (only it reads or writes) */
+    unsigned seen_epoch;               /* monitor only */
+    uint64_t seen_since;               /* monitor only */
+    uint64_t seen_cpu_at, seen_cpu_ns; /* monitor only: when it read the thread's
+                                          CPU clock in this run, and the reading */
+    bool seen_disk_wait;               /* monitor only: this run was in state D at a look */
     /* a call made in place that may block (fz_blocking_enter): its fiber
      * (NULL when none) and since when; written by the fiber, read by the
      * monitor, which hands the carrier off once the call lasts long */
@@ -173,8 +176,13 @@ struct fz_carrier {
     atomic_ullong blocking_since;
     atomic_uint blocking_seq;   /* calls begun here: the monitor's sign of such calls */
     unsigned seen_blocking_seq; /* monitor only */
-    uint64_t kernel_mask;       /* signal mask loaded on this OS thread (sigmask.c) */
-    uint64_t cpu_mark;          /* its thread CPU clock at the last switch (cputime.c) */
+    /* 1 while the carrier releases an exited fiber's stack (munmap, which
+     * waits for the process's mmap lock): written by the carrier, read by
+     * the monitor, which starts no spare for it (a spare would wait for
+     * the same lock) */
+    atomic_int releasing_stack;
+    uint64_t kernel_mask; /* signal mask loaded on this OS thread (sigmask.c) */
+    uint64_t cpu_mark;    /* its thread CPU clock at the last switch (cputime.c) */
     bool cpu_valid;
     unsigned affinity_gen;      /* CPU mask loaded on this OS thread (affinity.c) */
     stack_t altstack;           /* sigaltstack loaded on this OS thread (altstack.c) */

@@ -8,11 +8,14 @@
  * fiber for a whole sample has its LIFO fiber moved to the inject queue
  * (other carriers take such a fiber themselves when they are idle,
  * sched.c; this covers the case where all are busy).  One that ran it for a
- * whole period is stuck: if no carrier is idle -- idle carriers are also
- * the ones that fire timers and poll fds -- a spare carrier is started or
- * woken; at most as many spares run as carriers are stuck, so the number of
- * carriers running fibers stays at the target.  A spare retires at its
- * next idle point once the stuck carrier has moved on (sched.c).
+ * whole period, its OS thread computing or asleep in the kernel, is stuck
+ * (not one that waited for a CPU, or for the mmap lock while releasing a
+ * stack: a spare would wait as long).  If no carrier is idle -- idle
+ * carriers are also the ones that fire timers and poll fds -- a spare
+ * carrier is started or woken; at most as many spares run as carriers are
+ * stuck, so the number of carriers running fibers stays at the target.  A
+ * spare retires at its next idle point once the stuck carrier has moved on
+ * (sched.c).
  *
  * Calls made in place (Go's "in a system call"): some calls that may block
  * in the kernel usually return within a microsecond (fsync on a cached or
@@ -67,6 +70,12 @@ pid_t fz_monitor_tid;       /* for dumps */
 /* The monitor's timer slack: the kernel's default 50 us would make a
  * 25 us nap last 75 us. */
 #define MONITOR_TIMER_SLACK_NS 1000ul
+/* A carrier on one fiber counts as computing when its OS thread was on a
+ * CPU for at least 1/RUN_SHARE_MIN_DIV of the time since the monitor first
+ * saw that run: a quarter leaves room for a program sharing the machine
+ * with others (a carrier that computes gets its share of the CPUs), and is
+ * far above what a carrier waiting behind dozens of runnable threads gets. */
+#define RUN_SHARE_MIN_DIV 4u
 
 /* 1 while the monitor naps its long nap: the next call made in place wakes
  * it (one futex wake), then it naps quick ones.  Written by the monitor
@@ -120,27 +129,89 @@ static bool blocked_in_call(struct fz_carrier *c, const struct fz_fiber *running
     return f == running && now > since && now - since >= FZ_BLOCKING_HANDOFF_NS;
 }
 
-/* c's OS thread sleeps in the kernel (state S or D in /proc), rather than
- * being preempted or computing inside the call (R): only then would a
- * spare carrier get a CPU its fibers cannot use.  A 2-core VM preempts a
- * carrier for tens of microseconds now and then; without this look those
- * preemptions during a short call count as hand-offs.  Read with raw
+/* c's OS thread's state letter in /proc (R running or runnable, S or D
+ * sleeping in the kernel...), '?' when it cannot be read.  Read with raw
  * system calls (the monitor must not run interposers) through a per-wait
- * owned fd (ownfd.h: the program never sees it).  Unknown: sleeping. */
-static bool carrier_sleeps(struct fz_carrier *c)
+ * owned fd (ownfd.h: the program never sees it). */
+static char carrier_state(struct fz_carrier *c)
 {
     char path[64], buf[256];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)c->tid);
     int fd = (int)fz_sys4(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0 || !fz_ownfd_adopt(&fd, false))
-        return true;
+        return '?';
     long n = fz_sys3(SYS_read, fd, buf, sizeof buf - 1);
     fz_ownfd_release(&fd);
     if (n <= 0)
-        return true;
+        return '?';
     buf[n] = 0;
     const char *end = strrchr(buf, ')'); /* the name in between may hold anything */
-    return !end || end[1] != ' ' || end[2] != 'R';
+    return end && end[1] == ' ' && end[2] ? end[2] : '?';
+}
+
+/* c's OS thread sleeps in the kernel (state S or D), rather than being
+ * preempted or computing inside the call (R): only then would a spare
+ * carrier get a CPU its fibers cannot use.  A 2-core VM preempts a carrier
+ * for tens of microseconds now and then; without this look those
+ * preemptions during a short call count as hand-offs.  Unknown: sleeping. */
+static bool carrier_sleeps(struct fz_carrier *c)
+{
+    return carrier_state(c) != 'R';
+}
+
+/* CPU time c's OS thread has used, in ns; 0 when it cannot be read.  The
+ * kernel's clock id for another thread's CPU clock is ~tid << 3 | 6
+ * (per-thread, scheduler clock), which clock_getcpuclockid would build. */
+static uint64_t carrier_cpu_ns(const struct fz_carrier *c)
+{
+    struct timespec ts;
+    clockid_t id = (clockid_t)((~(unsigned)c->tid << 3) | 6);
+    if (fz_sys2(SYS_clock_gettime, id, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* c has run one fiber for a whole hand-off period: did its OS thread run?
+ * A carrier that waits for a CPU (state R, little CPU time since the
+ * monitor's first look at this run) is not what holds its fibers back: a
+ * spare would wait for the same CPUs, and each spare started so makes
+ * every carrier wait longer -- on a 2-core VM the monitor once started 67
+ * spares for a program whose 60,000 threads only slept.  Computing (on a
+ * CPU for 1/RUN_SHARE_MIN_DIV of the time or more) or sleeping in the
+ * kernel is stuck; unknown is stuck, as before this rule. */
+static bool ran_or_slept(struct fz_carrier *c, uint64_t now)
+{
+    uint64_t cpu = carrier_cpu_ns(c);
+    if (!cpu || !c->seen_cpu_ns || now <= c->seen_cpu_at || cpu < c->seen_cpu_ns)
+        return true;
+    if ((cpu - c->seen_cpu_ns) * RUN_SHARE_MIN_DIV >= now - c->seen_cpu_at)
+        return true;
+    char state = carrier_state(c);
+    if (state != 'D')
+        return state != 'R';
+    /* An uninterruptible sleep is a disk wait or a kernel lock: most often,
+     * under fiber exits in bulk, a page fault waiting for the mmap lock
+     * behind other carriers' munmaps, which a spare would queue for too.
+     * A disk wait lasts: stuck when the next look sees it again. */
+    bool again = c->seen_disk_wait;
+    c->seen_disk_wait = true;
+    return again;
+}
+
+/* c ran one fiber since seen_since: is that run long enough to be stuck?
+ * The first look at a run that saw no switch takes the CPU clock's reading
+ * (half a period in, at the monitor's pace); the verdict comes at the first
+ * look a whole period in that has a reading to compare with. */
+static bool long_run(struct fz_carrier *c, uint64_t now)
+{
+    if (c->stuck)
+        return true; /* stays so until it switches */
+    if (!c->seen_cpu_at) {
+        c->seen_cpu_at = now;
+        c->seen_cpu_ns = carrier_cpu_ns(c);
+        return false;
+    }
+    return now - c->seen_since >= handoff_ns && ran_or_slept(c, now);
 }
 
 /* Some carrier is in a call made in place now (see fz_blocking_enter). */
@@ -163,12 +234,15 @@ static void watch(struct fz_carrier *c, uint64_t now, bool *calls_seen)
     if (epoch != c->seen_epoch || !busy || c->seen_since == 0) {
         c->seen_epoch = epoch;
         c->seen_since = now;
+        c->seen_cpu_at = 0;
+        c->seen_disk_wait = false;
         same = false;
     }
     bool blocked =
         busy && blocked_in_call(c, running, now, calls_seen) && (c->stuck || carrier_sleeps(c));
-    bool long_run = same && now - c->seen_since >= handoff_ns;
-    if (!blocked && !long_run) {
+    bool ran_long = same && !atomic_load_explicit(&c->releasing_stack, memory_order_relaxed) &&
+                    long_run(c, now);
+    if (!blocked && !ran_long) {
         if (c->stuck) {
             c->stuck = false;
             atomic_fetch_sub(&fz_rt.stuck, 1);
