@@ -27,7 +27,11 @@
 #    process family off, BENCH_FORK_ROUNDS times (3), one line per round,
 #    so the ratios of one run sit beside the next on a loaded machine.
 #
-#   BENCH_ONLY=micro|http|glibc|musl|seed|stdio|fork   run one part; BENCH_SECONDS per wrk run (5)
+# 6. Idle connections (BENCH_ONLY=idle): 5,000 keep-alive connections that
+#    wait while 10 are busy, the thread-per-connection server natively and
+#    fiberized, req/s and p99 side by side.
+#
+#   BENCH_ONLY=micro|http|idle|glibc|musl|seed|stdio|fork   run one part; BENCH_SECONDS per wrk run (5)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 BUILD=${BUILD:-build}
@@ -316,6 +320,70 @@ http() {
     printf '%-8s %-26s %12s\n' 50 "python fiberize/native" "$(speedup "${pyrps[native]}" "${pyrps[fiberize]}" 0)"
 }
 
+# idle: IDLE_CONNS (5,000) keep-alive connections that each made one
+# request and then wait (bench/idle_holder.py), while wrk drives 10 busy
+# ones; the thread-per-connection server natively and fiberized, BENCH_
+# IDLE_ROUNDS (3) rounds alternating the two, req/s and p99 of each, and
+# fiberize's ratios from the same round.
+idle_part() {
+    if ! command -v wrk >/dev/null; then
+        echo "idle: wrk not installed (scripts/deps.sh); skipped"
+        return
+    fi
+    local server=$BUILD/tests/programs/http_server idle=${IDLE_CONNS:-5000}
+    local rounds=${BENCH_IDLE_ROUNDS:-3} round label holder_fd held i
+    if [[ $(ulimit -n) != unlimited && $(ulimit -n) -lt $((idle + 200)) ]]; then
+        echo "idle: fd limit $(ulimit -n) too low for $idle connections, skipped"
+        return
+    fi
+    printf '\n%-6s %-10s %12s %10s %12s %10s  %s\n' round server "req/s" p99 "idle held" \
+        "threads" "socket errors"
+    for ((round = 1; round <= rounds; round++)); do
+        declare -A rps=() p99=()
+        for label in native fiberize; do
+            case $label in
+            native) start_server $label "$server" 0 ;;
+            fiberize) start_server $label "$FZ" -- "$server" 0 ;;
+            esac || { echo "$label server did not start"; continue; }
+            # the holder keeps its sockets until its stdin (a FIFO) closes
+            rm -f "$tmp/hold.in" && mkfifo "$tmp/hold.in"
+            python3 bench/idle_holder.py "$server_port" "$idle" <"$tmp/hold.in" \
+                >"$tmp/hold.out" 2>"$tmp/hold.err" &
+            local holder=$!
+            exec {holder_fd}>"$tmp/hold.in"
+            held=
+            for ((i = 0; i < 1200; i++)); do # at most 60 s
+                held=$(sed -n 's/^holding //p' "$tmp/hold.out")
+                kill -0 "$holder" 2>/dev/null || break
+                [[ -n $held ]] && break
+                sleep 0.05
+            done
+            local threads
+            threads=$(ls "/proc/$server_pid/task" 2>/dev/null | wc -l)
+            read -r r p e < <(wrk_run "http://127.0.0.1:$server_port/" 10)
+            exec {holder_fd}>&-
+            wait "$holder" 2>/dev/null
+            stop_server
+            rps[$label]=$r
+            p99[$label]=$p
+            printf '%-6s %-10s %12s %10s %12s %10s  %s\n' "$round" "$label" "$r" "$p" \
+                "${held:-failed}" "$threads" "$e"
+        done
+        printf '%-6s %-10s %12s %10s\n' "$round" "fz/native" \
+            "$(speedup "${rps[native]:-x}" "${rps[fiberize]:-x}" 0)" \
+            "$(speedup "$(to_us "${p99[native]:-x}")" "$(to_us "${p99[fiberize]:-x}")" 1)"
+    done
+}
+
+# to_us WRK_TIME: wrk's "812.00us" / "1.20ms" / "2.01s" in microseconds
+to_us() {
+    awk -v t="$1" 'BEGIN {
+        if (t ~ /us$/) { sub(/us$/, "", t); print t + 0; exit }
+        if (t ~ /ms$/) { sub(/ms$/, "", t); print t * 1000; exit }
+        if (t ~ /s$/) { sub(/s$/, "", t); print t * 1000000; exit }
+        print "x" }'
+}
+
 # glibc_versions: the directories of the other glibcs present
 glibc_versions() {
     local root=${FZ_GLIBC_ROOT:-../shared/glibc} ld
@@ -494,6 +562,7 @@ forks() {
 
 [[ -z $ONLY || $ONLY == micro ]] && micro
 [[ -z $ONLY || $ONLY == http ]] && http
+[[ -z $ONLY || $ONLY == idle ]] && idle_part
 [[ -z $ONLY || $ONLY == glibc ]] && glibcs
 [[ -z $ONLY || $ONLY == musl ]] && musl
 [[ -z $ONLY || $ONLY == seed ]] && seeded
