@@ -24,12 +24,17 @@
 
 atomic_bool fz_cputime_on;
 
-static uint64_t carrier_cpu_ns(void)
+uint64_t fz_cpu_clock_ns(clockid_t clk)
 {
     struct timespec ts;
-    if (fz_sys2(SYS_clock_gettime, CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+    if (fz_sys2(SYS_clock_gettime, clk, &ts) != 0)
         return 0;
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t carrier_cpu_ns(void)
+{
+    return fz_cpu_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }
 
 void fz_cputime_enable(struct fz_fiber *self)

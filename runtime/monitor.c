@@ -40,6 +40,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include "runtime/assert.h"
+#include "runtime/cputime.h"
 #include "runtime/det.h"
 #include "runtime/dump.h"
 #include "runtime/monitor.h"
@@ -159,16 +160,10 @@ static bool carrier_sleeps(struct fz_carrier *c)
     return carrier_state(c) != 'R';
 }
 
-/* CPU time c's OS thread has used, in ns; 0 when it cannot be read.  The
- * kernel's clock id for another thread's CPU clock is ~tid << 3 | 6
- * (per-thread, scheduler clock), which clock_getcpuclockid would build. */
+/* CPU time c's OS thread has used, in ns; 0 when it cannot be read. */
 static uint64_t carrier_cpu_ns(const struct fz_carrier *c)
 {
-    struct timespec ts;
-    clockid_t id = (clockid_t)((~(unsigned)c->tid << 3) | 6);
-    if (fz_sys2(SYS_clock_gettime, id, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return fz_cpu_clock_ns(fz_kernel_thread_clock(c->tid));
 }
 
 /* c has run one fiber for a whole hand-off period: did its OS thread run?

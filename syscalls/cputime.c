@@ -17,22 +17,20 @@
 #include "runtime/identity.h"
 #include "syscalls/hook.h"
 
-/* The kernel's encoding of a thread CPU clock: (~tid << 3) | PERTHREAD |
- * type, in 32 bits, which holds 29 bits of tid.  Fake tids (0x20000000+n,
- * runtime/tls_glibc.c) do not fit: a fiber's clock carries n with the type the
- * kernel does not know (3), so the kernel refuses it (EINVAL) and it never
- * names a real thread; the main fiber's is the native one of the pid. */
-#define CPUCLOCK_PERTHREAD 4
-#define CPUCLOCK_SCHED 2
+/* The kernel's encoding of a thread CPU clock (runtime/cputime.h) holds 29
+ * bits of tid.  Fake tids (0x20000000+n, runtime/tls_glibc.c) do not fit: a
+ * fiber's clock carries n with the type the kernel does not know (3), so
+ * the kernel refuses it (EINVAL) and it never names a real thread; the
+ * main fiber's is the native one of the pid. */
 #define CPUCLOCK_FIBER 3
 #define FAKE_TID_BASE 0x20000000
 
 static clockid_t thread_clock(pid_t tid)
 {
     if (tid >= FAKE_TID_BASE)
-        return (clockid_t)(((unsigned)~(tid - FAKE_TID_BASE) << 3) | CPUCLOCK_PERTHREAD |
+        return (clockid_t)(((unsigned)~(tid - FAKE_TID_BASE) << 3) | FZ_CPUCLOCK_PERTHREAD |
                            CPUCLOCK_FIBER);
-    return (clockid_t)(((unsigned)~tid << 3) | CPUCLOCK_PERTHREAD | CPUCLOCK_SCHED);
+    return fz_kernel_thread_clock(tid);
 }
 
 /* The fiber a CPU clock names (self for the calling thread's), or NULL. */
@@ -40,7 +38,7 @@ static struct fz_fiber *clock_fiber(clockid_t clk, struct fz_fiber *self)
 {
     if (clk == CLOCK_THREAD_CPUTIME_ID)
         return self;
-    if (clk >= 0 || !(clk & CPUCLOCK_PERTHREAD) || !self)
+    if (clk >= 0 || !(clk & FZ_CPUCLOCK_PERTHREAD) || !self)
         return NULL;
     pid_t tid = ~(clk >> 3);
     if ((clk & 3) == CPUCLOCK_FIBER)
