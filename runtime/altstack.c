@@ -8,9 +8,9 @@
  * carrier records what it has loaded (`altstack`) and loads the fiber's at
  * switch-in only when it differs -- fibers without one cost nothing -- and
  * drops any when its idle context runs.  The sigaltstack interposer
- * (syscalls/signal.c) calls the real one on the carrier, which has the
- * fiber's loaded, so the kernel does the checks (EPERM while on it, the
- * minimum size) and reports SS_ONSTACK itself.
+ * (syscalls/signal.c) has fz_altstack_set make the system call on the
+ * carrier, which has the fiber's loaded, so the kernel does the checks
+ * (EPERM while on it, the minimum size) and reports SS_ONSTACK itself.
  *
  * A fiber that leaves from a handler running on its alternate stack (the
  * wrapper's yield after it, or a handler that parks) leaves it loaded: the
@@ -78,7 +78,8 @@ void fz_altstack_idle(struct fz_carrier *c)
         load(c, &(stack_t){.ss_flags = SS_DISABLE});
 }
 
-void fz_altstack_note(struct fz_fiber *f)
+/* What the kernel has loaded now, recorded for f and for its carrier. */
+static void note(struct fz_fiber *f)
 {
     stack_t now;
     if (fz_sys2(SYS_sigaltstack, NULL, &now) != 0)
@@ -88,6 +89,21 @@ void fz_altstack_note(struct fz_fiber *f)
         now = (stack_t){.ss_flags = SS_DISABLE};
     f->altstack = now;
     f->carrier->altstack = now;
+}
+
+/* The caller blocks signals from before the kernel takes the new stack
+ * until both records say so.  One landing in between would run its
+ * handler on a stack that neither record knows: the handler is not seen as
+ * on f's alternate stack, and if f leaves from it, switch-out neither
+ * drops that stack nor blocks signals -- the next SA_ONSTACK frame on this
+ * carrier is written over f's saved frames (tests/programs/sig_altstack
+ * hung about 1 run in 20 that way). */
+int fz_altstack_set(struct fz_fiber *f, const stack_t *ss, stack_t *old)
+{
+    long r = fz_sys2(SYS_sigaltstack, ss, old);
+    if (r == 0 && ss)
+        note(f);
+    return (int)r;
 }
 
 bool fz_altstack_contains(struct fz_fiber *f, const void *sp)

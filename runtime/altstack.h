@@ -2,6 +2,7 @@
 #ifndef FZ_ALTSTACK_H
 #define FZ_ALTSTACK_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 struct fz_fiber;
@@ -17,9 +18,10 @@ void fz_altstack_switch_in(struct fz_carrier *c, struct fz_fiber *f);
 void fz_altstack_switch_out(struct fz_carrier *c);
 /* c's idle context runs no fiber: it keeps no fiber's alternate stack. */
 void fz_altstack_idle(struct fz_carrier *c);
-/* After f changed its alternate stack with the real sigaltstack on its
- * carrier: remember what the kernel now has, for f and for the carrier. */
-void fz_altstack_note(struct fz_fiber *f);
+/* sigaltstack(2) for the running fiber f, on its carrier, and a record of
+ * what the kernel then has, for f and for the carrier.  The caller blocks
+ * every signal around it (altstack.c says why).  0 or -errno. */
+int fz_altstack_set(struct fz_fiber *f, const stack_t *ss, stack_t *old);
 /* Does sp lie on f's alternate stack (a handler of f running there)? */
 bool fz_altstack_contains(struct fz_fiber *f, const void *sp);
 /* A new fiber starts with none, as a new thread does; the main fiber and a

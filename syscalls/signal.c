@@ -409,10 +409,22 @@ FZ_EXPORT int sigsuspend(const sigset_t *mask)
 FZ_EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
 {
     struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
-    int r = fz_real.sigaltstack(ss, old);
-    if (r == 0 && ss && self && !fz_in_vfork_child())
-        fz_altstack_note(self);
-    return r;
+    if (!self || fz_in_vfork_child())
+        return fz_real.sigaltstack(ss, old);
+    /* Blocked and restored through libc: a signal that came meanwhile
+     * runs its handler when the mask comes back, in libc, as it would
+     * natively, rather than being deferred as one landing inside the
+     * runtime is. */
+    sigset_t all, before;
+    sigfillset(&all);
+    fz_real.sigprocmask(SIG_SETMASK, &all, &before);
+    int r = fz_altstack_set(self, ss, old);
+    fz_real.sigprocmask(SIG_SETMASK, &before, NULL);
+    if (r < 0) {
+        errno = -r;
+        return -1;
+    }
+    return 0;
 }
 
 /* Pending for this thread: the process's, and what was sent to this fiber. */
