@@ -140,7 +140,7 @@ static bool fork_child_rebuild(struct fz_fiber *self)
     uint64_t cpu = 0;
     struct timespec ts;
     if (!fz_det_on && fz_real.clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
-        cpu = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        cpu = fz_ts_to_ns(&ts);
     /* sigaltstack went to the kernel too: its record is the fiber's now
      * (carrier 0 adopts it, runtime/altstack.c keeps the two in step) */
     stack_t ss;

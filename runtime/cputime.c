@@ -29,7 +29,7 @@ uint64_t fz_cpu_clock_ns(clockid_t clk)
     struct timespec ts;
     if (fz_sys2(SYS_clock_gettime, clk, &ts) != 0)
         return 0;
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return fz_ts_to_ns(&ts);
 }
 
 static uint64_t carrier_cpu_ns(void)

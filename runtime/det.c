@@ -126,8 +126,7 @@ void fz_det_setup(const struct fz_det_settings *s)
     fz_virtual_ns = fz_real_now_ns();
     struct timespec wall;
     fz_os_clock_gettime(CLOCK_REALTIME, &wall);
-    det.wall_minus_mono = (int64_t)((uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec) -
-                          (int64_t)fz_virtual_ns;
+    det.wall_minus_mono = (int64_t)fz_ts_to_ns(&wall) - (int64_t)fz_virtual_ns;
     fz_det_on = true;
 }
 

@@ -88,12 +88,18 @@ extern int (*fz_os_clock_gettime)(clockid_t, struct timespec *);
  * the one carrier; others read it (relaxed: a clock, not a protocol). */
 extern uint64_t fz_virtual_ns;
 
+/* A time the kernel gave (tv_nsec in range, tv_sec >= 0) in ns. */
+static inline uint64_t fz_ts_to_ns(const struct timespec *ts)
+{
+    return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
+}
+
 /* CLOCK_MONOTONIC in ns, from the kernel: for the sleeps of OS threads. */
 static inline uint64_t fz_real_now_ns(void)
 {
     struct timespec ts;
     fz_os_clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return fz_ts_to_ns(&ts);
 }
 
 /* A deadline on the runtime's clock, as a CLOCK_MONOTONIC time the kernel
@@ -123,7 +129,7 @@ static inline uint64_t fz_coarse_now_ns(void)
 {
     struct timespec ts;
     fz_os_clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return fz_ts_to_ns(&ts);
 }
 
 static inline struct timespec fz_ns_to_ts(uint64_t ns)
