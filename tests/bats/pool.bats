@@ -92,7 +92,8 @@ skip_under_asan() {
 @test "FIBERIZE_HOOKS=-pool: pool_system still matches" {
     # Open defect (README): on musl, with the pool off, 1-2 of 20 concurrent
     # popen calls fail in about 1 run of 8 fiberized, never natively (0 of
-    # 15); the cause is not found yet.  The default (pool on) passes there.
+    # 15): likely musl's fclose closing before unlisting, a race fiberize
+    # widens (README, Known limitations).  The default (pool on) passes.
     [[ ${FZ_LIBC:-} != musl ]] || skip "open defect on musl: popen from fibers with the pool off (README)"
     FIBERIZE_HOOKS=-pool compare_native pool_system
 }
