@@ -106,8 +106,8 @@ static void ping_pong(const char *name, sem_t *there, sem_t *back)
             late++;
     }
     /* nobody posts back: a timed wait in the parent times out */
+    long long start = now_ns(); /* first: a pause before the deadline is read cannot shorten it */
     struct timespec t = realtime_in_100ms();
-    long long start = now_ns();
     int r = sem_timedwait(back, &t);
     int timed_out = r == -1 && errno == ETIMEDOUT && now_ns() - start >= 100000000LL;
     usleep(50000);
@@ -320,8 +320,8 @@ static void cond_test(void)
     printf("parent woken by the child's signal, child status %d\n", reap(pid));
 
     /* a timed wait nobody signals times out, not early, mutex held */
+    long long start = now_ns(); /* first: a pause before the deadline is read cannot shorten it */
     struct timespec t = realtime_in_100ms();
-    long long start = now_ns();
     pthread_mutex_lock(&sh->mutex);
     int r;
     do /* 0 is a spurious wake-up, which POSIX allows: wait on */
