@@ -228,16 +228,25 @@ static void timed_test(void)
 
 /* ---- errors and timeouts --------------------------------------------- */
 
-static void timed_out_not_early(const char *what, int r, long long start, long ms)
+/* Early: less than ms went by and the deadline's own clock has not reached
+ * it.  Either alone misleads when the realtime clock is set during the
+ * wait (this VM's is, while tests run): a step forward ends a native wait
+ * early by CLOCK_MONOTONIC, and fiberize, which turns a realtime deadline
+ * into a monotonic one when the wait starts, does not follow a step back
+ * (README, Known limitations). */
+static void timed_out_not_early(const char *what, int r, long long start, clockid_t clock,
+                                const struct timespec *deadline, long ms)
 {
     int e = errno;
     long long took = now_ns(CLOCK_MONOTONIC) - start;
+    int early = took < ms * 1000000LL &&
+                now_ns(clock) < deadline->tv_sec * 1000000000LL + deadline->tv_nsec;
     printf("%s: %s\n", what,
            r != -1 || e != ETIMEDOUT    ? "WRONG result"
-           : took < ms * 1000000LL      ? "EARLY"
+           : early                      ? "EARLY"
            : took > ms * 1000000LL * 50 ? "far too late"
                                         : "ETIMEDOUT, not early");
-    if (r != -1 || took < ms * 1000000LL)
+    if (r != -1 || early)
         fprintf(stderr, "%s: %d errno %d after %lld ns\n", what, r, e, took);
 }
 
@@ -270,11 +279,11 @@ static void errors_test(void)
 
     long long start = now_ns(CLOCK_MONOTONIC);
     struct timespec t = in_ms(CLOCK_REALTIME, 200);
-    timed_out_not_early("timedwait 200ms", sem_timedwait(&s, &t), start, 200);
+    timed_out_not_early("timedwait 200ms", sem_timedwait(&s, &t), start, CLOCK_REALTIME, &t, 200);
     start = now_ns(CLOCK_MONOTONIC);
     t = in_ms(CLOCK_MONOTONIC, 150);
     timed_out_not_early("clockwait MONOTONIC 150ms", sem_clockwait(&s, CLOCK_MONOTONIC, &t), start,
-                        150);
+                        CLOCK_MONOTONIC, &t, 150);
     result("timedwait in the past", sem_timedwait(&s, &(struct timespec){0, 0}), ETIMEDOUT);
     result("clockwait negative sec", sem_clockwait(&s, CLOCK_MONOTONIC, &(struct timespec){-5, 0}),
            ETIMEDOUT);
