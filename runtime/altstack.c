@@ -101,7 +101,7 @@ static void note(struct fz_fiber *f)
 int fz_altstack_set(struct fz_fiber *f, const stack_t *ss, stack_t *old)
 {
     long r = fz_sys2(SYS_sigaltstack, ss, old);
-    if (r == 0 && ss)
+    if (r == 0)
         note(f);
     return (int)r;
 }

@@ -18,9 +18,10 @@ void fz_altstack_switch_in(struct fz_carrier *c, struct fz_fiber *f);
 void fz_altstack_switch_out(struct fz_carrier *c);
 /* c's idle context runs no fiber: it keeps no fiber's alternate stack. */
 void fz_altstack_idle(struct fz_carrier *c);
-/* sigaltstack(2) for the running fiber f, on its carrier, and a record of
- * what the kernel then has, for f and for the carrier.  The caller blocks
- * every signal around it (altstack.c says why).  0 or -errno. */
+/* sigaltstack(2) setting ss (not NULL) for the running fiber f, on its
+ * carrier, and a record of what the kernel then has, for f and for the
+ * carrier.  The caller blocks every signal around it (altstack.c says
+ * why); a query needs neither this nor the mask.  0 or -errno. */
 int fz_altstack_set(struct fz_fiber *f, const stack_t *ss, stack_t *old);
 /* Does sp lie on f's alternate stack (a handler of f running there)? */
 bool fz_altstack_contains(struct fz_fiber *f, const void *sp);

@@ -409,7 +409,8 @@ FZ_EXPORT int sigsuspend(const sigset_t *mask)
 FZ_EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
 {
     struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
-    if (!self || fz_in_vfork_child())
+    /* A query changes nothing the records keep: no signal to hold off. */
+    if (!self || fz_in_vfork_child() || !ss)
         return fz_real.sigaltstack(ss, old);
     /* Blocked and restored through libc: a signal that came meanwhile
      * runs its handler when the mask comes back, in libc, as it would
