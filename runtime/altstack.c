@@ -78,17 +78,24 @@ void fz_altstack_idle(struct fz_carrier *c)
         load(c, &(stack_t){.ss_flags = SS_DISABLE});
 }
 
+/* The alternate stack the kernel has for this OS thread, as the records
+ * keep one (SS_ONSTACK dropped, none as SS_DISABLE); false if unreadable. */
+static bool read_loaded(stack_t *out)
+{
+    stack_t now;
+    if (fz_sys2(SYS_sigaltstack, NULL, &now) != 0)
+        return false;
+    now.ss_flags &= ~SS_ONSTACK;
+    *out = armed(&now) ? now : (stack_t){.ss_flags = SS_DISABLE};
+    return true;
+}
+
 /* What the kernel has loaded now, recorded for f and for its carrier. */
 static void note(struct fz_fiber *f)
 {
     stack_t now;
-    if (fz_sys2(SYS_sigaltstack, NULL, &now) != 0)
-        return;
-    now.ss_flags &= ~SS_ONSTACK;
-    if (!armed(&now))
-        now = (stack_t){.ss_flags = SS_DISABLE};
-    f->altstack = now;
-    f->carrier->altstack = now;
+    if (read_loaded(&now))
+        f->altstack = f->carrier->altstack = now;
 }
 
 /* The caller blocks signals from before the kernel takes the new stack
@@ -116,11 +123,6 @@ bool fz_altstack_contains(struct fz_fiber *f, const void *sp)
 void fz_altstack_init(struct fz_fiber *f, bool inherit)
 {
     f->altstack = (stack_t){.ss_flags = SS_DISABLE};
-    if (inherit) {
-        stack_t now;
-        if (fz_sys2(SYS_sigaltstack, NULL, &now) == 0 && armed(&now)) {
-            now.ss_flags &= ~SS_ONSTACK;
-            f->altstack = now;
-        }
-    }
+    if (inherit)
+        read_loaded(&f->altstack);
 }
