@@ -144,10 +144,13 @@ union dtv_entry {
  * keep their start routine in the same field. */
 static void fiber_tcb_marker(void) {}
 
+ptrdiff_t fz_tcb_tid_offset;
+
 bool fz_tls_setup(const struct fz_os_thread_calls *os, const char **why)
 {
     if (!fz_libc_setup(os, why))
         return false;
+    fz_tcb_tid_offset = L.tid;
     fz_thread_pointer_setup();
     return true;
 }
@@ -463,13 +466,6 @@ pid_t fz_tcb_tid(void *tcb)
 
 /* The tid glibc keeps in the loaded TCB: a fiber's fake unique tid, or an OS
  * thread's real one.  Mutex owners are recorded with it, as glibc does. */
-pid_t fz_tcb_current_tid(void)
-{
-    int tid;
-    __asm__ volatile("mov %%fs:(%1), %0" : "=r"(tid) : "r"(L.tid));
-    return tid;
-}
-
 void fz_tcb_set_current_tid(pid_t tid)
 {
     __asm__ volatile("mov %0, %%fs:(%1)" : : "r"(tid), "r"(L.tid) : "memory");

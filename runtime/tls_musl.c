@@ -317,11 +317,14 @@ static bool check_layout(const char **why)
     return true;
 }
 
+ptrdiff_t fz_tcb_tid_offset;
+
 bool fz_tls_setup(const struct fz_os_thread_calls *os, const char **why)
 {
     (void)os;
     if (!check_layout(why) || !static_modules(why))
         return false;
+    fz_tcb_tid_offset = PT_TID;
     fz_thread_pointer_setup();
     return true;
 }
@@ -654,13 +657,6 @@ pid_t fz_tls_mutex_holder(const void *word, bool (*read)(const void *, void *, s
 pid_t fz_tcb_tid(void *tcb)
 {
     return AT(tcb, PT_TID, int);
-}
-
-pid_t fz_tcb_current_tid(void)
-{
-    int tid;
-    __asm__ volatile("mov %%fs:%c1, %0" : "=r"(tid) : "i"(PT_TID));
-    return tid;
 }
 
 void fz_tcb_set_current_tid(pid_t tid)

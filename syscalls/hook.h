@@ -68,9 +68,19 @@ static inline void fz_cancel_point(void)
     fz_cancel_point_of(fz_self());
 }
 
+/* Set (never cleared) by the first pthread_cancel the program makes
+ * (syscalls/thread.c).  Until then no thread can have a cancellation
+ * pending, and a cancellation point at entry costs one load: uncontended
+ * sem_wait was 2x native with fz_self() and the TCB read on every call.
+ * (A cancel made inside libc, not through pthread_cancel, is not seen;
+ * libc cancels only its own helper threads, which never call here.) */
+extern bool fz_cancel_requested_ever;
+
 /* pthread_testcancel for any caller (fibers through fz_cancel_point). */
 static inline void fz_testcancel(void)
 {
+    if (__builtin_expect(!__atomic_load_n(&fz_cancel_requested_ever, __ATOMIC_RELAXED), 1))
+        return;
     struct fz_fiber *self = fz_self();
     if (self)
         fz_cancel_point_of(self);

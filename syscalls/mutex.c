@@ -48,11 +48,6 @@
 
 #define SPINS 100
 
-bool fz_sync_hooked(void)
-{
-    return fz_hook_active(FZ_HOOK_SYNC);
-}
-
 /* ---- simple kinds ------------------------------------------------------ */
 
 /* A short spin pays when the holder runs on another carrier -- and never

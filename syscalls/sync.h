@@ -17,7 +17,10 @@ int fz_mutex_lock(pthread_mutex_t *m);
 int fz_mutex_unlock(pthread_mutex_t *m);
 
 /* Does this call take the runtime's path, or the libc's? */
-_Bool fz_sync_hooked(void);
+static inline bool fz_sync_hooked(void)
+{
+    return fz_hook_active(FZ_HOOK_SYNC);
+}
 
 /* Before the runtime starts: do the libc's objects look as
  * syscalls/sync_layout.h says (sync_check_glibc.c, sync_check_musl.c)?

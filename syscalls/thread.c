@@ -117,8 +117,13 @@ static int join_fiber(struct fz_fiber *f, void **ret, uint64_t deadline, bool tr
  * wait if it is parked at a cancellation point (runtime/park.h).  Deferred
  * cancellation only: an asynchronous cancel type acts at the next
  * cancellation point. */
+bool fz_cancel_requested_ever;
+
 FZ_EXPORT int pthread_cancel(pthread_t th)
 {
+    /* before the request is visible to its target (seq_cst: the target's
+     * next cancellation point reads the flag after it saw the request) */
+    __atomic_store_n(&fz_cancel_requested_ever, true, __ATOMIC_SEQ_CST);
     struct fz_fiber *f = fiber_of(th);
     if (!f)
         return fz_real.pthread_cancel(th);

@@ -66,10 +66,9 @@ struct fz_fiber *fz_self(void)
     return fiber_mode ? &fake_fiber : NULL;
 }
 
-pid_t fz_tcb_current_tid(void)
-{
-    return (pid_t)syscall(SYS_gettid); /* musl's struct pthread says the same */
-}
+/* musl's struct pthread keeps the tid 48 bytes in (runtime/tls_musl.c) */
+ptrdiff_t fz_tcb_tid_offset = 48;
+bool fz_cancel_requested_ever;
 
 bool fz_tcb_cancel_pending(void *tcb)
 {
