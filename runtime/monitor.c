@@ -34,7 +34,6 @@
  * idle wakes it), so an idle program costs nothing; otherwise it wakes once
  * per half period, reading a few words per carrier.
  */
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,7 +44,7 @@
 #include "runtime/dump.h"
 #include "runtime/monitor.h"
 #include "runtime/tls.h"
-#include "runtime/ownfd.h"
+#include "runtime/procstat.h"
 #include "runtime/sched.h"
 #include "runtime/sigthread.h"
 #include "runtime/sys.h"
@@ -138,16 +137,8 @@ static char carrier_state(struct fz_carrier *c)
 {
     char path[64], buf[256];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)c->tid);
-    int fd = (int)fz_sys4(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0 || !fz_ownfd_adopt(&fd, false))
-        return '?';
-    long n = fz_sys3(SYS_read, fd, buf, sizeof buf - 1);
-    fz_ownfd_release(&fd);
-    if (n <= 0)
-        return '?';
-    buf[n] = 0;
-    const char *end = strrchr(buf, ')'); /* the name in between may hold anything */
-    return end && end[1] == ' ' && end[2] ? end[2] : '?';
+    const char *state = fz_procstat_field(path, true, buf, sizeof buf, 3);
+    return state ? *state : '?';
 }
 
 /* c's OS thread sleeps in the kernel (state S or D), rather than being

@@ -111,6 +111,7 @@
 #include <linux/futex.h>
 #include "runtime/asan.h"
 #include "runtime/libc.h"
+#include "runtime/procstat.h"
 #include "runtime/robust.h"
 #include "runtime/setxid.h"
 #include "runtime/tls.h"
@@ -160,22 +161,13 @@ void fz_tls_threads_started(void)
     fz_setxid_wrap_handler();
 }
 
-/* The process's OS threads (/proc/self/stat's num_threads); 0: unknown. */
+/* The process's OS threads (/proc/self/stat's field 20, num_threads); 0:
+ * unknown.  Start-up, one thread: the fd need not be owned. */
 static long os_threads(void)
 {
     char buf[512];
-    int fd = (int)fz_sys4(SYS_openat, AT_FDCWD, "/proc/self/stat", O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0)
-        return 0;
-    long n = fz_sys3(SYS_read, fd, buf, sizeof buf - 1);
-    fz_sys1(SYS_close, fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    const char *p = strrchr(buf, ')'); /* the end of field 2, the name */
-    for (int field = 2; p && field < 20; field++)
-        p = strchr(p + 1, ' ');
-    return p ? strtol(p + 1, NULL, 10) : 0;
+    const char *threads = fz_procstat_field("/proc/self/stat", false, buf, sizeof buf, 20);
+    return threads ? strtol(threads, NULL, 10) : 0;
 }
 
 /* Since 2.36, x86_64 glibc's SINGLE_THREAD_P reads __libc_single_threaded
