@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "timed_wait.h"
 
 #define ROUNDS 200
 
@@ -38,24 +39,11 @@ struct shared {
 
 static struct shared *sh;
 
-static long long now_ns(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* A timed wait on realtime deadline t, begun at CLOCK_MONOTONIC start,
- * that said ETIMEDOUT: early if less than 100 ms went by and the realtime
- * clock has not reached t.  Either alone misleads when the realtime clock
- * is set during the wait (this VM's is, while tests run): a step forward
- * ends a native wait early by CLOCK_MONOTONIC, and fiberize, which turns
- * the deadline into a monotonic one when the wait starts, does not follow
- * a step back (README, Known limitations). */
+/* A timed wait on realtime deadline t, 100 ms ahead when it began at
+ * CLOCK_MONOTONIC start, said ETIMEDOUT: early (timed_wait.h)? */
 static int ended_early(long long start, const struct timespec *t)
 {
-    return now_ns(CLOCK_MONOTONIC) - start < 100000000LL &&
-           now_ns(CLOCK_REALTIME) < t->tv_sec * 1000000000LL + t->tv_nsec;
+    return timed_out_early(start, 100, CLOCK_REALTIME, t);
 }
 
 /* The CLOCK_REALTIME deadline of the timed waits nobody ends. */
