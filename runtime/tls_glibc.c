@@ -456,8 +456,9 @@ pid_t fz_tcb_tid(void *tcb)
     return AT(tcb, L.tid, int);
 }
 
-/* The tid glibc keeps in the loaded TCB: a fiber's fake unique tid, or an OS
- * thread's real one.  Mutex owners are recorded with it, as glibc does. */
+/* Write the tid glibc keeps in the loaded TCB (read by tls.h's inline
+ * fz_tcb_current_tid: a fiber's fake unique tid, or an OS thread's real
+ * one, which mutex owners are recorded with, as glibc does). */
 void fz_tcb_set_current_tid(pid_t tid)
 {
     __asm__ volatile("mov %0, %%fs:(%1)" : : "r"(tid), "r"(L.tid) : "memory");
