@@ -121,8 +121,8 @@ bool fz_cancel_requested_ever;
 
 FZ_EXPORT int pthread_cancel(pthread_t th)
 {
-    /* before the request is visible to its target (seq_cst: the target's
-     * next cancellation point reads the flag after it saw the request) */
+    /* stored before the request is made: a thread that sees the request
+     * (its TCB's cancel bits, or the wake that ends its wait) sees this */
     __atomic_store_n(&fz_cancel_requested_ever, true, __ATOMIC_SEQ_CST);
     struct fz_fiber *f = fiber_of(th);
     if (!f)
