@@ -13,6 +13,7 @@
 #include <threads.h>
 #include <time.h>
 #include "libc_compat.h"
+#include "timed_wait.h"
 
 static void check(const char *what, int got, int want)
 {
@@ -152,14 +153,6 @@ static void gate(int n)
 static long long ns_of(const struct timespec *ts)
 {
     return ts->tv_sec * 1000000000LL + ts->tv_nsec;
-}
-
-static struct timespec in_ms(clockid_t clock, long ms)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    long long t = ns_of(&ts) + ms * 1000000LL;
-    return (struct timespec){t / 1000000000LL, t % 1000000000LL};
 }
 
 #define LATE_MS 2000

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "libc_compat.h"
+#include "timed_wait.h"
 
 static int threads = 64;
 static long iterations = 100000;
@@ -230,19 +231,6 @@ static void specials(void)
 }
 
 /* ---- timed locks --------------------------------------------------------- */
-
-static long long now_ns(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static struct timespec in_ms(clockid_t clock, long ms)
-{
-    long long t = now_ns(clock) + ms * 1000000LL;
-    return (struct timespec){t / 1000000000LL, t % 1000000000LL};
-}
 
 /* lateness bound: generous, the machine is shared */
 #define LATE_MS 2000

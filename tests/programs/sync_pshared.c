@@ -46,19 +46,6 @@ static int ended_early(long long start, const struct timespec *t)
     return timed_out_early(start, 100, CLOCK_REALTIME, t);
 }
 
-/* The CLOCK_REALTIME deadline of the timed waits nobody ends. */
-static struct timespec realtime_in_100ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_nsec += 100000000;
-    if (t.tv_nsec >= 1000000000) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000;
-    }
-    return t;
-}
-
 static void map_shared(void)
 {
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -107,8 +94,8 @@ static void ping_pong(const char *name, sem_t *there, sem_t *back)
             late++;
     }
     /* nobody posts back: a timed wait in the parent times out */
-    long long start = now_ns(CLOCK_MONOTONIC);
-    struct timespec t = realtime_in_100ms();
+    long long start = now_ns(CLOCK_MONOTONIC); /* before the deadline is read */
+    struct timespec t = in_ms(CLOCK_REALTIME, 100);
     int r = sem_timedwait(back, &t);
     int timed_out = r == -1 && errno == ETIMEDOUT && !ended_early(start, &t);
     usleep(50000);
@@ -321,8 +308,8 @@ static void cond_test(void)
     printf("parent woken by the child's signal, child status %d\n", reap(pid));
 
     /* a timed wait nobody signals times out, not early, mutex held */
-    long long start = now_ns(CLOCK_MONOTONIC);
-    struct timespec t = realtime_in_100ms();
+    long long start = now_ns(CLOCK_MONOTONIC); /* before the deadline is read */
+    struct timespec t = in_ms(CLOCK_REALTIME, 100);
     pthread_mutex_lock(&sh->mutex);
     int r;
     do /* 0 is a spurious wake-up, which POSIX allows: wait on */

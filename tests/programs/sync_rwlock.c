@@ -17,12 +17,6 @@
 #include "libc_compat.h"
 #include "timed_wait.h"
 
-static struct timespec in_ms(clockid_t clock, long ms)
-{
-    long long t = now_ns(clock) + ms * 1000000LL;
-    return (struct timespec){t / 1000000000LL, t % 1000000000LL};
-}
-
 static void check(const char *what, int got, int want)
 {
     printf("%s: %s\n", what, got == want ? "ok" : "WRONG");

@@ -20,12 +20,6 @@
 #include "libc_compat.h"
 #include "timed_wait.h"
 
-static struct timespec in_ms(clockid_t clock, long ms)
-{
-    long long t = now_ns(clock) + ms * 1000000LL;
-    return (struct timespec){t / 1000000000LL, t % 1000000000LL};
-}
-
 static pthread_t spawn(void *(*fn)(void *), void *arg)
 {
     pthread_t t;

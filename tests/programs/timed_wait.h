@@ -1,5 +1,5 @@
-/* Clocks for the sync test programs' timed waits, and the one rule for
- * "did this time-out come early".
+/* Clocks and deadlines for the sync test programs' timed waits, and the
+ * one rule for "did this time-out come early".
  *
  * A wait that timed out is early when less than its timeout went by on
  * CLOCK_MONOTONIC *and* its deadline's own clock has not reached the
@@ -20,6 +20,13 @@ static inline long long now_ns(clockid_t clock)
     struct timespec ts;
     clock_gettime(clock, &ts);
     return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The absolute time ms from now on clock: a timed wait's deadline. */
+static inline struct timespec in_ms(clockid_t clock, long ms)
+{
+    long long t = now_ns(clock) + ms * 1000000LL;
+    return (struct timespec){t / 1000000000LL, t % 1000000000LL};
 }
 
 /* A wait begun at CLOCK_MONOTONIC `start` (now_ns), for timeout_ms, to
