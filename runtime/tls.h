@@ -121,7 +121,9 @@ pid_t fz_tcb_tid(void *tcb);
  * every mutex and rwlock fast path, so inline: an out-of-line call there
  * was a fifth of an uncontended lock's cost. */
 extern ptrdiff_t fz_tcb_tid_offset;
-/* The calling thread's tid as its libc records it (fibers: their fake tid). */
+/* The calling thread's tid as its libc records it in the loaded TCB
+ * (fibers: their fake unique tid); mutex owners are recorded with it, as
+ * the libc does. */
 static inline pid_t fz_tcb_current_tid(void)
 {
     int tid;
@@ -129,7 +131,10 @@ static inline pid_t fz_tcb_current_tid(void)
     return tid;
 }
 /* Overwrite it (mutex.c's priority-protect calls; restore it after). */
-void fz_tcb_set_current_tid(pid_t tid);
+static inline void fz_tcb_set_current_tid(pid_t tid)
+{
+    __asm__ volatile("mov %0, %%fs:(%1)" : : "r"(tid), "r"(fz_tcb_tid_offset) : "memory");
+}
 
 /* Once, before any thread (runtime/thread_pointer.c; the TCB sides call it
  * from fz_tls_setup). */

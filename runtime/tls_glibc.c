@@ -456,14 +456,6 @@ pid_t fz_tcb_tid(void *tcb)
     return AT(tcb, L.tid, int);
 }
 
-/* Write the tid glibc keeps in the loaded TCB (read by tls.h's inline
- * fz_tcb_current_tid: a fiber's fake unique tid, or an OS thread's real
- * one, which mutex owners are recorded with, as glibc does). */
-void fz_tcb_set_current_tid(pid_t tid)
-{
-    __asm__ volatile("mov %0, %%fs:(%1)" : : "r"(tid), "r"(L.tid) : "memory");
-}
-
 /* ---- cancellation ------------------------------------------------------
  * glibc's cancelhandling bits (nptl/descr.h, 2.34 to 2.42): canceled (3),
  * exiting (4); since 2.36 also the state (bit 0, 1 = disabled), which 2.34

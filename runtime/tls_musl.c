@@ -659,11 +659,6 @@ pid_t fz_tcb_tid(void *tcb)
     return AT(tcb, PT_TID, int);
 }
 
-void fz_tcb_set_current_tid(pid_t tid)
-{
-    __asm__ volatile("mov %0, %%fs:%c1" : : "r"(tid), "i"(PT_TID) : "memory");
-}
-
 /* ---- cancellation ------------------------------------------------------ */
 
 bool fz_tcb_request_cancel(void *tcb)

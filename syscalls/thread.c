@@ -112,13 +112,13 @@ static int join_fiber(struct fz_fiber *f, void **ret, uint64_t deadline, bool tr
     return collect(f, ret);
 }
 
+bool fz_cancel_requested_ever; /* hook.h */
+
 /* glibc cancels by signalling the target's tid, which a fiber does not
  * have: record the request in the fiber's TCB as glibc does, and end its
  * wait if it is parked at a cancellation point (runtime/park.h).  Deferred
  * cancellation only: an asynchronous cancel type acts at the next
  * cancellation point. */
-bool fz_cancel_requested_ever;
-
 FZ_EXPORT int pthread_cancel(pthread_t th)
 {
     /* stored before the request is made: a thread that sees the request
