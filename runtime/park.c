@@ -157,8 +157,14 @@ unsigned fz_call_begin(int interruptible)
 
 void fz_call_end(unsigned token)
 {
+    struct fz_fiber *self = fz_self();
     if (token)
-        window_close(fz_self(), token);
+        window_close(self, token);
+    /* A signal the call's own system call raised inside the runtime
+     * (SIGPIPE, syscalls/signal.c) runs now, before the call returns, as
+     * the kernel runs it at that system call's exit. */
+    if (self && fz_sigthread_deliverable(self))
+        fz_sigthread_deliver_own(self);
 }
 
 bool fz_interrupt_mark(struct fz_fiber *f, bool restart)

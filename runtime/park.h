@@ -138,6 +138,8 @@ unsigned fz_requeue_addr(const void *addr, const void *addr2, unsigned wake, uns
  * interruptible: FZ_INTR_NORESTART or FZ_INTR_ALWAYS.  Returns what
  * fz_call_end needs (nested calls leave the outer window alone). */
 unsigned fz_call_begin(int interruptible);
+/* Also runs the handlers of signals pending on the fiber (every call ends
+ * through here, with a window or without). */
 void fz_call_end(unsigned token);
 
 /* From the signal wrapper, in handler context (no locks): a handler ran

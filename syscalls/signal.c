@@ -139,6 +139,30 @@ static bool redirect_process_signal(int sig, siginfo_t *info, ucontext_t *uc,
     return true;
 }
 
+/* SIGPIPE and SIGXFSZ sent by the process itself (SI_USER, its own pid)
+ * are what the kernel sends the thread whose write found no reader or
+ * passed the file size limit: thread-directed, and handled before that
+ * write returns.  One that lands while a fiber runs the runtime's code --
+ * the write an interposer made as a raw system call -- is that fiber's:
+ * it stays pending on it and the call runs it on its way out
+ * (fz_call_end), where a process-directed signal would go to the main
+ * fiber later (redirect_process_signal).  A kill(getpid(), SIGPIPE) that
+ * lands there goes to that fiber too: the kernel may pick any thread for
+ * it. */
+static bool own_call_signal(int sig, const siginfo_t *info, const ucontext_t *uc)
+{
+    if ((sig != SIGPIPE && sig != SIGXFSZ) || !info || info->si_code != SI_USER ||
+        info->si_pid != fz_rt.pid)
+        return false;
+    struct fz_carrier *c = fz_sigthread_carrier_here();
+    struct fz_fiber *cur = c ? c->current : NULL;
+    if (!cur || c->sched_busy ||
+        fz_sigthread_may_run(c, cur, (uintptr_t)uc->uc_mcontext.gregs[REG_RIP]))
+        return false;
+    fz_sigthread_post_async(cur, sig, info);
+    return true;
+}
+
 static void on_signal(int sig, siginfo_t *info, void *uctx)
 {
     struct fz_fiber *target;
@@ -146,6 +170,8 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
         thread_directed(sig, info, uctx, target);
         return;
     }
+    if (own_call_signal(sig, info, uctx))
+        return;
     struct fz_fiber *f;
     if (redirect_process_signal(sig, info, uctx, &f))
         return;

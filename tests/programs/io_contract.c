@@ -1,7 +1,7 @@
 /* The blocking-I/O contract as natively: EAGAIN on fds the program made
  * non-blocking, poll/select timeouts and error bits, SO_RCVTIMEO, shutdown
- * waking a reader, EOF, EPIPE, partial-free 4 MiB socket write, and a fiber
- * parked on an fd that another thread closes. */
+ * waking a reader, EOF, EPIPE and its SIGPIPE, partial-free 4 MiB socket
+ * write, and a fiber parked on an fd that another thread closes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -32,6 +32,13 @@ static double now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static volatile sig_atomic_t sigpipes;
+static void on_sigpipe(int sig)
+{
+    (void)sig;
+    sigpipes++;
 }
 
 static void *shutdown_later(void *a)
@@ -113,6 +120,10 @@ int main(void)
     close(q[1]);
     CHECK(read(q[0], &c, 1) == 0, "EOF after the peer closes");
     CHECK(write(q[0], "x", 1) == -1 && errno == EPIPE, "EPIPE writing to a closed peer");
+    signal(SIGPIPE, on_sigpipe);
+    CHECK(write(q[0], "x", 1) == -1 && errno == EPIPE && sigpipes == 1,
+          "and SIGPIPE with it, once");
+    signal(SIGPIPE, SIG_IGN);
 
     socketpair(AF_UNIX, SOCK_STREAM, 0, big);
     long got = 0;
