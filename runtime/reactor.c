@@ -39,6 +39,7 @@ struct fz_fd {
     uint8_t kind;
     bool nonblock, no_nowait;
     bool stream;            /* pipe, FIFO or SOCK_STREAM: a short read drains it */
+    bool stream_socket;     /* SOCK_STREAM: read/write are recv/send with no flags */
     bool hangup;            /* saw RDHUP/HUP/ERR: EOF or an error may be pending */
     atomic_uint drained_at; /* read seq + 1 at which a read found it empty; 0 none */
     atomic_int kept_error;  /* fz_fd_keep_error; 0 none */
@@ -82,18 +83,22 @@ static uint64_t token(struct fz_fd *s)
     return ((uint64_t)s->gen << 32) | (uint32_t)s->fd;
 }
 
-static bool is_stream(int fd)
+static void learn_stream(struct fz_fd *s)
 {
     struct stat st;
-    if (fz_sys2(SYS_fstat, fd, &st) != 0)
-        return false;
-    if (S_ISFIFO(st.st_mode))
-        return true;
+    s->stream = s->stream_socket = false;
+    if (fz_sys2(SYS_fstat, s->fd, &st) != 0)
+        return;
+    if (S_ISFIFO(st.st_mode)) {
+        s->stream = true;
+        return;
+    }
     int type = 0;
     socklen_t len = sizeof type;
-    return S_ISSOCK(st.st_mode) &&
-           fz_sys6(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, (long)&type, (long)&len, 0) == 0 &&
-           type == SOCK_STREAM;
+    s->stream = s->stream_socket =
+        S_ISSOCK(st.st_mode) &&
+        fz_sys6(SYS_getsockopt, s->fd, SOL_SOCKET, SO_TYPE, (long)&type, (long)&len, 0) == 0 &&
+        type == SOCK_STREAM;
 }
 
 static void register_locked(struct fz_fd *s)
@@ -106,7 +111,7 @@ static void register_locked(struct fz_fd *s)
     if (r == 0) {
         long fl = fz_sys2(SYS_fcntl, s->fd, F_GETFL);
         s->nonblock = fl >= 0 && (fl & O_NONBLOCK);
-        s->stream = is_stream(s->fd);
+        learn_stream(s);
         s->hangup = false;
         atomic_store(&s->drained_at, 0);
         s->kind = FZ_FD_POLLABLE;
@@ -193,6 +198,11 @@ int fz_fd_kept_error_of(int fd)
 bool fz_fd_nonblock(struct fz_fd *s)
 {
     return s->nonblock;
+}
+
+bool fz_fd_stream_socket(struct fz_fd *s)
+{
+    return s->stream_socket;
 }
 
 bool fz_fd_no_nowait(struct fz_fd *s)

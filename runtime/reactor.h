@@ -56,6 +56,9 @@ void fz_fd_set_nonblock(int fd, bool on);
 /* SO_RCVTIMEO / SO_SNDTIMEO as the program set them (ns, 0 = none). */
 uint64_t fz_fd_timeout(struct fz_fd *s, int dir);
 void fz_fd_set_timeout(int fd, int dir, uint64_t ns);
+/* A SOCK_STREAM socket: read and write on it are recv and send without
+ * flags (recv(2)), so an attempt may take the socket calls' shorter path. */
+bool fz_fd_stream_socket(struct fz_fd *s);
 /* The attempt cannot be made non-blocking (RWF_NOWAIT unsupported). */
 bool fz_fd_no_nowait(struct fz_fd *s);
 void fz_fd_set_no_nowait(struct fz_fd *s);

