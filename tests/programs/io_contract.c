@@ -142,6 +142,20 @@ int main(void)
     signal(SIGPIPE, on_sigpipe);
     CHECK(write(q[0], "x", 1) == -1 && errno == EPIPE && sigpipes == 1,
           "and SIGPIPE with it, once");
+    int nobody[2];
+    pipe(nobody);
+    close(nobody[0]);
+    CHECK(write(nobody[1], "x", 1) == -1 && errno == EPIPE && sigpipes == 2,
+          "a pipe without a reader: EPIPE and SIGPIPE");
+    close(nobody[1]);
+    int gone[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, gone);
+    close(gone[1]);
+    FILE *out = fdopen(gone[0], "w");
+    fputs("line\n", out);
+    CHECK(fflush(out) == EOF && errno == EPIPE && sigpipes == 3,
+          "stdio's flush to a closed peer: EPIPE and SIGPIPE");
+    fclose(out);
     signal(SIGPIPE, SIG_IGN);
 
     socketpair(AF_UNIX, SOCK_STREAM, 0, big);
