@@ -219,6 +219,20 @@ void fz_sigthread_send(struct fz_fiber *f, int sig, const struct fz_sigsend *inf
         ring_fiber(f, sig);
 }
 
+void fz_sigthread_adopt_own(struct fz_fiber *self, int sig)
+{
+    if (!(self->sigmask & bit_of(sig)))
+        return; /* not blocked: the kernel has delivered it already */
+    uint64_t only = bit_of(sig);
+    struct timespec now = {0, 0};
+    siginfo_t si;
+    /* the thread's own queue first, then the process's */
+    if (fz_sys4(SYS_rt_sigtimedwait, &only, &si, &now, 8) != sig)
+        return;
+    struct fz_sigsend info = {si.si_code, si.si_pid, si.si_uid, si.si_value};
+    post(self, sig, &info);
+}
+
 /* ---- the fiber delivers its own --------------------------------------- */
 
 void fz_sigthread_deliver_own(struct fz_fiber *self)

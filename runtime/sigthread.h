@@ -33,6 +33,13 @@ struct fz_sigsend {
  * returns, as natively. */
 void fz_sigthread_send(struct fz_fiber *f, int sig, const struct fz_sigsend *info);
 
+/* self's own system call just raised sig (SIGPIPE for a write that found
+ * no reader) while self blocks it: the kernel keeps it pending on the
+ * carrier's OS thread, where the next fiber there that does not block it
+ * would get it -- the default action, for SIGPIPE, ends the process.
+ * Move it to self, pending there as natively on the writing thread. */
+void fz_sigthread_adopt_own(struct fz_fiber *self, int sig);
+
 /* f's pending signals that it does not block. */
 uint64_t fz_sigthread_deliverable(struct fz_fiber *f);
 

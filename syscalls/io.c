@@ -36,6 +36,7 @@
 #include <linux/sockios.h>
 #include <unistd.h>
 #include "runtime/reactor.h"
+#include "runtime/sigthread.h"
 #include "syscalls/file.h"
 #include "syscalls/hook.h"
 #include "syscalls/io.h"
@@ -314,6 +315,13 @@ ssize_t fz_io_run(struct fz_io *io)
      * ends it, as it would end the one blocking system call (park.h) */
     unsigned call = may_park ? fz_call_begin(fz_io_intr(s, io->dir)) : 0;
     ssize_t r = io_loop(s, io, may_park);
+    if (r < 0 && errno == EPIPE && io->dir == FZ_WRITE && !(io->flags & MSG_NOSIGNAL)) {
+        int err = errno;
+        struct fz_fiber *self = fz_self();
+        if (self)
+            fz_sigthread_adopt_own(self, SIGPIPE);
+        errno = err;
+    }
     fz_call_end(call);
     return r;
 }

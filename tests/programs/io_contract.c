@@ -1,8 +1,8 @@
 /* The blocking-I/O contract as natively: EAGAIN on fds the program made
  * non-blocking, poll/select timeouts and error bits, SO_RCVTIMEO, shutdown
- * waking a reader, EOF, EPIPE and its SIGPIPE, zero-byte reads and writes
- * of an empty stream socket, partial-free 4 MiB socket write, and a fiber
- * parked on an fd that another thread closes. */
+ * waking a reader, EOF, EPIPE and its SIGPIPE (handled or blocked),
+ * zero-byte reads and writes of an empty stream socket, partial-free 4 MiB
+ * socket write, and a fiber parked on an fd that another thread closes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -41,6 +41,29 @@ static void on_sigpipe(int sig)
 {
     (void)sig;
     sigpipes++;
+}
+
+/* A thread that blocks SIGPIPE (its action the default, which ends the
+ * process) writes to a closed peer: the signal stays pending on it, and
+ * no other thread gets it, even once the thread has exited with one. */
+static void *blocked_sigpipe(void *a)
+{
+    sigset_t pipe_only, pending;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, NULL);
+    int s[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, s);
+    close(s[1]);
+    CHECK(write(s[0], "x", 1) == -1 && errno == EPIPE, "EPIPE with SIGPIPE blocked");
+    sigpending(&pending);
+    CHECK(sigismember(&pending, SIGPIPE), "SIGPIPE pending on the writing thread");
+    struct timespec none = {0, 0};
+    CHECK(sigtimedwait(&pipe_only, NULL, &none) == SIGPIPE, "and its sigtimedwait takes it");
+    /* one more, left pending: it goes with the thread */
+    CHECK(write(s[0], "x", 1) == -1 && errno == EPIPE, "EPIPE again");
+    close(s[0]);
+    return a;
 }
 
 static void *shutdown_later(void *a)
@@ -139,6 +162,10 @@ int main(void)
     close(q[1]);
     CHECK(read(q[0], &c, 1) == 0, "EOF after the peer closes");
     CHECK(write(q[0], "x", 1) == -1 && errno == EPIPE, "EPIPE writing to a closed peer");
+    signal(SIGPIPE, SIG_DFL);
+    pthread_create(&t, 0, blocked_sigpipe, NULL);
+    pthread_join(t, 0);
+    usleep(20000); /* on the writer's carrier, other threads run now */
     signal(SIGPIPE, on_sigpipe);
     CHECK(write(q[0], "x", 1) == -1 && errno == EPIPE && sigpipes == 1,
           "and SIGPIPE with it, once");
