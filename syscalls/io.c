@@ -136,7 +136,18 @@ static ssize_t socket_transfer(enum fz_dir dir, int fd, const struct msghdr *m, 
     return r;
 }
 
-static ssize_t attempt(struct fz_fd *s, struct fz_io *io)
+void fz_io_sigpipe_to_fiber(int flags)
+{
+    if (errno != EPIPE || (flags & MSG_NOSIGNAL))
+        return;
+    int err = errno;
+    struct fz_fiber *self = fz_self();
+    if (self)
+        fz_sigthread_adopt_own(self, SIGPIPE);
+    errno = err;
+}
+
+static ssize_t attempt_once(struct fz_fd *s, struct fz_io *io)
 {
     struct msghdr *m = io->msg;
     if (fz_fd_no_nowait(s) && !fz_fd_nonblock(s))
@@ -156,6 +167,14 @@ static ssize_t attempt(struct fz_fd *s, struct fz_io *io)
             return r;
     }
     return nowait_transfer(io->dir, io->fd, m->msg_iov, (int)m->msg_iovlen);
+}
+
+static ssize_t attempt(struct fz_fd *s, struct fz_io *io)
+{
+    ssize_t r = attempt_once(s, io);
+    if (r < 0 && io->dir == FZ_WRITE)
+        fz_io_sigpipe_to_fiber(io->flags);
+    return r;
 }
 
 bool fz_iov_copy(struct iovec *dst, const struct iovec *src, size_t n)
@@ -315,13 +334,6 @@ ssize_t fz_io_run(struct fz_io *io)
      * ends it, as it would end the one blocking system call (park.h) */
     unsigned call = may_park ? fz_call_begin(fz_io_intr(s, io->dir)) : 0;
     ssize_t r = io_loop(s, io, may_park);
-    if (r < 0 && errno == EPIPE && io->dir == FZ_WRITE && !(io->flags & MSG_NOSIGNAL)) {
-        int err = errno;
-        struct fz_fiber *self = fz_self();
-        if (self)
-            fz_sigthread_adopt_own(self, SIGPIPE);
-        errno = err;
-    }
     fz_call_end(call);
     return r;
 }
@@ -439,11 +451,11 @@ static ssize_t sendfile_loop(struct fz_fd *s, int out, int in, off_t *offset, si
             continue;
         }
         size_t piece = count - (size_t)moved < room ? count - (size_t)moved : room;
-        if (room == ROOM_UNKNOWN) {
-            ssize_t r = fz_real.sendfile(out, in, offset, piece);
-            return r < 0 ? fail(s, moved, errno) : moved + r;
-        }
         ssize_t r = fz_real.sendfile(out, in, offset, piece);
+        if (r < 0)
+            fz_io_sigpipe_to_fiber(0);
+        if (room == ROOM_UNKNOWN)
+            return r < 0 ? fail(s, moved, errno) : moved + r;
         if (r < 0)
             return fail(s, moved, errno);
         moved += r;
@@ -467,9 +479,12 @@ FZ_EXPORT ssize_t sendfile(int out, int in, off_t *offset, size_t count)
     if (count == 0 || !fz_io_pollable(out))
         return fz_real.sendfile(out, in, offset, count);
     struct fz_fd *s = fz_fd_get(out);
-    if (fz_fd_nonblock(s))
-        return fz_real.sendfile(out, in, offset, count);
-    return sendfile_parked(s, out, in, offset, count);
+    if (!fz_fd_nonblock(s))
+        return sendfile_parked(s, out, in, offset, count);
+    ssize_t r = fz_real.sendfile(out, in, offset, count);
+    if (r < 0)
+        fz_io_sigpipe_to_fiber(0);
+    return r;
 }
 
 FZ_EXPORT ssize_t sendfile64(int out, int in, off_t *offset, size_t count)

@@ -28,6 +28,10 @@ ssize_t fz_io_run(struct fz_io *io);
 /* The calling fiber may park on fd (hooks on, fd registered with the
  * driver); otherwise the interposer makes the real call. */
 bool fz_io_pollable(int fd);
+/* A write to a pollable fd just failed (errno set): if it was EPIPE and
+ * flags lack MSG_NOSIGNAL, the SIGPIPE the kernel raised is the calling
+ * fiber's, not its carrier's (fz_sigthread_adopt_own).  errno is kept. */
+void fz_io_sigpipe_to_fiber(int flags);
 
 /* Iovecs an interposer copies to advance them over partial transfers; a
  * call with more goes to the real call (FZ_FALLBACK). */

@@ -181,6 +181,8 @@ static int sendmmsg_loop(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
     int saved_errno = errno;
     while (sent < vlen) {
         int r = fz_real.sendmmsg(fd, vec + sent, vlen - sent, flags | MSG_DONTWAIT);
+        if (r < 0)
+            fz_io_sigpipe_to_fiber(flags);
         if (r > 0) {
             sent += (unsigned)r;
             struct mmsghdr *last = &vec[sent - 1];
@@ -219,11 +221,15 @@ static int sendmmsg_loop(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 
 FZ_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, fz_mmsg_flags flags)
 {
-    if (!fz_io_pollable(fd) || vlen == 0 || (flags & MSG_DONTWAIT))
+    if (!fz_io_pollable(fd) || vlen == 0)
         return fz_real.sendmmsg(fd, vec, vlen, flags);
     struct fz_fd *s = fz_fd_get(fd);
-    if (fz_fd_nonblock(s))
-        return fz_real.sendmmsg(fd, vec, vlen, flags);
+    if ((flags & MSG_DONTWAIT) || fz_fd_nonblock(s)) {
+        int r = fz_real.sendmmsg(fd, vec, vlen, flags);
+        if (r < 0)
+            fz_io_sigpipe_to_fiber(flags);
+        return r;
+    }
     unsigned call = fz_call_begin(fz_io_intr(s, FZ_WRITE));
     int r = sendmmsg_loop(fd, vec, vlen, flags);
     fz_call_end(call);

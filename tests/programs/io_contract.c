@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -60,8 +61,16 @@ static void *blocked_sigpipe(void *a)
     CHECK(sigismember(&pending, SIGPIPE), "SIGPIPE pending on the writing thread");
     struct timespec none = {0, 0};
     CHECK(sigtimedwait(&pipe_only, NULL, &none) == SIGPIPE, "and its sigtimedwait takes it");
-    /* one more, left pending: it goes with the thread */
+    /* more, left pending: they go with the thread */
     CHECK(write(s[0], "x", 1) == -1 && errno == EPIPE, "EPIPE again");
+    int file = open("/proc/self/exe", O_RDONLY);
+    CHECK(sendfile(s[0], file, NULL, 16) == -1 && errno == EPIPE, "sendfile: EPIPE");
+    close(file);
+    struct iovec one = {"x", 1};
+    struct mmsghdr msgs[1] = {{.msg_hdr = {.msg_iov = &one, .msg_iovlen = 1}}};
+    CHECK(sendmmsg(s[0], msgs, 1, 0) == -1 && errno == EPIPE, "sendmmsg: EPIPE");
+    CHECK(sendmmsg(s[0], msgs, 1, MSG_DONTWAIT) == -1 && errno == EPIPE,
+          "sendmmsg with MSG_DONTWAIT: EPIPE");
     close(s[0]);
     return a;
 }
