@@ -30,6 +30,9 @@ struct fz_fd; /* opaque */
 /* State of fd, registering it on first use; NULL if fd is out of range or
  * cannot be tracked.  Caller checks fz_fd_kind(). */
 struct fz_fd *fz_fd_get(int fd);
+/* The same for an fd the runtime opened itself that only signals readiness
+ * (a pidfd): blocking, not a stream, so registered without asking. */
+struct fz_fd *fz_fd_get_event_fd(int fd);
 int fz_fd_kind(struct fz_fd *s);
 uint32_t fz_fd_gen(struct fz_fd *s);
 uint32_t fz_fd_seq(struct fz_fd *s, int dir);

@@ -48,10 +48,13 @@ FZ_OFFLOAD(static, int, pool_waitid, waitid_fixed, FZ_OFFLOAD_WAIT, (int, idtype
  * The number is read again after every wake: a dup2 onto it moves the fd
  * elsewhere (runtime/ownfd.h), and the old number's state then belongs to
  * the program's file. */
-static int wait_on_pidfd(const int *pidfd, bool (*done)(void *), void *ctx)
+static int wait_on_pidfd(const int *pidfd, bool own, bool (*done)(void *), void *ctx)
 {
     for (;;) {
-        struct fz_fd *s = fz_fd_get(__atomic_load_n(pidfd, __ATOMIC_ACQUIRE));
+        int fd = __atomic_load_n(pidfd, __ATOMIC_ACQUIRE);
+        /* ours is known (blocking, no stream); the program's may have been
+         * opened with PIDFD_NONBLOCK, which its later calls must see */
+        struct fz_fd *s = own ? fz_fd_get_event_fd(fd) : fz_fd_get(fd);
         if (!s || fz_fd_kind(s) != FZ_FD_POLLABLE)
             return EINVAL;
         struct fz_fd_watch w;
@@ -111,7 +114,7 @@ static pid_t wait4_one(struct wait4_try *t)
     int pidfd;
     if (open_pidfd(&pidfd, t->pid) < 0)
         return pool_wait4(t->pid, t->status, t->options, t->usage);
-    int r = wait_on_pidfd(&pidfd, wait4_ready, t);
+    int r = wait_on_pidfd(&pidfd, true, wait4_ready, t);
     close_own_pidfd(&pidfd);
     if (r == EINVAL)
         return pool_wait4(t->pid, t->status, t->options, t->usage);
@@ -177,7 +180,7 @@ static bool waitid_ready(void *ctx)
 
 static int waitid_on(struct waitid_try *t, int *pidfd, bool own)
 {
-    int r = wait_on_pidfd(pidfd, waitid_ready, t);
+    int r = wait_on_pidfd(pidfd, own, waitid_ready, t);
     if (own)
         close_own_pidfd(pidfd);
     if (r == EINVAL)
