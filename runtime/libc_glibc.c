@@ -17,11 +17,11 @@
  *    specific[0] pointing at specific_1stblock, the main thread's
  *    user_stack mark, the probe's stack block / size / guard sizes (its
  *    attribute asks for a guard no other field would hold), __resp
- *    pointing at its res, its strsignal buffer in tls_state, its
- *    __pthread_register_cancel buffer in cleanup_jmp_buf, its joinid after
- *    pthread_detach, the cancel-state byte or bit pthread_setcancelstate
- *    flips, and after it exits its stack on ld.so's stack cache with the
- *    cache lock free (which places dl_stack_cache_lock);
+ *    pointing at its res, its __pthread_register_cancel buffer in
+ *    cleanup_jmp_buf, its joinid after pthread_detach, the cancel-state
+ *    byte or bit pthread_setcancelstate flips, and after it exits its stack
+ *    on ld.so's stack cache with the cache lock free (which places
+ *    dl_stack_cache_lock); the main thread's strsignal buffer in tls_state;
  *  - only three facts come from the version number, because no probe tells
  *    them apart before they matter: user_stack became the enum stack_mode
  *    in 2.42 (the main thread's value confirms it), getrandom_buf follows
@@ -42,6 +42,7 @@
  * not go through this seam.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <gnu/libc-version.h>
 #include <link.h>
 #include <pthread.h>
@@ -96,7 +97,6 @@ struct probe {
     char *tcb;
     char *local;                 /* an address on its stack */
     void *resp;                  /* its __res_state() */
-    char *strsignal_buf;         /* its strsignal's buffer */
     void *register_seen;         /* cleanup_jmp_buf while a buffer is registered */
     void *register_buf;          /* that buffer */
     ptrdiff_t state_byte;        /* what pthread_setcancelstate changed: a byte */
@@ -117,7 +117,6 @@ static void *probe_main(void *arg)
     p->tcb = thread_pointer();
     p->local = (char *)&here;
     p->resp = __res_state();
-    p->strsignal_buf = strsignal(4095);
     p->tid_real = (int)fz_sys0(SYS_gettid);
     p->tid_seen = FZ_AT(p->tcb, fz_libc.tid, int);
     p->start_seen = FZ_AT(p->tcb, fz_libc.start_routine, void *);
@@ -319,6 +318,32 @@ static bool published(const char **why)
 }
 
 /* What glibc did to the main thread. */
+/* tls_state {strsignal_buf, strerror_l_buf} follows res.  strsignal of an
+ * unknown signal mallocs its text there.  Found on the main thread, not the
+ * probe: the probe's first malloc would give the process a second malloc
+ * arena for good, a 64 MiB reservation and two more pages that every later
+ * fork copies and writes in parent and child.  The buffer is freed and the
+ * field cleared again, as if strsignal had never run. */
+static bool main_thread_tls_state(char *tp, const char **why)
+{
+    struct fz_libc *l = &fz_libc;
+    int saved = errno;
+    char *buf = strsignal(4095);
+    errno = saved;
+    l->tls_state = -1;
+    for (size_t off = (size_t)l->res + sizeof(struct __res_state); buf && off + 16 <= l->pd_size;
+         off += 8)
+        if (FZ_AT(tp, off, char *) == buf) {
+            l->tls_state = (ptrdiff_t)off;
+            break;
+        }
+    if (l->tls_state < 0)
+        return refuse(why, "struct pthread field tls_state does not hold strsignal's buffer");
+    free(buf);
+    FZ_AT(tp, l->tls_state, char *) = NULL;
+    return true;
+}
+
 static bool main_thread(const char **why)
 {
     struct fz_libc *l = &fz_libc;
@@ -359,7 +384,7 @@ static bool main_thread(const char **why)
     dl_iterate_phdr(find_libc_tls, tp);
     if (!l->libc_tls_size)
         return refuse(why, "libc's TLS block not found");
-    return true;
+    return main_thread_tls_state(tp, why);
 }
 
 /* What glibc did to a thread it created itself. */
@@ -401,15 +426,6 @@ static bool probe_thread(const struct fz_os_thread_calls *os, const char **why)
         (!p.state_bit_changed && p.state_byte < 0))
         return refuse(why, "cancel state: pthread_setcancelstate changed more than one flag");
     l->cancelstate = p.state_bit_changed ? -1 : p.state_byte;
-    /* tls_state {strsignal_buf, strerror_l_buf}: after res */
-    l->tls_state = -1;
-    for (size_t off = (size_t)l->res + sizeof(struct __res_state); off + 16 <= l->pd_size; off += 8)
-        if (FZ_AT(p.tcb, off, char *) == p.strsignal_buf) {
-            l->tls_state = (ptrdiff_t)off;
-            break;
-        }
-    if (l->tls_state < 0 || !p.strsignal_buf)
-        return refuse(why, "struct pthread field tls_state does not hold strsignal's buffer");
     l->getrandom_buf = -1;
     if (l->minor >= 41) {
         l->getrandom_buf = l->tls_state + 16;
