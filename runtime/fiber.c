@@ -196,14 +196,16 @@ int fz_fiber_create(void *(*start)(void *), void *arg, const struct fz_fiber_att
 
 struct fz_fiber *fz_fiber_adopt_main(void)
 {
-    pthread_attr_t attr;
     void *addr;
     size_t size, guard;
-    if (fz_os_thread_getattr(pthread_self(), &attr) != 0)
-        return NULL;
-    pthread_attr_getstack(&attr, &addr, &size);
-    pthread_attr_getguardsize(&attr, &guard);
-    pthread_attr_destroy(&attr);
+    if (!fz_tls_main_stack(&addr, &size, &guard)) {
+        pthread_attr_t attr;
+        if (fz_os_thread_getattr(pthread_self(), &attr) != 0)
+            return NULL;
+        pthread_attr_getstack(&attr, &addr, &size);
+        pthread_attr_getguardsize(&attr, &guard);
+        pthread_attr_destroy(&attr);
+    }
     struct fz_fiber *m = aligned_alloc(FZ_CACHE_LINE, sizeof *m);
     if (!m)
         return NULL;

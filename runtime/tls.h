@@ -63,6 +63,10 @@ void *fz_tls_create(struct fz_fiber *fiber);
 /* Make a finished fiber's TCB fresh for a new fiber: module TLS back to the
  * init images, struct pthread reset; libc's block kept (see tls_glibc.c). */
 void fz_tls_recycle(void *tcb, struct fz_fiber *fiber);
+/* The main thread's stack and guard as the C library's pthread_getattr_np
+ * reports them, when they can be had cheaply (glibc: without reading
+ * /proc/self/maps); false: ask pthread_getattr_np. */
+bool fz_tls_main_stack(void **base, size_t *size, size_t *guard);
 /* Mark the main thread's own TCB as the main fiber's. */
 void fz_tls_adopt_main(struct fz_fiber *fiber);
 /* First steps on a fiber with its own thread pointer loaded: what glibc's

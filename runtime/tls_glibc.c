@@ -108,6 +108,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <sys/resource.h>
 #include <linux/futex.h>
 #include "runtime/asan.h"
 #include "runtime/libc.h"
@@ -314,6 +316,51 @@ static void free_key_blocks(void *tcb)
         free(specific[i]);
         specific[i] = NULL;
     }
+}
+
+/* ld.so's record of the stack pointer at process entry */
+extern void *__libc_stack_end;
+
+/* glibc's answer is valid only below this RLIMIT_STACK: the kernel keeps
+ * at least the limit's worth of address space below the stack free of
+ * mmap (the gap is capped at 5/6 of the address space), so glibc's cut of
+ * the size at the next mapping below never applies. */
+#define MAIN_STACK_FAST_RLIMIT (1ull << 40)
+
+/* glibc's pthread_getattr_np on the main thread: the top is the page above
+ * __libc_stack_end, the size RLIMIT_STACK less what lies between that top
+ * and the end of the stack's mapping (arguments, environment, auxv), page
+ * aligned.  glibc finds the mapping's end in /proc/self/maps, which cost
+ * fiberize's start-up 70-90 us (stdio, the kernel formatting every
+ * mapping).  The kernel puts the exec'd file's name at the very top of
+ * that mapping, one pointer below its end, and hands its address in
+ * AT_EXECFN; mincore confirms the end (the last page mapped, the next
+ * not).  Anything unusual (unlimited stack, the name elsewhere, something
+ * mapped at the bottom) answers false: the caller asks glibc.
+ * tests/bats/identity.bats compares both ways under five limits. */
+bool fz_tls_main_stack(void **base, size_t *size, size_t *guard)
+{
+    const char *execfn = (const char *)getauxval(AT_EXECFN);
+    uintptr_t page = getauxval(AT_PAGESZ);
+    struct rlimit rl;
+    if (!execfn || !page || getrlimit(RLIMIT_STACK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur >= MAIN_STACK_FAST_RLIMIT)
+        return false;
+    uintptr_t end = (uintptr_t)execfn + strlen(execfn) + 1 + sizeof(void *);
+    uintptr_t top = ((uintptr_t)__libc_stack_end & -page) + page;
+    if (end % page || end < top || end - top >= rl.rlim_cur)
+        return false;
+    unsigned char resident;
+    if (fz_sys3(SYS_mincore, end - page, page, &resident) != 0 ||
+        fz_sys3(SYS_mincore, end, page, &resident) != -ENOMEM)
+        return false;
+    uintptr_t bytes = (rl.rlim_cur - (end - top)) & -page;
+    if (fz_sys3(SYS_mincore, top - bytes, page, &resident) != -ENOMEM)
+        return false;
+    *base = (void *)(top - bytes);
+    *size = bytes;
+    *guard = AT(fz_thread_pointer(), L.reported_guardsize, size_t);
+    return true;
 }
 
 void fz_tls_adopt_main(struct fz_fiber *fiber)

@@ -469,6 +469,14 @@ void fz_tls_recycle(void *tcb, struct fz_fiber *fiber)
     init_pthread_fields(tcb, fiber, tsd);
 }
 
+/* musl's pthread_getattr_np measures the main stack with mremap probes:
+ * no shortcut that keeps its answer. */
+bool fz_tls_main_stack(void **base, size_t *size, size_t *guard)
+{
+    (void)base, (void)size, (void)guard;
+    return false;
+}
+
 void fz_tls_adopt_main(struct fz_fiber *fiber)
 {
     void *tp = thread_pointer();
