@@ -69,8 +69,11 @@ void fz_stack_setup(size_t size, size_t guard)
 {
     default_size = round_page(size);
     default_guard = round_page(guard);
-    guard_budget = read_guard_budget();
     guard_markers = kernel_has_guard_markers();
+    /* markers cost no mapping: the budget (a /proc read, 10-15 us of
+     * start-up) only matters without them */
+    if (!guard_markers)
+        guard_budget = read_guard_budget();
 }
 
 /* A guard page: a page-table marker where the kernel has them, else a
