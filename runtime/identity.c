@@ -30,7 +30,8 @@ struct bucket {
     struct fz_fiber *_Atomic head;
 };
 
-static struct bucket table[BUCKETS];
+/* page-aligned: a fork child swaps its pages for fresh ones (fz_zero_table) */
+static struct bucket table[BUCKETS] __attribute__((aligned(4096)));
 
 static struct bucket *bucket_of(pid_t tid)
 {
@@ -121,7 +122,6 @@ struct fz_fiber *fz_ident_any(bool (*accept)(struct fz_fiber *, void *), void *a
 
 void fz_ident_after_fork(struct fz_fiber *self, pid_t pid)
 {
-    for (unsigned i = 0; i < BUCKETS; i++)
-        table[i] = (struct bucket){0};
+    fz_zero_table(table, sizeof table);
     fz_ident_register_as(self, pid);
 }

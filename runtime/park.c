@@ -37,7 +37,8 @@ struct bucket {
  * contend for the line. */
 _Static_assert(sizeof(struct bucket) == FZ_CACHE_LINE, "a bucket per cache line");
 
-static struct bucket buckets[BUCKETS];
+/* page-aligned: a fork child swaps its pages for fresh ones (fz_zero_table) */
+static struct bucket buckets[BUCKETS] __attribute__((aligned(4096)));
 
 static fz_spinlock interrupt_lock;
 static struct fz_waiter *interrupt_head;
@@ -569,8 +570,7 @@ unsigned fz_requeue_addr(const void *addr, const void *addr2, unsigned wake, uns
 void fz_park_after_fork(void)
 {
     /* every waiter was another thread, gone in the child */
-    for (unsigned i = 0; i < BUCKETS; i++)
-        buckets[i] = (struct bucket){0};
+    fz_zero_table(buckets, sizeof buckets);
     interrupt_lock = (fz_spinlock){0};
     interrupt_head = NULL;
 }

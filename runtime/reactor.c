@@ -472,6 +472,12 @@ void fz_reactor_after_fork(void)
             continue;
         for (unsigned i = 0; i < CHUNK; i++) {
             struct fz_fd *s = &chunk[i];
+            /* Untouched since its last reset: left alone, so its page stays
+             * shared with the parent (a chunk is 18 pages; writing every
+             * entry cost a child one copy-on-write fault per page). */
+            if (s->kind == FZ_FD_UNKNOWN && !fz_spin_held(&s->lock) && !s->head[0] && !s->head[1] &&
+                !atomic_load(&s->turn) && !atomic_load(&s->kept_error))
+                continue;
             s->lock = (fz_spinlock){0};
             s->gen++;
             s->kind = FZ_FD_UNKNOWN;
