@@ -317,7 +317,6 @@ static bool published(const char **why)
     return true;
 }
 
-/* What glibc did to the main thread. */
 /* tls_state {strsignal_buf, strerror_l_buf} follows res.  strsignal of an
  * unknown signal mallocs its text there.  Found on the main thread, not the
  * probe: the probe's first malloc would give the process a second malloc
@@ -344,6 +343,7 @@ static bool main_thread_tls_state(char *tp, const char **why)
     return true;
 }
 
+/* What glibc did to the main thread. */
 static bool main_thread(const char **why)
 {
     struct fz_libc *l = &fz_libc;

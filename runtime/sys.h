@@ -53,7 +53,6 @@ void fz_signal_restorer(void);
 #define fz_sys3(n, a, b, c) fz_sys6((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
 #define fz_sys4(n, a, b, c, d) fz_sys6((n), (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
 
-/* Wait while *word == val; abs_deadline (CLOCK_MONOTONIC) may be NULL. */
 /* Zero a table a fork child resets (its old contents were the parent's
  * other threads'): its whole pages are replaced by fresh anonymous ones,
  * which the kernel fills only when touched, instead of each being copied
@@ -76,6 +75,7 @@ static inline void fz_zero_table(void *table, unsigned long bytes)
     __builtin_memset(p, 0, bytes);
 }
 
+/* Wait while *word == val; abs_deadline (CLOCK_MONOTONIC) may be NULL. */
 static inline long fz_futex_wait(const void *word, uint32_t val,
                                  const struct timespec *abs_deadline)
 {
