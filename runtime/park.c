@@ -7,20 +7,26 @@
  * and unlinks it under the lock, and makes it run after dropping the lock.
  * A waiter woken by another source (timeout, interrupt) unlinks itself.
  *
- * Interrupt list: interruptible fibers currently blocked, so a signal
- * handler that ran without SA_RESTART can make one of them return EINTR.
- * Signal handlers never touch it directly (they only count, see
- * syscalls/signal.c) and mark the interrupted fiber's call window (one
- * CAS on its intr_window word, park.h fz_call_begin); the scheduler calls
- * fz_interrupt_one, and a park in a marked window does not happen.  Threads that
- * are not fibers sleep in futex(2) and are interrupted by the kernel
- * (block_os_thread).
+ * Interrupts: a signal handler that ran without SA_RESTART makes one
+ * blocked interruptible wait return EINTR.  Handlers never wake a wait
+ * directly (they only count, see syscalls/signal.c) and mark the
+ * interrupted fiber's call window (one CAS on its intr_window word, park.h
+ * fz_call_begin); the scheduler calls fz_interrupt_one, which finds the
+ * wait through the fiber's published `wait` (under the fiber's lock), and
+ * a park in a marked window does not happen.  Rejected: a list of the
+ * interruptible waits, linked at every park -- one process-wide list was
+ * the runtime's busiest lock at 10,000 connections, and per-carrier lists
+ * still made every unlink write a neighbour's waiter, a cold line on
+ * another fiber's stack; the rare signal walking every fiber costs less.
+ * Threads that are not fibers sleep in futex(2) and are interrupted by the
+ * kernel (block_os_thread).
  */
 #include <errno.h>
 #include <stdint.h>
 #include "runtime/assert.h"
 #include "runtime/driver.h"
 #include "runtime/fiber.h"
+#include "runtime/identity.h"
 #include "runtime/park.h"
 #include "runtime/tls.h"
 #include "runtime/sched.h"
@@ -39,9 +45,6 @@ _Static_assert(sizeof(struct bucket) == FZ_CACHE_LINE, "a bucket per cache line"
 
 /* page-aligned: a fork child swaps its pages for fresh ones (fz_zero_table) */
 static struct bucket buckets[BUCKETS] __attribute__((aligned(4096)));
-
-static fz_spinlock interrupt_lock;
-static struct fz_waiter *interrupt_head;
 
 /* ---- waiters --------------------------------------------------------- */
 
@@ -106,34 +109,6 @@ bool fz_waiter_wake(struct fz_waiter *w, int reason)
 #define WINDOW_LEVEL 3u /* FZ_INTR_NORESTART or _ALWAYS: a window is open */
 #define WINDOW_HIT 4u   /* a handler ended the call: the park reports EINTR */
 
-/* Link w; true if a handler marked the fiber's call before it got here
- * (read under the lock, which fz_interrupt_marked takes too, so a mark is
- * seen either here or by the scheduler, never by neither). */
-static bool interrupt_list_add(struct fz_waiter *w)
-{
-    fz_spin_lock(&interrupt_lock);
-    w->int_prev = NULL;
-    w->int_next = interrupt_head;
-    if (interrupt_head)
-        interrupt_head->int_prev = w;
-    interrupt_head = w;
-    bool hit = atomic_load(&w->fiber->intr_window) & WINDOW_HIT;
-    fz_spin_unlock(&interrupt_lock);
-    return hit;
-}
-
-static void interrupt_list_remove(struct fz_waiter *w)
-{
-    fz_spin_lock(&interrupt_lock);
-    if (w->int_prev)
-        w->int_prev->int_next = w->int_next;
-    else
-        interrupt_head = w->int_next;
-    if (w->int_next)
-        w->int_next->int_prev = w->int_prev;
-    fz_spin_unlock(&interrupt_lock);
-}
-
 static unsigned window_open(struct fz_fiber *self, int interruptible)
 {
     if (!self || (atomic_load(&self->intr_window) & WINDOW_LEVEL))
@@ -196,49 +171,85 @@ void fz_interrupt_note(int sig, bool restart)
         fz_interrupt_mark(fz_rt.main_fiber, restart);
 }
 
+/* f's wait if a handler may end it: published, interruptible, unclaimed.
+ * Caller holds f->lock (wait_withdraw takes it before the frame goes). */
+static struct fz_waiter *interruptible_wait(struct fz_fiber *f)
+{
+    struct fz_waiter *w = f->wait;
+    return w && w->interruptible && !atomic_load(&w->claimed) ? w : NULL;
+}
+
+/* The mark is set before this runs, and wait_publish reads it under the
+ * same lock this takes, so a marked call's wait is ended either here or
+ * by its own publish, never by neither. */
 void fz_interrupt_marked(struct fz_fiber *f)
 {
     if (!(atomic_load(&f->intr_window) & WINDOW_HIT))
         return; /* not marked, or its park consumed the mark */
-    struct fz_waiter *victim = NULL;
-    fz_spin_lock(&interrupt_lock);
-    for (struct fz_waiter *w = interrupt_head; w; w = w->int_next)
-        if (w->fiber == f && !atomic_load(&w->claimed)) {
-            victim = w;
-            break;
-        }
-    bool won = victim && fz_waiter_claim(victim, FZ_WAKE_INTERRUPT);
+    fz_spin_lock(&f->lock);
+    struct fz_waiter *w = interruptible_wait(f);
+    bool won = w && fz_waiter_claim(w, FZ_WAKE_INTERRUPT);
     if (won)
         atomic_fetch_and(&f->intr_window, ~WINDOW_HIT);
-    fz_spin_unlock(&interrupt_lock);
+    fz_spin_unlock(&f->lock);
     if (won)
-        fz_waiter_finish_wake(victim);
+        fz_waiter_finish_wake(w);
+}
+
+struct oldest_wait {
+    uint64_t bit; /* the signal's mask bit */
+    struct fz_fiber *fiber;
+    struct fz_waiter *wait;
+};
+
+static bool note_if_older(struct fz_fiber *f, void *arg)
+{
+    struct oldest_wait *o = arg;
+    if (!__atomic_load_n(&f->wait, __ATOMIC_RELAXED) || (f->sigmask & o->bit))
+        return false; /* not waiting (the lock would say the same), or blocks it */
+    fz_spin_lock(&f->lock);
+    struct fz_waiter *w = interruptible_wait(f);
+    if (w && (!o->wait || w->since < o->wait->since)) {
+        o->fiber = f;
+        o->wait = w;
+    }
+    fz_spin_unlock(&f->lock);
+    return false; /* look at every fiber */
 }
 
 /* The main fiber's call was marked by the wrapper when the handler ran
  * (fz_interrupt_note), so a signal that came while it ran its own code
  * ends none of its later waits.  Once main has exited or when it blocks
- * the signal, the longest-waiting fiber's wait that does not block it (the
- * list's tail) ends.  A handler with SA_RESTART interrupts only waits that
- * are never restarted. */
+ * the signal, the longest-waiting fiber's wait that does not block it
+ * ends (by a coarse clock: of equal ones, the first the thread-id table
+ * yields).  A handler with SA_RESTART interrupts only waits that are
+ * never restarted. */
 void fz_interrupt_one(int sig, bool restart)
 {
     if (main_takes(sig)) {
         fz_interrupt_marked(fz_rt.main_fiber);
         return;
     }
-    struct fz_waiter *victim = NULL;
-    uint64_t bit = 1ull << (sig - 1);
-    fz_spin_lock(&interrupt_lock);
-    for (struct fz_waiter *w = interrupt_head; w; w = w->int_next)
-        if (!atomic_load(&w->claimed) && !(w->fiber->sigmask & bit))
-            victim = w;
-    if (victim && restart && victim->interruptible != FZ_INTR_ALWAYS)
-        victim = NULL;
-    bool won = victim && fz_waiter_claim(victim, FZ_WAKE_INTERRUPT);
-    fz_spin_unlock(&interrupt_lock);
-    if (won)
-        fz_waiter_finish_wake(victim);
+    /* the oldest may wake before it is claimed: then look again */
+    for (int tries = 0; tries < 4; tries++) {
+        struct oldest_wait o = {1ull << (sig - 1), NULL, NULL};
+        fz_ident_any(note_if_older, &o);
+        if (!o.fiber)
+            return;
+        fz_spin_lock(&o.fiber->lock);
+        struct fz_waiter *w = interruptible_wait(o.fiber);
+        bool same = w == o.wait; /* o.wait is only compared: it may be gone */
+        if (same && restart && w->interruptible != FZ_INTR_ALWAYS) {
+            fz_spin_unlock(&o.fiber->lock);
+            return; /* the handler restarts it: no wait ends */
+        }
+        bool won = same && fz_waiter_claim(w, FZ_WAKE_INTERRUPT);
+        fz_spin_unlock(&o.fiber->lock);
+        if (won) {
+            fz_waiter_finish_wake(w);
+            return;
+        }
+    }
 }
 
 /* An OS thread sleeps in the kernel, so signals reach it as natively: a
@@ -281,13 +292,15 @@ void fz_wait_over(struct fz_fiber *self)
         fz_sigthread_deliver_own(self);
 }
 
-static struct fz_waiter *wait_publish(struct fz_fiber *self, struct fz_waiter *w)
+static struct fz_waiter *wait_publish(struct fz_fiber *self, struct fz_waiter *w, bool *marked)
 {
     fz_spin_lock(&self->lock);
     struct fz_waiter *outer = self->wait;
     self->wait = w;
     if (w->cancelable)
         self->cancel_waiter = w;
+    /* under the lock fz_interrupt_marked takes: see there */
+    *marked = w->interruptible && (atomic_load(&self->intr_window) & WINDOW_HIT);
     fz_spin_unlock(&self->lock);
     if (w->cancelable && fz_tcb_cancel_pending(self->tcb) && fz_waiter_claim(w, FZ_WAKE_INTERRUPT))
         fz_waiter_finish_wake(w);
@@ -343,17 +356,19 @@ int fz_waiter_block(struct fz_waiter *w)
     if (!self)
         return block_os_thread(w);
     unsigned window = 0;
-    if (w->interruptible) {
+    uint64_t now = fz_coarse_now_ns();
+    w->since = now;
+    if (w->interruptible)
         window = window_open(self, w->interruptible); /* a wait outside any call */
-        if (interrupt_list_add(w) && fz_waiter_claim(w, FZ_WAKE_INTERRUPT)) {
-            /* a handler ended the call before it parked */
-            atomic_fetch_and(&self->intr_window, ~WINDOW_HIT);
-            interrupt_list_remove(w);
-            window_close(self, window);
-            return FZ_WAKE_INTERRUPT;
-        }
+    bool marked;
+    struct fz_waiter *outer = wait_publish(self, w, &marked);
+    if (marked && fz_waiter_claim(w, FZ_WAKE_INTERRUPT)) {
+        /* a handler ended the call before it parked */
+        atomic_fetch_and(&self->intr_window, ~WINDOW_HIT);
+        wait_withdraw(self, w, outer);
+        window_close(self, window);
+        return FZ_WAKE_INTERRUPT;
     }
-    struct fz_waiter *outer = wait_publish(self, w);
     /* a waiter blocks, and arms its timer, on its owner's fiber only */
     FZ_ASSERT(self == fz_self());
     if (w->deadline) {
@@ -370,16 +385,13 @@ int fz_waiter_block(struct fz_waiter *w)
     else
         st->parks_sleep++;
     self->waiter = w;
-    self->parked_at = fz_coarse_now_ns();
+    self->parked_at = now;
     fz_park(self);
     self->waiter = NULL;
     if (w->deadline)
         fz_timer_disarm(&w->timer);
     wait_withdraw(self, w, outer);
-    if (w->interruptible) {
-        interrupt_list_remove(w);
-        window_close(self, window);
-    }
+    window_close(self, window);
     return w->reason;
 }
 
@@ -571,8 +583,6 @@ void fz_park_after_fork(void)
 {
     /* every waiter was another thread, gone in the child */
     fz_zero_table(buckets, sizeof buckets);
-    interrupt_lock = (fz_spinlock){0};
-    interrupt_head = NULL;
 }
 
 /* ---- wakes from signal handlers --------------------------------------- */

@@ -72,8 +72,7 @@ struct fz_waiter {
     uint32_t bits; /* futex bitset the waiter matches */
     uint8_t kind;  /* enum fz_wait_kind, for dumps */
     long about;
-    /* interrupt-list linkage */
-    struct fz_waiter *int_next, *int_prev;
+    uint64_t since; /* coarse ns it was published: the oldest wait is interrupted first */
 };
 
 /* Prepare w for the calling thread.  deadline 0 = wait forever.

@@ -172,6 +172,16 @@ overflow_status() {
     FIBERIZE_WORKERS=1 compare_native signals
 }
 
+@test "a process-directed signal ends one read: the thread that lets it in, 1 and 2 carriers" {
+    compare_native sig_process_eintr
+    FIBERIZE_WORKERS=1 compare_native sig_process_eintr
+}
+
+@test "a signal handled on a running thread ends the longest-parked read, 1 and 2 carriers" {
+    compare_native sig_process_eintr oldest
+    FIBERIZE_WORKERS=1 compare_native sig_process_eintr oldest
+}
+
 # Natively under ASan, fork in a threaded program can deadlock in ASan's
 # allocator (the native run hangs), and natively on musl 1.2.3 the child
 # whose main thread calls pthread_exit never ends (the program's alarm
