@@ -2,11 +2,12 @@
  *
  * A waiter (struct fz_waiter, on the waiting thread's stack) is registered
  * with one or more wake sources -- an address in the parking lot, a
- * deadline in the timer wheel, an fd in the reactor, the interrupt list --
- * and then blocks.  Sources race to wake it: the first to claim it (one CAS
- * on `claimed`) sets the reason and makes it run again; the others see the
- * claim and leave it alone.  The waiter itself then withdraws from the
- * sources that did not fire before its stack frame goes away.
+ * deadline in the timer wheel, an fd in the reactor, signal handlers
+ * (through its fiber's published wait) -- and then blocks.  Sources race
+ * to wake it: the first to claim it (one CAS on `claimed`) sets the reason
+ * and makes it run again; the others see the claim and leave it alone.
+ * The waiter itself then withdraws from the sources that did not fire
+ * before its stack frame goes away.
  *
  * Waiters are fibers (parked in the scheduler) or OS threads that are not
  * fibers (pool threads, foreign threads, carriers' idle state): those sleep
@@ -78,9 +79,9 @@ struct fz_waiter {
 /* Prepare w for the calling thread.  deadline 0 = wait forever.
  * interruptible (enum fz_intr): which signal handlers wake it with EINTR. */
 void fz_waiter_init(struct fz_waiter *w, uint64_t deadline, int interruptible);
-/* Block until a source claims w; returns the reason.  Withdraws w from the
- * timer wheel and the interrupt list.  Wake sources registered by the caller
- * (parking lot, reactor) are the caller's to withdraw. */
+/* Block until a source claims w; returns the reason.  Withdraws w from
+ * the timer wheel and its fiber's published wait.  Wake sources registered
+ * by the caller (parking lot, reactor) are the caller's to withdraw. */
 int fz_waiter_block(struct fz_waiter *w);
 /* Claim w for `reason` and make it run.  False if another source won. */
 bool fz_waiter_wake(struct fz_waiter *w, int reason);
@@ -128,7 +129,7 @@ unsigned fz_requeue_addr(const void *addr, const void *addr2, unsigned wake, uns
 
 /* An interruptible call: natively one system call, under fiberize an
  * attempt, a park, another attempt...  A signal handled at any moment in
- * between -- after the attempt, before the fiber is on the interrupt list
+ * between -- after the attempt, before the fiber has published its wait
  * -- must end it as if the call were blocked in the kernel.  So the call
  * opens a window before its first attempt and closes it when it returns;
  * the signal wrapper marks the window (lock-free, in the handler), and the
