@@ -13,7 +13,7 @@ FZ_CHECKS := $(if $(RELEASE),0,1)
 LIB_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -fno-stack-protector \
               -fno-omit-frame-pointer -I. -DFZ_CHECKS=$(FZ_CHECKS) $(EXTRA_CFLAGS)
 LIB_LDFLAGS := -shared -Wl,-z,now -Wl,--no-undefined $(EXTRA_LDFLAGS)
-LIB_LIBS := -ldl -lpthread -lffi
+LIB_LIBS := -ldl -lpthread # libffi: dlopen'ed at the first offloaded call (offload_glibc.c)
 
 # Two libraries from one tree: libfiberize.so for glibc programs and
 # libfiberize-musl.so (musl-gcc) for musl ones.  What differs per libc lives

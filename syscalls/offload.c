@@ -20,6 +20,8 @@ bool fz_offload_prepare(struct fz_offload *o, enum fz_offload_kind result,
 {
     if (atomic_load_explicit(&o->ready, memory_order_acquire))
         return true;
+    if (!fz_offload_iface_load())
+        return false;
     fz_spin_lock(&o->lock);
     if (!atomic_load_explicit(&o->ready, memory_order_relaxed) && n <= FZ_OFFLOAD_MAX_ARGS) {
         o->nargs = (unsigned char)n;

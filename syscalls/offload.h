@@ -109,12 +109,20 @@ bool fz_offload_call(struct fz_offload *o, void (*fn)(void), fz_offload_word *re
 struct fz_carrier *fz_offload_inline_begin(int policy);
 void fz_offload_inline_end(struct fz_carrier *c);
 
-/* The libc side (offload_glibc.c, offload_musl.c): fill o->iface from
+/* The libc side (offload_glibc.c, offload_musl.c): make the interface's
+ * code ready (called with no lock held, before any prepare; false: not
+ * now or never, the call is made in place); fill o->iface from
  * o->nargs, o->result and o->kinds (false if it cannot), and make the
  * call on the current thread. */
+bool fz_offload_iface_load(void);
 bool fz_offload_iface_prepare(struct fz_offload *o);
 void fz_offload_iface_call(const struct fz_offload *o, void (*fn)(void), fz_offload_word *ret,
                            void **args);
+/* The hand-written interface (offload_direct.c): integer and pointer
+ * kinds, at most 8 arguments, x86-64 System V. */
+bool fz_offload_direct_prepare(const struct fz_offload *o);
+void fz_offload_direct_call(const struct fz_offload *o, void (*fn)(void), fz_offload_word *ret,
+                            void **args);
 
 /* (type, name) pairs -> parameter list, names, addresses, kinds */
 #define FZ_PARAM_(t, n) t n

@@ -199,3 +199,16 @@ park_case() {
 @test "getaddrinfo in a loop for 1 s on one carrier: every call in the pool, no hand-off" {
     park_case getaddrinfo some
 }
+
+# ---- libffi on demand (fiberized only) ---------------------------------------
+
+@test "libffi is loaded by the first offloaded call, not at start-up" {
+    fz_skip_on_musl "the musl library offloads without libffi"
+    run_fiberized offload_lazy
+    echo "$output"
+    [[ $status -eq 0 ]]
+    [[ $output == *"at start: 0"* ]]
+    [[ $output == *"after a thread's plain calls: 0"* ]]
+    [[ $output == *"getaddrinfo: 0"* ]]
+    [[ $output == *"after an offloaded call: 1"* ]]
+}
