@@ -9,12 +9,13 @@
  * with and without -lffi -- and for its five mappings at every fork and
  * exit, and most programs never make an offloaded call.  Without the
  * library (not installed, or damaged) the hand-written interface
- * (offload_direct.c) makes the calls; a call that comes while the library
- * is being loaded, or from a signal handler before it is (dlopen is not
- * safe there), is made in place.
+ * (offload_direct.c) makes the calls.  A call that comes while another
+ * fiber loads it waits for that; one from a signal handler before it is
+ * loaded (dlopen is not safe there) is made in place.
  */
 #include <dlfcn.h>
 #include <ffi.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include "runtime/park.h"
 #include "syscalls/offload.h"
@@ -44,18 +45,26 @@ static struct {
 enum { NOT_YET, LOADING, LOADED, MISSING };
 static atomic_int loaded;
 
+static bool still_loading(void *unused)
+{
+    (void)unused;
+    return atomic_load_explicit(&loaded, memory_order_acquire) == LOADING;
+}
+
 bool fz_offload_iface_load(void)
 {
     int state = atomic_load_explicit(&loaded, memory_order_acquire);
     if (state != NOT_YET && state != LOADING)
         return true; /* final: libffi's interface or the direct one */
-    if (state == LOADING)
-        return false;
     if (fz_in_signal_handler())
         return false; /* in place this time; a later call loads it */
-    /* one loader; calls made meanwhile elsewhere run in place */
-    if (!atomic_compare_exchange_strong(&loaded, &state, LOADING))
-        return false;
+    /* one loader; calls that come meanwhile wait for it (made in place,
+     * a call that waits long would hold its carrier) */
+    if (state == LOADING || !atomic_compare_exchange_strong(&loaded, &state, LOADING)) {
+        while (atomic_load_explicit(&loaded, memory_order_acquire) == LOADING)
+            fz_park_addr(&loaded, ~0u, still_loading, NULL, 0, FZ_INTR_NONE);
+        return true;
+    }
     void *h = dlopen(ffi_library, RTLD_NOW | RTLD_LOCAL);
     if (h) {
         lib.prep_cif = (ffi_status(*)(ffi_cif *, ffi_abi, unsigned, ffi_type *, ffi_type **))dlsym(
@@ -70,6 +79,7 @@ bool fz_offload_iface_load(void)
     bool ok = h && lib.prep_cif && lib.call && lib.sint32 && lib.uint32 && lib.sint64 &&
               lib.uint64 && lib.pointer;
     atomic_store_explicit(&loaded, ok ? LOADED : MISSING, memory_order_release);
+    fz_unpark_addr(&loaded, ~0u, UINT_MAX);
     return true;
 }
 
