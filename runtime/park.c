@@ -199,7 +199,8 @@ void fz_interrupt_marked(struct fz_fiber *f)
 struct oldest_wait {
     uint64_t bit; /* the signal's mask bit */
     struct fz_fiber *fiber;
-    struct fz_waiter *wait;
+    struct fz_waiter *wait; /* only compared once its fiber's lock is dropped */
+    uint64_t since;         /* its since, copied: the frame may be gone */
 };
 
 static bool note_if_older(struct fz_fiber *f, void *arg)
@@ -209,9 +210,10 @@ static bool note_if_older(struct fz_fiber *f, void *arg)
         return false; /* not waiting (the lock would say the same), or blocks it */
     fz_spin_lock(&f->lock);
     struct fz_waiter *w = interruptible_wait(f);
-    if (w && (!o->wait || w->since < o->wait->since)) {
+    if (w && (!o->wait || w->since < o->since)) {
         o->fiber = f;
         o->wait = w;
+        o->since = w->since;
     }
     fz_spin_unlock(&f->lock);
     return false; /* look at every fiber */
@@ -232,7 +234,7 @@ void fz_interrupt_one(int sig, bool restart)
     }
     /* the oldest may wake before it is claimed: then look again */
     for (int tries = 0; tries < 4; tries++) {
-        struct oldest_wait o = {1ull << (sig - 1), NULL, NULL};
+        struct oldest_wait o = {1ull << (sig - 1), NULL, NULL, 0};
         fz_ident_any(note_if_older, &o);
         if (!o.fiber)
             return;

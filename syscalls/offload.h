@@ -110,10 +110,10 @@ struct fz_carrier *fz_offload_inline_begin(int policy);
 void fz_offload_inline_end(struct fz_carrier *c);
 
 /* The libc side (offload_glibc.c, offload_musl.c): make the interface's
- * code ready (called with no lock held, before any prepare; false: not
- * now or never, the call is made in place); fill o->iface from
- * o->nargs, o->result and o->kinds (false if it cannot), and make the
- * call on the current thread. */
+ * code ready (called with no lock held, before any prepare; false only
+ * for now, from a signal handler: the call is made in place); fill
+ * o->iface from o->nargs, o->result and o->kinds (false if it cannot),
+ * and make the call on the current thread. */
 bool fz_offload_iface_load(void);
 bool fz_offload_iface_prepare(struct fz_offload *o);
 void fz_offload_iface_call(const struct fz_offload *o, void (*fn)(void), fz_offload_word *ret,

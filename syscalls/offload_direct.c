@@ -14,9 +14,10 @@
  * bytes are the callee's value; the caller's union reads just those.
  * offload.h's kinds are integers and pointers only, as every offloaded
  * signature is: a floating-point or struct argument would need a kind of
- * its own, here and in offload_glibc.c's libffi types.  prepare refuses a kind it does not
- * know.  Varargs functions are never offloaded (their wrappers are
- * fixed-argument: fcntl_lock, openat_fixed), so %al needs no setting.
+ * its own, here and in offload_glibc.c's libffi types.  prepare refuses a
+ * kind it does not know.  Varargs functions are never offloaded (their
+ * wrappers are fixed-argument: fcntl_lock, openat_fixed), so %al needs no
+ * setting.
  */
 #include "syscalls/offload.h"
 
