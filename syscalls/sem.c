@@ -141,6 +141,13 @@ FZ_EXPORT int sem_wait(sem_t *s)
     if (pass_through(s))
         return fz_real.sem_wait(s);
     fz_schedule_point();
+    /* The uncontended take, here rather than in wait_until: its frame
+     * (five saved registers) was a tenth of an uncontended post+wait. */
+    if (!fz_sem_shared(s)) {
+        fz_testcancel();
+        if (fz_sem_try_take(s))
+            return 0;
+    }
     return wait_until(s, 0);
 }
 
