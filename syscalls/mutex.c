@@ -220,10 +220,16 @@ int fz_mutex_lock(pthread_mutex_t *m)
     return lock_with(m, &forever);
 }
 
-int fz_mutex_unlock(pthread_mutex_t *m)
+/* Inlined into pthread_mutex_unlock (see unlock_simple). */
+static inline __attribute__((always_inline)) int unlock_any(pthread_mutex_t *m)
 {
     int kind = fz_mutex_kind(m);
     return fz_mutex_special(kind) ? real_unlock(m, kind) : unlock_simple(m, kind);
+}
+
+int fz_mutex_unlock(pthread_mutex_t *m)
+{
+    return unlock_any(m);
 }
 
 static bool clock_supported(clockid_t clock)
@@ -277,9 +283,7 @@ FZ_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 {
     if (!fz_sync_hooked())
         return fz_real.pthread_mutex_unlock(m);
-    int kind = fz_mutex_kind(m);
-    int err = fz_mutex_special(kind) ? real_unlock(m, kind) : unlock_simple(m, kind);
-    return fz_schedule_point_after(err);
+    return fz_schedule_point_after(unlock_any(m));
 }
 
 /* ---- C11: mtx_t is a pthread_mutex_t ---------------------------------- */
