@@ -386,17 +386,20 @@ static void on_sample(int sig, siginfo_t *si, void *ucv)
     int asked = 1;
     if (!s || !atomic_compare_exchange_strong(&s->state, &asked, 3))
         return; /* not asked, or the dump gave up waiting */
-    int saved_errno = errno;
     ucontext_t *uc = ucv;
     struct fz_fiber *f = c->current;
     char *sp = (char *)uc->uc_mcontext.gregs[REG_RSP];
-    if (f && sp >= (char *)f->stack.base && sp < (char *)fz_stack_top(&f->stack)) {
+    /* errno only on f's own TCB: an idle carrier keeps the TCB of a fiber
+     * that may run elsewhere now (sched.c, "Thread pointer"). */
+    if (f && sp >= (char *)f->stack.base && sp < (char *)fz_stack_top(&f->stack) &&
+        fz_tls_current_fiber() == f) {
+        int saved_errno = errno; /* libunwind's address checks may set it */
         s->fiber = f;
         s->nframes = unwind(uc, true, s->ip, &s->exact);
+        errno = saved_errno;
     } else {
         s->switching = f != NULL; /* between two fibers' stacks */
     }
-    errno = saved_errno;
     atomic_store(&s->state, 2);
     fz_futex_wake(&s->state, 1);
 }
