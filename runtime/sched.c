@@ -31,7 +31,7 @@
  * carrier with nothing in between costs none.  A carrier that goes idle or
  * to sleep keeps the last fiber's TCB loaded: loading its own would cost a
  * write now and another at the next switch-in (each an arch_prctl where the
- * kernel does not allow wrfsbase: 2-5 us on a paravirtualised VM, a third
+ * kernel does not allow wrfsbase: 2-5 us on a paravirtualised VM, a fifth
  * of the thread-pointer writes of an HTTP server at 10 connections).  No
  * code that runs on an idle carrier writes TLS: a signal that lands there
  * runs no program handler (syscalls/signal.c redirects it to a fiber),
