@@ -267,5 +267,10 @@ extern int (*fz_os_thread_getattr)(pthread_t, pthread_attr_t *);
  * (fz_tls_threads_started: after fz_tls_alone, glibc re-installs its
  * set*id handler at its next thread). */
 int fz_os_thread_start(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+/* The same for a thread that never exits (carriers, the monitor): on a
+ * stack of the runtime's, wiped in fork children below the thread's first
+ * frame (runtime/osthread.c).  Returns once the thread has marked it; 0 or
+ * an errno value, as pthread_create. */
+int fz_os_thread_start_lasting(pthread_t *t, void *(*fn)(void *), void *arg);
 
 #endif

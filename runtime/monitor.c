@@ -343,5 +343,5 @@ void fz_monitor_start(void)
 {
     FZ_ASSERT(handoff_ns > 0); /* fz_monitor_configure ran */
     pthread_t t;
-    fz_os_thread_start(&t, NULL, monitor_main, NULL);
+    fz_os_thread_start_lasting(&t, monitor_main, NULL);
 }

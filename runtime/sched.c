@@ -1001,15 +1001,6 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
 
 /* ---- start-up -------------------------------------------------------- */
 
-int (*fz_os_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
-
-int fz_os_thread_start(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
-{
-    int r = fz_os_thread_create(t, attr, fn, arg);
-    fz_tls_threads_started();
-    return r;
-}
-
 static void *carrier_thread(void *arg)
 {
     struct fz_carrier *c = arg;
@@ -1108,7 +1099,7 @@ void fz_carrier_init(struct fz_carrier *c, unsigned index)
 
 bool fz_sched_start_carrier(struct fz_carrier *c)
 {
-    return fz_os_thread_start(&c->thread, NULL, carrier_thread, c) == 0;
+    return fz_os_thread_start_lasting(&c->thread, carrier_thread, c) == 0;
 }
 
 static bool alloc_carriers(unsigned n)

@@ -1,0 +1,126 @@
+/* The runtime's own OS threads: how they start, and what a fork child
+ * keeps of them.
+ *
+ * Carriers (spares included) and the monitor live as long as the process:
+ * a spare that retires sleeps, none exits.  A fork child has none of them;
+ * it builds its runtime afresh (sched.c, fz_sched_after_fork).  On stacks
+ * from libc, the child would still share with the parent every page those
+ * threads touched, copy-on-write, and pay for it at every fork:
+ *  - the parent's carriers and monitor write their stacks again right
+ *    after the fork, and each first write copies a page;
+ *  - glibc 2.36's fork child marks every other thread's descriptor on
+ *    its list of libc stacks as free (reclaim_stacks), and that
+ *    descriptor sits at the top of the thread's stack: one more copy per
+ *    thread, in the child.
+ * A copied page cost 20 us on a PVM guest, and with 50 threads forking the
+ * monitor had started 48 spares, so each child copied 44 pages more than
+ * natively (make bench's fork rows ran 0.75x native there).
+ *
+ * So these threads run on stacks mapped here, which libc never puts on
+ * that list nor reuses, and the part of each stack below the thread's
+ * first frame is wiped in fork children (MADV_WIPEONFORK): the parent
+ * keeps those pages to itself, and the child has zero pages there, which
+ * nothing reads.  The top of the stack, where libc put the thread's
+ * descriptor and TLS, is copied as before: glibc 2.41's and musl's fork
+ * children walk every other thread's descriptor (to reset its getrandom
+ * state, to mark it dead), and glibc unlinks the forking fiber's TCB from
+ * beside them (tls_glibc.c links fibers' TCBs into glibc's list of user
+ * stacks).  Not MADV_DONTFORK, for the same reason: a stray write there
+ * would kill the child rather than land on a zero page.  Nothing of the
+ * child's runtime reads the parent's carriers' stacks or TCBs; it runs on
+ * the forking fiber's.  Such a stack is never unmapped, because its thread
+ * never exits; in a fork child it is left behind with the rest of the
+ * parent's runtime (sched.c), costing address space only.
+ *
+ * Threads that do exit (pool threads, the observer) keep libc's stacks,
+ * which libc frees and caches.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "runtime/fiber.h"
+#include "runtime/sys.h"
+#include "runtime/tls.h"
+
+int (*fz_os_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+int fz_os_thread_start(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    int r = fz_os_thread_create(t, attr, fn, arg);
+    fz_tls_threads_started();
+    return r;
+}
+
+static size_t round_up_page(size_t n, size_t page)
+{
+    return (n + page - 1) & ~(page - 1);
+}
+
+/* What the new thread needs to know, left at the lowest address of its
+ * stack (which it reaches last, if ever). */
+struct lasting_start {
+    void *(*fn)(void *);
+    void *arg;
+    char *low; /* the stack's lowest usable address */
+    size_t page;
+    atomic_uint marked; /* 1 once the thread has marked its stack */
+};
+
+static void *lasting_main(void *p)
+{
+    struct lasting_start *start = p;
+    struct lasting_start s = *start;
+    /* Below this frame is only stack to come; libc's descriptor and TLS
+     * are above it, on this page or higher. */
+    char here;
+    uintptr_t first = (uintptr_t)&here & ~(uintptr_t)(s.page - 1);
+    if (first > (uintptr_t)s.low) /* fails only on a kernel without it */
+        madvise(s.low, first - (uintptr_t)s.low, MADV_WIPEONFORK);
+    atomic_store(&start->marked, 1);
+    fz_futex_wake(&start->marked, 1);
+    return s.fn(s.arg);
+}
+
+int fz_os_thread_start_lasting(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    /* libc's own default size and guard for a new thread (RLIMIT_STACK
+     * with glibc, 128 KiB with musl), as before these stacks were ours */
+    pthread_attr_t attr;
+    size_t size = 0, guard = 0;
+    int r = pthread_attr_init(&attr);
+    if (r != 0)
+        return r;
+    pthread_attr_getstacksize(&attr, &size);
+    pthread_attr_getguardsize(&attr, &guard);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t least = (size_t)PTHREAD_STACK_MIN;
+    size = round_up_page(size < least ? least : size, page);
+    guard = round_up_page(guard, page);
+    char *map = mmap(NULL, guard + size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (map == MAP_FAILED) {
+        pthread_attr_destroy(&attr);
+        return EAGAIN; /* what pthread_create says when memory runs out */
+    }
+    if (guard) /* fails only on a kernel without it: no guard, as then */
+        mprotect(map, guard, PROT_NONE);
+    struct lasting_start *start = (struct lasting_start *)(map + guard);
+    *start = (struct lasting_start){fn, arg, map + guard, page, 0};
+    r = pthread_attr_setstack(&attr, map + guard, size);
+    if (r == 0)
+        r = fz_os_thread_start(t, &attr, lasting_main, start);
+    pthread_attr_destroy(&attr);
+    if (r != 0) {
+        munmap(map, guard + size);
+        return r;
+    }
+    /* A fork made before the thread marked its stack would share it:
+     * return once the process's mappings are what they will stay. */
+    while (!atomic_load(&start->marked))
+        fz_futex_wait(&start->marked, 0, NULL);
+    return 0;
+}
