@@ -163,9 +163,10 @@ struct fz_carrier {
     bool spare;         /* started by the monitor; retires when not needed */
     atomic_int retired; /* spare sleeping on retire_word */
     atomic_int retire_word;
-    bool stuck;                        /* monitor's own view (only it reads or writes) */
-    unsigned seen_epoch;               /* monitor only */
-    uint64_t seen_since;               /* monitor only */
+    bool no_thread;      /* monitor only: a spare slot whose OS thread failed to start */
+    bool stuck;          /* monitor's own view (only it reads or writes) */
+    unsigned seen_epoch; /* monitor only */
+    uint64_t seen_since; /* monitor only */
     uint64_t seen_cpu_at, seen_cpu_ns; /* monitor only: when it read the thread's
                                           CPU clock in this run, and the reading */
     bool seen_disk_wait;               /* monitor only: this run was in state D at a look */

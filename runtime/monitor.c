@@ -28,7 +28,7 @@
  * blocking_seq, and a caller wakes it from a long nap), and its long nap
  * otherwise, so a program that makes none pays nothing for it.
  *
- * Ownership: only the monitor reads or writes a carrier's `stuck`,
+ * Ownership: only the monitor reads or writes a carrier's `stuck`, `no_thread`,
  * `seen_epoch` and `seen_since`, and only it starts spares.  When every
  * carrier is idle it sleeps on a futex without a timeout (a carrier leaving
  * idle wakes it), so an idle program costs nothing; otherwise it wakes once
@@ -248,18 +248,35 @@ static void watch(struct fz_carrier *c, uint64_t now, bool *calls_seen)
         fz_sched_rescue_lifo(c);
 }
 
+/* Start c's OS thread as a spare, counted running already; on failure
+ * (out of memory or threads) the slot stays retired with no thread, and
+ * add_spare's next call starts one rather than waking nobody. */
+static void start_spare(struct fz_carrier *c)
+{
+    c->no_thread = !fz_sched_start_carrier(c);
+    if (c->no_thread) {
+        /* an empty slot others may steal from: harmless */
+        atomic_fetch_sub(&fz_rt.spares_running, 1);
+        atomic_store(&c->retired, 1);
+    }
+}
+
 /* Wake a retired spare, or start a new one. */
 static void add_spare(unsigned n)
 {
     for (unsigned i = fz_rt.target; i < n; i++) {
         struct fz_carrier *c = &fz_rt.carriers[i];
-        if (atomic_load(&c->retired)) {
-            atomic_store(&c->retired, 0);
-            atomic_fetch_add(&fz_rt.spares_running, 1);
-            atomic_store(&c->retire_word, 0);
-            fz_futex_wake(&c->retire_word, 1);
+        if (!atomic_load(&c->retired))
+            continue;
+        atomic_store(&c->retired, 0);
+        atomic_fetch_add(&fz_rt.spares_running, 1);
+        if (c->no_thread) {
+            start_spare(c);
             return;
         }
+        atomic_store(&c->retire_word, 0);
+        fz_futex_wake(&c->retire_word, 1);
+        return;
     }
     if (n >= fz_rt.capacity)
         return;
@@ -268,11 +285,7 @@ static void add_spare(unsigned n)
     c->spare = true;
     atomic_fetch_add(&fz_rt.spares_running, 1);
     atomic_store_explicit(&fz_rt.ncarriers, n + 1, memory_order_release);
-    if (!fz_sched_start_carrier(c)) {
-        /* an empty slot others may steal from: harmless; try again later */
-        atomic_fetch_sub(&fz_rt.spares_running, 1);
-        atomic_store(&c->retired, 1);
-    }
+    start_spare(c);
 }
 
 static bool all_idle(void)

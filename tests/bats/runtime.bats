@@ -259,6 +259,13 @@ fork_threads_case() {
     done
 }
 
+# A spare whose thread could not start was marked retired and "woken" at the
+# monitor's next look: counted running with no thread, never started
+# again, and the program hung.
+@test "a spare carrier that cannot start for want of memory is started once memory is back" {
+    FIBERIZE_WORKERS=1 compare_native spare_start_fails
+}
+
 @test "set*id before any thread, from a thread and from main (glibc's broadcast comes back)" {
     compare_native setxid_early
 }
