@@ -100,7 +100,11 @@ int fz_os_thread_start_lasting(pthread_t *t, void *(*fn)(void *), void *arg)
     size_t least = (size_t)PTHREAD_STACK_MIN;
     size = round_up_page(size < least ? least : size, page);
     guard = round_up_page(guard, page);
-    char *map = mmap(NULL, guard + size, PROT_READ | PROT_WRITE,
+    /* One PROT_NONE page above the stack too: the kernel would otherwise
+     * merge the stack's top with a fiber-stack mapping above it, and
+     * scripts/fiberize-gdb.py finds those by their unreadable first page. */
+    size_t len = guard + size + page;
+    char *map = mmap(NULL, len, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (map == MAP_FAILED) {
         pthread_attr_destroy(&attr);
@@ -108,6 +112,7 @@ int fz_os_thread_start_lasting(pthread_t *t, void *(*fn)(void *), void *arg)
     }
     if (guard) /* fails only on a kernel without it: no guard, as then */
         mprotect(map, guard, PROT_NONE);
+    mprotect(map + guard + size, page, PROT_NONE);
     struct lasting_start *start = (struct lasting_start *)(map + guard);
     *start = (struct lasting_start){fn, arg, map + guard, page, 0};
     r = pthread_attr_setstack(&attr, map + guard, size);
@@ -115,7 +120,7 @@ int fz_os_thread_start_lasting(pthread_t *t, void *(*fn)(void *), void *arg)
         r = fz_os_thread_start(t, &attr, lasting_main, start);
     pthread_attr_destroy(&attr);
     if (r != 0) {
-        munmap(map, guard + size);
+        munmap(map, len);
         return r;
     }
     /* A fork made before the thread marked its stack would share it:
