@@ -76,8 +76,7 @@ static void *lasting_main(void *p)
     struct lasting_start s = *start;
     /* Below this frame is only stack to come; libc's descriptor and TLS
      * are above it, on this page or higher. */
-    char here;
-    uintptr_t first = (uintptr_t)&here & ~(uintptr_t)(s.page - 1);
+    uintptr_t first = (uintptr_t)__builtin_frame_address(0) & ~(uintptr_t)(s.page - 1);
     if (first > (uintptr_t)s.low) /* fails only on a kernel without it */
         madvise(s.low, first - (uintptr_t)s.low, MADV_WIPEONFORK);
     atomic_store(&start->marked, 1);
