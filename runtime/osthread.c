@@ -109,7 +109,9 @@ int fz_os_thread_start_lasting(pthread_t *t, void *(*fn)(void *), void *arg)
         pthread_attr_destroy(&attr);
         return EAGAIN; /* what pthread_create says when memory runs out */
     }
-    if (guard) /* fails only on a kernel without it: no guard, as then */
+    /* Either fails only when the process is out of mappings
+     * (vm.max_map_count): the thread then runs without that guard. */
+    if (guard)
         mprotect(map, guard, PROT_NONE);
     mprotect(map + guard + size, page, PROT_NONE);
     struct lasting_start *start = (struct lasting_start *)(map + guard);
