@@ -61,11 +61,11 @@ static size_t round_up_page(size_t n, size_t page)
 }
 
 /* What the new thread needs to know, left at the lowest address of its
- * stack (which it reaches last, if ever). */
+ * stack (which it reaches last, if ever): where it lies is where the stack
+ * begins. */
 struct lasting_start {
     void *(*fn)(void *);
     void *arg;
-    char *low; /* the stack's lowest usable address */
     size_t page;
     atomic_uint marked; /* 1 once the thread has marked its stack */
 };
@@ -77,8 +77,9 @@ static void *lasting_main(void *p)
     /* Below this frame is only stack to come; libc's descriptor and TLS
      * are above it, on this page or higher. */
     uintptr_t first = (uintptr_t)__builtin_frame_address(0) & ~(uintptr_t)(s.page - 1);
-    if (first > (uintptr_t)s.low) /* fails only on a kernel without it */
-        madvise(s.low, first - (uintptr_t)s.low, MADV_WIPEONFORK);
+    uintptr_t low = (uintptr_t)start;
+    if (first > low) /* fails only on a kernel without it */
+        madvise(start, first - low, MADV_WIPEONFORK);
     atomic_store(&start->marked, 1);
     fz_futex_wake(&start->marked, 1);
     return s.fn(s.arg);
@@ -115,7 +116,7 @@ int fz_os_thread_start_lasting(pthread_t *t, void *(*fn)(void *), void *arg)
         mprotect(map, guard, PROT_NONE);
     mprotect(map + guard + size, page, PROT_NONE);
     struct lasting_start *start = (struct lasting_start *)(map + guard);
-    *start = (struct lasting_start){fn, arg, map + guard, page, 0};
+    *start = (struct lasting_start){fn, arg, page, 0};
     r = pthread_attr_setstack(&attr, map + guard, size);
     if (r == 0)
         r = fz_os_thread_start(t, &attr, lasting_main, start);
