@@ -36,14 +36,21 @@
 #define BAND 64
 #define CAP 4096u
 
+/* All the registry in one page, written in the parent at every per-wait
+ * fd's adopt and release (a pidfd per waitpid) and in a fork child at
+ * once: apart, `lowest` in .data and the slots in .bss were two pages for
+ * each to copy after every fork (20 us apiece on a PVM guest).  At most
+ * 2 KiB, aligned to that, so it never straddles a page. */
 static struct {
-    atomic_int fd; /* -1: free */
-    int *holder;
-    bool lasting;
-} slots[SLOTS];
-
-static fz_spinlock lock;
-static atomic_int lowest = INT_MAX;
+    fz_spinlock lock;
+    atomic_int lowest;
+    struct {
+        atomic_int fd; /* -1: free */
+        int *holder;
+        bool lasting;
+    } slots[SLOTS];
+} reg __attribute__((aligned(2048))) = {.lowest = INT_MAX};
+_Static_assert(sizeof reg <= 2048, "the registry shares no page");
 static unsigned band_floor = 3; /* per-wait fds: F_DUPFD from here */
 
 static bool read_limit(struct rlimit *rl)
@@ -54,8 +61,8 @@ static bool read_limit(struct rlimit *rl)
 void fz_ownfd_init(void)
 {
     for (int i = 0; i < SLOTS; i++)
-        atomic_store(&slots[i].fd, -1);
-    atomic_store(&lowest, INT_MAX);
+        atomic_store(&reg.slots[i].fd, -1);
+    atomic_store(&reg.lowest, INT_MAX);
     struct rlimit rl;
     unsigned top = CAP;
     if (read_limit(&rl) && rl.rlim_cur < CAP)
@@ -88,8 +95,8 @@ static int dup_into_band(int fd)
 
 static void lower_lowest(int fd)
 {
-    if (fd < atomic_load_explicit(&lowest, memory_order_relaxed))
-        atomic_store(&lowest, fd);
+    if (fd < atomic_load_explicit(&reg.lowest, memory_order_relaxed))
+        atomic_store(&reg.lowest, fd);
 }
 
 /* After a release or a move: the minimum over the registered fds. */
@@ -97,19 +104,19 @@ static void recompute_lowest(void)
 {
     int low = INT_MAX;
     for (int i = 0; i < SLOTS; i++) {
-        int fd = atomic_load_explicit(&slots[i].fd, memory_order_relaxed);
+        int fd = atomic_load_explicit(&reg.slots[i].fd, memory_order_relaxed);
         if (fd >= 0 && fd < low)
             low = fd;
     }
-    atomic_store(&lowest, low);
+    atomic_store(&reg.lowest, low);
 }
 
 bool fz_runtime_owns_fd(int fd)
 {
-    if (fd < atomic_load_explicit(&lowest, memory_order_acquire))
+    if (fd < atomic_load_explicit(&reg.lowest, memory_order_acquire))
         return false;
     for (int i = 0; i < SLOTS; i++)
-        if (atomic_load_explicit(&slots[i].fd, memory_order_acquire) == fd)
+        if (atomic_load_explicit(&reg.slots[i].fd, memory_order_acquire) == fd)
             return true;
     return false;
 }
@@ -131,19 +138,19 @@ bool fz_ownfd_adopt(int *holder, bool lasting)
     } else {
         fz_sys3(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC); /* stays where it is */
     }
-    fz_spin_lock(&lock);
+    fz_spin_lock(&reg.lock);
     for (int i = 0; i < SLOTS; i++) {
-        if (atomic_load_explicit(&slots[i].fd, memory_order_relaxed) < 0) {
-            slots[i].holder = holder;
-            slots[i].lasting = lasting;
+        if (atomic_load_explicit(&reg.slots[i].fd, memory_order_relaxed) < 0) {
+            reg.slots[i].holder = holder;
+            reg.slots[i].lasting = lasting;
             *holder = fd;
             lower_lowest(fd); /* before the fd is visible in a slot */
-            atomic_store(&slots[i].fd, fd);
-            fz_spin_unlock(&lock);
+            atomic_store(&reg.slots[i].fd, fd);
+            fz_spin_unlock(&reg.lock);
             return true;
         }
     }
-    fz_spin_unlock(&lock);
+    fz_spin_unlock(&reg.lock);
     if (lasting) { /* cannot happen with the few lasting fds: keep it anyway */
         *holder = fd;
         return true;
@@ -155,19 +162,19 @@ bool fz_ownfd_adopt(int *holder, bool lasting)
 
 void fz_ownfd_release(int *holder)
 {
-    fz_spin_lock(&lock);
+    fz_spin_lock(&reg.lock);
     int fd = *holder;
     for (int i = 0; i < SLOTS; i++) {
-        if (slots[i].holder == holder &&
-            atomic_load_explicit(&slots[i].fd, memory_order_relaxed) >= 0) {
-            atomic_store(&slots[i].fd, -1);
-            slots[i].holder = 0;
+        if (reg.slots[i].holder == holder &&
+            atomic_load_explicit(&reg.slots[i].fd, memory_order_relaxed) >= 0) {
+            atomic_store(&reg.slots[i].fd, -1);
+            reg.slots[i].holder = 0;
             recompute_lowest();
             break;
         }
     }
     *holder = -1;
-    fz_spin_unlock(&lock);
+    fz_spin_unlock(&reg.lock);
     if (fd >= 0)
         fz_sys1(SYS_close, fd);
 }
@@ -181,9 +188,9 @@ int fz_ownfd_move_away(int fd)
         return 0;
     int old = -1;
     int err = 0;
-    fz_spin_lock(&lock);
+    fz_spin_lock(&reg.lock);
     for (int i = 0; i < SLOTS; i++) {
-        if (atomic_load_explicit(&slots[i].fd, memory_order_relaxed) != fd)
+        if (atomic_load_explicit(&reg.slots[i].fd, memory_order_relaxed) != fd)
             continue;
         int moved = dup_into_band(fd);
         if (moved < 0) {
@@ -191,14 +198,14 @@ int fz_ownfd_move_away(int fd)
             break;
         }
         /* the holder first: from now on the owner uses the new number */
-        __atomic_store_n(slots[i].holder, moved, __ATOMIC_RELEASE);
+        __atomic_store_n(reg.slots[i].holder, moved, __ATOMIC_RELEASE);
         lower_lowest(moved);
-        atomic_store(&slots[i].fd, moved);
+        atomic_store(&reg.slots[i].fd, moved);
         recompute_lowest();
         old = fd;
         break;
     }
-    fz_spin_unlock(&lock);
+    fz_spin_unlock(&reg.lock);
     if (old >= 0)
         fz_sys1(SYS_close, old);
     return err;
@@ -206,11 +213,11 @@ int fz_ownfd_move_away(int fd)
 
 int fz_ownfd_list(unsigned first, unsigned last, int *out, int max)
 {
-    int n = 0, low = atomic_load_explicit(&lowest, memory_order_acquire);
+    int n = 0, low = atomic_load_explicit(&reg.lowest, memory_order_acquire);
     if (low == INT_MAX || last < (unsigned)low)
         return 0;
     for (int i = 0; i < SLOTS && n < max; i++) {
-        int fd = atomic_load_explicit(&slots[i].fd, memory_order_acquire);
+        int fd = atomic_load_explicit(&reg.slots[i].fd, memory_order_acquire);
         if (fd < 0 || (unsigned)fd < first || (unsigned)fd > last)
             continue;
         int j = n++;
@@ -224,17 +231,17 @@ int fz_ownfd_list(unsigned first, unsigned last, int *out, int max)
 void fz_ownfd_after_fork(void)
 {
     for (int i = 0; i < SLOTS; i++) {
-        int fd = atomic_load_explicit(&slots[i].fd, memory_order_relaxed);
+        int fd = atomic_load_explicit(&reg.slots[i].fd, memory_order_relaxed);
         if (fd < 0)
             continue;
         fz_sys1(SYS_close, fd);
         /* a lasting holder is the driver's, which re-adopts; per-wait
          * holders lie on other fibers' stacks, which the child has not */
-        if (slots[i].lasting)
-            *slots[i].holder = -1;
-        atomic_store(&slots[i].fd, -1);
-        slots[i].holder = 0;
+        if (reg.slots[i].lasting)
+            *reg.slots[i].holder = -1;
+        atomic_store(&reg.slots[i].fd, -1);
+        reg.slots[i].holder = 0;
     }
-    lock = (fz_spinlock){0};
-    atomic_store(&lowest, INT_MAX);
+    reg.lock = (fz_spinlock){0};
+    atomic_store(&reg.lowest, INT_MAX);
 }
