@@ -55,11 +55,6 @@ int fz_os_thread_start(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(voi
     return r;
 }
 
-static size_t round_up_page(size_t n, size_t page)
-{
-    return (n + page - 1) & ~(page - 1);
-}
-
 /* What the new thread needs to know, left at the lowest address of its
  * stack (which it reaches last, if ever): where it lies is where the stack
  * begins. */
@@ -106,8 +101,8 @@ int fz_os_thread_start_lasting(pthread_t *t, void *(*fn)(void *), void *arg)
     pthread_attr_getguardsize(&attr, &guard);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t least = (size_t)PTHREAD_STACK_MIN;
-    size = round_up_page(size < least ? least : size, page);
-    guard = round_up_page(guard, page);
+    size = fz_round_up(size < least ? least : size, page);
+    guard = fz_round_up(guard, page);
     /* One PROT_NONE page above the stack too: the kernel would otherwise
      * merge the stack's top with a fiber-stack mapping above it, and
      * scripts/fiberize-gdb.py finds those by their unreadable first page. */

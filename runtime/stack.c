@@ -27,11 +27,6 @@ static long guard_budget;
 #endif
 static bool guard_markers;
 
-static size_t round_page(size_t n)
-{
-    return (n + PAGE - 1) & ~(size_t)(PAGE - 1);
-}
-
 /* Guards are affordable while each one's two mappings leave room for the
  * program's own mappings. */
 static long read_guard_budget(void)
@@ -67,8 +62,8 @@ static bool kernel_has_guard_markers(void)
 
 void fz_stack_setup(size_t size, size_t guard)
 {
-    default_size = round_page(size);
-    default_guard = round_page(guard);
+    default_size = fz_round_up(size, PAGE);
+    default_guard = fz_round_up(guard, PAGE);
     guard_markers = kernel_has_guard_markers();
     /* markers cost no mapping: the budget (a /proc read, 10-15 us of
      * start-up) only matters without them */
@@ -154,8 +149,8 @@ static bool cache_push(struct fz_stack_cache *cache, struct fz_stack *s, unsigne
 
 int fz_stack_alloc(struct fz_stack_cache *cache, size_t size, size_t guard, struct fz_stack *out)
 {
-    size = round_page(size);
-    guard = round_page(guard);
+    size = fz_round_up(size, PAGE);
+    guard = fz_round_up(guard, PAGE);
     if (size == default_size && guard == default_guard) {
         if (cache && cache_pop(cache, out))
             return 0;

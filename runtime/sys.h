@@ -53,6 +53,12 @@ void fz_signal_restorer(void);
 #define fz_sys3(n, a, b, c) fz_sys6((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
 #define fz_sys4(n, a, b, c, d) fz_sys6((n), (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
 
+/* n rounded up to a multiple of align, a power of two (a page size). */
+static inline unsigned long fz_round_up(unsigned long n, unsigned long align)
+{
+    return (n + align - 1) & ~(align - 1);
+}
+
 /* Zero a table a fork child resets (its old contents were the parent's
  * other threads'): its whole pages are replaced by fresh anonymous ones,
  * which the kernel fills only when touched, instead of each being copied
@@ -64,7 +70,7 @@ void fz_signal_restorer(void);
 static inline void fz_zero_table(void *table, unsigned long bytes)
 {
     char *p = (char *)table, *end = p + bytes;
-    char *lo = (char *)(((uintptr_t)p + 4095) & ~(uintptr_t)4095);
+    char *lo = (char *)fz_round_up((uintptr_t)p, 4096);
     char *hi = (char *)((uintptr_t)end & ~(uintptr_t)4095);
     if (lo < hi && fz_sys6(SYS_mmap, (long)lo, hi - lo, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0) == (long)lo) {
