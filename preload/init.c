@@ -80,7 +80,7 @@ static void say(const char *a, const char *b)
 
 /* At the fork, whether the runtime is rebuilt now or later: state that
  * code running before the rebuild could otherwise misread. */
-static void fork_child_reset(struct fz_fiber *self)
+static void fork_child_reset(void)
 {
     /* The parent's own fds (its driver's epoll and eventfd, per-wait
      * pidfds) are the parent's instances; closed now, not at the rebuild,
@@ -96,9 +96,8 @@ static void fork_child_reset(struct fz_fiber *self)
     /* The child's only thread: a cancellation of it unwinds into
      * fz_fiber_exit, which then ends the process as a last thread does. */
     atomic_store(&fz_rt.live_fibers, 1);
-    /* natively the child's only thread is its main thread, nothing pending */
-    atomic_store(&self->sig_pending, 0);
-    self->cpu_ns = 0; /* a new process's thread CPU clock starts at 0 */
+    /* Nothing here writes the fiber itself: its page would be copied in
+     * every child, most of which exec or exit without a rebuild. */
 }
 
 /* While the runtime was off, sigaction went straight to the kernel: a
@@ -137,6 +136,10 @@ static void resync_signal_handlers(void)
  *    taken only by that code too.  */
 static bool fork_child_rebuild(struct fz_fiber *self)
 {
+    /* natively the child's only thread is its main thread, nothing pending;
+     * its CPU clock started at 0 at the fork, and goes on from what it
+     * has read since (nothing read the fiber's while the runtime was off) */
+    atomic_store(&self->sig_pending, 0);
     uint64_t cpu = 0;
     struct timespec ts;
     if (!fz_det_on && fz_real.clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
@@ -158,7 +161,7 @@ static bool fork_child_rebuild(struct fz_fiber *self)
         say("fiberize: ", "fork child runs without the runtime (out of memory)");
         return false;
     }
-    self->cpu_ns = cpu; /* its CPU clock goes on from what it read so far */
+    self->cpu_ns = cpu;
     fz_sigthread_after_fork();
     fz_ident_after_fork(self, getpid());
     resync_signal_handlers();
@@ -175,7 +178,7 @@ static void child_after_fork(void)
     fz_rt.fork_pending = NULL;
     if (!self)
         return; /* forked from a thread that is not a fiber */
-    fork_child_reset(self);
+    fork_child_reset();
     if (fz_det_on)
         fork_child_rebuild(self);
     else
