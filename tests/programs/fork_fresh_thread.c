@@ -11,7 +11,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
-#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,10 +50,7 @@ int main(void)
     pthread_t t;
     if (pthread_create(&t, NULL, nothing, NULL) != 0 || pthread_join(t, NULL) != 0)
         return 1;
-    struct sigaction act;
-    memset(&act, 0, sizeof act);
-    act.sa_handler = on_usr1;
-    sigaction(SIGUSR1, &act, NULL);
+    signal(SIGUSR1, on_usr1);
     sigset_t usr1;
     sigemptyset(&usr1);
     sigaddset(&usr1, SIGUSR1);
