@@ -387,6 +387,23 @@ static bool main_thread(const char **why)
     return main_thread_tls_state(tp, why);
 }
 
+/* The start routine and argument glibc keeps for the probe thread.  Under
+ * AddressSanitizer (make check-asan), when its pthread_create interceptor
+ * is the one called, every thread starts with a routine of libasan's and
+ * the interceptor's own record as the argument: the fields hold those. */
+static bool start_fields_hold(const struct probe *p)
+{
+    if (p->start_seen == (void *)probe_main && p->arg_seen == p)
+        return true;
+#ifdef FZ_ASAN
+    Dl_info where;
+    return p->arg_seen && dladdr(p->start_seen, &where) && where.dli_fname &&
+           strstr(where.dli_fname, "libasan");
+#else
+    return false;
+#endif
+}
+
 /* What glibc did to a thread it created itself. */
 static bool probe_thread(const struct fz_os_thread_calls *os, const char **why)
 {
@@ -397,7 +414,7 @@ static bool probe_thread(const struct fz_os_thread_calls *os, const char **why)
         return refuse(why, "the probe thread did not start or end");
     if (p.tid_seen != p.tid_real)
         return refuse(why, "struct pthread field tid does not hold a new thread's tid");
-    if (p.start_seen != (void *)probe_main || p.arg_seen != &p)
+    if (!start_fields_hold(&p))
         return refuse(why, "struct pthread fields start_routine/arg do not hold a new thread's");
     char *tp = thread_pointer();
     if (FZ_AT(p.tcb, 0x28, uintptr_t) != FZ_AT(tp, 0x28, uintptr_t) ||
