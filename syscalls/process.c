@@ -339,11 +339,22 @@ static bool on_stack_of(struct fz_fiber *f, void *p)
 
 FZ_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 {
+    /* Only the arguments the flags use were passed (clone(2)): the last
+     * one lies on the caller's stack, and reading one that is not there
+     * reads past the caller's frame (AddressSanitizer says so). */
+    bool want_child_tid = flags & (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID);
+    bool want_tls = want_child_tid || (flags & CLONE_SETTLS);
+    bool want_parent_tid = want_tls || (flags & (CLONE_PARENT_SETTID | CLONE_PIDFD));
+    pid_t *parent_tid = NULL, *child_tid = NULL;
+    void *tls = NULL;
     va_list ap;
     va_start(ap, arg);
-    pid_t *parent_tid = va_arg(ap, pid_t *);
-    void *tls = va_arg(ap, void *);
-    pid_t *child_tid = va_arg(ap, pid_t *);
+    if (want_parent_tid)
+        parent_tid = va_arg(ap, pid_t *);
+    if (want_tls)
+        tls = va_arg(ap, void *);
+    if (want_child_tid)
+        child_tid = va_arg(ap, pid_t *);
     va_end(ap);
     struct fz_fiber *self = fz_self();
     bool vm_child = (flags & CLONE_VM) && !(flags & CLONE_THREAD);

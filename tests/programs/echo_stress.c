@@ -81,6 +81,7 @@ static void run_server(int listener)
     }
     for (int i = 0; i < nconn; i++)
         pthread_join(threads[i], NULL);
+    free(threads);
     printf("server: %d connections, %ld bytes echoed, checksum %lu\n", nconn,
            atomic_load(&server_bytes), atomic_load(&server_sum));
     exit(0);
@@ -142,6 +143,7 @@ static void run_clients(void)
             die("client pthread_create");
     for (int i = 0; i < nconn; i++)
         pthread_join(threads[i], NULL);
+    free(threads);
 }
 
 int main(int argc, char **argv)
