@@ -1029,11 +1029,8 @@ static bool adopt_carrier0(struct fz_fiber *m, const char **why)
     /* Only this carrier's idle loop writes it, and a fork child that needs
      * one maps its own here: its pages are the parent's alone, or the idle
      * loop that follows each fork would copy them back (runtime/osthread.c
-     * does the same for the other runtime threads).  Fails only on a kernel
-     * without MADV_WIPEONFORK, where the stack is copied as before. */
-    const struct fz_stack *idle = &c0->idle_stack; /* with its guard: one mapping */
-    fz_sys3(SYS_madvise, (long)((char *)idle->base - idle->guard), (long)(idle->guard + idle->size),
-            MADV_WIPEONFORK);
+     * does the same for the other runtime threads). */
+    fz_stack_wipe_on_fork(&c0->idle_stack);
     c0->idle_sp = fz_ctx_prepare(&c0->idle_stack, carrier0_idle_entry, c0);
     fz_asan_carrier_adopt(c0, &c0->idle_stack);
     c0->loaded_tcb = m->tcb;

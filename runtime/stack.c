@@ -180,6 +180,12 @@ void fz_stack_release(struct fz_stack_cache *cache, struct fz_stack *s)
     unmap_stack(s);
 }
 
+void fz_stack_wipe_on_fork(const struct fz_stack *s)
+{
+    /* with its guard, so the mapping stays one */
+    fz_sys3(SYS_madvise, (char *)s->base - s->guard, s->guard + s->size, MADV_WIPEONFORK);
+}
+
 void fz_stack_after_fork(void)
 {
     shared_lock = (fz_spinlock){0}; /* the cached stacks are the child's too */

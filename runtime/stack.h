@@ -37,6 +37,11 @@ size_t fz_stack_default_guard(void);
 /* Returns 0 or an errno value (EAGAIN when memory or mappings run out). */
 int fz_stack_alloc(struct fz_stack_cache *cache, size_t size, size_t guard, struct fz_stack *out);
 void fz_stack_release(struct fz_stack_cache *cache, struct fz_stack *s);
+/* A stack only its own thread uses and a fork child never runs on: the
+ * child gets zero pages for it, so the parent's writes after a fork copy
+ * nothing.  Without MADV_WIPEONFORK (kernels before 4.14) it is copied as
+ * any memory. */
+void fz_stack_wipe_on_fork(const struct fz_stack *s);
 /* fork child: the shared cache's lock may have been held by another thread. */
 void fz_stack_after_fork(void);
 static inline void *fz_stack_top(const struct fz_stack *s)
