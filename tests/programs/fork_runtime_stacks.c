@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +29,10 @@ static void *nothing(void *arg)
     return arg;
 }
 
-/* Mappings of 16 KiB or more whose VmFlags have "wf". */
-static int wiped_on_fork(void)
+/* One pass over smaps: how many mappings of 16 KiB or more have "wf" in
+ * their VmFlags, and (when in_wiped is given) whether addr lies in a
+ * mapping that has it.  -1 if smaps cannot be read. */
+static int scan_wiped(unsigned long addr, int *in_wiped)
 {
     FILE *f = fopen("/proc/self/smaps", "r");
     if (!f)
@@ -37,41 +40,22 @@ static int wiped_on_fork(void)
     char line[512];
     unsigned long lo = 0, hi = 0;
     int n = 0;
+    if (in_wiped)
+        *in_wiped = 0;
     while (fgets(line, sizeof line, f)) {
         unsigned long a, b;
         if (sscanf(line, "%lx-%lx ", &a, &b) == 2) {
             lo = a, hi = b;
-        } else if (strncmp(line, "VmFlags:", 8) == 0 && strstr(line, " wf") && hi - lo >= 16384) {
-            n++;
+        } else if (strncmp(line, "VmFlags:", 8) == 0 && strstr(line, " wf")) {
+            n += hi - lo >= 16384;
+            if (in_wiped && lo <= addr && addr < hi)
+                *in_wiped = 1;
         }
     }
     fclose(f);
     return n;
 }
 
-/* Whether addr lies in a mapping whose VmFlags have "wf". */
-static int in_wiped_mapping(unsigned long addr)
-{
-    FILE *f = fopen("/proc/self/smaps", "r");
-    if (!f)
-        return -1;
-    char line[512];
-    int inside = 0, wiped = 0;
-    while (fgets(line, sizeof line, f)) {
-        unsigned long a, b;
-        if (sscanf(line, "%lx-%lx ", &a, &b) == 2)
-            inside = a <= addr && addr < b;
-        else if (inside && strncmp(line, "VmFlags:", 8) == 0)
-            wiped = strstr(line, " wf") != NULL;
-    }
-    fclose(f);
-    return wiped;
-}
-
-/* Threads of this process asleep in epoll_wait, futex or a sleep (idle carriers and
- * the monitor: the program itself starts none that stays) whose stack
- * pointer is outside wiped pages: their frames are written at each wake-up,
- * and a parent's write to a page its fork child shares copies the page. */
 /* System calls fiberize does not see: through its interposers, a call that
  * may block wakes the monitor to watch the carrier, and it would be found
  * awake at every look. */
@@ -85,6 +69,17 @@ static long raw3(long nr, long a, long b, long c)
     return r;
 }
 
+static bool asleep_in(long nr)
+{
+    return nr == SYS_epoll_wait || nr == SYS_epoll_pwait || nr == SYS_epoll_pwait2 ||
+           nr == SYS_futex || nr == SYS_nanosleep || nr == SYS_clock_nanosleep;
+}
+
+/* Threads of this process asleep in epoll_wait, futex or a sleep (idle
+ * carriers and the monitor: the program itself starts none that stays)
+ * whose stack pointer is outside wiped pages: their frames are written at
+ * each wake-up, and a parent's write to a page its fork child shares
+ * copies the page. */
 static int sleepers_outside_wiped(int *sleepers)
 {
     DIR *d = opendir("/proc/self/task");
@@ -110,10 +105,11 @@ static int sleepers_outside_wiped(int *sleepers)
         if (sscanf(line, "%ld %lx %lx %lx %lx %lx %lx %lx %lx", &nr, &f[0], &f[1], &f[2], &f[3],
                    &f[4], &f[5], &f[6], &f[7]) != 9)
             continue;
-        if (nr != 232 && nr != 281 && nr != 441 && nr != 202 && nr != 35 && nr != 230)
+        if (!asleep_in(nr))
             continue;
         ++*sleepers;
-        if (in_wiped_mapping(f[6]) != 1)
+        int wiped;
+        if (scan_wiped(f[6], &wiped) < 0 || !wiped)
             outside++;
     }
     closedir(d);
@@ -149,7 +145,7 @@ int main(void)
     pthread_t t;
     if (pthread_create(&t, NULL, nothing, NULL) != 0 || pthread_join(t, NULL) != 0)
         return 1;
-    printf("stacks wiped on fork: %d\n", wiped_on_fork());
+    printf("stacks wiped on fork: %d\n", scan_wiped(0, NULL));
     /* Looks until three sleepers were seen.  A thread woken as this
      * fiber's timer ends (the monitor, which watches a carrier that
      * resumes) is given 5 ms of computing to fall asleep again. */
