@@ -358,10 +358,15 @@ int fz_waiter_block(struct fz_waiter *w)
     if (!self)
         return block_os_thread(w);
     unsigned window = 0;
-    uint64_t now = fz_coarse_now_ns();
-    w->since = now;
     if (w->interruptible)
         window = window_open(self, w->interruptible); /* a wait outside any call */
+    /* Only after the window is open: a doorbell landing in libc's clock
+     * code runs its handler there (only the runtime's own text is told
+     * apart), and the mark it leaves must reach wait_publish.  Before,
+     * the mark found no window, and sig_stw's sigsuspend parked for a
+     * signal that had come and gone (about 1 run in 30 on two carriers). */
+    uint64_t now = fz_coarse_now_ns();
+    w->since = now;
     bool marked;
     struct fz_waiter *outer = wait_publish(self, w, &marked);
     if (marked && fz_waiter_claim(w, FZ_WAKE_INTERRUPT)) {

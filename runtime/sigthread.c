@@ -195,9 +195,15 @@ static void ring_fiber(struct fz_fiber *f, int sig)
     int state = __atomic_load_n(&f->state, __ATOMIC_RELAXED);
     if (state == FZ_FIBER_RUNNING) {
         struct fz_carrier *c = __atomic_load_n(&f->carrier, __ATOMIC_RELAXED);
-        /* not current yet: it is being switched in and will look itself */
         if (c && __atomic_load_n(&c->current, __ATOMIC_RELAXED) == f)
             ring(c->tid, sig, f);
+        else
+            /* Not current where it ran: being switched in (it looks at its
+             * signals itself), or out -- into a park that began after it
+             * looked and after the load of its state above.  Look again
+             * once that is over (sig_stw: a parked fiber kept its resume
+             * signal pending for ever, about 1 run in 20). */
+            fz_sigthread_defer(f);
     } else if (state == FZ_FIBER_PARKED) {
         fz_wait_signal(f, restart_of(sig));
     }

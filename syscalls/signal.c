@@ -47,6 +47,13 @@ static uint64_t kernel_bits(const sigset_t *set)
 static void handler_enter(struct fz_fiber *f)
 {
     if (f) {
+        /* The ring that brought this signal is over.  A doorbell that lands
+         * in the runtime's code while the handler runs -- inside the park
+         * of its sigsuspend, say -- must wait for a safe point like any
+         * other: run there, it took its signal after the wait was set up,
+         * and the fiber then parked for ever (sig_stw, about 1 run in 15
+         * on two carriers). */
+        f->sig_raising = false;
         void *sp = __builtin_frame_address(0);
         if (f->handler_depth < FZ_HANDLER_DEPTH)
             f->handler_frames[f->handler_depth] =
@@ -75,6 +82,13 @@ static void thread_directed(int sig, siginfo_t *info, ucontext_t *uc, struct fz_
     struct fz_carrier *c = fz_sigthread_carrier_here();
     if (!fz_sigthread_may_run(c, f, (uintptr_t)uc->uc_mcontext.gregs[REG_RIP])) {
         fz_sigthread_defer(f);
+        /* A thread holds one pending instance of a standard signal: a
+         * doorbell for the fiber running here now, rung while this one
+         * waited blocked in the kernel, merged into it and is gone.  That
+         * fiber may compute without ever looking at its signals again:
+         * ring it again too (the deferred ring checks it has some). */
+        if (c && c->current && c->current != f)
+            fz_sigthread_defer(c->current);
         return;
     }
     if (!fz_sigthread_take(f, sig, info))
@@ -319,8 +333,6 @@ static void before_longjmp(struct __jmp_buf_tag *env)
     }
     if (!left)
         return;
-    if (!self->handler_depth)
-        self->sig_raising = false; /* no delivery of its own is in progress */
     uint64_t mask = self->sigmask; /* the handler's, unless the jump restores one */
     fz_jmpbuf_saved_mask(env, &mask);
     fz_sigmask_change(self, mask);
