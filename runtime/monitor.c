@@ -49,8 +49,9 @@
 #include "runtime/sigthread.h"
 #include "runtime/sys.h"
 
-static uint64_t handoff_ns; /* written before the monitor starts, then read-only */
-pid_t fz_monitor_tid;       /* for dumps */
+static uint64_t handoff_ns;  /* written before the monitor starts, then read-only */
+static unsigned usable_cpus; /* the monitor's own: read at its start */
+pid_t fz_monitor_tid;        /* for dumps */
 
 /* A call made in place (fz_blocking_enter) this old has its carrier handed
  * off.  A pool round trip costs about 40 us on a 2-core VM (make bench,
@@ -76,6 +77,12 @@ pid_t fz_monitor_tid;       /* for dumps */
  * with others (a carrier that computes gets its share of the CPUs), and is
  * far above what a carrier waiting behind dozens of runnable threads gets. */
 #define RUN_SHARE_MIN_DIV 4u
+/* ...or for at least 1/FAIR_SHARE_MIN_DIV of its fair share, the CPUs the
+ * process may use over the carriers running fibers, when that is lower:
+ * eight carriers computing on two CPUs get 0.24 each, and one of them that
+ * a fiber waited behind was never found stuck (sig_stw: its ack never came,
+ * 1 run in 7 on two carriers).  A carrier waiting for a CPU gets far less. */
+#define FAIR_SHARE_MIN_DIV 2u
 
 /* 1 while the monitor naps its long nap: the next call made in place wakes
  * it (one futex wake), then it naps quick ones.  Written by the monitor
@@ -157,6 +164,18 @@ static uint64_t carrier_cpu_ns(const struct fz_carrier *c)
     return fz_cpu_clock_ns(fz_kernel_thread_clock(c->tid));
 }
 
+/* A carrier's OS thread had `cpu` ns of CPU time in `elapsed` ns: enough
+ * to be computing (RUN_SHARE_MIN_DIV, FAIR_SHARE_MIN_DIV)? */
+static bool computing(uint64_t cpu, uint64_t elapsed)
+{
+    if (cpu * RUN_SHARE_MIN_DIV >= elapsed)
+        return true;
+    unsigned running = fz_rt.target + atomic_load(&fz_rt.spares_running);
+    unsigned idle = atomic_load(&fz_rt.num_idle);
+    running = running > idle ? running - idle : 1;
+    return cpu * FAIR_SHARE_MIN_DIV * running >= elapsed * usable_cpus;
+}
+
 /* c has run one fiber for a whole hand-off period: did its OS thread run?
  * A carrier that waits for a CPU (state R, little CPU time since the
  * monitor's first look at this run) is not what holds its fibers back: a
@@ -170,7 +189,7 @@ static bool ran_or_slept(struct fz_carrier *c, uint64_t now)
     uint64_t cpu = carrier_cpu_ns(c);
     if (!cpu || !c->seen_cpu_ns || now <= c->seen_cpu_at || cpu < c->seen_cpu_ns)
         return true;
-    if ((cpu - c->seen_cpu_ns) * RUN_SHARE_MIN_DIV >= now - c->seen_cpu_at)
+    if (computing(cpu - c->seen_cpu_ns, now - c->seen_cpu_at))
         return true;
     char state = carrier_state(c);
     if (state != 'D')
@@ -293,6 +312,16 @@ static bool all_idle(void)
     return atomic_load(&fz_rt.num_idle) >= fz_rt.target + atomic_load(&fz_rt.spares_running);
 }
 
+/* CPUs this thread may run on (the process's at the monitor's start). */
+static unsigned usable_cpu_count(void)
+{
+    cpu_set_t m;
+    memset(&m, 0, sizeof m);
+    if (fz_sys3(SYS_sched_getaffinity, 0, sizeof m, &m) < 0 || CPU_COUNT(&m) == 0)
+        return 1;
+    return (unsigned)CPU_COUNT(&m);
+}
+
 static void *monitor_main(void *arg)
 {
     (void)arg;
@@ -303,6 +332,7 @@ static void *monitor_main(void *arg)
     uint64_t all = ~0ull & ~FZ_LIBC_SIGNALS;
     fz_sys4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8);
     fz_sys2(SYS_prctl, PR_SET_TIMERSLACK, MONITOR_TIMER_SLACK_NS);
+    usable_cpus = usable_cpu_count();
     struct timespec quick_nap = fz_ns_to_ts(QUICK_NAP_NS);
     unsigned quick_naps = 0; /* quick naps left before the long one again */
     for (;;) {
