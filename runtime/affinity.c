@@ -45,6 +45,11 @@ static const cpu_set_t *process_cpus(void)
     return &process_mask;
 }
 
+unsigned fz_affinity_process_cpu_count(void)
+{
+    return (unsigned)CPU_COUNT(process_cpus());
+}
+
 static void load(struct fz_carrier *c, const cpu_set_t *m, unsigned gen)
 {
     if (fz_sys3(SYS_sched_setaffinity, 0, sizeof *m, m) == 0)

@@ -20,5 +20,7 @@ int fz_affinity_inherit(struct fz_fiber *child, struct fz_fiber *creator);
  * c goes back to the process's mask. */
 void fz_affinity_switch_in(struct fz_carrier *c, struct fz_fiber *f);
 void fz_affinity_idle(struct fz_carrier *c);
+/* How many CPUs the process may use (its mask at the first look). */
+unsigned fz_affinity_process_cpu_count(void);
 
 #endif

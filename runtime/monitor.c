@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include "runtime/affinity.h"
 #include "runtime/assert.h"
 #include "runtime/cputime.h"
 #include "runtime/det.h"
@@ -80,8 +81,9 @@ pid_t fz_monitor_tid;        /* for dumps */
 /* ...or for at least 1/FAIR_SHARE_MIN_DIV of its fair share, the CPUs the
  * process may use over the carriers running fibers, when that is lower:
  * eight carriers computing on two CPUs get 0.24 each, and one of them that
- * a fiber waited behind was never found stuck (sig_stw: its ack never came,
- * 1 run in 7 on two carriers).  A carrier waiting for a CPU gets far less. */
+ * a fiber waited behind was never found stuck (one of sig_stw's hangs on
+ * two carriers: that fiber's ack never came).  A carrier waiting for a CPU
+ * gets far less. */
 #define FAIR_SHARE_MIN_DIV 2u
 
 /* 1 while the monitor naps its long nap: the next call made in place wakes
@@ -312,16 +314,6 @@ static bool all_idle(void)
     return atomic_load(&fz_rt.num_idle) >= fz_rt.target + atomic_load(&fz_rt.spares_running);
 }
 
-/* CPUs this thread may run on (the process's at the monitor's start). */
-static unsigned usable_cpu_count(void)
-{
-    cpu_set_t m;
-    memset(&m, 0, sizeof m);
-    if (fz_sys3(SYS_sched_getaffinity, 0, sizeof m, &m) < 0 || CPU_COUNT(&m) == 0)
-        return 1;
-    return (unsigned)CPU_COUNT(&m);
-}
-
 static void *monitor_main(void *arg)
 {
     (void)arg;
@@ -332,7 +324,7 @@ static void *monitor_main(void *arg)
     uint64_t all = ~0ull & ~FZ_LIBC_SIGNALS;
     fz_sys4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8);
     fz_sys2(SYS_prctl, PR_SET_TIMERSLACK, MONITOR_TIMER_SLACK_NS);
-    usable_cpus = usable_cpu_count();
+    usable_cpus = fz_affinity_process_cpu_count();
     struct timespec quick_nap = fz_ns_to_ts(QUICK_NAP_NS);
     unsigned quick_naps = 0; /* quick naps left before the long one again */
     for (;;) {

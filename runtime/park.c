@@ -364,7 +364,8 @@ int fz_waiter_block(struct fz_waiter *w)
      * code runs its handler there (only the runtime's own text is told
      * apart), and the mark it leaves must reach wait_publish.  Before,
      * the mark found no window, and sig_stw's sigsuspend parked for a
-     * signal that had come and gone (about 1 run in 30 on two carriers). */
+     * signal that had come and gone (one of sig_stw's hangs on two
+     * carriers, 10 in 150 runs for all causes together). */
     uint64_t now = fz_coarse_now_ns();
     w->since = now;
     bool marked;

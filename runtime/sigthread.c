@@ -201,8 +201,8 @@ static void ring_fiber(struct fz_fiber *f, int sig)
             /* Not current where it ran: being switched in (it looks at its
              * signals itself), or out -- into a park that began after it
              * looked and after the load of its state above.  Look again
-             * once that is over (sig_stw: a parked fiber kept its resume
-             * signal pending for ever, about 1 run in 20). */
+             * once that is over (one of sig_stw's hangs: a parked fiber
+             * kept its resume signal pending for ever). */
             fz_sigthread_defer(f);
     } else if (state == FZ_FIBER_PARKED) {
         fz_wait_signal(f, restart_of(sig));

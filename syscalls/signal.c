@@ -51,8 +51,8 @@ static void handler_enter(struct fz_fiber *f)
          * in the runtime's code while the handler runs -- inside the park
          * of its sigsuspend, say -- must wait for a safe point like any
          * other: run there, it took its signal after the wait was set up,
-         * and the fiber then parked for ever (sig_stw, about 1 run in 15
-         * on two carriers). */
+         * and the fiber then parked for ever (found by reading the code
+         * while chasing sig_stw's hangs on two carriers). */
         f->sig_raising = false;
         void *sp = __builtin_frame_address(0);
         if (f->handler_depth < FZ_HANDLER_DEPTH)
