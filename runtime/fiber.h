@@ -112,6 +112,8 @@ struct fz_fiber {
     atomic_ullong sig_pending;                /* sent to it, not yet delivered: bit sig-1 */
     struct fz_sigslot sig_slots[FZ_SIGSLOTS]; /* their siginfo, when not pthread_kill's */
     atomic_ullong sigwait_set;                /* signals its sigwait takes: they wake it */
+    atomic_ullong sig_retired;                /* pending ones sent under a handler since replaced by
+                                                 SIG_DFL: they run that handler (syscalls/signal.c) */
     uint64_t cpu_ns;                          /* CPU time charged to it (runtime/cputime.c) */
     cpu_set_t *affinity;    /* its CPU mask when it set one (runtime/affinity.c) */
     unsigned affinity_gen;  /* 0: the process's mask */

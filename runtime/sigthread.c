@@ -51,6 +51,9 @@
 _Atomic unsigned char fz_sig_disposition[65];
 
 static uintptr_t text_start, text_end;
+/* Signals on their way to a fiber (fz_sigthread_flight_begin): settle
+ * waits until there are none. */
+static atomic_uint in_flight;
 static struct fz_fiber *_Atomic deferred[DEFERRED_SLOTS];
 static atomic_uint deferred_count;
 
@@ -185,12 +188,19 @@ static void post(struct fz_fiber *f, int sig, const struct fz_sigsend *info)
 static int restart_of(int sig)
 {
     unsigned d = atomic_load_explicit(&fz_sig_disposition[sig], memory_order_relaxed);
-    return d == FZ_DISP_NONE ? -1 : d == FZ_DISP_HANDLER_RESTART;
+    return d == FZ_DISP_NONE || d == FZ_DISP_DEFAULT_CAUGHT ? -1 : d == FZ_DISP_HANDLER_RESTART;
+}
+
+/* Does the signal wrapper take sig's pending bit when its doorbell comes? */
+static bool wrapper_takes(int sig)
+{
+    return atomic_load_explicit(&fz_sig_disposition[sig], memory_order_relaxed) != FZ_DISP_NONE;
 }
 
 /* f has sig pending and does not block it: make it run the handler. */
 static void ring_fiber(struct fz_fiber *f, int sig)
 {
+    fz_sigthread_flight_begin();
     atomic_thread_fence(memory_order_seq_cst);
     int state = __atomic_load_n(&f->state, __ATOMIC_RELAXED);
     if (state == FZ_FIBER_RUNNING) {
@@ -207,6 +217,7 @@ static void ring_fiber(struct fz_fiber *f, int sig)
     } else if (state == FZ_FIBER_PARKED) {
         fz_wait_signal(f, restart_of(sig));
     }
+    fz_sigthread_flight_end();
 }
 
 void fz_sigthread_send(struct fz_fiber *f, int sig, const struct fz_sigsend *info)
@@ -249,13 +260,13 @@ void fz_sigthread_deliver_own(struct fz_fiber *self)
         unsigned handled = self->handled;
         /* No handler: the kernel applies the default action (or ignores
          * it) when the doorbell arrives, and no wrapper takes the bit. */
-        if (restart_of(sig) < 0)
+        if (!wrapper_takes(sig))
             atomic_fetch_and(&self->sig_pending, ~bit_of(sig));
         bool was_raising = self->sig_raising; /* a handler may send one too */
         self->sig_raising = true;
         ring(self->carrier->tid, sig, self);
         self->sig_raising = was_raising;
-        if (restart_of(sig) >= 0 && self->handled == handled &&
+        if (wrapper_takes(sig) && self->handled == handled &&
             (fz_sigthread_deliverable(self) & bit_of(sig))) {
             /* not run (the kernel holds the doorbell back): try later,
              * never drop it */
@@ -313,6 +324,57 @@ void fz_sigthread_handler_done(struct fz_fiber *f)
         ring(f->carrier->tid, __builtin_ctzll(ready) + 1, f);
 }
 
+/* ---- before a handler is taken away ------------------------------------ */
+
+void fz_sigthread_flight_begin(void)
+{
+    atomic_fetch_add(&in_flight, 1);
+}
+
+void fz_sigthread_flight_end(void)
+{
+    atomic_fetch_sub(&in_flight, 1);
+}
+
+/* Take the process-directed instances of the signals self would run that
+ * the kernel still holds for a thread that has not come for them yet:
+ * natively the running thread would have taken them at its last system
+ * call's return.  (rt_sigpending cannot find them: it reports only
+ * blocked ones.) */
+static void adopt_process_pending(struct fz_fiber *self)
+{
+    uint64_t handled = 0;
+    for (int sig = 1; sig <= 64; sig++)
+        if (restart_of(sig) >= 0)
+            handled |= bit_of(sig);
+    handled &= ~self->sigmask;
+    struct timespec now = {0, 0};
+    siginfo_t si;
+    long sig;
+    while (handled && (sig = fz_sys4(SYS_rt_sigtimedwait, &handled, &si, &now, 8)) > 0) {
+        struct fz_fiber *target;
+        if (fz_sigthread_doorbell((int)sig, &si, &target)) {
+            fz_sigthread_defer(target); /* one for this thread, held back */
+            continue;
+        }
+        struct fz_sigsend info = {si.si_code, si.si_pid, si.si_uid, si.si_value};
+        post(self, (int)sig, &info);
+    }
+}
+
+void fz_sigthread_settle(struct fz_fiber *self)
+{
+    while (atomic_load(&in_flight))
+        fz_sys0(SYS_sched_yield);
+    /* A doorbell already sent to this OS thread arrives at this call's
+     * return, inside the runtime: deferred, or dropped if its signal has
+     * run. */
+    fz_sys0(SYS_getpid);
+    adopt_process_pending(self);
+    if (fz_sigthread_deliverable(self))
+        fz_sigthread_deliver_own(self);
+}
+
 /* ---- doorbells at bad moments ------------------------------------------ */
 
 void fz_sigthread_defer(struct fz_fiber *f)
@@ -340,9 +402,11 @@ void fz_sigthread_run_deferred(struct fz_carrier *c)
         struct fz_fiber *f = atomic_exchange(&deferred[i], NULL);
         if (!f)
             continue;
+        fz_sigthread_flight_begin(); /* from the look to the ring */
         uint64_t ready = fz_sigthread_deliverable(f);
         if (ready)
             ring_fiber(f, __builtin_ctzll(ready) + 1);
+        fz_sigthread_flight_end();
     }
 }
 

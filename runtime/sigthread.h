@@ -15,6 +15,12 @@ struct fz_carrier;
  * handler runs: default or ignore), else the handler's SA_RESTART.
  * Written by the sigaction interposer. */
 enum { FZ_DISP_NONE = 0, FZ_DISP_HANDLER = 1, FZ_DISP_HANDLER_RESTART = 2 };
+/* SIG_DFL, for a signal whose default ends the process, put in place of a
+ * handler: the signal wrapper stays installed, takes the pending bit when
+ * a doorbell comes, and applies the default itself -- so that a doorbell
+ * rung for the old handler and still on its way is dropped, not met by
+ * the kernel's default action. */
+enum { FZ_DISP_DEFAULT_CAUGHT = 3 };
 extern _Atomic unsigned char fz_sig_disposition[65];
 
 /* The siginfo a sender means (NULL in fz_sigthread_send: pthread_kill's,
@@ -85,6 +91,19 @@ void fz_sigthread_defer(struct fz_fiber *f);
 void fz_sigthread_run_deferred(struct fz_carrier *c);
 /* Where the runtime's code lies: a doorbell landing there waits. */
 void fz_sigthread_set_runtime_text(uintptr_t start, uintptr_t end);
+
+/* The program is about to take away the handler self runs sig under:
+ * what was sent before runs that handler first, as natively it would
+ * have.  Waits for signals on their way (the brackets below), takes the
+ * process-directed instances the kernel still holds and the doorbells
+ * queued to this OS thread, and runs self's deliverable ones.  On the
+ * running fiber, outside any runtime lock. */
+void fz_sigthread_settle(struct fz_fiber *self);
+/* Bracket a signal on its way to a fiber: from the look at where the
+ * fiber is to the doorbell's send, or from a process-directed signal's
+ * landing to its post.  Async-signal-safe; never held across a wait. */
+void fz_sigthread_flight_begin(void);
+void fz_sigthread_flight_end(void);
 
 /* fork child: no pending doorbells. */
 void fz_sigthread_after_fork(void);

@@ -8,8 +8,10 @@
  * wait the kernel would have interrupted return EINTR -- the main fiber's,
  * as natively a process-directed signal goes to the main thread -- if that
  * wait is one the handler's SA_RESTART does not restart (park.h's
- * fz_intr).  SIG_IGN and SIG_DFL are installed unchanged.  Queries always
- * show the program what it installed.
+ * fz_intr).  SIG_IGN and SIG_DFL are installed unchanged, except SIG_DFL
+ * in place of a handler for a signal that ends the process: a wrapper
+ * stays (retire_to_default).  Queries always show the program what it
+ * installed.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -32,7 +34,87 @@
 #include "syscalls/jmpbuf.h"
 
 static struct sigaction program_action[NSIG];
+/* What the kernel has for each signal (written by sigaction only):
+ * KERNEL_PROGRAMS: the program's own SIG_DFL or SIG_IGN;
+ * KERNEL_WRAPPER: on_signal, around program_action's handler;
+ * KERNEL_RETIRING: on_signal still, while sigaction takes that handler
+ *   away (fz_sigthread_settle runs what was sent before);
+ * KERNEL_DEFAULT_CAUGHT: on_default, for a SIG_DFL that ends the process
+ *   put in place of a handler (fz_sig_disposition's FZ_DISP_DEFAULT_CAUGHT).
+ * A signal that enters on_signal while the state is RETIRING or
+ * DEFAULT_CAUGHT was taken by a thread under the old handler: natively it
+ * runs that handler (retired_action), and so does it here. */
+enum { KERNEL_PROGRAMS, KERNEL_WRAPPER, KERNEL_RETIRING, KERNEL_DEFAULT_CAUGHT };
 static volatile sig_atomic_t wrapped[NSIG];
+static struct sigaction retired_action[NSIG];
+
+/* Was sig, just taken off f's pending set, sent under the handler now
+ * retired (f->sig_retired)?  Clears the mark either way. */
+static bool take_retired(struct fz_fiber *f, int sig)
+{
+    uint64_t bit = 1ull << (sig - 1);
+    return atomic_fetch_and(&f->sig_retired, ~bit) & bit;
+}
+
+/* The default action of sig (1..64) ends the process. */
+static bool default_ends_process(int sig)
+{
+    switch (sig) {
+    case SIGCHLD:
+    case SIGCONT:
+    case SIGURG:
+    case SIGWINCH:
+    case SIGSTOP:
+    case SIGTSTP:
+    case SIGTTIN:
+    case SIGTTOU:
+    case SIGKILL:
+        return false;
+    default:
+        return sig >= 1 && sig <= 64;
+    }
+}
+
+/* sig is really pending for the fiber or thread the wrapper runs on and
+ * meets the program's SIG_DFL: put the kernel's default back and let it
+ * act, on this OS thread. */
+static void die_by_default(int sig)
+{
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    fz_real.sigaction(sig, &dfl, NULL);
+    wrapped[sig] = KERNEL_PROGRAMS;
+    uint64_t only = 1ull << (sig - 1);
+    fz_sys3(SYS_tgkill, fz_rt.pid, fz_sys0(SYS_gettid), sig);
+    fz_sys4(SYS_rt_sigprocmask, SIG_UNBLOCK, &only, NULL, 8); /* acts here */
+}
+
+/* A signal the kernel took under an older wrapper can find SIG_IGN or
+ * SIG_DFL in program_action: dropped, as it would be now, or the default
+ * applied. */
+static bool is_handler(const struct sigaction *a, int sig)
+{
+    if (a->sa_handler == SIG_IGN)
+        return false;
+    if (a->sa_handler != SIG_DFL)
+        return true;
+    if (default_ends_process(sig))
+        die_by_default(sig);
+    return false;
+}
+
+/* The action a signal taken off f's pending set runs. */
+static const struct sigaction *action_for_taken(struct fz_fiber *f, int sig)
+{
+    bool retired = take_retired(f, sig);
+    if (wrapped[sig] != KERNEL_DEFAULT_CAUGHT)
+        return &program_action[sig]; /* RETIRING: not replaced yet */
+    if (retired)
+        return &retired_action[sig];
+    die_by_default(sig);
+    return &program_action[sig]; /* not reached: the default ended us */
+}
 
 /* The kernel's 64-bit mask inside a glibc sigset_t. */
 static uint64_t kernel_bits(const sigset_t *set)
@@ -92,8 +174,11 @@ static void thread_directed(int sig, siginfo_t *info, ucontext_t *uc, struct fz_
         return;
     }
     if (!fz_sigthread_take(f, sig, info))
-        return; /* rung twice: already run */
-    const struct sigaction *a = &program_action[sig];
+        return; /* rung twice, or for a handler taken away since: run */
+    /* a copy: sigaction may replace the program's action meanwhile */
+    const struct sigaction taken = *action_for_taken(f, sig), *a = &taken;
+    if (!is_handler(a, sig))
+        return;
     uint64_t entry = kernel_bits(&uc->uc_sigmask), before = f->sigmask;
     uint64_t during = entry | kernel_bits(&a->sa_mask);
     if (!(a->sa_flags & SA_NODEFER))
@@ -129,7 +214,7 @@ static bool accepts(struct fz_fiber *f, void *sig)
  * It becomes a signal sent to the thread the kernel would pick -- main,
  * else one that does not block it -- and runs there, at a safe point. */
 static bool redirect_process_signal(int sig, siginfo_t *info, ucontext_t *uc,
-                                    struct fz_fiber **runs_on)
+                                    struct fz_fiber **runs_on, bool retired)
 {
     struct fz_carrier *c = fz_sigthread_carrier_here();
     *runs_on = NULL;
@@ -149,6 +234,8 @@ static bool redirect_process_signal(int sig, siginfo_t *info, ucontext_t *uc,
         target = fz_ident_any(accepts, &sig);
     if (!target)
         target = m; /* every thread blocks it now: pending on main */
+    if (retired)    /* before the post: whoever takes it knows */
+        atomic_fetch_or(&target->sig_retired, 1ull << (sig - 1));
     fz_sigthread_post_async(target, sig, info);
     return true;
 }
@@ -177,19 +264,41 @@ static bool own_call_signal(int sig, const siginfo_t *info, const ucontext_t *uc
     return true;
 }
 
-static void on_signal(int sig, siginfo_t *info, void *uctx)
+/* A signal the kernel took under the wrapper: entered through on_signal
+ * (the handler's) or on_default (the SIG_DFL kept caught). */
+static void wrapper(int sig, siginfo_t *info, void *uctx, bool under_handler)
 {
     struct fz_fiber *target;
     if (fz_sigthread_doorbell(sig, info, &target)) {
         thread_directed(sig, info, uctx, target);
         return;
     }
-    if (own_call_signal(sig, info, uctx))
+    /* On its way until posted or run here; counted before the look at
+     * the state, which retire_to_default changes before it waits for none
+     * on their way: one of the two sees the other. */
+    fz_sigthread_flight_begin();
+    atomic_thread_fence(memory_order_seq_cst);
+    bool retired = under_handler && wrapped[sig] >= KERNEL_RETIRING;
+    /* The default, where the kernel's own would have acted: never posted
+     * (a fault in the runtime's code would come back for ever). */
+    if (!retired && wrapped[sig] == KERNEL_DEFAULT_CAUGHT) {
+        fz_sigthread_flight_end();
+        die_by_default(sig);
+    }
+    bool posted = own_call_signal(sig, info, uctx);
+    struct fz_fiber *f = NULL;
+    if (!posted)
+        posted = redirect_process_signal(sig, info, uctx, &f, retired);
+    fz_sigthread_flight_end();
+    if (posted)
         return;
-    struct fz_fiber *f;
-    if (redirect_process_signal(sig, info, uctx, &f))
+    /* a copy: sigaction may replace the program's action meanwhile */
+    struct sigaction now = program_action[sig];
+    if (retired)
+        now = retired_action[sig];
+    const struct sigaction *a = &now;
+    if (!is_handler(a, sig))
         return;
-    const struct sigaction *a = &program_action[sig];
     bool restart = a->sa_flags & SA_RESTART; /* of the handler that runs now */
     handler_enter(f);
     if (a->sa_flags & SA_SIGINFO)
@@ -198,6 +307,16 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
         a->sa_handler(sig);
     handler_leave(f);
     fz_signal_handler_ran(sig, restart);
+}
+
+static void on_signal(int sig, siginfo_t *info, void *uctx)
+{
+    wrapper(sig, info, uctx, true);
+}
+
+static void on_default(int sig, siginfo_t *info, void *uctx)
+{
+    wrapper(sig, info, uctx, false);
 }
 
 static bool needs_wrapper(const struct sigaction *act)
@@ -210,9 +329,10 @@ static void note_disposition(int sig, const struct sigaction *act)
 {
     if (sig > 64)
         return;
-    unsigned char d = !needs_wrapper(act)            ? FZ_DISP_NONE
-                      : (act->sa_flags & SA_RESTART) ? FZ_DISP_HANDLER_RESTART
-                                                     : FZ_DISP_HANDLER;
+    unsigned char d = wrapped[sig] == KERNEL_DEFAULT_CAUGHT ? FZ_DISP_DEFAULT_CAUGHT
+                      : !needs_wrapper(act)                 ? FZ_DISP_NONE
+                      : (act->sa_flags & SA_RESTART)        ? FZ_DISP_HANDLER_RESTART
+                                                            : FZ_DISP_HANDLER;
     atomic_store(&fz_sig_disposition[sig], d);
 }
 
@@ -254,6 +374,51 @@ static void learn_own_text(void)
         dl_iterate_phdr(find_own_text, (void *)(uintptr_t)on_signal);
 }
 
+static bool mark_retired(struct fz_fiber *f, void *arg)
+{
+    int sig = *(int *)arg;
+    if (f->state != FZ_FIBER_DONE && (fz_sigthread_deliverable(f) >> (sig - 1) & 1))
+        atomic_fetch_or(&f->sig_retired, 1ull << (sig - 1));
+    return false; /* visit them all */
+}
+
+/* SIG_DFL in place of a handler, for a signal whose default ends the
+ * process.  What was sent before runs the old handler first, as natively
+ * (settle).  The kernel keeps a wrapper, on_default: a doorbell rung for
+ * the old handler may still be on its way to any carrier, and met by the
+ * kernel's SIG_DFL it would end the process for a signal already handled
+ * -- sig_dfl_race, a 100 us timer stopped before signal(SIGALRM,
+ * SIG_DFL), died in 20 runs of 20 on two carriers without this. */
+static int retire_to_default(int sig, const struct sigaction *act, struct sigaction *kernel_old)
+{
+    int was = wrapped[sig];
+    if (was == KERNEL_WRAPPER) {
+        retired_action[sig] = program_action[sig];
+        wrapped[sig] = KERNEL_RETIRING;
+        atomic_thread_fence(memory_order_seq_cst); /* before settle's look */
+        struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
+        if (self)
+            fz_sigthread_settle(self);
+        /* Still pending and let in: on self, a doorbell held back (merged
+         * into another fiber's, say); on another fiber, one the kernel
+         * would have run there already (main blocked it, in its own
+         * handler).  When they come they run the handler they were sent
+         * under. */
+        fz_ident_any(mark_retired, &sig);
+    }
+    struct sigaction previous = program_action[sig], k = *act;
+    k.sa_sigaction = on_default;
+    k.sa_flags |= SA_SIGINFO;
+    program_action[sig] = *act;
+    wrapped[sig] = KERNEL_DEFAULT_CAUGHT;
+    int r = fz_real.sigaction(sig, &k, kernel_old);
+    if (r != 0) {
+        program_action[sig] = previous;
+        wrapped[sig] = was;
+    }
+    return r;
+}
+
 FZ_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     /* a vfork child resetting its handlers must not change the parent's table */
@@ -268,21 +433,25 @@ FZ_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
         k.sa_sigaction = on_signal;
         k.sa_flags |= SA_SIGINFO;
         program_action[sig] = *act;
-        wrapped[sig] = 1;
+        wrapped[sig] = KERNEL_WRAPPER;
         r = fz_real.sigaction(sig, &k, &kernel_old);
         if (r != 0) {
             program_action[sig] = previous;
             wrapped[sig] = was_wrapped;
         }
+    } else if (act && act->sa_handler == SIG_DFL && was_wrapped && default_ends_process(sig)) {
+        r = retire_to_default(sig, act, &kernel_old);
     } else {
         r = fz_real.sigaction(sig, act, &kernel_old);
         if (r == 0 && act)
-            wrapped[sig] = 0;
+            wrapped[sig] = KERNEL_PROGRAMS;
     }
     if (r == 0 && act)
         note_disposition(sig, act);
     if (r == 0 && old)
-        *old = kernel_old.sa_sigaction == on_signal ? previous : kernel_old;
+        *old = kernel_old.sa_sigaction == on_signal || kernel_old.sa_sigaction == on_default
+                   ? previous
+                   : kernel_old;
     return r;
 }
 
@@ -632,7 +801,8 @@ FZ_EXPORT int kill(pid_t pid, int sig)
         return fz_real.kill(pid, sig);
     if (self != fz_rt.main_fiber && main_takes(sig)) {
         /* no handler: the default action or SIG_IGN is the whole process's */
-        if (atomic_load(&fz_sig_disposition[sig]) == FZ_DISP_NONE)
+        unsigned char d = atomic_load(&fz_sig_disposition[sig]);
+        if (d == FZ_DISP_NONE || d == FZ_DISP_DEFAULT_CAUGHT)
             return fz_real.kill(pid, sig);
         struct fz_sigsend from = {SI_USER, pid, (uid_t)fz_sys0(SYS_getuid), {0}};
         /* main may be between a call's attempt and its park: mark that

@@ -99,3 +99,26 @@ stw_case() {
 @test "siglongjmp out of handlers on two carriers" {
     FIBERIZE_WORKERS=2 compare_native sig_longjmp
 }
+
+# A 100 us interval timer stopped before signal(SIGALRM, SIG_DFL): natively
+# the last alarms run the handler before setitimer returns.  Fiberized, an
+# alarm the kernel gave an idle carrier reached main after the change, or
+# its doorbell met the kernel's SIG_DFL on another carrier: the old code
+# died of SIGALRM in 20 runs of 20 on two carriers (one carrier: never).
+@test "a handler replaced by SIG_DFL while its alarms arrive: no alarm meets SIG_DFL, 10 runs on two carriers" {
+    local i
+    for ((i = 1; i <= 10; i++)); do
+        FIBERIZE_WORKERS=2 compare_native sig_dfl race 200 || {
+            echo "run $i"
+            return 1
+        }
+    done
+}
+
+@test "SIG_DFL after a handler: raise, abort, pthread_kill, kill, SIG_IGN, handler again, queries, SIGSEGV, alarm" {
+    local k
+    for k in 1 2 3 4 5 6 7 8 9; do
+        compare_native sig_dfl case $k || { echo "case $k"; return 1; }
+        FIBERIZE_WORKERS=2 compare_native sig_dfl case $k || { echo "case $k, two carriers"; return 1; }
+    done
+}
