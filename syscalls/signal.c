@@ -374,6 +374,24 @@ static void learn_own_text(void)
         dl_iterate_phdr(find_own_text, (void *)(uintptr_t)on_signal);
 }
 
+/* The program's act, with the wrapper in the kernel (state: which one);
+ * put back as it was if the kernel refuses. */
+static int install_wrapper(int sig, const struct sigaction *act, int state, int was,
+                           struct sigaction *kernel_old)
+{
+    struct sigaction previous = program_action[sig], k = *act;
+    k.sa_sigaction = state == KERNEL_DEFAULT_CAUGHT ? on_default : on_signal;
+    k.sa_flags |= SA_SIGINFO;
+    program_action[sig] = *act;
+    wrapped[sig] = state;
+    int r = fz_real.sigaction(sig, &k, kernel_old);
+    if (r != 0) {
+        program_action[sig] = previous;
+        wrapped[sig] = was;
+    }
+    return r;
+}
+
 static bool mark_retired(struct fz_fiber *f, void *arg)
 {
     int sig = *(int *)arg;
@@ -406,17 +424,7 @@ static int retire_to_default(int sig, const struct sigaction *act, struct sigact
          * under. */
         fz_ident_any(mark_retired, &sig);
     }
-    struct sigaction previous = program_action[sig], k = *act;
-    k.sa_sigaction = on_default;
-    k.sa_flags |= SA_SIGINFO;
-    program_action[sig] = *act;
-    wrapped[sig] = KERNEL_DEFAULT_CAUGHT;
-    int r = fz_real.sigaction(sig, &k, kernel_old);
-    if (r != 0) {
-        program_action[sig] = previous;
-        wrapped[sig] = was;
-    }
-    return r;
+    return install_wrapper(sig, act, KERNEL_DEFAULT_CAUGHT, was, kernel_old);
 }
 
 FZ_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
@@ -425,20 +433,11 @@ FZ_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
     if (!fz_rt.active || sig <= 0 || sig >= NSIG || (act && fz_in_vfork_child()))
         return fz_real.sigaction(sig, act, old);
     struct sigaction previous = program_action[sig], kernel_old;
-    bool was_wrapped = wrapped[sig];
+    int was_wrapped = wrapped[sig];
     int r;
     if (act && needs_wrapper(act)) {
         learn_own_text();
-        struct sigaction k = *act;
-        k.sa_sigaction = on_signal;
-        k.sa_flags |= SA_SIGINFO;
-        program_action[sig] = *act;
-        wrapped[sig] = KERNEL_WRAPPER;
-        r = fz_real.sigaction(sig, &k, &kernel_old);
-        if (r != 0) {
-            program_action[sig] = previous;
-            wrapped[sig] = was_wrapped;
-        }
+        r = install_wrapper(sig, act, KERNEL_WRAPPER, was_wrapped, &kernel_old);
     } else if (act && act->sa_handler == SIG_DFL && was_wrapped && default_ends_process(sig)) {
         r = retire_to_default(sig, act, &kernel_old);
     } else {

@@ -5,7 +5,7 @@
  * runs a 100 us interval timer for 300 us while three threads nap, stops
  * the timer and sets SIG_DFL.  Natively the last alarms run the handler
  * before setitimer returns; no alarm may meet SIG_DFL.  Prints the rounds
- * done and how many saw an alarm.
+ * done (and to stderr how many saw an alarm).
  *
  * sig_dfl case K -- one way for a signal to meet SIG_DFL (or not) after a
  * handler: the process ends as natively or survives as natively.
@@ -90,7 +90,11 @@ static int race(int rounds)
     atomic_store(&stop, 1);
     for (int i = 0; i < 3; i++)
         pthread_join(t[i], NULL);
-    printf("rounds %d, with alarms %d\n", rounds, with_alarms);
+    /* Not compared: fiberized, an alarm an idle carrier took from the
+     * kernel just before the change runs the old handler just after
+     * signal() returns (README), so a round can count none. */
+    printf("rounds %d\n", rounds);
+    fprintf(stderr, "rounds with an alarm before SIG_DFL: %d\n", with_alarms);
     return 0;
 }
 
