@@ -111,7 +111,7 @@ static void fork_child_reset(void)
 static void resync_signal_handlers(void)
 {
     for (int sig = 1; sig <= 64; sig++) {
-        if (sig == SIGKILL || sig == SIGSTOP || (FZ_LIBC_SIGNALS >> (sig - 1) & 1) ||
+        if (sig == SIGKILL || sig == SIGSTOP || (FZ_LIBC_SIGNALS & fz_sig_bit(sig)) ||
             sig == fz_config.dump_signal) /* observe.c's, installed raw */
             continue;
         struct sigaction k, seen;

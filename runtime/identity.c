@@ -120,6 +120,24 @@ struct fz_fiber *fz_ident_any(bool (*accept)(struct fz_fiber *, void *), void *a
     return NULL;
 }
 
+struct each {
+    void (*visit)(struct fz_fiber *, void *);
+    void *arg;
+};
+
+static bool visit_and_go_on(struct fz_fiber *f, void *arg)
+{
+    struct each *e = arg;
+    e->visit(f, e->arg);
+    return false;
+}
+
+void fz_ident_each(void (*visit)(struct fz_fiber *, void *), void *arg)
+{
+    struct each e = {visit, arg};
+    fz_ident_any(visit_and_go_on, &e);
+}
+
 void fz_ident_after_fork(struct fz_fiber *self, pid_t pid)
 {
     fz_zero_table(table, sizeof table);

@@ -22,6 +22,8 @@ struct fz_fiber *fz_ident_lookup(pid_t tid);
 /* Some live fiber for which accept(f, arg) holds, or NULL.  Lock-free (a
  * signal handler may ask); a fiber born or gone meanwhile may be missed. */
 struct fz_fiber *fz_ident_any(bool (*accept)(struct fz_fiber *, void *), void *arg);
+/* visit(f, arg) for every live fiber, under fz_ident_any's terms. */
+void fz_ident_each(void (*visit)(struct fz_fiber *, void *), void *arg);
 /* fork child: only `self` remains; it becomes the main thread (tid = pid). */
 void fz_ident_after_fork(struct fz_fiber *self, pid_t pid);
 

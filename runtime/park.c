@@ -162,7 +162,7 @@ bool fz_interrupt_mark(struct fz_fiber *f, bool restart)
 static bool main_takes(int sig)
 {
     struct fz_fiber *m = fz_rt.main_fiber;
-    return m && !atomic_load(&fz_rt.main_exited) && !(m->sigmask & (1ull << (sig - 1)));
+    return m && !atomic_load(&fz_rt.main_exited) && !(m->sigmask & fz_sig_bit(sig));
 }
 
 void fz_interrupt_note(int sig, bool restart)
@@ -203,11 +203,11 @@ struct oldest_wait {
     uint64_t since;         /* its since, copied: the frame may be gone */
 };
 
-static bool note_if_older(struct fz_fiber *f, void *arg)
+static void note_if_older(struct fz_fiber *f, void *arg)
 {
     struct oldest_wait *o = arg;
     if (!__atomic_load_n(&f->wait, __ATOMIC_RELAXED) || (f->sigmask & o->bit))
-        return false; /* not waiting (the lock would say the same), or blocks it */
+        return; /* not waiting (the lock would say the same), or blocks it */
     fz_spin_lock(&f->lock);
     struct fz_waiter *w = interruptible_wait(f);
     if (w && (!o->wait || w->since < o->since)) {
@@ -216,7 +216,6 @@ static bool note_if_older(struct fz_fiber *f, void *arg)
         o->since = w->since;
     }
     fz_spin_unlock(&f->lock);
-    return false; /* look at every fiber */
 }
 
 /* The main fiber's call was marked by the wrapper when the handler ran
@@ -234,8 +233,8 @@ void fz_interrupt_one(int sig, bool restart)
     }
     /* the oldest may wake before it is claimed: then look again */
     for (int tries = 0; tries < 4; tries++) {
-        struct oldest_wait o = {1ull << (sig - 1), NULL, NULL, 0};
-        fz_ident_any(note_if_older, &o);
+        struct oldest_wait o = {fz_sig_bit(sig), NULL, NULL, 0};
+        fz_ident_each(note_if_older, &o);
         if (!o.fiber)
             return;
         fz_spin_lock(&o.fiber->lock);

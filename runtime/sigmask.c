@@ -43,7 +43,7 @@ static void account(uint64_t mask, int delta)
 {
     uint64_t all = atomic_load(&fz_rt.blocked_by_all);
     for (int sig = 1; sig <= 64; sig++) {
-        uint64_t bit = 1ull << (sig - 1);
+        uint64_t bit = fz_sig_bit(sig);
         if ((mask & bit) || (UNBLOCKABLE & bit))
             continue;
         fz_rt.unblocked_by[sig] += (unsigned)delta;

@@ -57,11 +57,6 @@ static atomic_uint in_flight;
 static struct fz_fiber *_Atomic deferred[DEFERRED_SLOTS];
 static atomic_uint deferred_count;
 
-static inline uint64_t bit_of(int sig)
-{
-    return 1ull << (sig - 1);
-}
-
 uint64_t fz_sigthread_deliverable(struct fz_fiber *f)
 {
     return atomic_load(&f->sig_pending) & ~f->sigmask;
@@ -148,7 +143,7 @@ static bool take_slot(struct fz_fiber *f, int sig, siginfo_t *info)
 
 bool fz_sigthread_take(struct fz_fiber *f, int sig, siginfo_t *info)
 {
-    uint64_t bit = bit_of(sig);
+    uint64_t bit = fz_sig_bit(sig);
     if (!(atomic_fetch_and(&f->sig_pending, ~bit) & bit))
         return false;
     memset(info, 0, sizeof *info);
@@ -165,7 +160,7 @@ bool fz_sigthread_take(struct fz_fiber *f, int sig, siginfo_t *info)
 
 static void post(struct fz_fiber *f, int sig, const struct fz_sigsend *info)
 {
-    uint64_t bit = bit_of(sig);
+    uint64_t bit = fz_sig_bit(sig);
     bool realtime = sig >= SIGRTMIN;
     if (info && (realtime || !(atomic_load(&f->sig_pending) & bit))) {
         for (int i = 0; i < FZ_SIGSLOTS; i++) {
@@ -223,9 +218,9 @@ static void ring_fiber(struct fz_fiber *f, int sig)
 void fz_sigthread_send(struct fz_fiber *f, int sig, const struct fz_sigsend *info)
 {
     post(f, sig, info);
-    if (f->sigmask & bit_of(sig)) {
+    if (f->sigmask & fz_sig_bit(sig)) {
         /* stays pending until f unblocks it or its sigwait takes it */
-        if (atomic_load(&f->sigwait_set) & bit_of(sig))
+        if (atomic_load(&f->sigwait_set) & fz_sig_bit(sig))
             fz_wait_signal(f, 2);
         return;
     }
@@ -236,18 +231,40 @@ void fz_sigthread_send(struct fz_fiber *f, int sig, const struct fz_sigsend *inf
         ring_fiber(f, sig);
 }
 
-void fz_sigthread_adopt_own(struct fz_fiber *self, int sig)
+static struct fz_sigsend sigsend_of(const siginfo_t *si)
 {
-    if (!(self->sigmask & bit_of(sig)))
-        return; /* not blocked: the kernel has delivered it already */
-    uint64_t only = bit_of(sig);
+    return (struct fz_sigsend){si->si_code, si->si_pid, si->si_uid, si->si_value};
+}
+
+enum adopted { ADOPTED_NONE, ADOPTED_SIGNAL, ADOPTED_DOORBELL };
+
+/* Take, without waiting, one signal of `set` the kernel holds for this OS
+ * thread (its own queue first) or for the process, and make it self's: a
+ * doorbell goes back to the fiber it was rung for. */
+static enum adopted adopt_one(struct fz_fiber *self, uint64_t set)
+{
     struct timespec now = {0, 0};
     siginfo_t si;
-    /* the thread's own queue first, then the process's */
-    if (fz_sys4(SYS_rt_sigtimedwait, &only, &si, &now, 8) != sig)
-        return;
-    struct fz_sigsend info = {si.si_code, si.si_pid, si.si_uid, si.si_value};
-    post(self, sig, &info);
+    long sig = fz_sys4(SYS_rt_sigtimedwait, &set, &si, &now, 8);
+    if (sig <= 0)
+        return ADOPTED_NONE;
+    struct fz_fiber *target;
+    if (fz_sigthread_doorbell((int)sig, &si, &target)) {
+        fz_sigthread_defer(target); /* held back: it runs from the deferred list */
+        return ADOPTED_DOORBELL;
+    }
+    struct fz_sigsend info = sigsend_of(&si);
+    post(self, (int)sig, &info);
+    return ADOPTED_SIGNAL;
+}
+
+void fz_sigthread_adopt_own(struct fz_fiber *self, int sig)
+{
+    if (!(self->sigmask & fz_sig_bit(sig)))
+        return; /* not blocked: the kernel has delivered it already */
+    /* a doorbell queued before it is another fiber's: look behind it */
+    while (adopt_one(self, fz_sig_bit(sig)) == ADOPTED_DOORBELL)
+        ;
 }
 
 /* ---- the fiber delivers its own --------------------------------------- */
@@ -261,13 +278,13 @@ void fz_sigthread_deliver_own(struct fz_fiber *self)
         /* No handler: the kernel applies the default action (or ignores
          * it) when the doorbell arrives, and no wrapper takes the bit. */
         if (!wrapper_takes(sig))
-            atomic_fetch_and(&self->sig_pending, ~bit_of(sig));
+            atomic_fetch_and(&self->sig_pending, ~fz_sig_bit(sig));
         bool was_raising = self->sig_raising; /* a handler may send one too */
         self->sig_raising = true;
         ring(self->carrier->tid, sig, self);
         self->sig_raising = was_raising;
         if (wrapper_takes(sig) && self->handled == handled &&
-            (fz_sigthread_deliverable(self) & bit_of(sig))) {
+            (fz_sigthread_deliverable(self) & fz_sig_bit(sig))) {
             /* not run (the kernel holds the doorbell back): try later,
              * never drop it */
             fz_sigthread_defer(self);
@@ -311,7 +328,7 @@ void fz_sigthread_after_handler(struct fz_fiber *f)
 
 void fz_sigthread_post_async(struct fz_fiber *f, int sig, const siginfo_t *info)
 {
-    struct fz_sigsend s = {info->si_code, info->si_pid, info->si_uid, info->si_value};
+    struct fz_sigsend s = sigsend_of(info);
     post(f, sig, &s);
     fz_sigthread_defer(f);
 }
@@ -346,20 +363,10 @@ static void adopt_process_pending(struct fz_fiber *self)
     uint64_t handled = 0;
     for (int sig = 1; sig <= 64; sig++)
         if (restart_of(sig) >= 0)
-            handled |= bit_of(sig);
+            handled |= fz_sig_bit(sig);
     handled &= ~self->sigmask;
-    struct timespec now = {0, 0};
-    siginfo_t si;
-    long sig;
-    while (handled && (sig = fz_sys4(SYS_rt_sigtimedwait, &handled, &si, &now, 8)) > 0) {
-        struct fz_fiber *target;
-        if (fz_sigthread_doorbell((int)sig, &si, &target)) {
-            fz_sigthread_defer(target); /* one for this thread, held back */
-            continue;
-        }
-        struct fz_sigsend info = {si.si_code, si.si_pid, si.si_uid, si.si_value};
-        post(self, (int)sig, &info);
-    }
+    while (handled && adopt_one(self, handled) != ADOPTED_NONE)
+        ;
 }
 
 void fz_sigthread_settle(struct fz_fiber *self)

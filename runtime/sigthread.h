@@ -10,6 +10,12 @@
 struct fz_fiber;
 struct fz_carrier;
 
+/* Signal sig's bit (1..64) in a 64-bit mask, as the kernel's sigset_t. */
+static inline uint64_t fz_sig_bit(int sig)
+{
+    return 1ull << (sig - 1);
+}
+
 /* What the program installed for each signal, as the runtime needs it to
  * decide whether a parked fiber's wait ends with EINTR: FZ_DISP_NONE (no
  * handler runs: default or ignore), else the handler's SA_RESTART.

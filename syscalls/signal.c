@@ -52,7 +52,7 @@ static struct sigaction retired_action[NSIG];
  * retired (f->sig_retired)?  Clears the mark either way. */
 static bool take_retired(struct fz_fiber *f, int sig)
 {
-    uint64_t bit = 1ull << (sig - 1);
+    uint64_t bit = fz_sig_bit(sig);
     return atomic_fetch_and(&f->sig_retired, ~bit) & bit;
 }
 
@@ -85,7 +85,7 @@ static void die_by_default(int sig)
     dfl.sa_handler = SIG_DFL;
     fz_real.sigaction(sig, &dfl, NULL);
     wrapped[sig] = KERNEL_PROGRAMS;
-    uint64_t only = 1ull << (sig - 1);
+    uint64_t only = fz_sig_bit(sig);
     fz_sys3(SYS_tgkill, fz_rt.pid, fz_sys0(SYS_gettid), sig);
     fz_sys4(SYS_rt_sigprocmask, SIG_UNBLOCK, &only, NULL, 8); /* acts here */
 }
@@ -182,7 +182,7 @@ static void thread_directed(int sig, siginfo_t *info, ucontext_t *uc, struct fz_
     uint64_t entry = kernel_bits(&uc->uc_sigmask), before = f->sigmask;
     uint64_t during = entry | kernel_bits(&a->sa_mask);
     if (!(a->sa_flags & SA_NODEFER))
-        during |= 1ull << (sig - 1);
+        during |= fz_sig_bit(sig);
     f->sigmask = during;
     c->kernel_mask = during;
     f->handled++;
@@ -235,7 +235,7 @@ static bool redirect_process_signal(int sig, siginfo_t *info, ucontext_t *uc,
     if (!target)
         target = m; /* every thread blocks it now: pending on main */
     if (retired)    /* before the post: whoever takes it knows */
-        atomic_fetch_or(&target->sig_retired, 1ull << (sig - 1));
+        atomic_fetch_or(&target->sig_retired, fz_sig_bit(sig));
     fz_sigthread_post_async(target, sig, info);
     return true;
 }
@@ -392,12 +392,11 @@ static int install_wrapper(int sig, const struct sigaction *act, int state, int 
     return r;
 }
 
-static bool mark_retired(struct fz_fiber *f, void *arg)
+static void mark_retired(struct fz_fiber *f, void *arg)
 {
     int sig = *(int *)arg;
-    if (f->state != FZ_FIBER_DONE && (fz_sigthread_deliverable(f) >> (sig - 1) & 1))
-        atomic_fetch_or(&f->sig_retired, 1ull << (sig - 1));
-    return false; /* visit them all */
+    if (f->state != FZ_FIBER_DONE && (fz_sigthread_deliverable(f) & fz_sig_bit(sig)))
+        atomic_fetch_or(&f->sig_retired, fz_sig_bit(sig));
 }
 
 /* SIG_DFL in place of a handler, for a signal whose default ends the
@@ -422,7 +421,7 @@ static int retire_to_default(int sig, const struct sigaction *act, struct sigact
          * would have run there already (main blocked it, in its own
          * handler).  When they come they run the handler they were sent
          * under. */
-        fz_ident_any(mark_retired, &sig);
+        fz_ident_each(mark_retired, &sig);
     }
     return install_wrapper(sig, act, KERNEL_DEFAULT_CAUGHT, was, kernel_old);
 }
@@ -541,7 +540,7 @@ static uint64_t bits_of(const sigset_t *set)
     uint64_t bits = 0;
     for (int sig = 1; sig <= 64; sig++)
         if (sigismember(set, sig) == 1)
-            bits |= 1ull << (sig - 1);
+            bits |= fz_sig_bit(sig);
     return bits;
 }
 
@@ -549,7 +548,7 @@ static void set_of(uint64_t bits, sigset_t *set)
 {
     sigemptyset(set);
     for (int sig = 1; sig <= 64; sig++)
-        if (bits >> (sig - 1) & 1)
+        if (bits & fz_sig_bit(sig))
             sigaddset(set, sig);
 }
 
@@ -643,7 +642,7 @@ FZ_EXPORT int sigpending(sigset_t *set)
         return r;
     uint64_t mine = atomic_load(&self->sig_pending);
     for (int sig = 1; sig <= 64; sig++)
-        if (mine >> (sig - 1) & 1)
+        if (mine & fz_sig_bit(sig))
             sigaddset(set, sig);
     return 0;
 }
@@ -781,7 +780,7 @@ FZ_EXPORT int sigwait(const sigset_t *set, int *sig)
 static bool main_takes(int sig)
 {
     struct fz_fiber *m = fz_rt.main_fiber;
-    return !atomic_load(&fz_rt.main_exited) && !(fz_sigmask_of(m) >> (sig - 1) & 1);
+    return !atomic_load(&fz_rt.main_exited) && !(fz_sigmask_of(m) & fz_sig_bit(sig));
 }
 
 /* kill(getpid(), sig) from a fiber.  The kernel offers a process-directed
@@ -795,7 +794,7 @@ static bool main_takes(int sig)
 FZ_EXPORT int kill(pid_t pid, int sig)
 {
     struct fz_fiber *self = fz_hook_self(FZ_HOOK_THREAD);
-    if (!self || sig <= 0 || sig > 64 || (fz_sigmask_of(self) >> (sig - 1) & 1) ||
+    if (!self || sig <= 0 || sig > 64 || (fz_sigmask_of(self) & fz_sig_bit(sig)) ||
         pid != (pid_t)fz_sys0(SYS_getpid))
         return fz_real.kill(pid, sig);
     if (self != fz_rt.main_fiber && main_takes(sig)) {

@@ -37,7 +37,7 @@ static bool gone(struct fz_fiber *f)
 /* libc's own signals (runtime/tls.h) are refused, as glibc does. */
 static bool internal_signal(int sig)
 {
-    return sig > 0 && sig <= 64 && (FZ_LIBC_SIGNALS & (1ull << (sig - 1)));
+    return sig > 0 && sig <= 64 && (FZ_LIBC_SIGNALS & fz_sig_bit(sig));
 }
 
 /* Send sig (valid, not 0) to live fiber f: 0 or an errno value. */
@@ -48,7 +48,7 @@ static int send_to_fiber(struct fz_fiber *f, int sig, const struct fz_sigsend *i
         long r = fz_sys2(SYS_kill, fz_sys0(SYS_getpid), sig);
         return r < 0 ? (int)-r : 0;
     }
-    if (!(f->sigmask >> (sig - 1) & 1) && fz_signal_discarded(sig))
+    if (!(f->sigmask & fz_sig_bit(sig)) && fz_signal_discarded(sig))
         return 0; /* natively dropped at once */
     fz_sigthread_send(f, sig, info);
     return 0;
