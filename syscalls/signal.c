@@ -202,9 +202,19 @@ static void thread_directed(int sig, siginfo_t *info, ucontext_t *uc, struct fz_
     fz_sigthread_handler_done(f);
 }
 
+/* A signal the wrapper took becomes target's, to run at a safe point;
+ * one taken under a handler since retired is marked so first, so that
+ * whoever takes it off target's pending set runs that handler. */
+static void post_taken(struct fz_fiber *target, int sig, const siginfo_t *info, bool retired)
+{
+    if (retired)
+        atomic_fetch_or(&target->sig_retired, fz_sig_bit(sig));
+    fz_sigthread_post_async(target, sig, info);
+}
+
 static bool accepts(struct fz_fiber *f, void *sig)
 {
-    return f->state != FZ_FIBER_DONE && !(f->sigmask >> (*(int *)sig - 1) & 1);
+    return f->state != FZ_FIBER_DONE && !(f->sigmask & fz_sig_bit(*(int *)sig));
 }
 
 /* A process-directed signal that lands on a carrier in scheduler code (its
@@ -234,9 +244,7 @@ static bool redirect_process_signal(int sig, siginfo_t *info, ucontext_t *uc,
         target = fz_ident_any(accepts, &sig);
     if (!target)
         target = m; /* every thread blocks it now: pending on main */
-    if (retired)    /* before the post: whoever takes it knows */
-        atomic_fetch_or(&target->sig_retired, fz_sig_bit(sig));
-    fz_sigthread_post_async(target, sig, info);
+    post_taken(target, sig, info, retired);
     return true;
 }
 
@@ -250,7 +258,7 @@ static bool redirect_process_signal(int sig, siginfo_t *info, ucontext_t *uc,
  * fiber later (redirect_process_signal).  A kill(getpid(), SIGPIPE) that
  * lands there goes to that fiber too: the kernel may pick any thread for
  * it. */
-static bool own_call_signal(int sig, const siginfo_t *info, const ucontext_t *uc)
+static bool own_call_signal(int sig, const siginfo_t *info, const ucontext_t *uc, bool retired)
 {
     if ((sig != SIGPIPE && sig != SIGXFSZ) || !info || info->si_code != SI_USER ||
         info->si_pid != fz_rt.pid)
@@ -260,7 +268,7 @@ static bool own_call_signal(int sig, const siginfo_t *info, const ucontext_t *uc
     if (!cur || c->sched_busy ||
         fz_sigthread_may_run(c, cur, (uintptr_t)uc->uc_mcontext.gregs[REG_RIP]))
         return false;
-    fz_sigthread_post_async(cur, sig, info);
+    post_taken(cur, sig, info, retired);
     return true;
 }
 
@@ -285,7 +293,7 @@ static void wrapper(int sig, siginfo_t *info, void *uctx, bool under_handler)
         fz_sigthread_flight_end();
         die_by_default(sig);
     }
-    bool posted = own_call_signal(sig, info, uctx);
+    bool posted = own_call_signal(sig, info, uctx, retired);
     struct fz_fiber *f = NULL;
     if (!posted)
         posted = redirect_process_signal(sig, info, uctx, &f, retired);
