@@ -187,12 +187,15 @@ struct fz_carrier {
     uint64_t kernel_mask; /* signal mask loaded on this OS thread (sigmask.c) */
     uint64_t cpu_mark;    /* its thread CPU clock at the last switch (cputime.c) */
     bool cpu_valid;
-    unsigned affinity_gen;      /* CPU mask loaded on this OS thread (affinity.c) */
-    stack_t altstack;           /* sigaltstack loaded on this OS thread (altstack.c) */
-    volatile bool sched_busy;   /* in scheduler code between fibers: a signal for its
-                                   fiber waits for the switch-in (sigthread.c) */
-    struct fz_stack idle_stack; /* carrier 0 only: the main thread's stack is the main fiber's */
-    void *asan_thread;          /* FZ_ASAN builds (runtime/asan.c) */
+    unsigned affinity_gen;       /* CPU mask loaded on this OS thread (affinity.c) */
+    stack_t altstack;            /* sigaltstack loaded on this OS thread (altstack.c) */
+    volatile bool sched_busy;    /* in scheduler code between fibers: a signal for its
+                                    fiber waits for the switch-in (sigthread.c) */
+    volatile bool reading_clock; /* runtime code on its fiber is in libc's or the vDSO's
+                                    clock (fz_clock_on): a signal waits likewise.
+                                    This OS thread only, writer and reader. */
+    struct fz_stack idle_stack;  /* carrier 0 only: the main thread's stack is the main fiber's */
+    void *asan_thread;           /* FZ_ASAN builds (runtime/asan.c) */
     struct fz_stack asan_idle;
     void *asan_idle_save;
     struct fz_stack_cache stacks;

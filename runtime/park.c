@@ -359,13 +359,13 @@ int fz_waiter_block(struct fz_waiter *w)
     unsigned window = 0;
     if (w->interruptible)
         window = window_open(self, w->interruptible); /* a wait outside any call */
-    /* Only after the window is open: a doorbell landing in libc's clock
-     * code runs its handler there (only the runtime's own text is told
-     * apart), and the mark it leaves must reach wait_publish.  Before,
-     * the mark found no window, and sig_stw's sigsuspend parked for a
-     * signal that had come and gone (one of sig_stw's hangs on two
-     * carriers, 10 in 150 runs for all causes together). */
-    uint64_t now = fz_coarse_now_ns();
+    /* The clock's code is not the runtime's: a signal landing in it waits
+     * (fz_clock_on).  Read after the window is open all the same -- when
+     * it was read before and a handler ran there, the mark that handler
+     * left found no window, and sig_stw's sigsuspend parked for a signal
+     * that had come and gone (one of sig_stw's hangs on two carriers, 10
+     * in 150 runs for all causes together). */
+    uint64_t now = fz_clock_on(self->carrier, true);
     w->since = now;
     bool marked;
     struct fz_waiter *outer = wait_publish(self, w, &marked);

@@ -365,7 +365,7 @@ static void wake_idle(struct fz_carrier *offer)
         /* the first of the searcher's two looks at the slot (search) */
         fz_rt.offer_from = offer;
         fz_rt.offer_seen = fz_lifo_look(&offer->lifo, &offer->epoch);
-        fz_rt.offer_time = fz_now_ns();
+        fz_rt.offer_time = fz_clock_on(offer, false); /* offer: this OS thread's */
     }
     fz_spin_unlock(&fz_rt.idle_lock);
     if (!pick)

@@ -97,6 +97,23 @@ static inline void fz_sched_parking_on_fd(struct fz_fiber *self)
         self->carrier->det_fd_waiters++;
     }
 }
+/* The runtime's clock (coarse or not), read by runtime code running on a
+ * fiber of c, this OS thread's carrier.  The clock's code is libc's or the
+ * vDSO's, not the runtime's text, so a signal landing there would run its
+ * handler inside the runtime's work: with a waiter queued in fz_waiter_block
+ * (a siglongjmp would leave it there, its frame gone), or with idle_lock
+ * held in an offering wake (a handler's own wake would spin on it for
+ * ever).  reading_clock makes the signal wait for a safe point instead
+ * (fz_sigthread_may_run). */
+static inline uint64_t fz_clock_on(struct fz_carrier *c, bool coarse)
+{
+    c->reading_clock = true;
+    atomic_signal_fence(memory_order_seq_cst);
+    uint64_t now = coarse ? fz_coarse_now_ns() : fz_now_ns();
+    atomic_signal_fence(memory_order_seq_cst);
+    c->reading_clock = false;
+    return now;
+}
 /* A new fiber: runnable, preferably next on the creator's carrier. */
 void fz_spawn(struct fz_fiber *f);
 /* The exiting fiber leaves for good; its stack is released after the

@@ -108,7 +108,7 @@ struct fz_carrier *fz_sigthread_carrier_here(void)
 
 bool fz_sigthread_may_run(struct fz_carrier *c, struct fz_fiber *target, uintptr_t pc)
 {
-    if (!c || c->current != target || c->sched_busy)
+    if (!c || c->current != target || c->sched_busy || c->reading_clock)
         return false;
     if (target->sig_raising)
         return true; /* it rang itself from a safe point */

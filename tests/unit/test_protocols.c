@@ -1,7 +1,8 @@
 /* The runtime's protocols, tested on the runtime alone: park/claim/wake,
  * a timeout racing a wake, timer arm/cancel/fire, idle/notify (a wake
  * from a thread that is not a fiber while every carrier sleeps), and the
- * monitor's hand-off of carriers blocked in calls made in place.
+ * monitor's hand-off of carriers blocked in calls made in place, and the
+ * runtime's clock reads on a fiber, where a signal must wait.
  *
  * No preload and no interposer: this program links every runtime/ source (which is
  * itself a check that the runtime stands without the layers above it),
@@ -22,6 +23,7 @@
 #include "runtime/park.h"
 #include "runtime/pool.h"
 #include "runtime/sched.h"
+#include "runtime/sigthread.h"
 #include "runtime/stack.h"
 #include "runtime/sys.h"
 #include "runtime/tls.h"
@@ -315,6 +317,69 @@ static void test_blocking_handoff(void)
     TAP_CHECK(atomic_load(&fz_rt.stuck) == 0, "blocking: carriers are no longer stuck after");
 }
 
+/* ---- the runtime reading its clock on a fiber ----------------------------- */
+
+/* The clock is code the runtime does not own (libc's, the vDSO's).  While
+ * runtime code on a fiber is inside it -- a park with its waiter queued, a
+ * wake offering its LIFO slot under idle_lock -- a doorbell landing there
+ * must wait, as in the runtime's own code.  The test's clock asks the
+ * signal side, on every call made on a fiber while it watches, whether a
+ * handler could run at that very point. */
+static int (*real_clock)(clockid_t, struct timespec *);
+static atomic_int watching;
+static atomic_uint clock_would_run, clock_held;
+
+static int watched_clock(clockid_t id, struct timespec *ts)
+{
+    if (atomic_load(&watching)) {
+        struct fz_fiber *f = fz_self();
+        if (f && f->carrier && f->carrier->current == f)
+            atomic_fetch_add(fz_sigthread_may_run(f->carrier, f, (uintptr_t)watched_clock)
+                                 ? &clock_would_run
+                                 : &clock_held,
+                             1);
+    }
+    return real_clock(id, ts);
+}
+
+static atomic_uint clock_gate;
+
+static bool clock_gate_shut(void *ctx)
+{
+    (void)ctx;
+    return atomic_load(&clock_gate) == 0;
+}
+
+static void *clock_gate_opener(void *arg)
+{
+    (void)arg;
+    atomic_store(&clock_gate, 1);
+    fz_unpark_addr(&clock_gate, ~0u, UINT_MAX);
+    return NULL;
+}
+
+static void test_clock_reads_hold_signals(void)
+{
+    real_clock = fz_os_clock_gettime;
+    fz_os_clock_gettime = watched_clock;
+    atomic_store(&watching, 1);
+    /* no clock read of the test's own on a fiber in between: a park with
+     * no deadline, ended by a fiber's wake */
+    for (int round = 0; round < 20; round++) {
+        atomic_store(&clock_gate, 0);
+        spawn(clock_gate_opener, NULL);
+        while (fz_park_addr(&clock_gate, ~0u, clock_gate_shut, NULL, 0, FZ_INTR_NONE) != EAGAIN &&
+               atomic_load(&clock_gate) == 0)
+            ;
+    }
+    atomic_store(&watching, 0);
+    fz_os_clock_gettime = real_clock;
+    TAP_CHECK(atomic_load(&clock_would_run) == 0 && atomic_load(&clock_held) > 0,
+              "clock: a signal landing in the runtime's clock read on a fiber waits (%u held, %u "
+              "would have run a handler)",
+              atomic_load(&clock_held), atomic_load(&clock_would_run));
+}
+
 int main(void)
 {
     alarm(120); /* a protocol that hangs ends the test (SIGALRM) */
@@ -345,5 +410,6 @@ int main(void)
     test_timers();
     test_idle_notify();
     test_blocking_handoff();
+    test_clock_reads_hold_signals();
     return tap_done();
 }
