@@ -176,8 +176,12 @@ static int open_fifo(int dirfd, const char *path, int flags, mode_t mode)
         int saved = errno;
         int fd = fz_real.openat(dirfd, path, flags | O_NONBLOCK, mode);
         if (fd >= 0) {
-            int status = fz_real.fcntl(fd, F_GETFL);
-            if (status < 0 || fz_real.fcntl(fd, F_SETFL, status & ~O_NONBLOCK) < 0) {
+            /* The blocking open's status flags, without an F_GETFL (one
+             * system call less per open): F_SETFL changes only these and
+             * O_NONBLOCK.  O_ASYNC is as open(2) left it (set in the flags,
+             * no owner registered): passing it on changes nothing. */
+            int status = flags & (O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME);
+            if (fz_real.fcntl(fd, F_SETFL, status) < 0) {
                 fz_real.close(fd); /* cannot happen on a FIFO we just opened */
                 errno = saved;
                 return pool_openat(dirfd, path, flags, mode);

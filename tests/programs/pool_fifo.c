@@ -198,6 +198,15 @@ static void test_nonblocking(void)
     flags = fcntl(rw, F_GETFL);
     check("F_GETFL shows no O_NONBLOCK on a blocking open", flags >= 0 && !(flags & O_NONBLOCK));
     close(rw);
+    /* A write end with its reader there opens in place under fiberize
+     * (O_NONBLOCK, then taken off): its status flags must be the blocking
+     * open's, O_APPEND kept and O_ASYNC ignored, as open(2) ignores it. */
+    r = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    w = open(path, O_WRONLY | O_APPEND | O_ASYNC | O_CLOEXEC);
+    printf("write end opened with O_APPEND|O_ASYNC, reader there: F_GETFL %#x\n",
+           w >= 0 ? (unsigned)fcntl(w, F_GETFL) : 0u);
+    close(w);
+    close(r);
     errno = 0;
     check("open of a missing FIFO path is ENOENT",
           open("/nonexistent-dir/fifo", O_RDONLY) == -1 && errno == ENOENT);
