@@ -263,8 +263,17 @@ void fz_sigthread_adopt_own(struct fz_fiber *self, int sig)
     if (!(self->sigmask & fz_sig_bit(sig)))
         return; /* not blocked: the kernel has delivered it already */
     /* a doorbell queued before it is another fiber's: look behind it */
-    while (adopt_one(self, fz_sig_bit(sig)) == ADOPTED_DOORBELL)
-        ;
+    enum adopted got;
+    bool doorbell = false;
+    while ((got = adopt_one(self, fz_sig_bit(sig))) == ADOPTED_DOORBELL)
+        doorbell = true;
+    /* A standard signal pends once per thread: with a doorbell for it
+     * pending here, the kernel dropped the one the call raised.  It is
+     * self's all the same, as the kernel would have sent it. */
+    if (got == ADOPTED_NONE && doorbell && sig < SIGRTMIN) {
+        struct fz_sigsend info = {SI_USER, fz_rt.pid, (uid_t)fz_sys0(SYS_getuid), {0}};
+        post(self, sig, &info);
+    }
 }
 
 /* ---- the fiber delivers its own --------------------------------------- */
