@@ -157,9 +157,7 @@ bool fz_interrupt_mark(struct fz_fiber *f, bool restart)
     }
 }
 
-/* Natively the kernel hands a process-directed signal to the main thread
- * unless it blocks it (it almost never has one pending already). */
-static bool main_takes(int sig)
+bool fz_main_takes(int sig)
 {
     struct fz_fiber *m = fz_rt.main_fiber;
     return m && !atomic_load(&fz_rt.main_exited) && !(m->sigmask & fz_sig_bit(sig));
@@ -167,7 +165,7 @@ static bool main_takes(int sig)
 
 void fz_interrupt_note(int sig, bool restart)
 {
-    if (main_takes(sig))
+    if (fz_main_takes(sig))
         fz_interrupt_mark(fz_rt.main_fiber, restart);
 }
 
@@ -227,7 +225,7 @@ static void note_if_older(struct fz_fiber *f, void *arg)
  * never restarted. */
 void fz_interrupt_one(int sig, bool restart)
 {
-    if (main_takes(sig)) {
+    if (fz_main_takes(sig)) {
         fz_interrupt_marked(fz_rt.main_fiber);
         return;
     }

@@ -142,6 +142,12 @@ unsigned fz_call_begin(int interruptible);
  * through here, with a window or without). */
 void fz_call_end(unsigned token);
 
+/* The main fiber would take sig if it were sent to the process now:
+ * natively the kernel offers a process-directed signal to the main thread
+ * first, unless it blocks it or has exited (it almost never has one
+ * pending already).  Lock-free, for handler context too. */
+bool fz_main_takes(int sig);
+
 /* From the signal wrapper, in handler context (no locks): a handler ran
  * (restart: it has SA_RESTART) for a process-directed signal; mark the
  * call of the fiber the kernel would have interrupted (the main fiber,

@@ -48,6 +48,13 @@ enum { KERNEL_PROGRAMS, KERNEL_WRAPPER, KERNEL_RETIRING, KERNEL_DEFAULT_CAUGHT }
 static volatile sig_atomic_t wrapped[NSIG];
 static struct sigaction retired_action[NSIG];
 
+/* sig, pending for f, was sent under a handler about to be retired:
+ * whoever takes it off f's pending set runs that handler (take_retired). */
+static void mark_sent_retired(struct fz_fiber *f, int sig)
+{
+    atomic_fetch_or(&f->sig_retired, fz_sig_bit(sig));
+}
+
 /* Was sig, just taken off f's pending set, sent under the handler now
  * retired (f->sig_retired)?  Clears the mark either way. */
 static bool take_retired(struct fz_fiber *f, int sig)
@@ -56,14 +63,19 @@ static bool take_retired(struct fz_fiber *f, int sig)
     return atomic_fetch_and(&f->sig_retired, ~bit) & bit;
 }
 
-/* The default action of sig (1..64) ends the process. */
+/* The kernel's default for sig is to discard it. */
+static bool default_ignores(int sig)
+{
+    return sig == SIGCHLD || sig == SIGCONT || sig == SIGURG || sig == SIGWINCH;
+}
+
+/* The default action of sig (1..64) ends the process: not one it discards,
+ * nor a stop, nor SIGKILL (which no handler ever replaces). */
 static bool default_ends_process(int sig)
 {
+    if (default_ignores(sig))
+        return false;
     switch (sig) {
-    case SIGCHLD:
-    case SIGCONT:
-    case SIGURG:
-    case SIGWINCH:
     case SIGSTOP:
     case SIGTSTP:
     case SIGTTIN:
@@ -208,7 +220,7 @@ static void thread_directed(int sig, siginfo_t *info, ucontext_t *uc, struct fz_
 static void post_taken(struct fz_fiber *target, int sig, const siginfo_t *info, bool retired)
 {
     if (retired)
-        atomic_fetch_or(&target->sig_retired, fz_sig_bit(sig));
+        mark_sent_retired(target, sig);
     fz_sigthread_post_async(target, sig, info);
 }
 
@@ -353,8 +365,7 @@ bool fz_signal_discarded(int sig)
         return false;
     if (now.sa_handler == SIG_IGN)
         return true;
-    return now.sa_handler == SIG_DFL &&
-           (sig == SIGCHLD || sig == SIGCONT || sig == SIGURG || sig == SIGWINCH);
+    return now.sa_handler == SIG_DFL && default_ignores(sig);
 }
 
 /* A doorbell that lands while the fiber runs the runtime's own code waits
@@ -404,7 +415,7 @@ static void mark_retired(struct fz_fiber *f, void *arg)
 {
     int sig = *(int *)arg;
     if (f->state != FZ_FIBER_DONE && (fz_sigthread_deliverable(f) & fz_sig_bit(sig)))
-        atomic_fetch_or(&f->sig_retired, fz_sig_bit(sig));
+        mark_sent_retired(f, sig);
 }
 
 /* SIG_DFL in place of a handler, for a signal whose default ends the
@@ -783,14 +794,6 @@ FZ_EXPORT int sigwait(const sigset_t *set, int *sig)
     return err;
 }
 
-/* The main fiber takes sig if it were sent to the process now: the kernel
- * offers a process-directed signal to the main thread first. */
-static bool main_takes(int sig)
-{
-    struct fz_fiber *m = fz_rt.main_fiber;
-    return !atomic_load(&fz_rt.main_exited) && !(fz_sigmask_of(m) & fz_sig_bit(sig));
-}
-
 /* kill(getpid(), sig) from a fiber.  The kernel offers a process-directed
  * signal to the main thread first: when main takes it and the caller is
  * another fiber, it becomes a signal for the main fiber (SI_USER, from
@@ -805,7 +808,7 @@ FZ_EXPORT int kill(pid_t pid, int sig)
     if (!self || sig <= 0 || sig > 64 || (fz_sigmask_of(self) & fz_sig_bit(sig)) ||
         pid != (pid_t)fz_sys0(SYS_getpid))
         return fz_real.kill(pid, sig);
-    if (self != fz_rt.main_fiber && main_takes(sig)) {
+    if (self != fz_rt.main_fiber && fz_main_takes(sig)) {
         /* no handler: the default action or SIG_IGN is the whole process's */
         unsigned char d = atomic_load(&fz_sig_disposition[sig]);
         if (d == FZ_DISP_NONE || d == FZ_DISP_DEFAULT_CAUGHT)
