@@ -72,6 +72,13 @@ void fz_control_remove(void)
         fz_sys1(SYS_unlink, sock_path);
 }
 
+void fz_control_close(void)
+{
+    fz_control_remove();
+    if (listen_fd >= 0)
+        fz_ownfd_release(&listen_fd); /* leaves it -1 */
+}
+
 void fz_control_open(void)
 {
     char dir[sizeof sock_path];

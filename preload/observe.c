@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -84,8 +85,18 @@ static bool load_unwinder(void)
     return true;
 }
 
+/* One line to stderr: "fiberize: <what> (<the error>)<then>". */
+static void tell(const char *what, int err, const char *then)
+{
+    char line[768];
+    int n = snprintf(line, sizeof line, "fiberize: %s (%s)%s\n", what, strerror(err), then);
+    if (n > 0)
+        fz_sys3(SYS_write, 2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
 /* Where a dump goes: FIBERIZE_DUMP_FILE (appended, created 0600), or the
- * given fd.  Returns the fd and whether to close it. */
+ * given fd (stderr), with a line saying why when the file cannot be opened.
+ * Returns the fd and whether to close it. */
 static int dump_target(int fallback, bool *close_it)
 {
     *close_it = false;
@@ -93,8 +104,12 @@ static int dump_target(int fallback, bool *close_it)
         return fallback;
     int fd = (int)fz_sys4(SYS_open, fz_config.dump_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
                           0600, 0);
-    if (fd < 0)
+    if (fd < 0) {
+        char what[600];
+        snprintf(what, sizeof what, "cannot open FIBERIZE_DUMP_FILE \"%s\"", fz_config.dump_file);
+        tell(what, -fd, "; this dump goes to stderr instead");
         return fallback;
+    }
     *close_it = true;
     return fd;
 }
@@ -144,12 +159,26 @@ void fz_observe_start(void)
 {
     if (!fz_config.dump_signal && !fz_config.control)
         return;
-    wake_fd = (int)fz_sys2(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake_fd < 0)
+    const char *off = "; FIBERIZE_DUMP_SIGNAL and the control socket are off";
+    long fd = fz_sys2(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0) {
+        tell("cannot create the observer's eventfd", (int)-fd, off);
         return;
+    }
+    wake_fd = (int)fd;
     fz_ownfd_adopt(&wake_fd, true); /* out of the program's reach */
     if (fz_config.control)
         fz_control_open();
+    /* The thread first: a dump signal whose handler only rings an eventfd
+     * nobody reads, or a socket nobody accepts on (`fiberize dump` would
+     * wait for ever), would be settings that do nothing. */
+    pthread_t t;
+    int err = fz_os_thread_start(&t, NULL, observer_main, NULL);
+    if (err) {
+        tell("cannot start the observer thread", err, off);
+        fz_control_close();
+        return;
+    }
     if (fz_config.dump_signal) {
         struct sigaction act;
         memset(&act, 0, sizeof act);
@@ -157,6 +186,4 @@ void fz_observe_start(void)
         act.sa_flags = SA_RESTART;
         fz_real.sigaction(fz_config.dump_signal, &act, NULL);
     }
-    pthread_t t;
-    fz_os_thread_start(&t, NULL, observer_main, NULL);
 }

@@ -14,5 +14,7 @@ int fz_control_fd(void); /* the listening socket, -1 if none */
 void fz_control_serve(void);
 /* Remove the socket (at exit; only in the process that opened it). */
 void fz_control_remove(void);
+/* Remove and close it: nothing will serve it. */
+void fz_control_close(void);
 
 #endif

@@ -116,6 +116,16 @@ dump_on_signal() {
     python3 "$BATS_TEST_DIRNAME/dump_check.py" "$BATS_TEST_TMPDIR/out" "$BATS_TEST_TMPDIR/err"
 }
 
+@test "FIBERIZE_DUMP_FILE that cannot be opened: said why, the dump goes to stderr" {
+    dw_start 20 FIBERIZE_WORKERS=1 FIBERIZE_DUMP_SIGNAL=QUIT FIBERIZE_DUMP_FILE=/nonexistent-dir/dump
+    kill -QUIT "$DW_PID"
+    await_dump "$BATS_TEST_TMPDIR/err"
+    dw_finish
+    grep -q 'fiberize: cannot open FIBERIZE_DUMP_FILE "/nonexistent-dir/dump" (No such file or directory); this dump goes to stderr instead' \
+        "$BATS_TEST_TMPDIR/err" || { cat "$BATS_TEST_TMPDIR/err"; return 1; }
+    python3 "$BATS_TEST_DIRNAME/dump_check.py" "$BATS_TEST_TMPDIR/out" "$BATS_TEST_TMPDIR/err"
+}
+
 @test "no FIBERIZE_DUMP_SIGNAL: the signal does what it does natively" {
     dw_start 20 FIBERIZE_WORKERS=1
     kill -USR2 "$DW_PID"
