@@ -168,6 +168,17 @@ static bool fork_child_rebuild(struct fz_fiber *self)
     return true;
 }
 
+/* Natively a program whose threads have all been joined forks as one
+ * thread: the kernel copies and tears down less, and Python's os.fork()
+ * reads num_threads 1 from /proc/self/stat and does not warn.  The last
+ * of the program's prepare handlers runs before this one (they run in
+ * reverse order of registration, and this was registered first). */
+static void before_fork(void)
+{
+    if (fz_rt.active)
+        fz_sched_shrink();
+}
+
 static void child_after_fork(void)
 {
     struct fz_fiber *self = fz_self();
@@ -222,6 +233,7 @@ static bool start_runtime(void)
     /* the runtime sits below the interposers: it gets the real functions
      * and its settings from here, and never reads either itself */
     fz_os_thread_create = fz_real.pthread_create;
+    fz_os_thread_join = fz_real.pthread_join;
     fz_os_thread_getattr = fz_real.pthread_getattr_np;
     fz_os_clock_gettime = fz_real.clock_gettime;
     fz_pool_configure(fz_config.pool_max);
@@ -243,7 +255,7 @@ static bool start_runtime(void)
         return false;
     }
     fz_fork_rebuild = fork_child_rebuild;
-    pthread_atfork(NULL, NULL, child_after_fork);
+    pthread_atfork(before_fork, NULL, child_after_fork);
     fz_stats_started();
     return true;
 }

@@ -184,6 +184,10 @@ struct fz_carrier {
      * the monitor, which starts no spare for it (a spare would wait for
      * the same lock) */
     atomic_int releasing_stack;
+    /* 1 once its OS thread has left the scheduler to exit, the runtime
+     * shrinking back to one OS thread (sched.c): set by that thread, read
+     * by carrier 0 and the main fiber, reset by the main fiber */
+    atomic_int left;
     uint64_t kernel_mask; /* signal mask loaded on this OS thread (sigmask.c) */
     uint64_t cpu_mark;    /* its thread CPU clock at the last switch (cputime.c) */
     bool cpu_valid;
@@ -278,5 +282,10 @@ int fz_os_thread_start(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(voi
  * frame (runtime/osthread.c).  Returns once the thread has marked it; 0 or
  * an errno value, as pthread_create. */
 int fz_os_thread_start_lasting(pthread_t *t, void *(*fn)(void *), void *arg);
+/* Join a thread so started whose function has returned, and unmap its
+ * stack; 0 or pthread_join's errno value. */
+int fz_os_thread_join_lasting(pthread_t t);
+/* libc's own pthread_join (set by the interposer, as fz_os_thread_create). */
+extern int (*fz_os_thread_join)(pthread_t, void **);
 
 #endif

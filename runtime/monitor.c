@@ -91,6 +91,15 @@ pid_t fz_monitor_tid;        /* for dumps */
  * once per long nap, read by every call made in place. */
 static atomic_uint long_nap;
 
+/* Stopping it (the runtime shrinking back to one OS thread, sched.c):
+ * `leave` is set by carrier 0, which then waits for `gone`, set by the
+ * monitor as the last thing it does to the runtime; the main fiber joins
+ * the thread (monitor_thread, written by whoever starts or joins it: the
+ * main fiber, the only one then). */
+static atomic_uint leave, gone;
+static pthread_t monitor_thread;
+static bool monitor_running;
+
 struct fz_carrier *fz_blocking_enter(struct fz_fiber *self)
 {
     struct fz_carrier *c = self->carrier;
@@ -327,10 +336,12 @@ static void *monitor_main(void *arg)
     usable_cpus = fz_affinity_process_cpu_count();
     struct timespec quick_nap = fz_ns_to_ts(QUICK_NAP_NS);
     unsigned quick_naps = 0; /* quick naps left before the long one again */
-    for (;;) {
+    while (!atomic_load(&leave)) {
         if (all_idle()) {
+            /* leave is read after asleep is set, fz_monitor_leave sets it
+             * before it reads asleep: one sees the other */
             atomic_store(&fz_rt.monitor_asleep, 1);
-            if (all_idle())
+            if (all_idle() && !atomic_load(&leave))
                 fz_futex_wait(&fz_rt.monitor_asleep, 1, NULL);
             atomic_store(&fz_rt.monitor_asleep, 0);
         }
@@ -341,10 +352,13 @@ static void *monitor_main(void *arg)
              * (all carriers idle just before) or scanned: nap quick */
             struct timespec until = fz_ns_to_ts(fz_now_ns() + handoff_ns / 2);
             atomic_store(&long_nap, 1);
-            if (!in_call_anywhere(atomic_load_explicit(&fz_rt.ncarriers, memory_order_acquire)))
+            if (!in_call_anywhere(atomic_load_explicit(&fz_rt.ncarriers, memory_order_acquire)) &&
+                !atomic_load(&leave))
                 fz_futex_wait(&long_nap, 1, &until);
             atomic_store(&long_nap, 0);
         }
+        if (atomic_load(&leave))
+            break;
         unsigned n = atomic_load_explicit(&fz_rt.ncarriers, memory_order_acquire);
         uint64_t now = fz_now_ns();
         /* a carrier waiting for a fiber a dump holds is not stuck */
@@ -366,6 +380,9 @@ static void *monitor_main(void *arg)
             atomic_load(&fz_rt.num_idle) == 0)
             add_spare(n);
     }
+    fz_monitor_tid = 0;
+    atomic_store(&gone, 1);
+    fz_futex_wake(&gone, 1);
     return NULL;
 }
 
@@ -377,6 +394,38 @@ void fz_monitor_configure(uint64_t ns)
 void fz_monitor_start(void)
 {
     FZ_ASSERT(handoff_ns > 0); /* fz_monitor_configure ran */
-    pthread_t t;
-    fz_os_thread_start_lasting(&t, monitor_main, NULL);
+    FZ_ASSERT(!monitor_running);
+    monitor_running = fz_os_thread_start_lasting(&monitor_thread, monitor_main, NULL) == 0;
+}
+
+void fz_monitor_leave(void)
+{
+    if (!monitor_running)
+        return;
+    atomic_store(&leave, 1);
+    if (atomic_exchange(&fz_rt.monitor_asleep, 0))
+        fz_futex_wake(&fz_rt.monitor_asleep, 1);
+    atomic_store(&long_nap, 0);
+    fz_futex_wake(&long_nap, 1);
+    while (!atomic_load(&gone))
+        fz_futex_wait(&gone, 0, NULL);
+}
+
+void fz_monitor_after_fork(void)
+{
+    monitor_running = false; /* the parent's, which the child has not */
+    atomic_store(&leave, 0);
+    atomic_store(&gone, 0);
+    atomic_store(&long_nap, 0);
+    fz_monitor_tid = 0;
+}
+
+void fz_monitor_join(void)
+{
+    if (!monitor_running)
+        return;
+    fz_os_thread_join_lasting(monitor_thread);
+    monitor_running = false;
+    atomic_store(&leave, 0);
+    atomic_store(&gone, 0);
 }

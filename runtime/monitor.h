@@ -11,6 +11,13 @@ void fz_monitor_configure(uint64_t handoff_ns);
 /* Start the monitor thread (after the carriers).  Without it the runtime
  * still works; a stuck carrier then just delays the fibers queued on it. */
 void fz_monitor_start(void);
+/* Make the monitor leave its loop; returns once it has, after which it
+ * touches nothing of the runtime's (carrier 0, fz_sched_shrink). */
+void fz_monitor_leave(void);
+/* Then join its OS thread, so that it can be started again (main fiber). */
+void fz_monitor_join(void);
+/* fork child, rebuilding: the parent's monitor is not the child's. */
+void fz_monitor_after_fork(void);
 
 /* A fiber is about to make a call in place that usually returns at once
  * but may block its carrier in the kernel (fsync on a busy disk): the

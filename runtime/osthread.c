@@ -1,8 +1,9 @@
 /* The runtime's own OS threads: how they start, and what a fork child
  * keeps of them.
  *
- * Carriers (spares included) and the monitor live as long as the process:
- * a spare that retires sleeps, none exits.  A fork child has none of them;
+ * Carriers (spares included) and the monitor live until the program is one
+ * thread again and forks or enters a namespace (sched.c, fz_sched_shrink):
+ * a spare that retires sleeps, and only that shrinking ends them.  A fork child has none of them;
  * it builds its runtime afresh (sched.c, fz_sched_after_fork).  On stacks
  * from libc, the child would still share with the parent every page those
  * threads touched, copy-on-write, and pay for it at every fork:
@@ -28,9 +29,10 @@
  * stacks).  Not MADV_DONTFORK, for the same reason: a stray write there
  * would kill the child rather than land on a zero page.  Nothing of the
  * child's runtime reads the parent's carriers' stacks or TCBs; it runs on
- * the forking fiber's.  Such a stack is never unmapped, because its thread
- * never exits; in a fork child it is left behind with the rest of the
- * parent's runtime (sched.c), costing address space only.
+ * the forking fiber's.  Such a stack is unmapped only when its thread is
+ * joined (fz_os_thread_join_lasting: the runtime shrinking back to one OS
+ * thread, sched.c); in a fork child it is left behind with the rest of
+ * the parent's runtime (sched.c), costing address space only.
  *
  * Threads that do exit (pool threads, the observer) keep libc's stacks,
  * which libc frees and caches.
@@ -47,6 +49,7 @@
 #include "runtime/tls.h"
 
 int (*fz_os_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+int (*fz_os_thread_join)(pthread_t, void **);
 
 int fz_os_thread_start(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
@@ -63,6 +66,8 @@ struct lasting_start {
     void *arg;
     size_t page;
     atomic_uint marked; /* 1 once the thread has marked its stack */
+    void *map;          /* the whole mapping, guards included: */
+    size_t len;         /* fz_os_thread_join_lasting unmaps it */
 };
 
 static void *lasting_main(void *p)
@@ -83,9 +88,9 @@ static void *lasting_main(void *p)
      * parent copy it back after every fork (one 20 us fault each on a
      * machine where copies are dear). */
     char *below = __builtin_alloca((uintptr_t)__builtin_frame_address(0) - first + 64);
-    void *r = s.fn(s.arg);
+    s.fn(s.arg);
     __asm__ volatile("" : : "r"(below) : "memory"); /* the gap lives until here */
-    return r;
+    return start;                                   /* for the joiner, which unmaps the stack */
 }
 
 int fz_os_thread_start_lasting(pthread_t *t, void *(*fn)(void *), void *arg)
@@ -119,7 +124,7 @@ int fz_os_thread_start_lasting(pthread_t *t, void *(*fn)(void *), void *arg)
         mprotect(map, guard, PROT_NONE);
     mprotect(map + guard + size, page, PROT_NONE);
     struct lasting_start *start = (struct lasting_start *)(map + guard);
-    *start = (struct lasting_start){fn, arg, page, 0};
+    *start = (struct lasting_start){fn, arg, page, 0, map, len};
     r = pthread_attr_setstack(&attr, map + guard, size);
     if (r == 0)
         r = fz_os_thread_start(t, &attr, lasting_main, start);
@@ -132,5 +137,16 @@ int fz_os_thread_start_lasting(pthread_t *t, void *(*fn)(void *), void *arg)
      * return once the process's mappings are what they will stay. */
     while (!atomic_load(&start->marked))
         fz_futex_wait(&start->marked, 0, NULL);
+    return 0;
+}
+
+int fz_os_thread_join_lasting(pthread_t t)
+{
+    void *ret = NULL;
+    int r = fz_os_thread_join(t, &ret);
+    if (r != 0)
+        return r;
+    struct lasting_start *start = ret;
+    munmap(start->map, start->len); /* libc is done with it: joined */
     return 0;
 }

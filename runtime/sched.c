@@ -71,6 +71,7 @@
 #include "runtime/dump.h"
 #include "runtime/monitor.h"
 #include "runtime/park.h"
+#include "runtime/pool.h"
 #include "runtime/asan.h"
 #include "runtime/sched.h"
 #include "runtime/sigmask.h"
@@ -107,6 +108,11 @@
 #define DET_DEADLOCK_GRACE_NS 1000000000u
 
 struct fz_runtime fz_rt;
+
+/* Shrinking back to one OS thread (fz_sched_shrink, below). */
+static atomic_int shrinking;            /* set by main, cleared by carrier 0 */
+static struct fz_waiter *shrink_waiter; /* main's, published before shrinking */
+static unsigned shrunk_slots;           /* carriers[] slots carrier 0 saw in use */
 
 struct fz_fiber *fz_self(void)
 {
@@ -747,7 +753,10 @@ static void spare_retire(struct fz_carrier *c)
     atomic_store(&c->retire_word, 1);
     atomic_store(&c->retired, 1);
     uint64_t slept = fz_now_ns();
-    while (atomic_load(&c->retire_word))
+    /* shrinking is read after retired is set, and shrink_coordinate reads
+     * retired after shrinking was set: it is seen here, or this sleep is
+     * ended there */
+    while (atomic_load(&c->retire_word) && !atomic_load(&shrinking))
         fz_futex_wait(&c->retire_word, 1, NULL);
     c->stats.idle_ns += fz_now_ns() - slept;
 }
@@ -816,7 +825,8 @@ static struct fz_fiber *search(struct fz_carrier *c)
     uint64_t until = fz_now_ns() + SEARCH_NS, pause = SEARCH_PAUSE_NS;
     for (;;) {
         uint64_t now = fz_now_ns();
-        if (now >= until || c->handoff || atomic_load(&fz_rt.pending_interrupts))
+        if (now >= until || c->handoff || atomic_load(&fz_rt.pending_interrupts) ||
+            atomic_load(&shrinking))
             break;
         /* growing pauses: each wake-up of this carrier costs CPU time the
          * busy ones may need (a run of ping-pong offers sees few of them).
@@ -927,7 +937,138 @@ static void det_idle(struct fz_carrier *c)
         fz_det_saw_outside("an fd or a signal woke a thread while every thread waited");
 }
 
-static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
+/* ---- shrinking back to one OS thread ------------------------------------
+ *
+ * Natively a program that has joined all its threads is one thread again:
+ * /proc/self/status says "Threads: 1", unshare(CLONE_NEWUSER) and setns
+ * into a user or mount namespace work, fork copies one thread's worth and
+ * shoots down no other CPU's TLB, and Python's os.fork() does not warn.
+ * Here the carriers and the monitor would stay.  So before such a call,
+ * the main fiber, the only one left, asks the runtime to shrink:
+ *  1. it sets `shrinking`, wakes every idle carrier and parks;
+ *  2. each carrier but 0, at its next idle point (with nothing to run:
+ *     the only fiber is parked), marks itself `left` and returns from its
+ *     thread function; a retired spare is woken to do the same;
+ *  3. carrier 0 makes the monitor leave, waits for every other thread to
+ *     have left, puts the scheduler back in its before-the-first-thread
+ *     state (carriers_later) and wakes the main fiber, which only it can
+ *     run now;
+ *  4. the main fiber, back on the main thread's OS thread, joins them all
+ *     and unmaps their stacks.
+ * The next pthread_create starts the carriers and the monitor again
+ * (start_carriers_later).  Not at every join: a program that starts and
+ * joins threads in a loop would pay two thread starts for each.
+ * Rejected: shrinking from the monitor after an idle spell -- only the
+ * main fiber knows the moment matters, and moving it to carrier 0 needs
+ * it parked at a point of its own choosing. */
+
+/* Wake every carrier on the idle list, unlinking it first so that its
+ * sleep (sleep_on_futex, sleep_in_driver, a search's pause) ends or never
+ * starts; one not on it yet sees `shrinking` after it pushes itself. */
+static void wake_every_idle(void)
+{
+    bool driver = false;
+    fz_spin_lock(&fz_rt.idle_lock);
+    while (fz_rt.idle_head) {
+        struct fz_carrier *v = fz_rt.idle_head;
+        idle_unlink_locked(v);
+        driver |= v->driving;
+        atomic_store(&v->park_word, 0);
+        fz_futex_wake(&v->park_word, 1);
+    }
+    fz_spin_unlock(&fz_rt.idle_lock);
+    if (driver)
+        fz_driver_wake(); /* the one in epoll */
+}
+
+/* A carrier other than 0, idle, shrinking: off the idle list, its own TCB
+ * loaded for libc's thread exit, every signal but libc's blocked so that
+ * none directed at the process picks this thread while it goes. */
+static void leave_scheduler(struct fz_carrier *c)
+{
+    FZ_ASSERT(c->index != 0 && !c->current);
+    idle_remove(c);
+    load_own_tcb(c);
+    uint64_t all = ~0ull & ~FZ_LIBC_SIGNALS;
+    fz_sys4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8);
+    c->kernel_mask = all;
+    atomic_store(&c->left, 1);
+    fz_futex_wake(&c->left, 1);
+}
+
+/* Carrier 0, idle, shrinking (step 3 above). */
+static void shrink_coordinate(struct fz_carrier *c0)
+{
+    fz_monitor_leave(); /* from here on nobody starts a spare */
+    unsigned n = atomic_load(&fz_rt.ncarriers);
+    for (unsigned i = 1; i < n; i++) {
+        struct fz_carrier *c = &fz_rt.carriers[i];
+        if (c->no_thread)
+            continue; /* a spare slot whose thread never started */
+        if (atomic_load(&c->retired)) {
+            atomic_store(&c->retire_word, 0);
+            fz_futex_wake(&c->retire_word, 1);
+        }
+        while (!atomic_load(&c->left))
+            fz_futex_wait(&c->left, 0, NULL);
+    }
+    fz_spin_lock(&fz_rt.idle_lock);
+    fz_rt.offer_from = NULL;
+    fz_spin_unlock(&fz_rt.idle_lock);
+    atomic_store(&fz_rt.stuck, 0);
+    atomic_store(&fz_rt.spares_running, 0);
+    shrunk_slots = n;
+    fz_rt.carriers_later = fz_rt.target;
+    fz_rt.target = 1;
+    atomic_store(&fz_rt.ncarriers, 1);
+    atomic_store(&shrinking, 0);
+    struct fz_waiter *w = shrink_waiter;
+    shrink_waiter = NULL;
+    if (fz_waiter_claim(w, FZ_WAKE_NOTIFIED))
+        fz_waiter_finish_wake_on(c0, w);
+}
+
+/* A slot whose thread was joined, as a fresh one (alloc_carriers) but for
+ * its counters and its cache of fiber stacks. */
+static void reset_slot(struct fz_carrier *c, unsigned index)
+{
+    struct fz_stats stats = c->stats;
+    struct fz_stack_cache stacks = c->stacks;
+    memset(c, 0, sizeof *c);
+    fz_carrier_init(c, index);
+    c->stats = stats;
+    c->stacks = stacks;
+}
+
+bool fz_sched_shrink(void)
+{
+    struct fz_fiber *self = fz_self();
+    unsigned long calls;
+    unsigned pool_threads, peak;
+    fz_pool_stats(&calls, &pool_threads, &peak);
+    if (!fz_rt.active || fz_det_on || fz_rt.carriers_later || !self || self != fz_rt.main_fiber ||
+        atomic_load(&fz_rt.live_fibers) != 1 || pool_threads || fz_in_signal_handler())
+        return false;
+    struct fz_waiter w;
+    fz_waiter_init(&w, 0, FZ_INTR_NONE);
+    shrink_waiter = &w;
+    atomic_store(&shrinking, 1);
+    wake_every_idle();
+    fz_waiter_block(&w);
+    FZ_ASSERT(self->carrier == &fz_rt.carriers[0]);
+    fz_monitor_join();
+    for (unsigned i = 1; i < shrunk_slots; i++) {
+        struct fz_carrier *c = &fz_rt.carriers[i];
+        if (atomic_load(&c->left))
+            fz_os_thread_join_lasting(c->thread);
+        reset_slot(c, i); /* a spare's too: add_spare makes it one again */
+    }
+    return true;
+}
+
+/* Returns only on a carrier other than 0 that leaves for good (shrinking),
+ * on its own OS thread's TCB, whose function then returns. */
+static void idle_loop(struct fz_carrier *c)
 {
     bool woken = false; /* just left a sleep: search before the next one */
     for (;;) {
@@ -938,6 +1079,14 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
             struct fz_fiber *next = c->handoff;
             c->handoff = NULL;
             run_from_idle(c, next);
+            continue;
+        }
+        if (atomic_load(&shrinking)) { /* no fiber but the parked main one */
+            if (c->index != 0) {
+                leave_scheduler(c);
+                return;
+            }
+            shrink_coordinate(c);
             continue;
         }
         uint64_t idle_mask = atomic_load_explicit(&fz_rt.blocked_by_all, memory_order_relaxed);
@@ -987,6 +1136,10 @@ static __attribute__((noreturn)) void idle_loop(struct fz_carrier *c)
         idle_push(c);
         atomic_thread_fence(memory_order_seq_cst);
         f = find_work(c);
+        if (!f && atomic_load(&shrinking)) { /* set before wake_every_idle read the list */
+            idle_remove(c);
+            continue;
+        }
         if (!f)
             f = last_look(c);
         if (f) {
@@ -1008,12 +1161,14 @@ static void *carrier_thread(void *arg)
     c->tid = (pid_t)fz_sys0(SYS_gettid);
     fz_asan_carrier_adopt(c, NULL);
     idle_loop(c);
+    return NULL;
 }
 
 static void carrier0_idle_entry(void *arg)
 {
     idle_arrived(arg);
     idle_loop(arg);
+    fz_throw("carrier 0 left its idle loop", __FILE__, __LINE__);
 }
 
 /* Start-up and a fork child both adopt the calling OS thread as carrier 0,
@@ -1189,6 +1344,7 @@ bool fz_sched_after_fork(struct fz_fiber *self)
     atomic_store(&fz_rt.blocked_by_all, 0);
     if (fz_det_on)
         fz_det_after_fork();
+    fz_monitor_after_fork();
     const char *why;
     if (!alloc_carriers(n) || !adopt_carrier0(self, &why))
         return false;

@@ -11,7 +11,8 @@ struct fz_runtime {
     bool active;           /* written once at start (and in a fork child) */
     pid_t pid;             /* the process the runtime runs in (see fz_in_vfork_child) */
     atomic_bool vm_clones; /* the program made a CLONE_VM child without a vfork mark */
-    atomic_uint ncarriers; /* carriers started, spares included (grows only) */
+    atomic_uint ncarriers; /* carriers started, spares included (grows, but
+                              fz_sched_shrink leaves carrier 0 alone) */
     unsigned target;       /* carriers meant to run fibers (FIBERIZE_WORKERS) */
     unsigned capacity;     /* slots in carriers[]: target plus spares */
     /* the carriers to start at the first fz_spawn (0: started): the
@@ -128,6 +129,15 @@ void fz_sched_resumed(struct fz_fiber *self);
  * (syscalls/process.c): no system call.  Only once the program has made a
  * CLONE_VM child of another kind (vm_clones) does this also ask getpid. */
 bool fz_in_vfork_child(void);
+
+/* From the main fiber when it is the only thread the program has left,
+ * before a call whose outcome depends on the process having one OS thread
+ * (fork, entering a namespace): end the other carriers, spares and the
+ * monitor, and resume on carrier 0, the main thread's OS thread, as before
+ * the first thread (the next one starts them again).  False, doing
+ * nothing, when another fiber lives, a pool thread is left, or the
+ * runtime is already one OS thread (or seeded, or off). */
+bool fz_sched_shrink(void);
 
 /* fork child: rebuild the runtime around self, the child's only thread.
  * False if it could not (the child then runs without it). */

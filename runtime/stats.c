@@ -21,8 +21,11 @@ void fz_stats_started(void)
 static struct fz_stats sum_carriers(void)
 {
     struct fz_stats sum = {0};
-    unsigned ncarriers = atomic_load(&fz_rt.ncarriers);
-    for (unsigned i = 0; i < ncarriers; i++) {
+    /* every slot, not just the carriers running now: those a shrink back
+     * to one OS thread ended keep their counts (sched.c, fz_sched_shrink);
+     * slots never used are zero (a fork child has none at all) */
+    unsigned slots = fz_rt.carriers ? fz_rt.capacity : 0;
+    for (unsigned i = 0; i < slots; i++) {
         const struct fz_stats *s = &fz_rt.carriers[i].stats;
 #define FZ_STATS_ADD(name) sum.name += s->name;
         FZ_STATS_FIELDS(FZ_STATS_ADD)

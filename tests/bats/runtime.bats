@@ -215,6 +215,18 @@ fork_threads_case() {
     grep -q "the child's thread ran" "$BATS_TEST_TMPDIR/compare_native.fork_lazy/fiber.out"
 }
 
+# Natively a program whose threads have all been joined is one OS thread
+# again; fiberized, fork shrinks the runtime back to the main thread's OS
+# thread first (sched.c, fz_sched_shrink), a retired spare included, and
+# the next thread starts the carriers again (a ring of threads passes a
+# token after each fork).  A thread still alive at the fork keeps them.
+@test "a program whose threads were all joined forks as one OS thread; its next threads run" {
+    compare_native fork_one_thread
+    grep -c "threads after the fork 1" "$BATS_TEST_TMPDIR/compare_native.fork_one_thread/fiber.out" | grep -qx 4
+    FIBERIZE_WORKERS=1 compare_native fork_one_thread
+    FIBERIZE_WORKERS=3 compare_native fork_one_thread
+}
+
 # The runtime is rebuilt in a fork child only at its first thread: before
 # it, the child has mapped nothing more than its parent had (rebuilt at the
 # fork, the carrier slots and an idle stack: 2) and gettid is its pid; a
