@@ -227,6 +227,13 @@ fork_threads_case() {
     FIBERIZE_WORKERS=3 compare_native fork_one_thread
 }
 
+# unshare(CLONE_NEWUSER) wants one thread: it shrinks the runtime first
+# (syscalls/namespace.c); with a thread alive it fails alike.
+@test "unshare(CLONE_NEWUSER) after all threads are joined works as natively" {
+    compare_native ns_one_thread
+    FIBERIZE_WORKERS=1 compare_native ns_one_thread
+}
+
 # The runtime is rebuilt in a fork child only at its first thread: before
 # it, the child has mapped nothing more than its parent had (rebuilt at the
 # fork, the carrier slots and an idle stack: 2) and gettid is its pid; a
