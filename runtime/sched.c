@@ -1043,11 +1043,15 @@ static void reset_slot(struct fz_carrier *c, unsigned index)
 bool fz_sched_shrink(void)
 {
     struct fz_fiber *self = fz_self();
+    if (!fz_rt.active || fz_det_on || fz_rt.carriers_later || !self || self != fz_rt.main_fiber ||
+        atomic_load(&fz_rt.live_fibers) != 1 || fz_in_signal_handler())
+        return false;
+    /* a pool thread is not the scheduler's to end; it leaves after an
+     * idle spell (pool.c), and the next fork may find it gone */
     unsigned long calls;
     unsigned pool_threads, peak;
     fz_pool_stats(&calls, &pool_threads, &peak);
-    if (!fz_rt.active || fz_det_on || fz_rt.carriers_later || !self || self != fz_rt.main_fiber ||
-        atomic_load(&fz_rt.live_fibers) != 1 || pool_threads || fz_in_signal_handler())
+    if (pool_threads)
         return false;
     struct fz_waiter w;
     fz_waiter_init(&w, 0, FZ_INTR_NONE);
