@@ -389,17 +389,25 @@ static void notify_idle(void)
     wake_idle(NULL);
 }
 
+/* Every carrier on the idle list is unlinked before it is woken, as
+ * notify_idle does for one, so that its sleep (sleep_on_futex,
+ * sleep_in_driver, a search's pause) ends or never starts even if the wake
+ * comes before it stores its park_word; one not on the list yet sees
+ * whatever the caller changed first once it pushes itself. */
 void fz_sched_kick_idle(void)
 {
+    bool driver = false;
     fz_spin_lock(&fz_rt.idle_lock);
-    for (struct fz_carrier *v = fz_rt.idle_head; v; v = v->next_idle) {
-        if (v->driving)
-            continue;
+    while (fz_rt.idle_head) {
+        struct fz_carrier *v = fz_rt.idle_head;
+        idle_unlink_locked(v);
+        driver |= v->driving;
         atomic_store(&v->park_word, 0);
         fz_futex_wake(&v->park_word, 1);
     }
     fz_spin_unlock(&fz_rt.idle_lock);
-    fz_driver_wake();
+    if (driver)
+        fz_driver_wake(); /* the one in epoll */
 }
 
 void fz_sched_rescue_lifo(struct fz_carrier *c)
@@ -945,7 +953,8 @@ static void det_idle(struct fz_carrier *c)
  * shoots down no other CPU's TLB, and Python's os.fork() does not warn.
  * Here the carriers and the monitor would stay.  So before such a call,
  * the main fiber, the only one left, asks the runtime to shrink:
- *  1. it sets `shrinking`, wakes every idle carrier and parks;
+ *  1. it sets `shrinking`, wakes every idle carrier (fz_sched_kick_idle)
+ *     and parks;
  *  2. each carrier but 0, at its next idle point (with nothing to run:
  *     the only fiber is parked), marks itself `left` and returns from its
  *     thread function; a retired spare is woken to do the same;
@@ -961,25 +970,6 @@ static void det_idle(struct fz_carrier *c)
  * Rejected: shrinking from the monitor after an idle spell -- only the
  * main fiber knows the moment matters, and moving it to carrier 0 needs
  * it parked at a point of its own choosing. */
-
-/* Wake every carrier on the idle list, unlinking it first so that its
- * sleep (sleep_on_futex, sleep_in_driver, a search's pause) ends or never
- * starts; one not on it yet sees `shrinking` after it pushes itself. */
-static void wake_every_idle(void)
-{
-    bool driver = false;
-    fz_spin_lock(&fz_rt.idle_lock);
-    while (fz_rt.idle_head) {
-        struct fz_carrier *v = fz_rt.idle_head;
-        idle_unlink_locked(v);
-        driver |= v->driving;
-        atomic_store(&v->park_word, 0);
-        fz_futex_wake(&v->park_word, 1);
-    }
-    fz_spin_unlock(&fz_rt.idle_lock);
-    if (driver)
-        fz_driver_wake(); /* the one in epoll */
-}
 
 /* A carrier other than 0, idle, shrinking: off the idle list, its own TCB
  * loaded for libc's thread exit, every signal but libc's blocked so that
@@ -1057,7 +1047,7 @@ bool fz_sched_shrink(void)
     fz_waiter_init(&w, 0, FZ_INTR_NONE);
     shrink_waiter = &w;
     atomic_store(&shrinking, 1);
-    wake_every_idle();
+    fz_sched_kick_idle();
     fz_waiter_block(&w);
     FZ_ASSERT(self->carrier == &fz_rt.carriers[0]);
     fz_monitor_join();
@@ -1140,7 +1130,7 @@ static void idle_loop(struct fz_carrier *c)
         idle_push(c);
         atomic_thread_fence(memory_order_seq_cst);
         f = find_work(c);
-        if (!f && atomic_load(&shrinking)) { /* set before wake_every_idle read the list */
+        if (!f && atomic_load(&shrinking)) { /* set before fz_sched_kick_idle read the list */
             idle_remove(c);
             continue;
         }

@@ -154,7 +154,8 @@ static inline bool fz_fork_resume(void)
 {
     return __builtin_expect(fz_rt.fork_pending != NULL, 0) && fz_sched_fork_resume_slow();
 }
-/* Make every idle carrier pass through its idle loop once (mask changes). */
+/* Make every idle carrier pass through its idle loop once (mask changes,
+ * shrinking): each is taken off the idle list and woken. */
 void fz_sched_kick_idle(void);
 
 /* For the monitor: start spare carrier c (its slot
