@@ -333,20 +333,24 @@ static void cond_test(void)
     printf("mutex: counter %ld of %d, child status %d\n", sh->counter, 2 * COUNTS, status);
 }
 
-static void *nothing(void *arg)
+static void *sleeper(void *arg)
 {
+    for (;;)
+        pause();
     return arg;
 }
 
 int main(int argc, char **argv)
 {
     alarm(60);
-    /* A thread first, as the programs that share these objects have:
-     * fiberized, a program that has created none makes real blocking
-     * calls on its only thread, and sync_waits.bats's check that its
-     * waits leave the carrier would have no carrier to leave. */
+    /* A thread alive throughout, as the programs that share these objects
+     * have: fiberized, a program that is one thread -- none created yet,
+     * or all joined before a fork, which shrinks the runtime back (sched.c)
+     * -- makes real blocking calls on its only OS thread, and
+     * sync_waits.bats's check that its waits leave the carrier would have
+     * no carrier to leave. */
     pthread_t t;
-    if (pthread_create(&t, NULL, nothing, NULL) != 0 || pthread_join(t, NULL) != 0)
+    if (pthread_create(&t, NULL, sleeper, NULL) != 0 || pthread_detach(t) != 0)
         return 1;
     const char *what = argc > 1 ? argv[1] : "";
     if (!strcmp(what, "sem"))
