@@ -3,26 +3,11 @@
  * that only execs or exits is one OS thread (a fast fork and a fast exit).
  * Prints the child's thread count before its first thread, then that the
  * thread ran. */
-#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static int threads_of(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
+#include "threads_of.h"
 
 static void *work(void *arg)
 {

@@ -13,7 +13,6 @@
  * Each round then passes a token around a ring of threads, to show the
  * restarted runtime runs them.  Prints per round the parent's thread count
  * after the fork, the child's exit status and the ring's total. */
-#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,22 +20,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "threads_of.h"
 
 #define RING 8
 #define LAPS 100
-
-static int own_threads(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
 
 static void *nothing(void *arg)
 {
@@ -130,8 +117,8 @@ static void fork_and_report(const char *round)
     if (pid < 0)
         exit(2);
     if (pid == 0)
-        _exit(own_threads() == 1 ? 7 : 8);
-    int threads = own_threads();
+        _exit(threads_of(getpid()) == 1 ? 7 : 8);
+    int threads = threads_of(getpid());
     int st;
     if (waitpid(pid, &st, 0) != pid)
         exit(2);
