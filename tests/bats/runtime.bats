@@ -28,8 +28,11 @@ load helpers
 # for the process's mmap lock (state D) and the carriers wait for the
 # CPUs behind each other (state R, no CPU time); each counted as stuck
 # started 43-88 spares on a 2-core VM, each adding to the wait.  The
-# monitor now takes neither for stuck (runtime/monitor.c); 6-7 remain,
-# from carriers that fire thousands of timers in one go or create threads.
+# monitor now takes neither for stuck (runtime/monitor.c); 4-16 remain
+# (2026-12-06, eight runs, alone and two at once), from carriers that fire
+# thousands of timers in one go or create threads, and two CI runs that day
+# saw 22 and 29 in one of their four rounds each.  The bound, 40, still
+# fails for the old behaviour (43-88).
 @test "many_sleepers: 100000 sleeping threads alive at once, few spare carriers (fiberized only)" {
     local n=100000
     [[ -z ${FZ_ASAN:-} ]] || n=20000
@@ -37,7 +40,7 @@ load helpers
     local spares
     spares=$(grep -o ' spares_started=[0-9]*' <<<"$stderr" | tail -n 1 | cut -d= -f2)
     if [[ $status -ne 0 || $output != "$n sleepers, sum $((n * 2997))" || -z $spares ||
-        $spares -gt 16 ]]; then
+        $spares -gt 40 ]]; then
         echo "status $status, stdout: $output, spares started: $spares"
         echo "stderr: $stderr"
         return 1
