@@ -2,6 +2,7 @@
 #ifndef FZ_HOOK_H
 #define FZ_HOOK_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <time.h>
 #include "syscalls/families.h"
@@ -30,6 +31,17 @@ extern void (*fz_exit_hook)(void);
  * one).  Not under --seed, whose clock is virtual: a sleep must not take
  * real time there. */
 #define FZ_WAIT_FAMILIES (FZ_HOOK_TIME | FZ_HOOK_IO | FZ_HOOK_PROCESS | FZ_HOOK_POOL)
+
+/* A raw system call's result (fz_sys*) as libc's wrapper gives it: -1
+ * with errno set for a negative error, else the value. */
+static inline long fz_sys_result(long r)
+{
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
 
 static inline bool fz_hook_family_on(unsigned family)
 {

@@ -97,13 +97,8 @@ static ssize_t attempt_probed(struct fz_io *io)
  * halves; on x86-64 the low one is the whole of it. */
 static ssize_t nowait_transfer(enum fz_dir dir, int fd, const struct iovec *iov, int n)
 {
-    long r =
-        fz_sys6(dir == FZ_READ ? SYS_preadv2 : SYS_pwritev2, fd, (long)iov, n, -1, 0, RWF_NOWAIT);
-    if (r < 0) {
-        errno = (int)-r;
-        return -1;
-    }
-    return r;
+    return fz_sys_result(
+        fz_sys6(dir == FZ_READ ? SYS_preadv2 : SYS_pwritev2, fd, (long)iov, n, -1, 0, RWF_NOWAIT));
 }
 
 /* read/write on a SOCK_STREAM socket as the socket calls with
@@ -129,11 +124,7 @@ static ssize_t socket_transfer(enum fz_dir dir, int fd, const struct msghdr *m, 
         *made = false;
         return -1;
     }
-    if (r < 0) {
-        errno = (int)-r;
-        return -1;
-    }
-    return r;
+    return fz_sys_result(r);
 }
 
 void fz_io_sigpipe_to_fiber(int flags)

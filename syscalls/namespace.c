@@ -11,7 +11,6 @@
  * thread of the program lives -- natively the call fails then too.  The
  * call itself is the real one, on the calling OS thread.
  */
-#include <errno.h>
 #include <sched.h>
 #include "runtime/sched.h"
 #include "runtime/sys.h"
@@ -20,20 +19,11 @@
 /* unshare flags the kernel refuses to a process with other threads */
 #define NEEDS_ONE_THREAD (CLONE_NEWUSER | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM)
 
-static int result_of(long r)
-{
-    if (r < 0) {
-        errno = (int)-r;
-        return -1;
-    }
-    return (int)r;
-}
-
 FZ_EXPORT int unshare(int flags)
 {
     if ((flags & NEEDS_ONE_THREAD) && fz_hook_self(FZ_HOOK_THREAD))
         fz_sched_shrink();
-    return result_of(fz_sys1(SYS_unshare, flags));
+    return (int)fz_sys_result(fz_sys1(SYS_unshare, flags));
 }
 
 /* Which namespace fd names is the kernel's to know (nstype 0 accepts any),
@@ -42,5 +32,5 @@ FZ_EXPORT int setns(int fd, int nstype)
 {
     if (fz_hook_self(FZ_HOOK_THREAD))
         fz_sched_shrink();
-    return result_of(fz_sys2(SYS_setns, fd, nstype));
+    return (int)fz_sys_result(fz_sys2(SYS_setns, fd, nstype));
 }

@@ -267,11 +267,7 @@ __attribute__((used)) long fz_vfork_parent_resumed(long r)
     struct fz_fiber *f = fz_rt.active ? fz_tls_current_fiber() : NULL;
     if (f && f->vfork_child)
         f->vfork_child = false;
-    if (r < 0) {
-        errno = (int)-r;
-        return -1;
-    }
-    return r;
+    return fz_sys_result(r);
 }
 
 __asm__("    .text\n"
