@@ -134,29 +134,40 @@ static uint64_t slot_start_tick(const struct fz_wheel *w, unsigned level, unsign
     return round_start | (uint64_t)slot << shift;
 }
 
-/* Re-file everything in an upper-level slot now that now_tick reached its
- * start: each timer drops at least one level (or, past the top level's span,
- * waits one more round in the same slot). */
-static void cascade_slot(struct fz_wheel *w, unsigned level, unsigned slot)
+/* Re-file up to `budget` timers of an upper-level slot now that now_tick
+ * reached its start: each drops at least one level (or, past the top
+ * level's span, waits one more round in the same slot, which is why the
+ * top level's slots are moved whole).  Returns how many moved; the slot is
+ * done when it is empty.  A slot below the top one that is at now_tick's
+ * own position there can only be one part-way through: a timer is filed at
+ * the level where its tick and now_tick first differ. */
+static unsigned cascade_slot(struct fz_wheel *w, unsigned level, unsigned slot, unsigned budget)
 {
     struct fz_timer *t = w->slots[level][slot];
     w->slots[level][slot] = NULL;
     w->occupied[level] &= ~(1ull << slot);
-    while (t) {
+    unsigned moved = 0;
+    for (; t && (moved < budget || level == TOP_LEVEL); moved++) {
         struct fz_timer *next = t->next;
         file_timer(w, t);
         t = next;
     }
+    if (t) { /* the rest stays, in the same list order */
+        t->prev = NULL;
+        w->slots[level][slot] = t;
+        w->occupied[level] |= 1ull << slot;
+    }
+    return moved;
 }
 
-/* Hand out the level-0 timers of `slot` that are due by now_ns; the others
- * (later in a partly elapsed tick) stay. */
-static unsigned expire_slot(struct fz_wheel *w, unsigned slot, uint64_t now_ns,
+/* Hand out up to `budget` level-0 timers of `slot` that are due by now_ns;
+ * the others (later in a partly elapsed tick) stay. */
+static unsigned expire_slot(struct fz_wheel *w, unsigned slot, uint64_t now_ns, unsigned budget,
                             struct fz_timer **expired)
 {
     unsigned n = 0;
     struct fz_timer *t = w->slots[0][slot];
-    while (t) {
+    while (t && n < budget) {
         struct fz_timer *next = t->next;
         if (t->deadline <= now_ns) {
             slot_unlink(w, t);
@@ -190,6 +201,7 @@ void fz_wheel_init(struct fz_wheel *w, uint64_t now_ns)
 {
     w->now_tick = tick_of(now_ns);
     w->count = 0;
+    w->cascading = 0;
     for (unsigned level = 0; level < FZ_WHEEL_LEVELS; level++) {
         w->occupied[level] = 0;
         for (unsigned slot = 0; slot < FZ_WHEEL_SLOTS; slot++) {
@@ -221,6 +233,8 @@ void fz_wheel_cancel(struct fz_wheel *w, struct fz_timer *t)
 
 uint64_t fz_wheel_next_deadline(const struct fz_wheel *w)
 {
+    if (w->cascading)
+        return 0; /* what is left of that slot is not looked at: "due now" */
     int level = lowest_busy_level(w);
     if (level < 0)
         return UINT64_MAX;
@@ -240,13 +254,32 @@ uint64_t fz_wheel_next_deadline(const struct fz_wheel *w)
     return (start - 1) * FZ_WHEEL_TICK_NS + 1;
 }
 
-unsigned fz_wheel_advance(struct fz_wheel *w, uint64_t now_ns, struct fz_timer **expired)
+/* What is left of the slot a budgeted advance stopped in; false when the
+ * budget ran out again. */
+static bool finish_cascade(struct fz_wheel *w, unsigned *budget)
+{
+    unsigned level = w->cascading;
+    unsigned slot = (unsigned)((w->now_tick >> level_shift(level)) & SLOT_MASK);
+    *budget -= cascade_slot(w, level, slot, *budget);
+    if (w->slots[level][slot])
+        return false;
+    w->cascading = 0;
+    return true;
+}
+
+unsigned fz_wheel_advance(struct fz_wheel *w, uint64_t now_ns, unsigned budget,
+                          struct fz_timer **expired, bool *done)
 {
     /* Ticks before `target` are wholly <= now_ns; tick `target` may be partly. */
     uint64_t target = tick_of(now_ns);
     if (target < w->now_tick)
         target = w->now_tick; /* time went backwards: only re-check the current slot */
     unsigned n = 0;
+    *done = false;
+    if (budget == 0)
+        budget = 1; /* some progress, always */
+    if (w->cascading && !finish_cascade(w, &budget))
+        return 0;
     for (;;) {
         int level = lowest_busy_level(w);
         if (level < 0)
@@ -255,16 +288,32 @@ unsigned fz_wheel_advance(struct fz_wheel *w, uint64_t now_ns, struct fz_timer *
         uint64_t start = slot_start_tick(w, (unsigned)level, &slot);
         if (start > target)
             break;
+        if (budget == 0 && level > 0)
+            return n; /* due work left: now_tick stays where it is */
         w->now_tick = start;
         if (level > 0) {
-            cascade_slot(w, (unsigned)level, slot);
+            unsigned moved = cascade_slot(w, (unsigned)level, slot, budget);
+            budget = moved < budget ? budget - moved : 0; /* the top level's move whole */
+            if (w->slots[level][slot] && level != TOP_LEVEL) {
+                w->cascading = (unsigned)level;
+                return n;
+            }
             continue;
         }
-        n += expire_slot(w, slot, now_ns, expired);
+        unsigned got = expire_slot(w, slot, now_ns, budget, expired);
+        n += got;
+        budget -= got;
+        if (budget == 0 && w->slots[0][slot]) {
+            /* maybe more due here: look again next time */
+            for (struct fz_timer *t = w->slots[0][slot]; t; t = t->next)
+                if (t->deadline <= now_ns)
+                    return n;
+        }
         if (start == target)
             break; /* what is left is due later within this tick */
     }
     if (w->now_tick < target)
         w->now_tick = target;
+    *done = true;
     return n;
 }

@@ -38,6 +38,11 @@ struct fz_wheel {
     uint64_t occupied[FZ_WHEEL_LEVELS]; /* bit s set <=> slots[l][s] non-empty */
     struct fz_timer *slots[FZ_WHEEL_LEVELS][FZ_WHEEL_SLOTS];
     uint64_t count; /* armed timers */
+    /* An upper level whose slot at now_tick is part-way through its
+     * cascade (a budgeted advance stopped in it), 0 when none: the next
+     * advance finishes it before anything else, so none of its timers is
+     * overtaken by the ones already moved down. */
+    unsigned cascading;
 };
 
 void fz_wheel_init(struct fz_wheel *w, uint64_t now_ns);
@@ -50,9 +55,16 @@ void fz_wheel_cancel(struct fz_wheel *w, struct fz_timer *t);
  * later than the earliest armed deadline (may be earlier for far timers that
  * still need cascading).  UINT64_MAX when nothing is armed. */
 uint64_t fz_wheel_next_deadline(const struct fz_wheel *w);
-/* Move every timer with deadline <= now_ns onto *expired (a singly linked
- * list through ->next, in no particular order), disarming them; cascade the
- * rest down the levels.  Returns how many expired. */
-unsigned fz_wheel_advance(struct fz_wheel *w, uint64_t now_ns, struct fz_timer **expired);
+/* Move timers with deadline <= now_ns onto *expired (a singly linked list
+ * through ->next, in no particular order), disarming them, and cascade the
+ * rest down the levels -- moving about `budget` timers at most, expired or
+ * re-filed.  Returns how many expired; *done is true when every timer due
+ * by now_ns was handed out, false when the budget ran out first.  A call
+ * that stops early leaves the wheel consistent (inserts, cancels and
+ * next_deadline all work; next_deadline says "due now") and the next call
+ * goes on where it stopped.  The budget is for the wheel's owner, which
+ * holds a lock meanwhile: one upper slot can hold every timer armed. */
+unsigned fz_wheel_advance(struct fz_wheel *w, uint64_t now_ns, unsigned budget,
+                          struct fz_timer **expired, bool *done);
 
 #endif

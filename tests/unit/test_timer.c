@@ -11,7 +11,9 @@
 
 #include "tap.h"
 
+#include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define US 1000ull
@@ -113,20 +115,42 @@ static void check_expired(struct harness *h, struct fz_timer *t, uint64_t prev_n
     r->fired = true;
 }
 
+/* Timers an advance may move per call (fz_wheel_advance's budget), as
+ * the driver's batches do; harness_advance calls until it is done, so one
+ * harness advance is one fz_timers_fire.  UINT_MAX: one call. */
+static unsigned advance_budget = UINT_MAX;
+/* Calls that handed out more than the budget, or stopped early without
+ * saying "due now" through next_deadline. */
+static uint64_t over_budget, quiet_stops;
+
+/* Called between two calls of one harness advance (a batch boundary),
+ * where the driver drops its lock and fibers arm and cancel timers. */
+static void (*between_batches)(struct harness *h, uint64_t now);
+
 /* Times never go backwards here, so "late" above stays meaningful. */
 static unsigned harness_advance(struct harness *h, uint64_t now)
 {
-    struct fz_timer *expired = NULL;
-    unsigned n = fz_wheel_advance(&h->wheel, now, &expired), seen = 0;
-    for (struct fz_timer *t = expired; t; t = t->next, seen++)
-        check_expired(h, t, h->now, now);
-    if (seen != n)
-        h->miscount++;
-    h->fired += n;
-    h->armed -= n;
+    unsigned total = 0;
+    for (bool done = false; !done;) {
+        struct fz_timer *expired = NULL;
+        unsigned n = fz_wheel_advance(&h->wheel, now, advance_budget, &expired, &done), seen = 0;
+        for (struct fz_timer *t = expired; t; t = t->next, seen++)
+            check_expired(h, t, h->now, now);
+        if (seen != n)
+            h->miscount++;
+        if (n > advance_budget)
+            over_budget++;
+        if (!done && fz_wheel_next_deadline(&h->wheel) > now)
+            quiet_stops++;
+        h->fired += n;
+        h->armed -= n;
+        total += n;
+        if (!done && between_batches)
+            between_batches(h, now);
+    }
     h->now = now;
     h->advances++;
-    return n;
+    return total;
 }
 
 static void report_dirty(const struct harness *h)
@@ -202,7 +226,9 @@ static void test_empty(void)
     harness_init(&h, 5 * SEC);
     TAP_CHECK(wheel_empty(&h.wheel), "empty: fresh wheel has nothing armed");
     struct fz_timer *expired = NULL;
-    TAP_CHECK(fz_wheel_advance(&h.wheel, UINT64_MAX / 2, &expired) == 0 && !expired,
+    bool done;
+    TAP_CHECK(fz_wheel_advance(&h.wheel, UINT64_MAX / 2, UINT_MAX, &expired, &done) == 0 &&
+                  !expired && done,
               "empty: advancing an empty wheel far hands out nothing");
     TAP_CHECK(wheel_empty(&h.wheel), "empty: still empty after a jump");
 }
@@ -353,8 +379,9 @@ static void test_past(void)
     harness_arm(&h, &later, h.now + MS);
     harness_arm(&h, &old, 1 * SEC);
     struct fz_timer *expired = NULL;
-    unsigned n_old = fz_wheel_advance(&h.wheel, 5 * SEC, &expired);
-    TAP_CHECK(n_old == 1 && expired == &old.timer && !old.timer.armed && later.timer.armed,
+    bool done;
+    unsigned n_old = fz_wheel_advance(&h.wheel, 5 * SEC, UINT_MAX, &expired, &done);
+    TAP_CHECK(n_old == 1 && done && expired == &old.timer && !old.timer.armed && later.timer.armed,
               "past: an advance to an older time hands out only what is due by then");
     h.armed--;
     harness_advance(&h, h.now + MS);
@@ -491,6 +518,7 @@ static void test_next_deadline_random(void)
 {
     enum { N = 512, OPS = 200000 };
     static struct rec r[N];
+    memset(r, 0, sizeof r); /* none armed: test_small_budget runs this twice */
     harness_init(&h, 1 * SEC);
     unsigned bad = 0, oversleep = 0;
     for (unsigned op = 0; op < OPS; op++) {
@@ -600,6 +628,74 @@ static void test_million(size_t n)
     free(r);
 }
 
+/* ---- budgeted advances (the driver's batches) ---- */
+
+enum { BATCH_N = 20000, BATCH_EXTRA = 4000 };
+static struct rec batch_r[BATCH_N + BATCH_EXTRA];
+static size_t batch_extra;
+static uint64_t batch_stops, batch_bad_next;
+
+/* At a stop: arm a timer (some due already, some earlier than timers not
+ * yet cascaded), cancel one, and check that next_deadline still bounds
+ * the earliest armed deadline. */
+static void batch_meddle(struct harness *hh, uint64_t now)
+{
+    batch_stops++;
+    if (batch_extra < BATCH_EXTRA) {
+        uint64_t roll = rng_below(4);
+        uint64_t when = roll == 0 ? now - rng_below(MS) : now + rng_below(roll * 20 * MS);
+        harness_arm(hh, &batch_r[BATCH_N + batch_extra++], when);
+    }
+    struct rec *x = &batch_r[rng_below(BATCH_N + batch_extra)];
+    if (x->timer.armed && rng_below(4) == 0)
+        harness_cancel(hh, x);
+    if (fz_wheel_next_deadline(&hh->wheel) > min_armed_deadline(batch_r, BATCH_N + batch_extra))
+        batch_bad_next++;
+}
+
+static void test_batches(void)
+{
+    /* many_sleepers' shape: every timer 100-150 ms out, so all of them sit
+     * in one or two upper slots until those cascade. */
+    const uint64_t base = 77 * SEC + 4321;
+    harness_init(&h, base);
+    for (size_t i = 0; i < BATCH_N; i++)
+        harness_arm(&h, &batch_r[i], base + 100 * MS + rng_below(50 * MS));
+    advance_budget = 64;
+    over_budget = quiet_stops = 0;
+    between_batches = batch_meddle;
+    bool exact = true, consistent = true;
+    unsigned steps = 0;
+    while (h.wheel.count && steps < 100000) {
+        harness_advance(&h, h.now + rng_magnitude(22)); /* up to ~4 ms */
+        exact = exact && all_armed_after(batch_r, BATCH_N + batch_extra, h.now);
+        if (steps++ % 16 == 0)
+            consistent = consistent && wheel_consistent(&h.wheel);
+    }
+    between_batches = NULL;
+    advance_budget = UINT_MAX;
+    TAP_CHECK(batch_stops >= BATCH_N / 64 && over_budget == 0,
+              "batches: a budget of 64 moves %d timers in %llu stops, none handing out more",
+              BATCH_N, (unsigned long long)batch_stops);
+    TAP_CHECK(exact && consistent && harness_clean(&h) && quiet_stops == 0 && batch_bad_next == 0,
+              "batches: timers armed and cancelled between batches, none early or late, "
+              "next_deadline sound at every stop (%llu fired)",
+              (unsigned long long)h.fired);
+}
+
+/* The randomised tests again, the wheel advanced a few timers at a time. */
+static void test_small_budget(void)
+{
+    advance_budget = 3;
+    printf("# the cancel, ordering and next_deadline tests with a budget of 3\n");
+    test_cancel();
+    test_random_ordering();
+    test_next_deadline_random();
+    TAP_CHECK(over_budget == 0 && quiet_stops == 0,
+              "budget 3: no call handed out more, every early stop said \"due now\"");
+    advance_budget = UINT_MAX;
+}
+
 int main(int argc, char **argv)
 {
     size_t big = argc > 1 ? (size_t)strtoull(argv[1], NULL, 10) : 1000000;
@@ -615,5 +711,7 @@ int main(int argc, char **argv)
     test_next_deadline_random();
     test_big_jumps();
     test_million(big);
+    test_batches();
+    test_small_budget();
     return tap_done();
 }
