@@ -115,9 +115,23 @@ bool fz_driver_sleeping(void)
     return atomic_load(&d.sleeping);
 }
 
-void fz_timer_arm(struct fz_timer *t)
+/* timer_lock, taken for c's fiber.  While it waits for another carrier's
+ * batch, c says so: the hand-off monitor does not take that wait for its
+ * fiber computing, since a spare would wait for the same lock. */
+static void timer_lock_for(struct fz_carrier *c)
 {
+    if (fz_spin_trylock(&d.timer_lock))
+        return;
+    if (c)
+        atomic_store_explicit(&c->waiting_runtime_lock, 1, memory_order_relaxed);
     fz_spin_lock(&d.timer_lock);
+    if (c)
+        atomic_store_explicit(&c->waiting_runtime_lock, 0, memory_order_relaxed);
+}
+
+void fz_timer_arm(struct fz_timer *t, struct fz_carrier *c)
+{
+    timer_lock_for(c);
     fz_wheel_insert(&d.wheel, t);
     bool earlier = t->deadline < atomic_load_explicit(&d.next_deadline, memory_order_relaxed);
     if (earlier)
@@ -127,11 +141,11 @@ void fz_timer_arm(struct fz_timer *t)
         send_wake();
 }
 
-void fz_timer_disarm(struct fz_timer *t)
+void fz_timer_disarm(struct fz_timer *t, struct fz_carrier *c)
 {
     if (!t->armed)
         return; /* fired: the firing carrier is done with it (see fz_timers_fire) */
-    fz_spin_lock(&d.timer_lock);
+    timer_lock_for(c);
     fz_wheel_cancel(&d.wheel, t);
     fz_spin_unlock(&d.timer_lock);
 }

@@ -19,9 +19,11 @@ void fz_driver_peek(struct fz_carrier *c);
 /* fork child: a fresh epoll instance and an empty timer wheel. */
 void fz_driver_after_fork(void);
 /* Arm/disarm a timer; the driver is woken if the new deadline is earlier
- * than the one it sleeps towards.  Any context. */
-void fz_timer_arm(struct fz_timer *t);
-void fz_timer_disarm(struct fz_timer *t);
+ * than the one it sleeps towards.  Any context; c is the carrier whose
+ * fiber calls, which shows the monitor when it waits for the wheel's lock
+ * (NULL: none). */
+void fz_timer_arm(struct fz_timer *t, struct fz_carrier *c);
+void fz_timer_disarm(struct fz_timer *t, struct fz_carrier *c);
 /* Cheap test (one clock read) whether a timer is due. */
 bool fz_timers_due(void);
 /* For stats: timers armed now. */

@@ -136,6 +136,19 @@ struct fz_fiber {
     bool det_on_fd;                        /* parked on an fd: counted in det_fd_waiters */
 } __attribute__((aligned(FZ_CACHE_LINE))); /* whole cache lines, for aligned_alloc */
 
+/* Why the hand-off monitor found a carrier stuck (runtime/monitor.c).  The
+ * stats count hand-offs by it, so a run that started many spares says
+ * which rule started them. */
+enum fz_stuck {
+    FZ_NOT_STUCK,
+    FZ_STUCK_IN_CALL,   /* a call made in place lasted the threshold */
+    FZ_STUCK_COMPUTING, /* one fiber on the CPU for a whole hand-off period */
+    FZ_STUCK_ASLEEP,    /* asleep in the kernel a whole period: a wait no interposer saw */
+    FZ_STUCK_DISK,      /* in an uninterruptible sleep at two looks in a row */
+    FZ_STUCK_UNREAD,    /* its CPU clock or its /proc state could not be read */
+    FZ_STUCK_REASONS
+};
+
 struct fz_carrier {
     unsigned index;
     struct fz_fiber *current;       /* fiber running here, NULL on the idle context */
@@ -166,7 +179,7 @@ struct fz_carrier {
     atomic_int retired; /* spare sleeping on retire_word */
     atomic_int retire_word;
     bool no_thread;      /* monitor only: a spare slot whose OS thread failed to start */
-    bool stuck;          /* monitor's own view (only it reads or writes) */
+    uint8_t stuck;       /* enum fz_stuck: the monitor's own view (only it writes) */
     unsigned seen_epoch; /* monitor only */
     uint64_t seen_since; /* monitor only */
     uint64_t seen_cpu_at, seen_cpu_ns; /* monitor only: when it read the thread's
@@ -191,8 +204,12 @@ struct fz_carrier {
     uint64_t kernel_mask; /* signal mask loaded on this OS thread (sigmask.c) */
     uint64_t cpu_mark;    /* its thread CPU clock at the last switch (cputime.c) */
     bool cpu_valid;
-    unsigned affinity_gen;       /* CPU mask loaded on this OS thread (affinity.c) */
-    stack_t altstack;            /* sigaltstack loaded on this OS thread (altstack.c) */
+    unsigned affinity_gen; /* CPU mask loaded on this OS thread (affinity.c) */
+    stack_t altstack;      /* sigaltstack loaded on this OS thread (altstack.c) */
+    /* 1 while its fiber waits for a runtime lock another carrier holds
+     * (driver.c): not the fiber's own run, for the monitor.  Written by
+     * this carrier only. */
+    atomic_uchar waiting_runtime_lock;
     volatile bool sched_busy;    /* in scheduler code between fibers: a signal for its
                                     fiber waits for the switch-in (sigthread.c) */
     volatile bool reading_clock; /* runtime code on its fiber is in libc's or the vDSO's

@@ -184,50 +184,71 @@ static bool computing(uint64_t cpu, uint64_t elapsed)
     unsigned running = fz_rt.target + atomic_load(&fz_rt.spares_running);
     unsigned idle = atomic_load(&fz_rt.num_idle);
     running = running > idle ? running - idle : 1;
+    /* Spares stand in for stuck carriers: the carriers running fibers are
+     * never more than the target.  Counting spares lowered the bar with
+     * each spare started, so that carriers that only waited for a CPU
+     * behind them passed it and started more. */
+    if (running > fz_rt.target)
+        running = fz_rt.target;
     return cpu * FAIR_SHARE_MIN_DIV * running >= elapsed * usable_cpus;
 }
 
-/* c has run one fiber for a whole hand-off period: did its OS thread run?
- * A carrier that waits for a CPU (state R, little CPU time since the
- * monitor's first look at this run) is not what holds its fibers back: a
- * spare would wait for the same CPUs, and each spare started so makes
- * every carrier wait longer -- on a 2-core VM the monitor once started 67
- * spares for a program whose 60,000 threads only slept.  Computing (on a
- * CPU for 1/RUN_SHARE_MIN_DIV of the time or more) or sleeping in the
- * kernel is stuck; unknown is stuck, as before this rule. */
-static bool ran_or_slept(struct fz_carrier *c, uint64_t now)
+/* Carriers the monitor now counts stuck for an uninterruptible sleep
+ * (FZ_STUCK_DISK).  Monitor only. */
+static unsigned disk_stuck;
+
+/* c has run one fiber for a whole hand-off period: did its OS thread run,
+ * and if so, how?  A carrier that waits for a CPU (state R, little CPU
+ * time since the monitor's first look at this run) is not what holds its
+ * fibers back: a spare would wait for the same CPUs, and each spare
+ * started so makes every carrier wait longer -- on a 2-core VM the monitor
+ * once started 67 spares for a program whose 60,000 threads only slept.
+ * Computing (on a CPU for 1/RUN_SHARE_MIN_DIV of the time or more) or
+ * sleeping in the kernel is stuck; unknown is stuck, as before this rule. */
+static enum fz_stuck ran_or_slept(struct fz_carrier *c, uint64_t now)
 {
     uint64_t cpu = carrier_cpu_ns(c);
     if (!cpu || !c->seen_cpu_ns || now <= c->seen_cpu_at || cpu < c->seen_cpu_ns)
-        return true;
+        return FZ_STUCK_UNREAD;
     if (computing(cpu - c->seen_cpu_ns, now - c->seen_cpu_at))
-        return true;
+        return FZ_STUCK_COMPUTING;
     char state = carrier_state(c);
+    if (state == '?')
+        return FZ_STUCK_UNREAD;
+    if (state == 'R')
+        return FZ_NOT_STUCK;
     if (state != 'D')
-        return state != 'R';
+        return FZ_STUCK_ASLEEP;
     /* An uninterruptible sleep is a disk wait or a kernel lock: most often,
      * under fiber exits in bulk, a page fault waiting for the mmap lock
      * behind other carriers' munmaps, which a spare would queue for too.
-     * A disk wait lasts: stuck when the next look sees it again. */
+     * A disk wait lasts: stuck when the next look sees it again.  But one
+     * such carrier at a time: when several sleep so, they most likely
+     * queue for one lock of this process, and each spare started for them
+     * queued too (a CI run on a busy 2-core host saw 63 spares for a
+     * program whose threads only slept).  Disk reads the program makes
+     * through read() and the like are calls made in place, handed off by
+     * their own rule (FZ_STUCK_IN_CALL), one spare per call. */
     bool again = c->seen_disk_wait;
     c->seen_disk_wait = true;
-    return again;
+    return again && disk_stuck == 0 ? FZ_STUCK_DISK : FZ_NOT_STUCK;
 }
 
-/* c ran one fiber since seen_since: is that run long enough to be stuck?
- * The first look at a run that saw no switch takes the CPU clock's reading
- * (half a period in, at the monitor's pace); the verdict comes at the first
- * look a whole period in that has a reading to compare with. */
-static bool long_run(struct fz_carrier *c, uint64_t now)
+/* c ran one fiber since seen_since: is that run long enough to be stuck,
+ * and why?  The first look at a run that saw no switch takes the CPU
+ * clock's reading (half a period in, at the monitor's pace); the verdict
+ * comes at the first look a whole period in that has a reading to compare
+ * with. */
+static enum fz_stuck long_run(struct fz_carrier *c, uint64_t now)
 {
     if (c->stuck)
-        return true; /* stays so until it switches */
+        return c->stuck; /* stays so until it switches */
     if (!c->seen_cpu_at) {
         c->seen_cpu_at = now;
         c->seen_cpu_ns = carrier_cpu_ns(c);
-        return false;
+        return FZ_NOT_STUCK;
     }
-    return now - c->seen_since >= handoff_ns && ran_or_slept(c, now);
+    return now - c->seen_since >= handoff_ns ? ran_or_slept(c, now) : FZ_NOT_STUCK;
 }
 
 /* Some carrier is in a call made in place now (see fz_blocking_enter). */
@@ -244,7 +265,15 @@ static void watch(struct fz_carrier *c, uint64_t now, bool *calls_seen)
 {
     unsigned epoch = atomic_load_explicit(&c->epoch, memory_order_relaxed);
     struct fz_fiber *running = __atomic_load_n(&c->current, __ATOMIC_RELAXED);
-    bool busy = running != NULL;
+    /* Scheduler code between two fibers is no fiber's run, however long:
+     * a park that fires a burst of due timers (100,000 sleepers waking
+     * within a few ms: 1-2 ms of a carrier's time) looked like its fiber
+     * computing, and each such look started a spare that did nothing a
+     * busy carrier was not already doing.  Nor is a wait for the timer
+     * wheel's lock, which the carrier firing that burst takes batch after
+     * batch. */
+    bool busy = running != NULL && !__atomic_load_n(&c->sched_busy, __ATOMIC_RELAXED) &&
+                !atomic_load_explicit(&c->waiting_runtime_lock, memory_order_relaxed);
     bool same = true;
     /* seen_since 0: never looked at (a carrier's epoch starts at 0 too) */
     if (epoch != c->seen_epoch || !busy || c->seen_since == 0) {
@@ -256,17 +285,23 @@ static void watch(struct fz_carrier *c, uint64_t now, bool *calls_seen)
     }
     bool blocked =
         busy && blocked_in_call(c, running, now, calls_seen) && (c->stuck || carrier_sleeps(c));
-    bool ran_long = same && !atomic_load_explicit(&c->releasing_stack, memory_order_relaxed) &&
-                    long_run(c, now);
-    if (!blocked && !ran_long) {
+    enum fz_stuck why = blocked ? FZ_STUCK_IN_CALL : FZ_NOT_STUCK;
+    if (!blocked && same && !atomic_load_explicit(&c->releasing_stack, memory_order_relaxed))
+        why = long_run(c, now);
+    if (!why) {
         if (c->stuck) {
-            c->stuck = false;
+            if (c->stuck == FZ_STUCK_DISK)
+                disk_stuck--;
+            c->stuck = FZ_NOT_STUCK;
             atomic_fetch_sub(&fz_rt.stuck, 1);
         }
     } else if (!c->stuck) {
-        c->stuck = true;
+        c->stuck = (uint8_t)why;
+        if (why == FZ_STUCK_DISK)
+            disk_stuck++;
         atomic_fetch_add(&fz_rt.stuck, 1);
         atomic_fetch_add(&fz_rt.handoffs, 1);
+        atomic_fetch_add(&fz_rt.handoffs_by[why], 1);
     }
     /* The same fiber ran for a whole sample period (half the hand-off
      * period, however often the monitor looks): a fiber it woke into its
@@ -327,6 +362,7 @@ static void *monitor_main(void *arg)
 {
     (void)arg;
     fz_monitor_tid = (pid_t)fz_sys0(SYS_gettid);
+    disk_stuck = 0; /* a restart after a shrink: every slot was reset */
     /* Signals are the program's threads' business -- except libc's own
      * (runtime/tls.h: set*id must reach every thread or setuid() waits
      * forever). */

@@ -379,7 +379,7 @@ int fz_waiter_block(struct fz_waiter *w)
     if (w->deadline) {
         w->timer.deadline = w->deadline;
         w->timer.owner = w;
-        fz_timer_arm(&w->timer);
+        fz_timer_arm(&w->timer, self->carrier);
     }
     /* for dumps: two plain stores, no string built; and the carrier's count */
     struct fz_stats *st = &self->carrier->stats;
@@ -394,7 +394,7 @@ int fz_waiter_block(struct fz_waiter *w)
     fz_park(self);
     self->waiter = NULL;
     if (w->deadline)
-        fz_timer_disarm(&w->timer);
+        fz_timer_disarm(&w->timer, self->carrier);
     wait_withdraw(self, w, outer);
     window_close(self, window);
     return w->reason;

@@ -990,6 +990,10 @@ static void leave_scheduler(struct fz_carrier *c)
 static void shrink_coordinate(struct fz_carrier *c0)
 {
     fz_monitor_leave(); /* from here on nobody starts a spare */
+    /* the monitor's view of this slot, now that it is gone: the next
+     * monitor starts from fz_rt.stuck 0 and must not count c0 stuck */
+    c0->stuck = FZ_NOT_STUCK;
+    c0->seen_since = 0;
     unsigned n = atomic_load(&fz_rt.ncarriers);
     for (unsigned i = 1; i < n; i++) {
         struct fz_carrier *c = &fz_rt.carriers[i];

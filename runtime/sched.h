@@ -28,7 +28,8 @@ struct fz_runtime {
     atomic_uint stuck;          /* carriers the monitor found stuck */
     atomic_uint spares_running; /* spares not retired */
     atomic_ulong handoffs;
-    atomic_int monitor_asleep; /* the monitor waits for a carrier to get busy */
+    atomic_ulong handoffs_by[FZ_STUCK_REASONS]; /* the same, by why (monitor.c) */
+    atomic_int monitor_asleep;                  /* the monitor waits for a carrier to get busy */
     struct fz_fiber *main_fiber;
     struct fz_inject inject;
     fz_spinlock idle_lock;

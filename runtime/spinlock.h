@@ -29,6 +29,13 @@ static inline void fz_spin_lock(fz_spinlock *l)
     }
 }
 
+/* One attempt: true when l is now held by the caller. */
+static inline bool fz_spin_trylock(fz_spinlock *l)
+{
+    return !atomic_load_explicit(&l->held, memory_order_relaxed) &&
+           !atomic_exchange_explicit(&l->held, 1, memory_order_acquire);
+}
+
 static inline void fz_spin_unlock(fz_spinlock *l)
 {
     atomic_store_explicit(&l->held, 0, memory_order_release);

@@ -68,6 +68,11 @@ void fz_stats_view(struct fz_view *v)
     x[FZ_V_pool_peak] = p.peak;
     x[FZ_V_pool_calls] = p.calls;
     x[FZ_V_handoffs] = atomic_load(&fz_rt.handoffs);
+    x[FZ_V_handoffs_in_call] = atomic_load(&fz_rt.handoffs_by[FZ_STUCK_IN_CALL]);
+    x[FZ_V_handoffs_computing] = atomic_load(&fz_rt.handoffs_by[FZ_STUCK_COMPUTING]);
+    x[FZ_V_handoffs_asleep] = atomic_load(&fz_rt.handoffs_by[FZ_STUCK_ASLEEP]);
+    x[FZ_V_handoffs_disk] = atomic_load(&fz_rt.handoffs_by[FZ_STUCK_DISK]);
+    x[FZ_V_handoffs_unread] = atomic_load(&fz_rt.handoffs_by[FZ_STUCK_UNREAD]);
     x[FZ_V_spares_started] = n > fz_rt.target ? n - fz_rt.target : 0;
     x[FZ_V_spares_running] = atomic_load(&fz_rt.spares_running);
     uint64_t queued = atomic_load(&fz_rt.inject.len);

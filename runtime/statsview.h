@@ -39,6 +39,11 @@
     X(pool_peak, G, "  most threads at once")                                                      \
     X(pool_calls, C, "blocking-pool calls")                                                        \
     X(handoffs, C, "carrier hand-offs")                                                            \
+    X(handoffs_in_call, C, "  a call made in place lasted")                                        \
+    X(handoffs_computing, C, "  a thread computed")                                                \
+    X(handoffs_asleep, C, "  a thread slept where no interposer saw")                              \
+    X(handoffs_disk, C, "  an uninterruptible sleep")                                              \
+    X(handoffs_unread, C, "  its state could not be read")                                         \
     X(spares_started, G, "spare carriers started")                                                 \
     X(spares_running, G, "  running now")
 
