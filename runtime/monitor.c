@@ -224,11 +224,11 @@ static enum fz_stuck ran_or_slept(struct fz_carrier *c, uint64_t now)
      * behind other carriers' munmaps, which a spare would queue for too.
      * A disk wait lasts: stuck when the next look sees it again.  But one
      * such carrier at a time: when several sleep so, they most likely
-     * queue for one lock of this process, and each spare started for them
-     * queued too (a CI run on a busy 2-core host saw 63 spares for a
-     * program whose threads only slept).  Disk reads the program makes
-     * through read() and the like are calls made in place, handed off by
-     * their own rule (FZ_STUCK_IN_CALL), one spare per call. */
+     * queue for one lock of this process, and a spare started for each
+     * would queue too.  (A guard from reasoning: no test reaches it, and
+     * the 63 spares of one CI run came from the rule above, computing.)
+     * Disk reads the program makes through read() and the like are calls
+     * made in place, handed off by their own rule (FZ_STUCK_IN_CALL). */
     bool again = c->seen_disk_wait;
     c->seen_disk_wait = true;
     return again && disk_stuck == 0 ? FZ_STUCK_DISK : FZ_NOT_STUCK;
