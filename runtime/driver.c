@@ -58,6 +58,7 @@ static struct {
     fz_spinlock timer_lock;
     struct fz_wheel wheel;
     atomic_uint_least64_t next_deadline;
+    atomic_int firing; /* a carrier is in fz_timers_fire (set and cleared by it) */
 } d;
 
 /* Runs single-threaded (start-up, fork child): the two fds are placed out
@@ -157,6 +158,14 @@ bool fz_timers_due(void)
 
 void fz_timers_fire(struct fz_carrier *c)
 {
+    /* One carrier fires at a time; the others go on with their fibers.
+     * Helping would only bounce the timers' cache lines between CPUs batch
+     * after batch: with every carrier firing, 100,000 sleeping threads
+     * (bench/sleepers) took 9.0-9.3 s against 8.1-8.8 s before batches.
+     * Nothing is lost: next_deadline stays "due" until the firing carrier
+     * is done, and it is read again at every idle point and driver poll. */
+    if (atomic_load_explicit(&d.firing, memory_order_relaxed) || atomic_exchange(&d.firing, 1))
+        return;
     /* one reading for every batch: timers armed meanwhile in the past
      * still fire, but a steady stream of new ones cannot keep this going */
     uint64_t now = fz_now_ns();
@@ -182,6 +191,7 @@ void fz_timers_fire(struct fz_carrier *c)
             n++;
         }
     }
+    atomic_store(&d.firing, 0);
     if (c)
         c->stats.timers_fired += n;
 }
@@ -272,6 +282,7 @@ void fz_driver_after_fork(void)
      * fork already (fz_ownfd_after_fork, preload/init.c): this may run much
      * later, when the program's fds may have taken their numbers. */
     d.timer_lock = (fz_spinlock){0};
+    atomic_store(&d.firing, 0); /* a carrier of the parent's may have been firing */
     atomic_store(&d.held, 0);
     atomic_store(&d.sleeping, 0);
     atomic_store(&d.wake_sent, 0);
