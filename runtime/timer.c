@@ -254,17 +254,16 @@ uint64_t fz_wheel_next_deadline(const struct fz_wheel *w)
     return (start - 1) * FZ_WHEEL_TICK_NS + 1;
 }
 
-/* What is left of the slot a budgeted advance stopped in; false when the
- * budget ran out again. */
-static bool finish_cascade(struct fz_wheel *w, unsigned *budget)
+/* Cascade what the budget allows of an upper slot now_tick has reached
+ * (the one a budgeted advance stopped in, or the next); false when some of
+ * it is left, which w->cascading then names. */
+static bool cascade_within(struct fz_wheel *w, unsigned level, unsigned slot, unsigned *budget)
 {
-    unsigned level = w->cascading;
-    unsigned slot = (unsigned)((w->now_tick >> level_shift(level)) & SLOT_MASK);
-    *budget -= cascade_slot(w, level, slot, *budget);
-    if (w->slots[level][slot])
-        return false;
-    w->cascading = 0;
-    return true;
+    unsigned moved = cascade_slot(w, level, slot, *budget);
+    *budget = moved < *budget ? *budget - moved : 0; /* the top level's move whole */
+    bool left = w->slots[level][slot] && level != TOP_LEVEL;
+    w->cascading = left ? level : 0;
+    return !left;
 }
 
 unsigned fz_wheel_advance(struct fz_wheel *w, uint64_t now_ns, unsigned budget,
@@ -278,8 +277,12 @@ unsigned fz_wheel_advance(struct fz_wheel *w, uint64_t now_ns, unsigned budget,
     *done = false;
     if (budget == 0)
         budget = 1; /* some progress, always */
-    if (w->cascading && !finish_cascade(w, &budget))
-        return 0;
+    if (w->cascading) {
+        unsigned level = w->cascading;
+        unsigned slot = (unsigned)((w->now_tick >> level_shift(level)) & SLOT_MASK);
+        if (!cascade_within(w, level, slot, &budget))
+            return 0;
+    }
     for (;;) {
         int level = lowest_busy_level(w);
         if (level < 0)
@@ -292,12 +295,8 @@ unsigned fz_wheel_advance(struct fz_wheel *w, uint64_t now_ns, unsigned budget,
             return n; /* due work left: now_tick stays where it is */
         w->now_tick = start;
         if (level > 0) {
-            unsigned moved = cascade_slot(w, (unsigned)level, slot, budget);
-            budget = moved < budget ? budget - moved : 0; /* the top level's move whole */
-            if (w->slots[level][slot] && level != TOP_LEVEL) {
-                w->cascading = (unsigned)level;
+            if (!cascade_within(w, (unsigned)level, slot, &budget))
                 return n;
-            }
             continue;
         }
         unsigned got = expire_slot(w, slot, now_ns, budget, expired);
