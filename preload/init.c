@@ -234,6 +234,7 @@ static bool start_runtime(void)
      * and its settings from here, and never reads either itself */
     fz_os_thread_create = fz_real.pthread_create;
     fz_os_thread_join = fz_real.pthread_join;
+    fz_os_thread_detach = fz_real.pthread_detach;
     fz_os_thread_getattr = fz_real.pthread_getattr_np;
     fz_os_clock_gettime = fz_real.clock_gettime;
     fz_pool_configure(fz_config.pool_max);

@@ -304,5 +304,8 @@ int fz_os_thread_start_lasting(pthread_t *t, void *(*fn)(void *), void *arg);
 int fz_os_thread_join_lasting(pthread_t t);
 /* libc's own pthread_join (set by the interposer, as fz_os_thread_create). */
 extern int (*fz_os_thread_join)(pthread_t, void **);
+/* libc's own pthread_detach, for a thread of the runtime that leaves with
+ * no one to join it (an idle pool thread). */
+extern int (*fz_os_thread_detach)(pthread_t);
 
 #endif

@@ -50,6 +50,7 @@
 
 int (*fz_os_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 int (*fz_os_thread_join)(pthread_t, void **);
+int (*fz_os_thread_detach)(pthread_t);
 
 int fz_os_thread_start(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {

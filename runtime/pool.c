@@ -9,7 +9,11 @@
  *
  * Threads: started on demand, one per queued call that finds no free
  * thread, up to FIBERIZE_POOL_MAX; an idle thread leaves after 10 s
- * without work.  They are plain OS threads with their own glibc TCB; they
+ * without work (detaching itself), or at once when the runtime shrinks
+ * back to one OS thread (fz_pool_retire_all, below: the shrinker joins
+ * it, so the kernel counts one thread when fork or unshare follows, as
+ * natively after a program joined its threads).  They are plain OS
+ * threads with their own glibc TCB; they
  * block every signal of the program's (the program's threads receive
  * those) but not libc's own (runtime/tls.h): set*id must reach every thread, and the
  * cancellation signal is how a caller interrupts a call (below).
@@ -25,7 +29,9 @@
  * another caller's call.
  */
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,7 +62,19 @@ static struct {
     unsigned long calls;   /* for FIBERIZE_STATS */
     unsigned peak;
     unsigned max_threads; /* fz_pool_configure's, read-only afterwards */
+    /* fz_pool_retire_all: set by the shrinker while it ends every thread */
+    bool retiring;
+    struct departure *departed; /* threads that left for it, to be joined */
+    atomic_uint departures;     /* the shrinker sleeps on it; bumped per departure */
 } pool;
+
+/* A thread leaving because the pool retires, on its own stack: it waits
+ * there until the shrinker has read `thread` (taken), then returns. */
+struct departure {
+    pthread_t thread;
+    atomic_uint taken;
+    struct departure *next; /* pool lock */
+};
 
 void fz_pool_configure(unsigned max_threads)
 {
@@ -136,11 +154,14 @@ static void finish(struct fz_pool_call *call)
         fz_sys0(SYS_getpid);
 }
 
-/* Wait for work; NULL after IDLE_RETIRE_NS without any (the thread then
- * has left the counts and must exit). */
-static struct fz_pool_call *next_call(pid_t tid)
+/* Wait for work; NULL once the thread has left the counts and must exit:
+ * after IDLE_RETIRE_NS without any (leaving alone, *departing NULL), or
+ * because the pool retires (*departing is on the departed list).  A
+ * queued call is taken first even then: nothing queued is left unmade. */
+static struct fz_pool_call *next_call(pid_t tid, struct departure *d, struct departure **departing)
 {
     uint64_t idle_since = fz_real_now_ns();
+    *departing = NULL;
     fz_spin_lock(&pool.lock);
     for (;;) {
         struct fz_pool_call *call = dequeue();
@@ -151,9 +172,17 @@ static struct fz_pool_call *next_call(pid_t tid)
             fz_spin_unlock(&pool.lock);
             return call;
         }
-        if (fz_real_now_ns() - idle_since >= IDLE_RETIRE_NS) {
+        bool retire = pool.retiring;
+        if (retire || fz_real_now_ns() - idle_since >= IDLE_RETIRE_NS) {
             pool.threads--;
             pool.free--;
+            if (retire) {
+                d->next = pool.departed;
+                pool.departed = d;
+                *departing = d;
+                atomic_fetch_add(&pool.departures, 1);
+                fz_futex_wake(&pool.departures, 1);
+            }
             fz_spin_unlock(&pool.lock);
             return NULL;
         }
@@ -172,11 +201,19 @@ static void *pool_thread(void *arg)
     (void)arg;
     set_kernel_mask(~GLIBC_SIGNALS);
     pid_t tid = (pid_t)fz_sys0(SYS_gettid);
+    struct departure d = {.thread = pthread_self()};
+    struct departure *departing;
     struct fz_pool_call *call;
-    while ((call = next_call(tid))) {
+    while ((call = next_call(tid, &d, &departing))) {
         make_call(call);
         finish(call);
     }
+    if (!departing) {
+        fz_os_thread_detach(pthread_self()); /* no one will join it */
+        return NULL;
+    }
+    while (!atomic_load(&d.taken)) /* the shrinker reads d, then joins */
+        fz_futex_wait(&d.taken, 0, NULL);
     return NULL;
 }
 
@@ -205,8 +242,7 @@ static bool start_thread(void)
 {
     pthread_t t;
     pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_init(&attr); /* joinable: fz_pool_retire_all joins it */
     bool ok = fz_os_thread_start(&t, &attr, pool_thread, NULL) == 0;
     pthread_attr_destroy(&attr);
     return ok;
@@ -374,6 +410,41 @@ void fz_pool_describe(const struct fz_pool_call *call, char *buf, size_t len)
         snprintf(buf, len, "queued");
     else
         snprintf(buf, len, "done");
+}
+
+bool fz_pool_retire_all(void)
+{
+    fz_spin_lock(&pool.lock);
+    FZ_ASSERT(!pool.retiring && !pool.departed);
+    if (pool.queued || pool.free != pool.threads) {
+        fz_spin_unlock(&pool.lock);
+        return false; /* a call is being made: not the time */
+    }
+    pool.retiring = pool.threads > 0;
+    if (pool.asleep) {
+        atomic_fetch_add(&pool.work_word, 1);
+        fz_futex_wake(&pool.work_word, INT_MAX);
+    }
+    while (pool.threads || pool.departed) {
+        struct departure *d = pool.departed;
+        if (d) {
+            pool.departed = d->next;
+            pthread_t thread = d->thread;
+            fz_spin_unlock(&pool.lock);
+            atomic_store(&d->taken, 1); /* d is gone once the thread sees this */
+            fz_futex_wake(&d->taken, 1);
+            fz_os_thread_join(thread, NULL);
+            fz_spin_lock(&pool.lock);
+            continue;
+        }
+        unsigned seen = atomic_load(&pool.departures);
+        fz_spin_unlock(&pool.lock);
+        fz_futex_wait(&pool.departures, seen, NULL);
+        fz_spin_lock(&pool.lock);
+    }
+    pool.retiring = false;
+    fz_spin_unlock(&pool.lock);
+    return true;
 }
 
 void fz_pool_after_fork(void)

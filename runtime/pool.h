@@ -58,6 +58,13 @@ void fz_pool_snapshot(struct fz_pool_snapshot *s);
  * The caller holds the calling fiber parked, so call is alive. */
 void fz_pool_describe(const struct fz_pool_call *call, char *buf, size_t len);
 
+/* From the runtime shrinking back to one OS thread (sched.c), the only
+ * fiber calling: end every pool thread and join it.  False, ending none,
+ * if a call is queued or being made.  A thread that left on its own idle
+ * timer just before is detached, not joined: it may still be leaving the
+ * kernel when this returns. */
+bool fz_pool_retire_all(void);
+
 /* fork child: the parent's pool threads do not exist here. */
 void fz_pool_after_fork(void);
 

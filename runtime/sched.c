@@ -1040,12 +1040,7 @@ bool fz_sched_shrink(void)
     if (!fz_rt.active || fz_det_on || fz_rt.carriers_later || !self || self != fz_rt.main_fiber ||
         atomic_load(&fz_rt.live_fibers) != 1 || fz_in_signal_handler())
         return false;
-    /* a pool thread is not the scheduler's to end; it leaves after an
-     * idle spell (pool.c), and the next fork may find it gone */
-    unsigned long calls;
-    unsigned pool_threads, peak;
-    fz_pool_stats(&calls, &pool_threads, &peak);
-    if (pool_threads)
+    if (!fz_pool_retire_all()) /* pool threads are OS threads of ours too */
         return false;
     struct fz_waiter w;
     fz_waiter_init(&w, 0, FZ_INTR_NONE);

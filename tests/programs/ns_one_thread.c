@@ -1,18 +1,31 @@
 /* unshare(CLONE_NEWUSER) needs a single-threaded process.  Natively a
  * program whose threads have all been joined is one; fiberized, unshare
  * first shrinks the runtime back to one OS thread (syscalls/namespace.c).
- * With a thread still alive it fails with EINVAL both ways.  Prints each
- * result and that a thread created afterwards runs.  Where the system
+ * With a thread still alive it fails with EINVAL both ways.  One of the
+ * joined threads resolved a name, which fiberize does on a blocking-pool
+ * thread: the shrink ends those too (the old runtime left it for 10 s, and
+ * unshare failed with EINVAL).  Prints each result, the threads the
+ * process has after a successful one, and that a thread created afterwards runs.  Where the system
  * forbids user namespaces it prints the same refusal both ways. */
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include "threads_of.h"
 
 static void *nothing(void *arg)
 {
+    return arg;
+}
+
+static void *resolve(void *arg)
+{
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo("localhost", "80", NULL, &ai) == 0)
+        freeaddrinfo(ai);
     return arg;
 }
 
@@ -29,6 +42,8 @@ static void try_unshare(const char *when)
     int r = unshare(CLONE_NEWUSER);
     printf("%s: unshare(CLONE_NEWUSER) = %d%s%s\n", when, r, r ? " " : "",
            r ? strerror(errno) : "");
+    if (r == 0) /* with one alive, fiberize's own OS threads are counted too */
+        printf("%s: threads after it: %d\n", when, threads_of(getpid()));
 }
 
 int main(void)
@@ -44,7 +59,7 @@ int main(void)
     close(p[1]);
     pthread_join(t, NULL);
     for (int i = 0; i < 4; i++) {
-        pthread_create(&t, NULL, nothing, NULL);
+        pthread_create(&t, NULL, i == 2 ? resolve : nothing, NULL);
         pthread_join(t, NULL);
     }
     try_unshare("all threads joined");

@@ -395,6 +395,8 @@ int main(void)
         return 1;
     }
     fz_os_thread_create = pthread_create;
+    fz_os_thread_join = pthread_join;
+    fz_os_thread_detach = pthread_detach;
     fz_os_thread_getattr = pthread_getattr_np;
     fz_pool_configure(4);
     /* A 10 s hand-off period: a carrier is handed off only for a call made
