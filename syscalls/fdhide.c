@@ -37,11 +37,7 @@
 static int real_close_range(unsigned first, unsigned last, int flags)
 {
     long r = fz_sys3(SYS_close_range, first, last, flags);
-    if (r < 0) {
-        errno = (int)-r;
-        return -1;
-    }
-    return 0;
+    return (int)fz_sys_result(r); /* r: 0 or -errno */
 }
 
 static void forget_range(unsigned first, unsigned last)

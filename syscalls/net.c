@@ -484,11 +484,7 @@ FZ_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
         }
     }
     long r = fz_sys6(SYS_getsockopt, fd, level, name, (long)val, (long)len, 0);
-    if (r < 0) {
-        errno = (int)-r;
-        return -1;
-    }
-    return 0;
+    return (int)fz_sys_result(r); /* r: 0 or -errno */
 }
 
 FZ_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)

@@ -645,11 +645,7 @@ FZ_EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
     fz_real.sigprocmask(SIG_SETMASK, &all, &before);
     int r = fz_altstack_set(self, ss, old);
     fz_real.sigprocmask(SIG_SETMASK, &before, NULL);
-    if (r < 0) {
-        errno = -r;
-        return -1;
-    }
-    return 0;
+    return (int)fz_sys_result(r); /* r: 0 or -errno */
 }
 
 /* Pending for this thread: the process's, and what was sent to this fiber. */
@@ -825,9 +821,5 @@ FZ_EXPORT int kill(pid_t pid, int sig)
     self->sig_raising = true;
     long r = fz_sys3(SYS_tgkill, pid, fz_sys0(SYS_gettid), sig);
     self->sig_raising = was_raising;
-    if (r < 0) {
-        errno = (int)-r;
-        return -1;
-    }
-    return 0;
+    return (int)fz_sys_result(r); /* r: 0 or -errno */
 }

@@ -143,11 +143,7 @@ FZ_EXPORT _Noreturn void abort(void)
 static int set_ids(long nr, long a, long b, long c)
 {
     long r = fz_setxid_broadcast(nr, a, b, c);
-    if (r < 0) {
-        errno = (int)-r;
-        return -1;
-    }
-    return 0;
+    return (int)fz_sys_result(r); /* r: 0 or -errno */
 }
 
 FZ_EXPORT int setuid(uid_t uid)
