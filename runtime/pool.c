@@ -13,10 +13,10 @@
  * back to one OS thread (fz_pool_retire_all, below: the shrinker joins
  * it, so the kernel counts one thread when fork or unshare follows, as
  * natively after a program joined its threads).  They are plain OS
- * threads with their own glibc TCB; they
- * block every signal of the program's (the program's threads receive
- * those) but not libc's own (runtime/tls.h): set*id must reach every thread, and the
- * cancellation signal is how a caller interrupts a call (below).
+ * threads with their own glibc TCB; they block every signal of the
+ * program's (the program's threads receive those) but not libc's own
+ * (runtime/tls.h): set*id must reach every thread, and the cancellation
+ * signal is how a caller interrupts a call (below).
  *
  * Interrupting a call: when a signal handler or pthread_cancel ends the
  * caller's wait, a queued call is withdrawn unmade; a running interruptible
@@ -376,15 +376,6 @@ bool fz_pool_run(struct fz_pool_call *call)
     if (made)
         h_errno = call->herr;
     return made;
-}
-
-void fz_pool_stats(unsigned long *calls, unsigned *threads, unsigned *peak)
-{
-    fz_spin_lock(&pool.lock);
-    *calls = pool.calls;
-    *threads = pool.threads;
-    *peak = pool.peak;
-    fz_spin_unlock(&pool.lock);
 }
 
 void fz_pool_snapshot(struct fz_pool_snapshot *s)

@@ -45,9 +45,6 @@ void fz_pool_configure(unsigned max_threads);
  * pool thread took it: then it was not made at all. */
 bool fz_pool_run(struct fz_pool_call *call);
 
-/* For FIBERIZE_STATS: calls made so far, threads alive now, most alive at once. */
-void fz_pool_stats(unsigned long *calls, unsigned *threads, unsigned *peak);
-
 /* A consistent look at the pool, for dumps and stats. */
 struct fz_pool_snapshot {
     unsigned long calls; /* made so far */

@@ -5,8 +5,9 @@
  * joined threads resolved a name, which fiberize does on a blocking-pool
  * thread: the shrink ends those too (the old runtime left it for 10 s, and
  * unshare failed with EINVAL).  Prints each result, the threads the
- * process has after a successful one, and that a thread created afterwards runs.  Where the system
- * forbids user namespaces it prints the same refusal both ways. */
+ * process has after a successful one, and that a thread created
+ * afterwards runs.  Where the system forbids user namespaces it prints
+ * the same refusal both ways. */
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
