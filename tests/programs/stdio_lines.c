@@ -639,6 +639,8 @@ static int pingpong(int pairs)
     }
     stop_sampling = 1;
     pthread_join(smp, NULL);
+    free(c);
+    free(s);
     printf("pingpong: %d pairs x %d rounds, sum %ld\n", pairs, rounds, total);
     fprintf(stderr, "os_threads_max=%d\n", max_threads);
     return 0;
