@@ -447,11 +447,17 @@ void fz_monitor_leave(void)
         fz_futex_wait(&gone, 0, NULL);
 }
 
-void fz_monitor_after_fork(void)
+/* No monitor thread is left: the next fz_monitor_start starts afresh. */
+static void forget_monitor(void)
 {
-    monitor_running = false; /* the parent's, which the child has not */
+    monitor_running = false;
     atomic_store(&leave, 0);
     atomic_store(&gone, 0);
+}
+
+void fz_monitor_after_fork(void)
+{
+    forget_monitor(); /* the parent's, which the child has not */
     atomic_store(&long_nap, 0);
     fz_monitor_tid = 0;
 }
@@ -461,7 +467,5 @@ void fz_monitor_join(void)
     if (!monitor_running)
         return;
     fz_os_thread_join_lasting(monitor_thread);
-    monitor_running = false;
-    atomic_store(&leave, 0);
-    atomic_store(&gone, 0);
+    forget_monitor();
 }
