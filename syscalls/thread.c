@@ -42,7 +42,11 @@ FZ_EXPORT int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*
     int err = fz_fiber_create(start, arg, &a, &f);
     if (err)
         return err;
-    f->guard_requested = a.guard_size == (size_t)-1 ? f->stack.guard : a.guard_size;
+    /* glibc and musl report no guard for a stack the caller provides */
+    if (a.user_stack)
+        f->guard_requested = 0;
+    else
+        f->guard_requested = a.guard_size == (size_t)-1 ? f->stack.guard : a.guard_size;
     *th = (pthread_t)f->tcb;
     fz_spawn(f);
     return fz_schedule_point_after(0); /* the new thread may run first */

@@ -91,6 +91,7 @@ static void *user_stack_thread(void *arg)
                 ? 2
                 : 0;
     bits |= use_stack() > 0 ? 4 : 0;
+    bits |= guard == 0 ? 8 : 0; /* glibc and musl put no guard in a caller's stack */
     area[1] = (void *)bits;
     return NULL;
 }
@@ -145,6 +146,7 @@ static void user_stack_test(void)
     report("user stack: a local lies inside the caller's area", bits & 1);
     report("user stack: pthread_getattr_np reports (most of) the caller's area", bits & 2);
     report("user stack holds 40 KiB of locals", bits & 4);
+    report("user stack: pthread_getattr_np reports no guard", bits & 8);
     munmap(area[0], USER_STACK);
 }
 
