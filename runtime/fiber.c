@@ -160,6 +160,15 @@ static void inherit_name(struct fz_fiber *f)
         fz_sys2(SYS_prctl, PR_GET_NAME, (long)f->name);
 }
 
+/* ...and its scheduling policy (PTHREAD_INHERIT_SCHED).  The creator's
+ * record is written only by the creator, which is running this. */
+static void inherit_sched(struct fz_fiber *f, const struct fz_fiber *creator)
+{
+    f->sched_known = creator && creator->sched_known;
+    f->sched_policy = f->sched_known ? creator->sched_policy : 0;
+    f->sched_priority = f->sched_known ? creator->sched_priority : 0;
+}
+
 int fz_fiber_create(void *(*start)(void *), void *arg, const struct fz_fiber_attr *a,
                     struct fz_fiber **out)
 {
@@ -180,6 +189,7 @@ int fz_fiber_create(void *(*start)(void *), void *arg, const struct fz_fiber_att
     inherit_name(f);
     /* a new thread starts with its creator's signal mask */
     struct fz_fiber *creator = fz_self();
+    inherit_sched(f, creator);
     fz_sigmask_fiber_born(f, creator ? creator->sigmask : fz_sigmask_current_kernel());
     f->sp = fz_ctx_prepare(&f->stack, fz_fiber_main, f);
     __atomic_store_n(&f->state, FZ_FIBER_RUNNABLE, __ATOMIC_RELEASE); /* a dump may read it now */

@@ -105,6 +105,11 @@ struct fz_fiber {
     size_t guard_requested;          /* reported by pthread_getattr_np, as glibc does */
     void *asan_save;                 /* FZ_ASAN builds: its fake stack while switched out */
     unsigned shared_nap_ns;          /* process-shared condvar polling (syscalls/cond.c) */
+    /* pthread_getschedparam's answer (syscalls/schedpolicy.c): set at
+     * creation from the creator's, then only by the fiber itself, under
+     * `lock`; not known until one was set */
+    int sched_policy, sched_priority;
+    bool sched_known;
 
     /* identity and signals sent to this thread (runtime/identity.c, sigthread.c) */
     pid_t tid;                                /* what gettid() says; fixed for its life */

@@ -61,6 +61,9 @@
     X(int, sched_getaffinity, (pid_t, size_t, cpu_set_t *))                                        \
     X(int, pthread_setaffinity_np, (pthread_t, size_t, const cpu_set_t *))                         \
     X(int, pthread_getaffinity_np, (pthread_t, size_t, cpu_set_t *))                               \
+    X(int, pthread_getschedparam, (pthread_t, int *, struct sched_param *))                        \
+    X(int, pthread_setschedparam, (pthread_t, int, const struct sched_param *))                    \
+    X(int, pthread_setschedprio, (pthread_t, int))                                                 \
     X(int, pthread_cancel, (pthread_t))                                                            \
     X(void, call_once, (once_flag *, void (*)(void)))                                              \
     X(int, thrd_create, (thrd_t *, thrd_start_t, void *))                                          \

@@ -40,6 +40,16 @@ load helpers
     FIBERIZE_WORKERS=2 compare_native ident_affinity
 }
 
+# glibc and musl handed a fiber's fake tid to the kernel: even
+# pthread_getschedparam(pthread_self()) failed (EPERM, ESRCH).
+@test "scheduling policy per thread: pthread_{get,set}schedparam, setschedprio, EINVAL, inherited" {
+    compare_native sched_policy
+}
+
+@test "scheduling policy per thread on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native sched_policy
+}
+
 @test "thread CPU clocks: spinners' share, sleeper ~0, monotonic, other threads' clocks, RUSAGE_THREAD" {
     compare_native ident_cputime
 }
