@@ -167,6 +167,10 @@ static void inherit_sched(struct fz_fiber *f, const struct fz_fiber *creator)
     f->sched_known = creator && creator->sched_known;
     f->sched_policy = f->sched_known ? creator->sched_policy : 0;
     f->sched_priority = f->sched_known ? creator->sched_priority : 0;
+    /* glibc copies its pthread-level copy too, flags and all */
+    f->sched_cached = creator ? creator->sched_cached : 0;
+    f->cached_policy = creator ? creator->cached_policy : 0;
+    f->cached_priority = creator ? creator->cached_priority : 0;
 }
 
 int fz_fiber_create(void *(*start)(void *), void *arg, const struct fz_fiber_attr *a,

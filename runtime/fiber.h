@@ -105,11 +105,15 @@ struct fz_fiber {
     size_t guard_requested;          /* reported by pthread_getattr_np, as glibc does */
     void *asan_save;                 /* FZ_ASAN builds: its fake stack while switched out */
     unsigned shared_nap_ns;          /* process-shared condvar polling (syscalls/cond.c) */
-    /* pthread_getschedparam's answer (syscalls/schedpolicy.c): set at
-     * creation from the creator's, then only by the fiber itself, under
-     * `lock`; not known until one was set */
+    /* its scheduling policy and priority as the kernel's calls would
+     * report them (syscalls/schedpolicy.c), and glibc's pthread-level copy
+     * (sched_cached: which of the two it holds): set at creation from the
+     * creator's, then under `lock`, by the fiber or a pthread_setschedparam
+     * naming it; sched_known false until one was set */
     int sched_policy, sched_priority;
     bool sched_known;
+    uint8_t sched_cached;
+    int cached_policy, cached_priority;
 
     /* identity and signals sent to this thread (runtime/identity.c, sigthread.c) */
     pid_t tid;                                /* what gettid() says; fixed for its life */

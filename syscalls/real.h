@@ -64,6 +64,10 @@
     X(int, pthread_getschedparam, (pthread_t, int *, struct sched_param *))                        \
     X(int, pthread_setschedparam, (pthread_t, int, const struct sched_param *))                    \
     X(int, pthread_setschedprio, (pthread_t, int))                                                 \
+    X(int, sched_getscheduler, (pid_t))                                                            \
+    X(int, sched_getparam, (pid_t, struct sched_param *))                                          \
+    X(int, sched_setscheduler, (pid_t, int, const struct sched_param *))                           \
+    X(int, sched_setparam, (pid_t, const struct sched_param *))                                    \
     X(int, pthread_cancel, (pthread_t))                                                            \
     X(void, call_once, (once_flag *, void (*)(void)))                                              \
     X(int, thrd_create, (thrd_t *, thrd_start_t, void *))                                          \

@@ -9,18 +9,25 @@
  *
  * Here a fiber keeps what it was given (`sched_policy`, `sched_priority`):
  * from its creator, as PTHREAD_INHERIT_SCHED does natively (runtime/
- * fiber.c), or from its own successful set.  A fiber that sets its own
- * acts on its carrier, as sched_setscheduler(0, ...) does under fiberize
- * (README: fibers that run there later inherit it); the kernel makes the
- * checks and gives the errno.  Setting another thread's to anything other
+ * fiber.c), or from its own successful set.  A fiber that sets its own --
+ * with these calls, or with sched_setscheduler and sched_setparam naming
+ * itself (schedpolicy_glibc.c) -- acts on its carrier (README: fibers that
+ * run there later inherit it); the kernel makes the checks and gives the
+ * errno.  Setting another thread's to anything other
  * than what it has is refused with EPERM, what an unprivileged process
  * gets natively: its carrier is not the caller's to change.  A fiber whose
  * record was never set (the main fiber, a fiber made before any was set)
  * answers with the calling carrier's, which is the process's unless a
  * fiber changed one.
  *
- * The record is written only by its own fiber, under the fiber's lock;
- * others read it under that lock.
+ * pthread_getschedparam answers as each libc does (fz_sched_pthread_get):
+ * glibc from a copy in the thread that only the pthread calls update, so
+ * that after a sched_setscheduler it still reports what
+ * pthread_setschedparam set, natively and here; musl from the kernel.
+ *
+ * The records are written under the fiber's lock, by the fiber itself or
+ * by a pthread_setschedparam naming it with what it has already; others
+ * read them under that lock.
  */
 #include <errno.h>
 #include <sched.h>
@@ -28,16 +35,9 @@
 #include "runtime/identity.h"
 #include "runtime/sys.h"
 #include "syscalls/hook.h"
+#include "syscalls/schedpolicy.h"
 
-static struct fz_fiber *fiber_of(pthread_t th)
-{
-    if (!fz_hook_active(FZ_HOOK_THREAD) || !th)
-        return NULL;
-    return fz_tcb_fiber((void *)th);
-}
-
-/* f's policy and priority: its record, else the calling carrier's. */
-static int current(struct fz_fiber *f, int *policy, int *priority)
+int fz_sched_get(struct fz_fiber *f, int *policy, int *priority)
 {
     fz_spin_lock(&f->lock);
     bool known = f->sched_known;
@@ -84,14 +84,32 @@ static bool valid(int policy, int priority)
     return priority >= sched_get_priority_min(base) && priority <= sched_get_priority_max(base);
 }
 
-/* Another fiber f: only what it has already is accepted. */
-static int set_other(struct fz_fiber *f, int policy, int priority)
+int fz_sched_set(struct fz_fiber *f, int policy, int priority, bool only_priority)
 {
     int now_policy, now_priority;
-    int err = current(f, &now_policy, &now_priority);
+    int err = fz_sched_get(f, &now_policy, &now_priority);
     if (err)
         return err;
-    return now_policy == policy && now_priority == priority ? 0 : EPERM;
+    if (only_priority)
+        policy = now_policy;
+    if (!valid(policy, priority))
+        return EINVAL;
+    if (f != fz_hook_self(FZ_HOOK_THREAD)) /* another thread: only what it has */
+        return now_policy == policy && now_priority == priority ? 0 : EPERM;
+    struct sched_param param = {.sched_priority = priority};
+    long r = only_priority ? fz_sys2(SYS_sched_setparam, 0, &param)
+                           : fz_sys3(SYS_sched_setscheduler, 0, policy, &param);
+    if (r < 0)
+        return (int)-r;
+    record(f, policy, priority);
+    return 0;
+}
+
+static struct fz_fiber *fiber_of(pthread_t th)
+{
+    if (!fz_hook_active(FZ_HOOK_THREAD) || !th)
+        return NULL;
+    return fz_tcb_fiber((void *)th);
 }
 
 FZ_EXPORT int pthread_getschedparam(pthread_t th, int *policy, struct sched_param *param)
@@ -100,7 +118,7 @@ FZ_EXPORT int pthread_getschedparam(pthread_t th, int *policy, struct sched_para
     if (!f)
         return fz_real.pthread_getschedparam(th, policy, param);
     int p, prio;
-    int err = current(f, &p, &prio);
+    int err = fz_sched_pthread_get(f, &p, &prio);
     if (err)
         return err;
     *policy = p;
@@ -114,15 +132,10 @@ FZ_EXPORT int pthread_setschedparam(pthread_t th, int policy, const struct sched
     struct fz_fiber *f = fiber_of(th);
     if (!f)
         return fz_real.pthread_setschedparam(th, policy, param);
-    if (!valid(policy, param->sched_priority))
-        return EINVAL;
-    if (f != fz_hook_self(FZ_HOOK_THREAD))
-        return set_other(f, policy, param->sched_priority);
-    long r = fz_sys3(SYS_sched_setscheduler, 0, policy, param);
-    if (r < 0)
-        return (int)-r;
-    record(f, policy, param->sched_priority);
-    return 0;
+    int err = fz_sched_set(f, policy, param->sched_priority, false);
+    if (!err)
+        fz_sched_pthread_set(f, policy, param->sched_priority, false);
+    return err;
 }
 
 FZ_EXPORT int pthread_setschedprio(pthread_t th, int priority)
@@ -130,18 +143,8 @@ FZ_EXPORT int pthread_setschedprio(pthread_t th, int priority)
     struct fz_fiber *f = fiber_of(th);
     if (!f)
         return fz_real.pthread_setschedprio(th, priority);
-    int policy, now_priority;
-    int err = current(f, &policy, &now_priority);
-    if (err)
-        return err;
-    if (!valid(policy, priority))
-        return EINVAL;
-    if (f != fz_hook_self(FZ_HOOK_THREAD))
-        return set_other(f, policy, priority);
-    struct sched_param param = {.sched_priority = priority};
-    long r = fz_sys2(SYS_sched_setparam, 0, &param);
-    if (r < 0)
-        return (int)-r;
-    record(f, policy, priority);
-    return 0;
+    int err = fz_sched_set(f, 0, priority, true);
+    if (!err)
+        fz_sched_pthread_set(f, 0, priority, true);
+    return err;
 }

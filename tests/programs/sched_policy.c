@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <unistd.h>
 
 static pthread_barrier_t step;
 
@@ -35,6 +36,23 @@ static void show(const char *what, int err, pthread_t th)
     printf("%-28s -> %-6s get %s policy %d priority %d\n", what, name(err), name(got), policy,
            p.sched_priority);
 }
+
+/* The sched_* family on a tid: the same answers as the pthread one
+ * natively (musl's answer ENOSYS, as natively). */
+static void show_tid(const char *what, int result, pid_t tid)
+{
+    int err = result < 0 ? errno : 0;
+    struct sched_param p = {.sched_priority = -1};
+    errno = 0;
+    int policy = sched_getscheduler(tid);
+    int policy_err = policy < 0 ? errno : 0;
+    errno = 0;
+    int got = sched_getparam(tid, &p) < 0 ? errno : 0;
+    printf("%-28s -> %-6s sched_get %s %s policy %d priority %d\n", what, name(err),
+           name(policy_err), name(got), policy, p.sched_priority);
+}
+
+static pid_t worker_tid;
 
 static int set(int policy, int priority)
 {
@@ -67,6 +85,14 @@ static void *worker(void *arg)
     pthread_create(&th, NULL, child, NULL);
     pthread_join(th, NULL);
     show("set OTHER 0 at the end", set(SCHED_OTHER, 0), self);
+    struct sched_param p = {.sched_priority = 0};
+    show_tid("sched_get on 0", 0, 0);
+    show_tid("sched_setscheduler(tid, BATCH)", sched_setscheduler(gettid(), SCHED_BATCH, &p), 0);
+    show("pthread_getschedparam after it", 0, self);
+    show_tid("sched_setscheduler(0, OTHER)", sched_setscheduler(0, SCHED_OTHER, &p), gettid());
+    p.sched_priority = 9;
+    show_tid("sched_setparam(0, 9)", sched_setparam(0, &p), 0);
+    worker_tid = gettid();
     pthread_barrier_wait(&step); /* main looks at this thread now */
     pthread_barrier_wait(&step);
     return NULL;
@@ -81,6 +107,7 @@ int main(void)
     pthread_create(&th, NULL, worker, NULL);
     pthread_barrier_wait(&step);
     show("main reads the worker", 0, th);
+    show_tid("main reads the worker's tid", 0, worker_tid);
     struct sched_param p = {.sched_priority = 0};
     show("main sets the worker as is", pthread_setschedparam(th, SCHED_OTHER, &p), th);
     p.sched_priority = 7;
