@@ -85,6 +85,15 @@ pid_t fz_monitor_tid;        /* for dumps */
  * two carriers: that fiber's ack never came).  A carrier waiting for a CPU
  * gets far less. */
 #define FAIR_SHARE_MIN_DIV 2u
+/* ...or, while fibers starve (no carrier idle, none switched for a whole
+ * hand-off period, a fiber queued to run: `starving`), for at least
+ * 1/STARVED_SHARE_MIN_DIV of the time.  Eight threads spinning on two
+ * CPUs beside two busy processes get 2/9 each, under both bars above: the
+ * seven carriers running them were never found stuck, and the eighth
+ * thread, runnable, never ran (sig_stw hung on a loaded machine; natively
+ * the kernel gives every thread its turn).  A carrier the kernel keeps
+ * off the CPU gets almost nothing, so this bar still tells it apart. */
+#define STARVED_SHARE_MIN_DIV 16u
 
 /* 1 while the monitor naps its long nap: the next call made in place wakes
  * it (one futex wake), then it naps quick ones.  Written by the monitor
@@ -197,6 +206,43 @@ static bool computing(uint64_t cpu, uint64_t elapsed)
  * (FZ_STUCK_DISK).  Monitor only. */
 static unsigned disk_stuck;
 
+/* Fibers starve: see STARVED_SHARE_MIN_DIV.  Monitor only, like the sum
+ * of the carriers' epochs it last saw change and when. */
+static bool starving;
+static unsigned seen_switches;
+static uint64_t switches_since;
+
+/* A fiber is queued to run somewhere: a LIFO slot, a ring, the inject
+ * queue. */
+static bool work_queued(unsigned n)
+{
+    if (!fz_inject_empty(&fz_rt.inject))
+        return true;
+    for (unsigned i = 0; i < n; i++) {
+        struct fz_carrier *c = &fz_rt.carriers[i];
+        if (atomic_load_explicit(&c->lifo, memory_order_relaxed) || fz_runq_len(&c->runq))
+            return true;
+    }
+    return false;
+}
+
+/* No carrier switched fibers for a whole hand-off period, none is idle,
+ * and a fiber is queued: the fibers on the carriers do not yield, and the
+ * queued one waits for one of them to.  An idle carrier or a switch would
+ * take it (they look at every queue), so neither is starving. */
+static bool fibers_starve(unsigned n, uint64_t now)
+{
+    unsigned switches = 0;
+    for (unsigned i = 0; i < n; i++)
+        switches += atomic_load_explicit(&fz_rt.carriers[i].epoch, memory_order_relaxed);
+    if (switches != seen_switches || atomic_load(&fz_rt.num_idle) || !work_queued(n)) {
+        seen_switches = switches;
+        switches_since = now;
+        return false;
+    }
+    return now - switches_since >= handoff_ns;
+}
+
 /* c has run one fiber for a whole hand-off period: did its OS thread run,
  * and if so, how?  A carrier that waits for a CPU (state R, little CPU
  * time since the monitor's first look at this run) is not what holds its
@@ -210,7 +256,8 @@ static enum fz_stuck ran_or_slept(struct fz_carrier *c, uint64_t now)
     uint64_t cpu = carrier_cpu_ns(c);
     if (!cpu || !c->seen_cpu_ns || now <= c->seen_cpu_at || cpu < c->seen_cpu_ns)
         return FZ_STUCK_UNREAD;
-    if (computing(cpu - c->seen_cpu_ns, now - c->seen_cpu_at))
+    uint64_t ran = cpu - c->seen_cpu_ns, elapsed = now - c->seen_cpu_at;
+    if (computing(ran, elapsed) || (starving && ran * STARVED_SHARE_MIN_DIV >= elapsed))
         return FZ_STUCK_COMPUTING;
     char state = carrier_state(c);
     if (state == '?')
@@ -363,6 +410,9 @@ static void *monitor_main(void *arg)
     (void)arg;
     fz_monitor_tid = (pid_t)fz_sys0(SYS_gettid);
     disk_stuck = 0; /* a restart after a shrink: every slot was reset */
+    starving = false;
+    seen_switches = 0;
+    switches_since = 0;
     /* Signals are the program's threads' business -- except libc's own
      * (runtime/tls.h: set*id must reach every thread or setuid() waits
      * forever). */
@@ -400,6 +450,7 @@ static void *monitor_main(void *arg)
         /* a carrier waiting for a fiber a dump holds is not stuck */
         bool dumping = atomic_load_explicit(&fz_dump_running, memory_order_relaxed);
         bool calls_seen = false;
+        starving = !fz_det_on && !dumping && fibers_starve(n, now);
         for (unsigned i = 0; i < n; i++)
             if (dumping)
                 fz_rt.carriers[i].seen_since = 0;

@@ -59,6 +59,31 @@ stw_case() {
     done
 }
 
+# Eight spinning threads on two carriers beside two busy processes: each
+# carrier running a spinner gets about 2/9 of a CPU, under both of the
+# monitor's bars for "computing", so no spare came for the seventh and
+# eighth, and the thread left runnable (in its suspend handler) never ran:
+# the old code hung on the first run.  The monitor now counts such a
+# carrier stuck while fibers starve (runtime/monitor.c).
+@test "stop-the-world beside two busy processes: 5 runs on two carriers, none hangs" {
+    local i hogs=() status=0
+    for i in 1 2; do
+        (while :; do :; done) &
+        hogs+=($!)
+    done
+    for ((i = 1; i <= 5; i++)); do
+        FZ_TIMEOUT=30 FIBERIZE_WORKERS=2 _fz_timeout "$FZ" -- "$PROG/sig_stw" 1000 8 \
+            >"$BATS_TEST_TMPDIR/stw.out" 2>&1 || {
+            status=$?
+            echo "run $i: status $status"
+            cat "$BATS_TEST_TMPDIR/stw.out"
+            break
+        }
+    done
+    kill "${hogs[@]}"
+    [ "$status" -eq 0 ]
+}
+
 @test "sigaltstack is per thread: Rust-style enable, migrate, disable, unmap under signals" {
     compare_native sig_altstack
 }
