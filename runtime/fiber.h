@@ -308,9 +308,13 @@ int fz_os_thread_start(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(voi
  * frame (runtime/osthread.c).  Returns once the thread has marked it; 0 or
  * an errno value, as pthread_create. */
 int fz_os_thread_start_lasting(pthread_t *t, void *(*fn)(void *), void *arg);
-/* Join a thread so started whose function has returned, and unmap its
- * stack; 0 or pthread_join's errno value. */
+/* Join a thread so started whose function has returned, unmap its stack
+ * and wait until it has left the process (fz_os_thread_wait_gone); 0 or
+ * pthread_join's errno value. */
 int fz_os_thread_join_lasting(pthread_t t);
+/* After a join: wait (a bounded while) until the kernel no longer counts
+ * OS thread tid in the process. */
+void fz_os_thread_wait_gone(pid_t tid);
 /* libc's own pthread_join (set by the interposer, as fz_os_thread_create). */
 extern int (*fz_os_thread_join)(pthread_t, void **);
 /* libc's own pthread_detach, for a thread of the runtime that leaves with

@@ -38,10 +38,12 @@
  * which libc frees and caches.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include "runtime/fiber.h"
@@ -67,6 +69,7 @@ struct lasting_start {
     void *arg;
     size_t page;
     atomic_uint marked; /* 1 once the thread has marked its stack */
+    pid_t tid;          /* the thread's, for fz_os_thread_wait_gone */
     void *map;          /* the whole mapping, guards included: */
     size_t len;         /* fz_os_thread_join_lasting unmaps it */
 };
@@ -81,6 +84,7 @@ static void *lasting_main(void *p)
     uintptr_t low = (uintptr_t)start;
     if (first > low) /* fails only on a kernel without it */
         madvise(start, first - low, MADV_WIPEONFORK);
+    start->tid = (pid_t)fz_sys0(SYS_gettid);
     atomic_store(&start->marked, 1);
     fz_futex_wake(&start->marked, 1);
     /* The thread's own frames go below that page, into the wiped part: the
@@ -125,7 +129,7 @@ int fz_os_thread_start_lasting(pthread_t *t, void *(*fn)(void *), void *arg)
         mprotect(map, guard, PROT_NONE);
     mprotect(map + guard + size, page, PROT_NONE);
     struct lasting_start *start = (struct lasting_start *)(map + guard);
-    *start = (struct lasting_start){fn, arg, page, 0, map, len};
+    *start = (struct lasting_start){fn, arg, page, 0, 0, map, len};
     r = pthread_attr_setstack(&attr, map + guard, size);
     if (r == 0)
         r = fz_os_thread_start(t, &attr, lasting_main, start);
@@ -148,6 +152,37 @@ int fz_os_thread_join_lasting(pthread_t t)
     if (r != 0)
         return r;
     struct lasting_start *start = ret;
+    pid_t tid = start->tid;
     munmap(start->map, start->len); /* libc is done with it: joined */
+    fz_os_thread_wait_gone(tid);
     return 0;
+}
+
+/* A join returns when the kernel clears the thread's tid, a little before
+ * the thread leaves the thread group; until then the kernel refuses
+ * unshare(CLONE_NEWUSER) (EINVAL) and /proc/self/stat counts it (Python's
+ * fork() warns of threads).  The runtime shrinking back to one OS thread
+ * waits for that: WAIT_GONE_LOOKS looks at /proc/self/task/TID at most,
+ * WAIT_GONE_NAP_NS apart -- an exit under way ends within microseconds, or
+ * a few milliseconds on a preempted CPU. */
+#define WAIT_GONE_LOOKS 2000u
+#define WAIT_GONE_NAP_NS 50000l
+
+void fz_os_thread_wait_gone(pid_t tid)
+{
+    char path[40] = "/proc/self/task/";
+    size_t at = strlen(path);
+    char digits[12];
+    size_t n = 0;
+    for (unsigned v = (unsigned)tid; n == 0 || v; v /= 10)
+        digits[n++] = (char)('0' + v % 10);
+    while (n)
+        path[at++] = digits[--n];
+    path[at] = 0;
+    for (unsigned look = 0; look < WAIT_GONE_LOOKS; look++) {
+        if (fz_sys4(SYS_faccessat, AT_FDCWD, path, F_OK, 0) != 0)
+            return; /* ENOENT: gone (any other error: cannot tell, do not wait) */
+        struct timespec nap = {0, WAIT_GONE_NAP_NS};
+        fz_sys2(SYS_nanosleep, &nap, NULL);
+    }
 }

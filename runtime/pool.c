@@ -69,9 +69,11 @@ static struct {
 } pool;
 
 /* A thread leaving because the pool retires, on its own stack: it waits
- * there until the shrinker has read `thread` (taken), then returns. */
+ * there until the shrinker has read `thread` and `tid` (taken), then
+ * returns. */
 struct departure {
     pthread_t thread;
+    pid_t tid;
     atomic_uint taken;
     struct departure *next; /* pool lock */
 };
@@ -201,7 +203,7 @@ static void *pool_thread(void *arg)
     (void)arg;
     set_kernel_mask(~GLIBC_SIGNALS);
     pid_t tid = (pid_t)fz_sys0(SYS_gettid);
-    struct departure d = {.thread = pthread_self()};
+    struct departure d = {.thread = pthread_self(), .tid = tid};
     struct departure *departing;
     struct fz_pool_call *call;
     while ((call = next_call(tid, &d, &departing))) {
@@ -421,10 +423,12 @@ bool fz_pool_retire_all(void)
         if (d) {
             pool.departed = d->next;
             pthread_t thread = d->thread;
+            pid_t tid = d->tid;
             fz_spin_unlock(&pool.lock);
             atomic_store(&d->taken, 1); /* d is gone once the thread sees this */
             fz_futex_wake(&d->taken, 1);
             fz_os_thread_join(thread, NULL);
+            fz_os_thread_wait_gone(tid);
             fz_spin_lock(&pool.lock);
             continue;
         }
