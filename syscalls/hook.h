@@ -64,6 +64,16 @@ static inline bool fz_hook_active(unsigned family)
     return fz_rt.active && fz_hook_family_on(family);
 }
 
+/* The fiber a pthread_t names while the thread family is handled, else
+ * NULL (a thread that is not a fiber, or the family off): the interposer
+ * then makes the real call. */
+static inline struct fz_fiber *fz_hook_thread_fiber(pthread_t th)
+{
+    if (!fz_hook_active(FZ_HOOK_THREAD) || !th)
+        return NULL;
+    return fz_tcb_fiber((void *)th);
+}
+
 /* A wait at a cancellation point ended early (EINTR): if pthread_cancel
  * ended it, act on it now -- glibc's pthread_testcancel unwinds the fiber
  * through its cleanup handlers and never returns. */

@@ -28,9 +28,7 @@ static struct fz_fiber *fiber_of_pid(pid_t pid, struct fz_fiber **self)
 static struct fz_fiber *fiber_of_thread(pthread_t th, struct fz_fiber **self)
 {
     *self = fz_hook_self(FZ_HOOK_THREAD);
-    if (!fz_hook_active(FZ_HOOK_THREAD) || !th)
-        return NULL;
-    return fz_tcb_fiber((void *)th);
+    return fz_hook_thread_fiber(th);
 }
 
 /* The kernel's checks -- the size at least its CPU count's worth of bits,

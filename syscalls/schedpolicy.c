@@ -105,16 +105,9 @@ int fz_sched_set(struct fz_fiber *f, int policy, int priority, bool only_priorit
     return 0;
 }
 
-static struct fz_fiber *fiber_of(pthread_t th)
-{
-    if (!fz_hook_active(FZ_HOOK_THREAD) || !th)
-        return NULL;
-    return fz_tcb_fiber((void *)th);
-}
-
 FZ_EXPORT int pthread_getschedparam(pthread_t th, int *policy, struct sched_param *param)
 {
-    struct fz_fiber *f = fiber_of(th);
+    struct fz_fiber *f = fz_hook_thread_fiber(th);
     if (!f)
         return fz_real.pthread_getschedparam(th, policy, param);
     int p, prio;
@@ -129,7 +122,7 @@ FZ_EXPORT int pthread_getschedparam(pthread_t th, int *policy, struct sched_para
 
 FZ_EXPORT int pthread_setschedparam(pthread_t th, int policy, const struct sched_param *param)
 {
-    struct fz_fiber *f = fiber_of(th);
+    struct fz_fiber *f = fz_hook_thread_fiber(th);
     if (!f)
         return fz_real.pthread_setschedparam(th, policy, param);
     int err = fz_sched_set(f, policy, param->sched_priority, false);
@@ -140,7 +133,7 @@ FZ_EXPORT int pthread_setschedparam(pthread_t th, int policy, const struct sched
 
 FZ_EXPORT int pthread_setschedprio(pthread_t th, int priority)
 {
-    struct fz_fiber *f = fiber_of(th);
+    struct fz_fiber *f = fz_hook_thread_fiber(th);
     if (!f)
         return fz_real.pthread_setschedprio(th, priority);
     int err = fz_sched_set(f, 0, priority, true);

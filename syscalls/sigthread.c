@@ -22,13 +22,6 @@
 #include "syscalls/hook.h"
 #include "syscalls/ident.h"
 
-static struct fz_fiber *fiber_of(pthread_t th)
-{
-    if (!fz_hook_active(FZ_HOOK_THREAD) || !th)
-        return NULL;
-    return fz_tcb_fiber((void *)th);
-}
-
 static bool gone(struct fz_fiber *f)
 {
     return atomic_load(&f->exit_word) == FZ_EXIT_REAPED || f->state == FZ_FIBER_DONE;
@@ -56,7 +49,7 @@ static int send_to_fiber(struct fz_fiber *f, int sig, const struct fz_sigsend *i
 
 FZ_EXPORT int pthread_kill(pthread_t th, int sig)
 {
-    struct fz_fiber *f = fiber_of(th);
+    struct fz_fiber *f = fz_hook_thread_fiber(th);
     if (!f)
         return fz_real.pthread_kill(th, sig);
     if (sig < 0 || sig >= NSIG || internal_signal(sig))
@@ -70,7 +63,7 @@ FZ_EXPORT int pthread_kill(pthread_t th, int sig)
 
 FZ_EXPORT int pthread_sigqueue(pthread_t th, int sig, const union sigval value)
 {
-    struct fz_fiber *f = fiber_of(th);
+    struct fz_fiber *f = fz_hook_thread_fiber(th);
     if (!f)
         return fz_real.pthread_sigqueue(th, sig, value);
     if (sig < 0 || sig >= NSIG || internal_signal(sig))
