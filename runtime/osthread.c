@@ -43,7 +43,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <string.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include "runtime/fiber.h"
@@ -170,15 +170,8 @@ int fz_os_thread_join_lasting(pthread_t t)
 
 void fz_os_thread_wait_gone(pid_t tid)
 {
-    char path[40] = "/proc/self/task/";
-    size_t at = strlen(path);
-    char digits[12];
-    size_t n = 0;
-    for (unsigned v = (unsigned)tid; n == 0 || v; v /= 10)
-        digits[n++] = (char)('0' + v % 10);
-    while (n)
-        path[at++] = digits[--n];
-    path[at] = 0;
+    char path[40];
+    snprintf(path, sizeof path, "/proc/self/task/%d", (int)tid);
     for (unsigned look = 0; look < WAIT_GONE_LOOKS; look++) {
         if (fz_sys4(SYS_faccessat, AT_FDCWD, path, F_OK, 0) != 0)
             return; /* ENOENT: gone (any other error: cannot tell, do not wait) */
