@@ -121,6 +121,25 @@ bool fz_runtime_owns_fd(int fd)
     return false;
 }
 
+/* Register fd in a free slot, *holder following it; false if all are taken. */
+static bool enlist(int *holder, int fd, bool lasting)
+{
+    fz_spin_lock(&reg.lock);
+    for (int i = 0; i < SLOTS; i++) {
+        if (atomic_load_explicit(&reg.slots[i].fd, memory_order_relaxed) < 0) {
+            reg.slots[i].holder = holder;
+            reg.slots[i].lasting = lasting;
+            *holder = fd;
+            lower_lowest(fd); /* before the fd is visible in a slot */
+            atomic_store(&reg.slots[i].fd, fd);
+            fz_spin_unlock(&reg.lock);
+            return true;
+        }
+    }
+    fz_spin_unlock(&reg.lock);
+    return false;
+}
+
 bool fz_ownfd_adopt(int *holder, bool lasting)
 {
     int fd = *holder;
@@ -138,24 +157,24 @@ bool fz_ownfd_adopt(int *holder, bool lasting)
     } else {
         fz_sys3(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC); /* stays where it is */
     }
-    fz_spin_lock(&reg.lock);
-    for (int i = 0; i < SLOTS; i++) {
-        if (atomic_load_explicit(&reg.slots[i].fd, memory_order_relaxed) < 0) {
-            reg.slots[i].holder = holder;
-            reg.slots[i].lasting = lasting;
-            *holder = fd;
-            lower_lowest(fd); /* before the fd is visible in a slot */
-            atomic_store(&reg.slots[i].fd, fd);
-            fz_spin_unlock(&reg.lock);
-            return true;
-        }
-    }
-    fz_spin_unlock(&reg.lock);
+    if (enlist(holder, fd, lasting))
+        return true;
     if (lasting) { /* cannot happen with the few lasting fds: keep it anyway */
         *holder = fd;
         return true;
     }
     fz_sys1(SYS_close, fd);
+    *holder = -1;
+    return false;
+}
+
+bool fz_ownfd_dup(int fd, int *holder)
+{
+    int copy = dup_into_band(fd);
+    if (copy >= 0 && enlist(holder, copy, false))
+        return true;
+    if (copy >= 0)
+        fz_sys1(SYS_close, copy);
     *holder = -1;
     return false;
 }

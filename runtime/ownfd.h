@@ -33,6 +33,10 @@ bool fz_runtime_owns_fd(int fd);
  * is, registered.  Otherwise (a per-wait fd) a failure closes it and
  * returns false: the caller waits another way. */
 bool fz_ownfd_adopt(int *holder, bool lasting);
+/* A per-wait copy of fd (the program's), made straight into the band so
+ * that no low number is taken even for an instant; registered as above.
+ * false (*holder -1) when no number or slot is free. */
+bool fz_ownfd_dup(int fd, int *holder);
 /* Unregister and close *holder's fd; *holder becomes -1. */
 void fz_ownfd_release(int *holder);
 

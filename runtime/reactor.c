@@ -15,6 +15,17 @@
  * The real O_NONBLOCK flag is never changed: attempts are made non-blocking
  * per call (RWF_NOWAIT, MSG_DONTWAIT), because file descriptions may be
  * shared with other processes.
+ *
+ * Held files.  A thread blocked in read(2) holds a reference to the file:
+ * when another thread closes the number, the read goes on waiting, the
+ * peer sees no hang-up, and data written later reaches it.  A parked fiber
+ * holds nothing, so close(2) (fz_fd_close) keeps the file for it: if calls
+ * are parked in fz_fd_wait_following, the file is copied to a hidden number
+ * (ownfd.h) and they go on there; the last of them to finish closes the
+ * copy.  `waiting` counts the parked calls of the current generation; the
+ * close hands that count to the held file (`calls`) and leaves `moved_to`
+ * on the old entry until each counted call has come out and followed (or,
+ * for calls that cannot follow, given its count back).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,8 +33,10 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include "runtime/assert.h"
 #include "runtime/driver.h"
 #include "runtime/fiber.h"
+#include "runtime/ownfd.h"
 #include "runtime/reactor.h"
 #include "runtime/sched.h"
 #include "runtime/spinlock.h"
@@ -48,7 +61,32 @@ struct fz_fd {
     uint64_t timeout[2];
     struct fz_fd_watch *head[2];
     atomic_int turn;
+    /* held files (see the top), all under `lock` */
+    unsigned waiting;         /* calls parked in fz_fd_wait* on this generation */
+    struct fz_held *moved_to; /* where the calls of moved_gen go on */
+    uint32_t moved_gen;       /* the generation a close with waiters ended */
+    unsigned moved_pending;   /* calls of moved_gen yet to come out */
+    struct fz_held *held;     /* this number is a held file's copy (set before its
+                                 first follower, cleared by its last) */
 };
+
+/* A file kept open for calls that were parked on it when the program
+ * closed its number.  `fd` is the hidden copy (ownfd.h holder: it follows a
+ * move); `calls` the calls still using it. */
+struct fz_held {
+    int fd;
+    atomic_uint calls;
+    struct fz_fd *entry; /* the copy's number's entry, where the calls wait */
+    bool used;           /* under held_lock */
+};
+
+/* Closes that race a parked call are rare (a program shutting a connection
+ * down from another thread); a close past this many held files at once
+ * ends its waiters with EBADF, as before held files existed.  Each holds one
+ * of ownfd's 64 per-wait numbers. */
+#define HELD_MAX 16
+static struct fz_held held_files[HELD_MAX];
+static fz_spinlock held_lock;
 
 static _Atomic(struct fz_fd *) chunks[CHUNKS];
 
@@ -353,17 +391,77 @@ again:;
     return reason == FZ_WAKE_TIMEOUT ? ETIMEDOUT : reason == FZ_WAKE_INTERRUPT ? EINTR : 0;
 }
 
-int fz_fd_wait(struct fz_fd *s, int dir, uint32_t seq, uint64_t deadline)
+static void held_call_over(struct fz_held *h);
+
+/* One parked call on *s, counted in `waiting` so that a close can hold the
+ * file for it.  When the close did, a call that may follow gets the held
+ * copy's entry and generation in *s and *gen; one that may not gives its
+ * count back and reports EBADF. */
+static int wait_counted(struct fz_fd **sp, uint32_t *genp, int dir, uint32_t seq, uint64_t deadline,
+                        bool follow)
 {
-    uint32_t gen = fz_fd_gen(s);
+    struct fz_fd *s = *sp;
+    uint32_t gen = *genp;
+    fz_spin_lock(&s->lock);
+    bool open = s->gen == gen;
+    if (open)
+        s->waiting++;
+    fz_spin_unlock(&s->lock);
+    if (!open)
+        return EBADF; /* closed between the attempt and now */
     struct fz_fd_watch w = {.fd = s};
     w.want[dir] = true;
     w.seq[dir] = seq;
     /* signal(7): socket calls with a timeout set are never restarted */
     int r = fz_fd_watch_wait(&w, 1, deadline, deadline ? FZ_INTR_ALWAYS : FZ_INTR_NORESTART);
-    if (fz_fd_gen(s) != gen)
+    struct fz_held *h = NULL;
+    fz_spin_lock(&s->lock);
+    open = s->gen == gen;
+    if (open) {
+        FZ_ASSERT(s->waiting > 0); /* every parked call was counted */
+        s->waiting--;
+    } else if (s->moved_to && s->moved_gen == gen) {
+        h = s->moved_to;
+        if (--s->moved_pending == 0)
+            s->moved_to = NULL;
+    }
+    fz_spin_unlock(&s->lock);
+    if (open)
+        return r;
+    if (!h)
         return EBADF;
-    return r;
+    if (!follow) {
+        held_call_over(h);
+        return EBADF;
+    }
+    *sp = h->entry;
+    *genp = fz_fd_gen(h->entry);
+    return r; /* 0: try the call again, on the held copy */
+}
+
+int fz_fd_wait(struct fz_fd *s, int dir, uint32_t seq, uint64_t deadline)
+{
+    uint32_t gen = fz_fd_gen(s);
+    return wait_counted(&s, &gen, dir, seq, deadline, false);
+}
+
+int fz_fd_wait_following(struct fz_fd **s, uint32_t *gen, int dir, uint32_t seq, uint64_t deadline)
+{
+    return wait_counted(s, gen, dir, seq, deadline, true);
+}
+
+int fz_fd_number(struct fz_fd *s)
+{
+    return s->fd;
+}
+
+void fz_fd_call_over(const struct fz_fd *began, struct fz_fd *now)
+{
+    /* a call that followed is on a copy's entry, whose `held` stays until
+     * the last follower leaves; the program's own calls never moved, even
+     * on a number it took over from a copy (a dup2 onto it) */
+    if (now && now != began)
+        held_call_over(__atomic_load_n(&now->held, __ATOMIC_ACQUIRE));
 }
 
 bool fz_fd_take_turn(struct fz_fd *s)
@@ -417,6 +515,7 @@ void fz_fd_kick(int fd)
 static void new_generation(struct fz_fd *s)
 {
     __atomic_store_n(&s->gen, s->gen + 1, __ATOMIC_RELEASE);
+    s->waiting = 0; /* the old generation's calls find out and report EBADF */
     s->kind = FZ_FD_UNKNOWN;
     s->nonblock = s->no_nowait = false;
     s->timeout[0] = s->timeout[1] = 0;
@@ -435,6 +534,108 @@ void fz_fd_forget(int fd)
     if (s->kind == FZ_FD_POLLABLE && fz_in_vfork_child())
         return;
     wake_everyone(s, new_generation);
+}
+
+/* ---- held files ------------------------------------------------------- */
+
+static struct fz_held *held_take(void)
+{
+    struct fz_held *h = NULL;
+    fz_spin_lock(&held_lock);
+    for (int i = 0; i < HELD_MAX && !h; i++)
+        if (!held_files[i].used) {
+            h = &held_files[i];
+            h->used = true;
+        }
+    fz_spin_unlock(&held_lock);
+    return h;
+}
+
+static void held_give_back(struct fz_held *h)
+{
+    fz_spin_lock(&held_lock);
+    h->used = false;
+    fz_spin_unlock(&held_lock);
+}
+
+/* Close the copy: its number's state goes first (unless a dup2 of the
+ * program's moved the copy away and the number is the program's now). */
+static void held_close(struct fz_held *h)
+{
+    struct fz_fd *e = h->entry;
+    if (e) {
+        __atomic_store_n(&e->held, NULL, __ATOMIC_RELEASE);
+        if (__atomic_load_n(&h->fd, __ATOMIC_ACQUIRE) == e->fd)
+            fz_fd_forget(e->fd);
+    }
+    h->entry = NULL;
+    fz_ownfd_release(&h->fd);
+    held_give_back(h);
+}
+
+static void held_call_over(struct fz_held *h)
+{
+    if (atomic_fetch_sub(&h->calls, 1) == 1)
+        held_close(h);
+}
+
+/* A hidden copy of s's file, registered and ready for followers; NULL if
+ * none can be made (no free held file, number or slot). */
+static struct fz_held *held_copy_of(struct fz_fd *s)
+{
+    struct fz_held *h = held_take();
+    if (!h)
+        return NULL;
+    if (!fz_ownfd_dup(s->fd, &h->fd)) {
+        held_give_back(h);
+        return NULL;
+    }
+    struct fz_fd *e = get(h->fd, true);
+    h->entry = e;
+    if (!e || e->kind != FZ_FD_POLLABLE) {
+        held_close(h); /* forgets what get() learnt about the number */
+        return NULL;
+    }
+    atomic_store(&h->calls, 0);
+    __atomic_store_n(&e->held, h, __ATOMIC_RELEASE);
+    return h;
+}
+
+void fz_fd_close(int fd)
+{
+    struct fz_fd *s = lookup(fd, false);
+    if (!s || !__atomic_load_n(&s->waiting, __ATOMIC_RELAXED) || s->kind != FZ_FD_POLLABLE ||
+        fz_in_vfork_child() || s->moved_to) {
+        fz_fd_forget(fd);
+        return;
+    }
+    struct fz_held *h = held_copy_of(s);
+    if (!h) {
+        fz_fd_forget(fd);
+        return;
+    }
+    fz_spin_lock(&s->lock);
+    unsigned n = s->waiting;
+    if (n == 0 || s->moved_to) { /* they left meanwhile, or a racing close */
+        fz_spin_unlock(&s->lock);
+        held_close(h);
+        fz_fd_forget(fd);
+        return;
+    }
+    atomic_store(&h->calls, n);
+    h->entry->timeout[0] = s->timeout[0]; /* the program set them on the socket */
+    h->entry->timeout[1] = s->timeout[1];
+    s->moved_to = h;
+    s->moved_gen = s->gen;
+    s->moved_pending = n;
+    s->waiting = 0;
+    new_generation(s);
+    atomic_fetch_add(&s->seq[0], 1);
+    atomic_fetch_add(&s->seq[1], 1);
+    struct fz_waiter *won = take_dir(s, FZ_READ, NULL);
+    won = take_dir(s, FZ_WRITE, won);
+    fz_spin_unlock(&s->lock);
+    wake_all(NULL, won);
 }
 
 void fz_reactor_dispatch(struct fz_carrier *c, uint64_t tok, uint32_t events)
@@ -476,16 +677,24 @@ void fz_reactor_after_fork(void)
              * shared with the parent (a chunk is 18 pages; writing every
              * entry cost a child one copy-on-write fault per page). */
             if (s->kind == FZ_FD_UNKNOWN && !fz_spin_held(&s->lock) && !s->head[0] && !s->head[1] &&
-                !atomic_load(&s->turn) && !atomic_load(&s->kept_error))
+                !atomic_load(&s->turn) && !atomic_load(&s->kept_error) && !s->moved_to &&
+                !s->held && !s->waiting)
                 continue;
             s->lock = (fz_spinlock){0};
             s->gen++;
             s->kind = FZ_FD_UNKNOWN;
             s->head[0] = s->head[1] = NULL;
             atomic_store(&s->turn, 0);
-            fz_fd_take_error(s); /* the child's next call asks the kernel */
+            fz_fd_take_error(s);               /* the child's next call asks the kernel */
+            s->waiting = s->moved_pending = 0; /* the calls were other threads' */
+            s->moved_to = NULL;
+            s->held = NULL;
         }
     }
+    /* the copies were per-wait fds: fz_ownfd_after_fork closed them */
+    for (int i = 0; i < HELD_MAX; i++)
+        held_files[i] = (struct fz_held){.fd = -1};
+    held_lock = (fz_spinlock){0};
 }
 
 unsigned fz_reactor_registered(void)

@@ -79,10 +79,28 @@ unsigned fz_fd_highest_known(void);
 /* fd was closed or replaced: wake its waiters and forget its state. */
 void fz_fd_forget(int fd);
 
+/* The program closes fd (before the real close): as fz_fd_forget, except
+ * that calls parked in fz_fd_wait_following keep the file and go on
+ * waiting on a hidden copy of it, as a blocked system call's reference
+ * keeps it natively (the peer sees no hang-up, later data reaches them). */
+void fz_fd_close(int fd);
+
 /* Park until dir is ready (an edge after `seq`), the deadline passes or a
  * signal interrupts.  0 ready, ETIMEDOUT, EINTR, or EBADF if the fd was
  * closed meanwhile. */
 int fz_fd_wait(struct fz_fd *s, int dir, uint32_t seq, uint64_t deadline);
+/* The same for a call that can go on with another number: *gen is the
+ * generation the call began on (EBADF if it has changed before the park).
+ * If the program closed the fd while the call was parked, *s and *gen
+ * become the held copy's, whose number (fz_fd_number) the call uses from
+ * then on; it then returns 0 (try again), ETIMEDOUT or EINTR.  Every call
+ * that used this ends with fz_fd_call_over. */
+int fz_fd_wait_following(struct fz_fd **s, uint32_t *gen, int dir, uint32_t seq, uint64_t deadline);
+int fz_fd_number(struct fz_fd *s);
+/* A call that began on `began` and waited through fz_fd_wait_following is
+ * over; `now` is its last *s (NULL after a cancellation that did not
+ * unwind).  If it moved to a held copy, the copy's last call closes it. */
+void fz_fd_call_over(const struct fz_fd *began, struct fz_fd *now);
 
 /* Several fds at once (poll/select/epoll_wait): one node per fd. */
 struct fz_fd_watch {

@@ -17,7 +17,9 @@
  * and an error a hidden retry got after part of the transfer moved is
  * returned as the kernel would -- the count now, and the error kept for
  * the program's next call on the fd if the kernel reports it only once
- * (fz_io_keep_error).  Every variant waits through fz_io_wait.
+ * (fz_io_keep_error).  Every variant waits through fz_io_wait, or
+ * fz_io_wait_following where the call can go on after the program closes
+ * the fd under it, as a blocked system call does (reactor.h).
  *
  * Fds epoll refuses (regular files, block devices) are done inline with
  * the real call: page-cache reads cost less than a hand-off to another
@@ -37,6 +39,7 @@
 #include <unistd.h>
 #include "runtime/reactor.h"
 #include "runtime/sigthread.h"
+#include "runtime/tls.h"
 #include "syscalls/file.h"
 #include "syscalls/hook.h"
 #include "syscalls/io.h"
@@ -223,6 +226,25 @@ int fz_io_wait(struct fz_fd *s, int dir, uint32_t seq, uint32_t gen, uint64_t de
     return 0;
 }
 
+int fz_io_wait_following(const struct fz_fd *began, struct fz_fd **s, uint32_t *gen, int dir,
+                         uint32_t seq, uint64_t deadline, int timeout_errno)
+{
+    int w = fz_fd_wait_following(s, gen, dir, seq, deadline);
+    if (w == ETIMEDOUT)
+        return timeout_errno;
+    if (w == EINTR) {
+        struct fz_fiber *self = fz_self();
+        if (self && fz_tcb_cancel_pending(self->tcb)) {
+            /* the unwinding skips the caller's fz_fd_call_over */
+            fz_fd_call_over(began, *s);
+            *s = NULL;
+            fz_cancel_point_of(self);
+        }
+        return EINTR;
+    }
+    return w == EBADF ? EBADF : 0;
+}
+
 /* The socket errors the kernel hands out once (sock_error() clears
  * sk_err): a retry that took one consumed the program's only report. */
 static bool reported_once(int err)
@@ -261,8 +283,9 @@ static ssize_t fail(struct fz_fd *s, ssize_t moved, int err)
     return -1;
 }
 
-static ssize_t io_loop(struct fz_fd *s, struct fz_io *io, bool may_park)
+static ssize_t io_loop(struct fz_fd **sp, struct fz_io *io, bool may_park)
 {
+    struct fz_fd *s = *sp, *began = s;
     uint32_t gen = fz_fd_gen(s);
     uint64_t deadline = 0;
     bool deadline_set = false;
@@ -311,20 +334,25 @@ static ssize_t io_loop(struct fz_fd *s, struct fz_io *io, bool may_park)
             deadline = fz_io_deadline(s, io->dir);
             deadline_set = true;
         }
-        int err = fz_io_wait(s, io->dir, seq, gen, deadline, EAGAIN);
+        int err = fz_io_wait_following(began, sp, &gen, io->dir, seq, deadline, EAGAIN);
+        s = *sp;
         if (err)
             return fail(s, moved, err);
+        io->fd = fz_fd_number(s); /* a close moved the file (reactor.h) */
     }
 }
 
 ssize_t fz_io_run(struct fz_io *io)
 {
-    struct fz_fd *s = fz_fd_get(io->fd);
+    struct fz_fd *began = fz_fd_get(io->fd), *s = began;
     bool may_park = !io->dontwait && !fz_fd_nonblock(s);
     /* from before the first attempt: a signal handled anywhere in the call
      * ends it, as it would end the one blocking system call (park.h) */
     unsigned call = may_park ? fz_call_begin(fz_io_intr(s, io->dir)) : 0;
-    ssize_t r = io_loop(s, io, may_park);
+    ssize_t r = io_loop(&s, io, may_park);
+    int err = errno;
+    fz_fd_call_over(began, s);
+    errno = err;
     fz_call_end(call);
     return r;
 }
@@ -423,8 +451,9 @@ static size_t room_for(int fd)
  * pieces no larger than the room it has, parking whenever it has none.
  * Like a blocking write, it returns once every byte moved, at end of
  * input, or with the partial count when an error or signal cuts it short. */
-static ssize_t sendfile_loop(struct fz_fd *s, int out, int in, off_t *offset, size_t count)
+static ssize_t sendfile_loop(struct fz_fd **sp, int out, int in, off_t *offset, size_t count)
 {
+    struct fz_fd *s = *sp, *began = s;
     uint32_t gen = fz_fd_gen(s);
     uint64_t deadline = fz_io_deadline(s, FZ_WRITE);
     int saved_errno = errno;
@@ -436,9 +465,11 @@ static ssize_t sendfile_loop(struct fz_fd *s, int out, int in, off_t *offset, si
         uint32_t seq = fz_fd_seq(s, FZ_WRITE);
         size_t room = room_for(out);
         if (room == 0) {
-            int err = fz_io_wait(s, FZ_WRITE, seq, gen, deadline, EAGAIN);
+            int err = fz_io_wait_following(began, sp, &gen, FZ_WRITE, seq, deadline, EAGAIN);
+            s = *sp;
             if (err)
                 return fail(s, moved, err);
+            out = fz_fd_number(s); /* a close moved the file (reactor.h) */
             continue;
         }
         size_t piece = count - (size_t)moved < room ? count - (size_t)moved : room;
@@ -460,7 +491,11 @@ static ssize_t sendfile_loop(struct fz_fd *s, int out, int in, off_t *offset, si
 static ssize_t sendfile_parked(struct fz_fd *s, int out, int in, off_t *offset, size_t count)
 {
     unsigned call = fz_call_begin(fz_io_intr(s, FZ_WRITE));
-    ssize_t r = sendfile_loop(s, out, in, offset, count);
+    struct fz_fd *began = s;
+    ssize_t r = sendfile_loop(&s, out, in, offset, count);
+    int err = errno;
+    fz_fd_call_over(began, s);
+    errno = err;
     fz_call_end(call);
     return r;
 }

@@ -54,6 +54,13 @@ int fz_io_intr(struct fz_fd *s, int dir);
  * when the fd was closed or replaced meanwhile. */
 int fz_io_wait(struct fz_fd *s, int dir, uint32_t seq, uint32_t gen, uint64_t deadline,
                int timeout_errno);
+/* The same for a call that goes on if the program closes the fd while it
+ * waits (reactor.h's fz_fd_wait_following: *s and *gen may become a held
+ * copy's, whose number the call uses from then on; *s is NULL after a
+ * cancellation that did not unwind).  `began` is the entry the call
+ * began on; it ends with fz_fd_call_over(began, its last *s). */
+int fz_io_wait_following(const struct fz_fd *began, struct fz_fd **s, uint32_t *gen, int dir,
+                         uint32_t seq, uint64_t deadline, int timeout_errno);
 /* After a hidden retry (some bytes already moved in this call) got err:
  * keep it for the program's next call on s if the kernel reports it only
  * once (see reactor.h's fz_fd_keep_error).  Returns `moved`. */

@@ -120,9 +120,10 @@ FZ_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 
 /* The datagrams of a blocking recvmmsg, parking whenever none is queued;
  * `until` is its own timeout (monotonic ns, 0 none). */
-static int recvmmsg_loop(struct fz_fd *s, int fd, struct mmsghdr *vec, unsigned vlen, int flags,
+static int recvmmsg_loop(struct fz_fd **sp, int fd, struct mmsghdr *vec, unsigned vlen, int flags,
                          uint64_t until)
 {
+    struct fz_fd *s = *sp, *began = s;
     uint64_t deadline = fz_io_deadline(s, FZ_READ);
     uint32_t gen = fz_fd_gen(s);
     unsigned got = 0;
@@ -139,8 +140,12 @@ static int recvmmsg_loop(struct fz_fd *s, int fd, struct mmsghdr *vec, unsigned 
         int err = r < 0 && errno != EAGAIN ? errno : 0;
         if (!err && !got) /* nothing queued: a kept error is this call's */
             err = fz_fd_take_error(s);
-        if (!err)
-            err = fz_io_wait(s, FZ_READ, seq, gen, deadline, EAGAIN);
+        if (!err) {
+            err = fz_io_wait_following(began, sp, &gen, FZ_READ, seq, deadline, EAGAIN);
+            s = *sp;
+            if (s)
+                fd = fz_fd_number(s); /* a close moved the file (reactor.h) */
+        }
         if (err) {
             if (got) { /* the kernel keeps such an error for the next call too */
                 fz_io_keep_error(s, got, err);
@@ -167,7 +172,11 @@ FZ_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, fz_mmsg_flags
     if (fz_fd_nonblock(s))
         return fz_real.recvmmsg(fd, vec, vlen, flags, timeout);
     unsigned call = fz_call_begin(fz_io_intr(s, FZ_READ));
-    int r = recvmmsg_loop(s, fd, vec, vlen, flags, timeout ? fz_rel_to_deadline(timeout) : 0);
+    struct fz_fd *began = s;
+    int r = recvmmsg_loop(&s, fd, vec, vlen, flags, timeout ? fz_rel_to_deadline(timeout) : 0);
+    int err = errno;
+    fz_fd_call_over(began, s);
+    errno = err;
     fz_call_end(call);
     return r;
 }
@@ -246,8 +255,9 @@ static bool readable_now(int fd)
     return fz_sys3(SYS_poll, &p, 1, 0) > 0;
 }
 
-static int accept_loop(struct fz_fd *s, int fd, struct sockaddr *addr, socklen_t *alen, int flags)
+static int accept_loop(struct fz_fd **sp, int fd, struct sockaddr *addr, socklen_t *alen, int flags)
 {
+    struct fz_fd *s = *sp, *began = s;
     uint32_t gen = fz_fd_gen(s);
     uint64_t deadline = fz_io_deadline(s, FZ_READ);
     for (;;) {
@@ -269,18 +279,24 @@ static int accept_loop(struct fz_fd *s, int fd, struct sockaddr *addr, socklen_t
                 return -1;
             }
         }
-        int err = fz_io_wait(s, FZ_READ, seq, gen, deadline, EAGAIN);
+        int err = fz_io_wait_following(began, sp, &gen, FZ_READ, seq, deadline, EAGAIN);
+        s = *sp;
         if (err) {
             errno = err;
             return -1;
         }
+        fd = fz_fd_number(s); /* a close moved the file (reactor.h) */
     }
 }
 
 static int accept_parked(struct fz_fd *s, int fd, struct sockaddr *addr, socklen_t *alen, int flags)
 {
     unsigned call = fz_call_begin(fz_io_intr(s, FZ_READ));
-    int r = accept_loop(s, fd, addr, alen, flags);
+    struct fz_fd *began = s;
+    int r = accept_loop(&s, fd, addr, alen, flags);
+    int err = errno;
+    fz_fd_call_over(began, s);
+    errno = err;
     fz_call_end(call);
     return r;
 }
@@ -395,7 +411,8 @@ FZ_EXPORT int close(int fd)
 {
     if (fz_fd_hidden(fd))
         return -1;
-    forget_result(fd);
+    if (fd >= 0 && fz_rt.active)
+        fz_fd_close(fd); /* parked calls keep the file (reactor.h) */
     return fz_real.close(fd);
 }
 

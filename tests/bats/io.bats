@@ -25,6 +25,14 @@ load helpers
     compare_native io_transfer
 }
 
+@test "a call blocked on an fd another thread closes keeps the file, as natively" {
+    compare_native io_close_waiting
+}
+
+@test "a call blocked on an fd another thread closes keeps the file, on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native io_close_waiting
+}
+
 @test "64 MiB transfers and fd reuse on one carrier" {
     FIBERIZE_WORKERS=1 compare_native io_transfer
 }
