@@ -489,6 +489,15 @@ unsigned fz_fd_highest_known(void)
     return 0;
 }
 
+/* Under s's lock: an edge in both directions, and every waiter claimed
+ * (woken with wake_all once the lock is dropped). */
+static struct fz_waiter *take_everyone(struct fz_fd *s)
+{
+    atomic_fetch_add(&s->seq[0], 1);
+    atomic_fetch_add(&s->seq[1], 1);
+    return take_dir(s, FZ_WRITE, take_dir(s, FZ_READ, NULL));
+}
+
 /* Wake every waiter of s in both directions, after `change` (under the
  * fd lock) has updated its state. */
 static void wake_everyone(struct fz_fd *s, void (*change)(struct fz_fd *))
@@ -496,10 +505,7 @@ static void wake_everyone(struct fz_fd *s, void (*change)(struct fz_fd *))
     fz_spin_lock(&s->lock);
     if (change)
         change(s);
-    atomic_fetch_add(&s->seq[0], 1);
-    atomic_fetch_add(&s->seq[1], 1);
-    struct fz_waiter *won = take_dir(s, FZ_READ, NULL);
-    won = take_dir(s, FZ_WRITE, won);
+    struct fz_waiter *won = take_everyone(s);
     fz_spin_unlock(&s->lock);
     wake_all(NULL, won);
 }
@@ -630,10 +636,7 @@ void fz_fd_close(int fd)
     s->moved_pending = n;
     s->waiting = 0;
     new_generation(s);
-    atomic_fetch_add(&s->seq[0], 1);
-    atomic_fetch_add(&s->seq[1], 1);
-    struct fz_waiter *won = take_dir(s, FZ_READ, NULL);
-    won = take_dir(s, FZ_WRITE, won);
+    struct fz_waiter *won = take_everyone(s);
     fz_spin_unlock(&s->lock);
     wake_all(NULL, won);
 }
