@@ -423,10 +423,18 @@ FZ_EXPORT int dup(int fd)
     return forget_result(fz_real.dup(fd));
 }
 
+/* dup2/dup3 close fd2's file first: parked calls keep it, as for close. */
+static void closing_by_dup(int fd, int fd2)
+{
+    if (fd != fd2 && fd2 >= 0 && fz_rt.active)
+        fz_fd_close(fd2);
+}
+
 FZ_EXPORT int dup2(int fd, int fd2)
 {
     if (fz_fd_hidden(fd) || fz_fd_make_room(fd2) < 0)
         return -1;
+    closing_by_dup(fd, fd2);
     int r = fz_real.dup2(fd, fd2);
     if (r >= 0 && fd != fd2)
         forget_result(r);
@@ -437,6 +445,7 @@ FZ_EXPORT int dup3(int fd, int fd2, int flags)
 {
     if (fz_fd_hidden(fd) || fz_fd_make_room(fd2) < 0)
         return -1;
+    closing_by_dup(fd, fd2);
     return forget_result(fz_real.dup3(fd, fd2, flags));
 }
 

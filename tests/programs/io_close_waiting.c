@@ -5,11 +5,13 @@
  * not the file, so the call goes on waiting, the peer sees no hang-up,
  * and data sent later reaches the blocked call (even after the number was
  * reused for another file).  Only when the call returns is the file
- * released.  Each case prints what the blocked call got and what the other
- * side saw; the output must be the native one (bats compares).
+ * released.  Closing the number by dup2 or close_range is the same.  Each
+ * case prints what the blocked call got and what the other side saw; the
+ * output must be the native one (bats compares).
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -84,6 +87,30 @@ static void socket_reader(void)
     n = poll(&p, 1, 2000);
     printf("socket: once the read returned, the peer sees: %s\n",
            n > 0 && (p.revents & (POLLRDHUP | POLLHUP)) ? "hang-up" : "nothing");
+    close(sv[1]);
+}
+
+/* The same when the number is closed by dup2 (replaced by /dev/null) or
+ * by close_range (through syscall(2): musl 1.2.3 has no wrapper). */
+static void socket_reader_closed_by(const char *how)
+{
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    fd_under_test = sv[0];
+    pthread_t t;
+    pthread_create(&t, NULL, reader, (void *)1);
+    usleep(SETTLE_US);
+    int null = open("/dev/null", O_RDONLY);
+    if (strcmp(how, "dup2") == 0)
+        dup2(null, sv[0]);
+    else
+        syscall(SYS_close_range, sv[0], sv[0], 0);
+    (void)!send(sv[1], "later", 5, MSG_NOSIGNAL);
+    pthread_join(t, NULL);
+    printf("%s: the reader got: %s\n", how, got);
+    if (strcmp(how, "dup2") == 0)
+        close(sv[0]);
+    close(null);
     close(sv[1]);
 }
 
@@ -212,6 +239,8 @@ int main(void)
     setvbuf(stdout, NULL, _IOLBF, 0);
     pipe_reader();
     socket_reader();
+    socket_reader_closed_by("dup2");
+    socket_reader_closed_by("close_range");
     socket_timeout();
     listener();
     socket_writer();
