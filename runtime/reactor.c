@@ -631,6 +631,9 @@ void fz_fd_close(int fd)
     atomic_store(&h->calls, n);
     h->entry->timeout[0] = s->timeout[0]; /* the program set them on the socket */
     h->entry->timeout[1] = s->timeout[1];
+    int kept = fz_fd_take_error(s); /* the socket's, pending for the calls */
+    if (kept)
+        fz_fd_keep_error(h->entry, kept);
     s->moved_to = h;
     s->moved_gen = s->gen;
     s->moved_pending = n;
