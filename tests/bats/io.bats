@@ -33,6 +33,14 @@ load helpers
     FIBERIZE_WORKERS=1 compare_native io_close_waiting
 }
 
+@test "closes racing four parking readers: 300 rounds, every held file released" {
+    for w in 1 2; do
+        FIBERIZE_WORKERS=$w run_fiberized io_close_waiting race 300
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"race: 300 rounds, 0 bad"* ]]
+    done
+}
+
 @test "64 MiB transfers and fd reuse on one carrier" {
     FIBERIZE_WORKERS=1 compare_native io_transfer
 }
