@@ -38,10 +38,18 @@ static FILE *forget_stream(FILE *f)
     return f;
 }
 
-FZ_EXPORT int fclose(FILE *f)
+/* A stream's fd is about to be closed inside libc: as close() does, calls
+ * parked on it keep the file (reactor.h). */
+static void closing_stream(FILE *f)
 {
     int fd = f ? fileno(f) : -1;
-    forget(fd);
+    if (fd >= 0 && fz_rt.active)
+        fz_fd_close(fd);
+}
+
+FZ_EXPORT int fclose(FILE *f)
+{
+    closing_stream(f);
     return fz_real.fclose(f);
 }
 
@@ -54,8 +62,7 @@ FZ_EXPORT FILE *fopen64(const char *path, const char *mode) __attribute__((alias
 
 FZ_EXPORT FILE *freopen(const char *path, const char *mode, FILE *f)
 {
-    if (f)
-        forget(fileno(f));
+    closing_stream(f);
     return forget_stream(fz_real.freopen(path, mode, f));
 }
 

@@ -229,11 +229,12 @@ FZ_OFFLOADED(int, posix_spawnp, FZ_OFFLOAD_SPAWN, (pid_t *, pid), (const char *,
 
 FZ_OFFLOAD(static, int, pool_pclose, fz_real.pclose, FZ_OFFLOAD_PLAIN, (FILE *, stream))
 
-/* pclose closes the stream's fd inside libc: forget it first, as fclose. */
+/* pclose closes the stream's fd inside libc: as fclose, parked calls on it
+ * keep the file (reactor.h). */
 FZ_EXPORT int pclose(FILE *stream)
 {
     if (stream && fz_rt.active)
-        fz_fd_forget(fileno(stream));
+        fz_fd_close(fileno(stream));
     if (!fz_hook_active(FZ_HOOK_PROCESS))
         return fz_real.pclose(stream);
     return pool_pclose(stream);

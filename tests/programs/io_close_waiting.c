@@ -5,9 +5,9 @@
  * not the file, so the call goes on waiting, the peer sees no hang-up,
  * and data sent later reaches the blocked call (even after the number was
  * reused for another file).  Only when the call returns is the file
- * released.  Closing the number by dup2 or close_range is the same.  Each
- * case prints what the blocked call got and what the other side saw; the
- * output must be the native one (bats compares).
+ * released.  Closing the number by dup2, close_range or fclose is the
+ * same.  Each case prints what the blocked call got and what the other
+ * side saw; the output must be the native one (bats compares).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -92,8 +92,9 @@ static void socket_reader(void)
     close(sv[1]);
 }
 
-/* The same when the number is closed by dup2 (replaced by /dev/null) or
- * by close_range (through syscall(2): musl 1.2.3 has no wrapper). */
+/* The same when the number is closed by dup2 (replaced by /dev/null), by
+ * close_range (through syscall(2): musl 1.2.3 has no wrapper) or by
+ * fclose, whose close libc makes inside. */
 static void socket_reader_closed_by(const char *how)
 {
     int sv[2];
@@ -105,6 +106,8 @@ static void socket_reader_closed_by(const char *how)
     int null = open("/dev/null", O_RDONLY);
     if (strcmp(how, "dup2") == 0)
         dup2(null, sv[0]);
+    else if (strcmp(how, "fclose") == 0)
+        fclose(fdopen(sv[0], "r"));
     else
         syscall(SYS_close_range, sv[0], sv[0], 0);
     (void)!send(sv[1], "later", 5, MSG_NOSIGNAL);
@@ -305,6 +308,7 @@ int main(int argc, char **argv)
     socket_reader();
     socket_reader_closed_by("dup2");
     socket_reader_closed_by("close_range");
+    socket_reader_closed_by("fclose");
     socket_timeout();
     listener();
     socket_writer();
