@@ -67,17 +67,28 @@ static void pipe_reader(void)
     close(q[1]);
 }
 
+/* A socketpair whose sv[0] a new thread running fn(arg) is blocked on by
+ * the time this returns (with SO_RCVTIMEO set first, if timeout_us). */
+static pthread_t block_on_socket(int sv[2], void *(*fn)(void *), void *arg, long timeout_us)
+{
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    struct timeval tv = {.tv_usec = timeout_us};
+    if (timeout_us)
+        setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    fd_under_test = sv[0];
+    pthread_t t;
+    pthread_create(&t, NULL, fn, arg);
+    usleep(SETTLE_US);
+    return t;
+}
+
 /* A reader of a stream socket: its peer sees no hang-up after the close,
  * and what it sends next reaches the reader; then the file is released
  * and the peer sees the hang-up. */
 static void socket_reader(void)
 {
     int sv[2];
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-    fd_under_test = sv[0];
-    pthread_t t;
-    pthread_create(&t, NULL, reader, (void *)1);
-    usleep(SETTLE_US);
+    pthread_t t = block_on_socket(sv, reader, (void *)1, 0);
     close(sv[0]);
     struct pollfd p = {.fd = sv[1], .events = POLLIN | POLLRDHUP};
     int n = poll(&p, 1, 100);
@@ -98,11 +109,7 @@ static void socket_reader(void)
 static void socket_reader_closed_by(const char *how)
 {
     int sv[2];
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-    fd_under_test = sv[0];
-    pthread_t t;
-    pthread_create(&t, NULL, reader, (void *)1);
-    usleep(SETTLE_US);
+    pthread_t t = block_on_socket(sv, reader, (void *)1, 0);
     int null = open("/dev/null", O_RDONLY);
     if (strcmp(how, "dup2") == 0)
         dup2(null, sv[0]);
@@ -123,13 +130,7 @@ static void socket_reader_closed_by(const char *how)
 static void socket_timeout(void)
 {
     int sv[2];
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-    struct timeval tv = {.tv_usec = 300000};
-    setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    fd_under_test = sv[0];
-    pthread_t t;
-    pthread_create(&t, NULL, reader, (void *)1);
-    usleep(SETTLE_US);
+    pthread_t t = block_on_socket(sv, reader, (void *)1, 300000);
     close(sv[0]);
     pthread_join(t, NULL);
     printf("timeout: the reader got: %s\n", got);
@@ -220,11 +221,7 @@ static void *cancelled_reader(void *arg)
 static void cancelled(void)
 {
     int sv[2];
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-    fd_under_test = sv[0];
-    pthread_t t;
-    pthread_create(&t, NULL, cancelled_reader, NULL);
-    usleep(SETTLE_US);
+    pthread_t t = block_on_socket(sv, cancelled_reader, NULL, 0);
     close(sv[0]);
     pthread_cancel(t);
     void *res;
