@@ -99,7 +99,8 @@ int fz_fd_wait_following(struct fz_fd **s, uint32_t *gen, int dir, uint32_t seq,
 int fz_fd_number(struct fz_fd *s);
 /* A call that began on `began` and waited through fz_fd_wait_following is
  * over; `now` is its last *s (NULL after a cancellation that did not
- * unwind).  If it moved to a held copy, the copy's last call closes it. */
+ * unwind).  If it moved to a held copy, the copy's last call closes it.
+ * Raw system calls only: the call's errno is left as it is. */
 void fz_fd_call_over(const struct fz_fd *began, struct fz_fd *now);
 
 /* Several fds at once (poll/select/epoll_wait): one node per fd. */

@@ -350,9 +350,7 @@ ssize_t fz_io_run(struct fz_io *io)
      * ends it, as it would end the one blocking system call (park.h) */
     unsigned call = may_park ? fz_call_begin(fz_io_intr(s, io->dir)) : 0;
     ssize_t r = io_loop(&s, io, may_park);
-    int err = errno;
     fz_fd_call_over(began, s);
-    errno = err;
     fz_call_end(call);
     return r;
 }
@@ -493,9 +491,7 @@ static ssize_t sendfile_parked(struct fz_fd *s, int out, int in, off_t *offset, 
     unsigned call = fz_call_begin(fz_io_intr(s, FZ_WRITE));
     struct fz_fd *began = s;
     ssize_t r = sendfile_loop(&s, out, in, offset, count);
-    int err = errno;
     fz_fd_call_over(began, s);
-    errno = err;
     fz_call_end(call);
     return r;
 }

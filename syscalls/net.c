@@ -174,9 +174,7 @@ FZ_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, fz_mmsg_flags
     unsigned call = fz_call_begin(fz_io_intr(s, FZ_READ));
     struct fz_fd *began = s;
     int r = recvmmsg_loop(&s, fd, vec, vlen, flags, timeout ? fz_rel_to_deadline(timeout) : 0);
-    int err = errno;
     fz_fd_call_over(began, s);
-    errno = err;
     fz_call_end(call);
     return r;
 }
@@ -294,9 +292,7 @@ static int accept_parked(struct fz_fd *s, int fd, struct sockaddr *addr, socklen
     unsigned call = fz_call_begin(fz_io_intr(s, FZ_READ));
     struct fz_fd *began = s;
     int r = accept_loop(&s, fd, addr, alen, flags);
-    int err = errno;
     fz_fd_call_over(began, s);
-    errno = err;
     fz_call_end(call);
     return r;
 }
