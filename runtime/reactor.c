@@ -19,13 +19,19 @@
  * Held files.  A thread blocked in read(2) holds a reference to the file:
  * when another thread closes the number, the read goes on waiting, the
  * peer sees no hang-up, and data written later reaches it.  A parked fiber
- * holds nothing, so close(2) (fz_fd_close) keeps the file for it: if calls
- * are parked in fz_fd_wait_following, the file is copied to a hidden number
- * (ownfd.h) and they go on there; the last of them to finish closes the
- * copy.  `waiting` counts the parked calls of the current generation; the
- * close hands that count to the held file (`calls`) and leaves `moved_to`
- * on the old entry until each counted call has come out and followed (or,
- * for calls that cannot follow, given its count back).
+ * holds nothing, so close(2) (fz_fd_close) keeps the file for it: if
+ * holding watches are parked on it (`hold`: fz_fd_wait_following's calls,
+ * poll and select), the file is copied to a hidden number (ownfd.h) and
+ * they go on there; the last of them to finish closes the copy.  `waiting`
+ * counts the holding watches linked on the current generation (count_in,
+ * count_out, under the fd lock that links them); the close hands that
+ * count to the held file (`calls`) and leaves `moved_to` on the old entry
+ * until each counted watch has come out and taken its share (a call that
+ * cannot follow gives it back).
+ *
+ * Closing.  fz_fd_close runs before the real close, so a call can still
+ * find the number open and park after it: fz_fd_closed, after the real
+ * close, wakes such calls and forgets what they registered.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -77,6 +83,7 @@ struct fz_held {
     int fd;
     atomic_uint calls;
     struct fz_fd *entry; /* the copy's number's entry, where the calls wait */
+    uint32_t seq0[2];    /* the entry's sequences before it was registered */
     bool used;           /* under held_lock */
 };
 
@@ -341,11 +348,46 @@ static void wake_all(struct fz_carrier *c, struct fz_waiter *won)
 
 void fz_fd_watch_prepare(struct fz_fd_watch *w, struct fz_fd *fd, bool rd, bool wr)
 {
-    w->fd = fd;
-    w->want[FZ_READ] = rd;
-    w->want[FZ_WRITE] = wr;
+    *w = (struct fz_fd_watch){.fd = fd, .gen = fz_fd_gen(fd), .want = {rd, wr}};
     w->seq[FZ_READ] = fz_fd_seq(fd, FZ_READ);
     w->seq[FZ_WRITE] = fz_fd_seq(fd, FZ_WRITE);
+}
+
+/* Under w->fd's lock, linking: a watch that holds counts itself in, so
+ * that a close can keep the file for it; one whose generation ended since
+ * it was prepared does not park. */
+static bool count_in(struct fz_fd_watch *w)
+{
+    struct fz_fd *s = w->fd;
+    if (!w->hold)
+        return true;
+    if (s->gen != w->gen) {
+        w->closed = true;
+        return false;
+    }
+    s->waiting++;
+    w->counted = true;
+    return true;
+}
+
+/* Under w->fd's lock, unlinking: count out, or take the share of the held
+ * copy the close left for this generation's calls. */
+static void count_out(struct fz_fd_watch *w)
+{
+    struct fz_fd *s = w->fd;
+    if (!w->counted)
+        return;
+    w->counted = false;
+    if (s->gen == w->gen) {
+        FZ_ASSERT(s->waiting > 0); /* every linked holding watch was counted */
+        s->waiting--;
+    } else if (s->moved_to && s->moved_gen == w->gen) {
+        w->held = s->moved_to;
+        if (--s->moved_pending == 0)
+            s->moved_to = NULL;
+    } else {
+        w->closed = true;
+    }
 }
 
 int fz_fd_watch_wait(struct fz_fd_watch *ws, int n, uint64_t deadline, int intr)
@@ -360,6 +402,8 @@ again:;
         struct fz_fd_watch *w = &ws[i];
         w->waiter = &waiter;
         fz_spin_lock(&w->fd->lock);
+        if (!count_in(w))
+            ready = true; /* closed since prepared: the caller finds out */
         for (int dir = 0; dir < 2; dir++) {
             if (!w->want[dir])
                 continue;
@@ -377,66 +421,46 @@ again:;
             fz_sched_parking_on_fd(waiter.fiber);
         reason = fz_waiter_block(&waiter);
     }
+    bool moved = false;
     for (int i = 0; i < n; i++) {
         struct fz_fd_watch *w = &ws[i];
         fz_spin_lock(&w->fd->lock);
         for (int dir = 0; dir < 2; dir++)
             if (w->want[dir])
                 unlink_node(w, dir);
+        count_out(w);
         fz_spin_unlock(&w->fd->lock);
+        moved |= w->held != NULL;
     }
     fz_wait_over(waiter.fiber);
-    if (reason == FZ_WAKE_RESTART)
+    if (reason == FZ_WAKE_RESTART && !moved)
         goto again; /* an event meanwhile moved the fd's seq: ready at once */
     return reason == FZ_WAKE_TIMEOUT ? ETIMEDOUT : reason == FZ_WAKE_INTERRUPT ? EINTR : 0;
 }
 
 static void held_call_over(struct fz_held *h);
 
-/* One parked call on *s, counted in `waiting` so that a close can hold the
- * file for it.  When the close did, a call that may follow gets the held
- * copy's entry and generation in *s and *gen; one that may not gives its
- * count back and reports EBADF. */
+/* One parked call on *s that holds its file (count_in).  When a close kept
+ * it, a call that may follow gets the held copy's entry and generation in
+ * *s and *gen; one that may not gives its share back and reports EBADF. */
 static int wait_counted(struct fz_fd **sp, uint32_t *genp, int dir, uint32_t seq, uint64_t deadline,
                         bool follow)
 {
-    struct fz_fd *s = *sp;
-    uint32_t gen = *genp;
-    fz_spin_lock(&s->lock);
-    bool open = s->gen == gen;
-    if (open)
-        s->waiting++;
-    fz_spin_unlock(&s->lock);
-    if (!open)
-        return EBADF; /* closed between the attempt and now */
-    struct fz_fd_watch w = {.fd = s};
+    struct fz_fd_watch w = {.fd = *sp, .gen = *genp, .hold = true};
     w.want[dir] = true;
     w.seq[dir] = seq;
     /* signal(7): socket calls with a timeout set are never restarted */
     int r = fz_fd_watch_wait(&w, 1, deadline, deadline ? FZ_INTR_ALWAYS : FZ_INTR_NORESTART);
-    struct fz_held *h = NULL;
-    fz_spin_lock(&s->lock);
-    open = s->gen == gen;
-    if (open) {
-        FZ_ASSERT(s->waiting > 0); /* every parked call was counted */
-        s->waiting--;
-    } else if (s->moved_to && s->moved_gen == gen) {
-        h = s->moved_to;
-        if (--s->moved_pending == 0)
-            s->moved_to = NULL;
-    }
-    fz_spin_unlock(&s->lock);
-    if (open)
-        return r;
-    if (!h)
-        return EBADF;
-    if (!follow) {
-        held_call_over(h);
+    if (w.held && !follow) {
+        held_call_over(w.held);
         return EBADF;
     }
-    *sp = h->entry;
-    *genp = fz_fd_gen(h->entry);
-    return r; /* 0: try the call again, on the held copy */
+    if (w.held) {
+        *sp = w.held->entry;
+        *genp = fz_fd_gen(w.held->entry);
+        return r; /* 0: try the call again, on the held copy */
+    }
+    return w.closed ? EBADF : r; /* closed before the park or without a copy */
 }
 
 int fz_fd_wait(struct fz_fd *s, int dir, uint32_t seq, uint64_t deadline)
@@ -528,12 +552,23 @@ static void new_generation(struct fz_fd *s)
     fz_fd_take_error(s);
 }
 
+/* Nothing known about s, and nothing being learnt: no registration under
+ * way (it holds the lock from its epoll_ctl to storing the kind), none
+ * done, no waiter.  Racy reads, safe because a registration that began
+ * after them cannot outlive the real close that follows fz_fd_closed. */
+static bool untouched(struct fz_fd *s)
+{
+    if (fz_spin_held(&s->lock))
+        return false;
+    atomic_thread_fence(memory_order_acquire); /* the lock's release: its kind */
+    return s->kind == FZ_FD_UNKNOWN && !s->head[0] && !s->head[1];
+}
+
 void fz_fd_forget(int fd)
 {
     struct fz_fd *s = lookup(fd, false);
-    if (!s || (s->kind == FZ_FD_UNKNOWN && !s->head[0] && !s->head[1]))
-        return; /* nothing known about it (racy read: a registration is
-                   done by a fiber that has the fd open, so not this one) */
+    if (!s || untouched(s))
+        return;
     /* A vfork child closing its copies (before exec) must not wake the
      * parent's waiters with EBADF: Python's subprocess does that from
      * threads that read other children's pipes. */
@@ -596,7 +631,14 @@ static struct fz_held *held_copy_of(struct fz_fd *s)
         held_give_back(h);
         return NULL;
     }
-    struct fz_fd *e = get(h->fd, true);
+    /* before registering: the registration's own event counts for watchers
+     * that follow (fz_fd_watch_follow) */
+    struct fz_fd *e = lookup(h->fd, true);
+    if (e) {
+        h->seq0[FZ_READ] = fz_fd_seq(e, FZ_READ);
+        h->seq0[FZ_WRITE] = fz_fd_seq(e, FZ_WRITE);
+        e = get(h->fd, true);
+    }
     h->entry = e;
     if (!e || e->kind != FZ_FD_POLLABLE) {
         held_close(h); /* forgets what get() learnt about the number */
@@ -605,6 +647,31 @@ static struct fz_held *held_copy_of(struct fz_fd *s)
     atomic_store(&h->calls, 0);
     __atomic_store_n(&e->held, h, __ATOMIC_RELEASE);
     return h;
+}
+
+void fz_fd_closed(int fd)
+{
+    fz_fd_forget(fd);
+}
+
+void fz_fd_watch_follow(struct fz_fd_watch *w)
+{
+    struct fz_held *h = w->held;
+    FZ_ASSERT(h && !w->counted);
+    *w = (struct fz_fd_watch){
+        .fd = h->entry, .gen = fz_fd_gen(h->entry), .want = {w->want[0], w->want[1]}};
+    w->seq[FZ_READ] = h->seq0[FZ_READ];
+    w->seq[FZ_WRITE] = h->seq0[FZ_WRITE];
+}
+
+struct fz_fd *fz_fd_held_entry(const struct fz_held *h)
+{
+    return h->entry;
+}
+
+void fz_fd_held_done(struct fz_held *h)
+{
+    held_call_over(h);
 }
 
 void fz_fd_close(int fd)

@@ -80,10 +80,16 @@ unsigned fz_fd_highest_known(void);
 void fz_fd_forget(int fd);
 
 /* The program closes fd (before the real close): as fz_fd_forget, except
- * that calls parked in fz_fd_wait_following keep the file and go on
- * waiting on a hidden copy of it, as a blocked system call's reference
- * keeps it natively (the peer sees no hang-up, later data reaches them). */
+ * that parked holding watches (fz_fd_wait_following's calls, watches with
+ * `hold`) keep the file and go on waiting on a hidden copy of it, as a
+ * blocked system call's reference keeps it natively (the peer sees no
+ * hang-up, later data reaches them). */
 void fz_fd_close(int fd);
+/* After the real close of fd (or of a range, or a stream's): a call that
+ * parked between fz_fd_close and the close itself found the number still
+ * open and waits on a file that is gone now; it is woken to find out, and
+ * what it learnt about the number (its registration) is forgotten. */
+void fz_fd_closed(int fd);
 
 /* Park until dir is ready (an edge after `seq`), the deadline passes or a
  * signal interrupts.  0 ready, ETIMEDOUT, EINTR, or EBADF if the fd was
@@ -103,18 +109,36 @@ int fz_fd_number(struct fz_fd *s);
  * Raw system calls only: the call's errno is left as it is. */
 void fz_fd_call_over(const struct fz_fd *began, struct fz_fd *now);
 
+/* A file kept open for parked calls whose number the program closed. */
+struct fz_held;
+
 /* Several fds at once (poll/select/epoll_wait): one node per fd. */
 struct fz_fd_watch {
     struct fz_fd *fd;
+    uint32_t gen; /* the generation watched */
     uint32_t seq[2];
     bool want[2];
+    bool hold;            /* in: a close while parked keeps the file for this call */
+    bool counted;         /* counted in fd's `waiting` while linked (reactor only) */
+    bool closed;          /* out: the generation ended, the file was not held */
+    struct fz_held *held; /* out: the close moved the file here; the caller
+                             owns a share of it (fz_fd_held_done) */
     struct fz_fd_watch *next[2], *prev[2]; /* per-direction waiter lists */
     struct fz_waiter *waiter;
 };
-/* Snapshot sequences (before the non-blocking check). */
+/* Snapshot generation and sequences (before the non-blocking check). */
 void fz_fd_watch_prepare(struct fz_fd_watch *w, struct fz_fd *fd, bool rd, bool wr);
-/* 0 woken by readiness, ETIMEDOUT, EINTR (intr: enum fz_intr). */
+/* 0 woken by readiness (or by a close: see `closed` and `held`),
+ * ETIMEDOUT, EINTR (intr: enum fz_intr). */
 int fz_fd_watch_wait(struct fz_fd_watch *ws, int n, uint64_t deadline, int intr);
+/* w->held is set: watch the held copy instead, from the moment it was made
+ * (an event on it since then makes the next wait return at once). */
+void fz_fd_watch_follow(struct fz_fd_watch *w);
+/* The copy's entry, to watch again after a check. */
+struct fz_fd *fz_fd_held_entry(const struct fz_held *h);
+/* A call that took a share of h (w->held) is done with it; the last share
+ * closes the copy. */
+void fz_fd_held_done(struct fz_held *h);
 
 /* For stats: fds registered with the driver now (a racy count). */
 unsigned fz_reactor_registered(void);

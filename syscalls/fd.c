@@ -40,17 +40,28 @@ static FILE *forget_stream(FILE *f)
 
 /* A stream's fd is about to be closed inside libc: as close() does, calls
  * parked on it keep the file (reactor.h). */
-static void closing_stream(FILE *f)
+static int closing_stream(FILE *f)
 {
     int fd = f ? fileno(f) : -1;
-    if (fd >= 0 && fz_rt.active)
-        fz_fd_close(fd);
+    if (fd < 0 || !fz_rt.active)
+        return -1;
+    fz_fd_close(fd);
+    return fd;
+}
+
+/* ... and once it is closed (reactor.h: fz_fd_closed). */
+static void closed_stream(int fd)
+{
+    if (fd >= 0)
+        fz_fd_closed(fd);
 }
 
 FZ_EXPORT int fclose(FILE *f)
 {
-    closing_stream(f);
-    return fz_real.fclose(f);
+    int fd = closing_stream(f);
+    int r = fz_real.fclose(f);
+    closed_stream(fd);
+    return r;
 }
 
 FZ_EXPORT FILE *fopen(const char *path, const char *mode)
@@ -62,8 +73,10 @@ FZ_EXPORT FILE *fopen64(const char *path, const char *mode) __attribute__((alias
 
 FZ_EXPORT FILE *freopen(const char *path, const char *mode, FILE *f)
 {
-    closing_stream(f);
-    return forget_stream(fz_real.freopen(path, mode, f));
+    int fd = closing_stream(f);
+    FILE *r = fz_real.freopen(path, mode, f);
+    closed_stream(fd);
+    return forget_stream(r);
 }
 
 FZ_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *f)

@@ -407,9 +407,12 @@ FZ_EXPORT int close(int fd)
 {
     if (fz_fd_hidden(fd))
         return -1;
-    if (fd >= 0 && fz_rt.active)
-        fz_fd_close(fd); /* parked calls keep the file (reactor.h) */
-    return fz_real.close(fd);
+    if (fd < 0 || !fz_rt.active)
+        return fz_real.close(fd);
+    fz_fd_close(fd); /* parked calls keep the file (reactor.h) */
+    int r = fz_real.close(fd);
+    fz_fd_closed(fd); /* raw calls: errno stays the close's */
+    return r;
 }
 
 FZ_EXPORT int dup(int fd)

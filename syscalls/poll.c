@@ -10,24 +10,53 @@
  * signal mask (ppoll, pselect, epoll_pwait with a mask) go to the real
  * call: the mask must apply atomically to the wait, which a parked fiber
  * cannot do (documented; they block their carrier).
+ *
+ * A blocked poll or select holds a reference to each file it sleeps on:
+ * when another thread closes one of the numbers, the file stays open (a
+ * pipe's writer still has a reader), the close wakes nobody, and the call
+ * rescans the numbers at its next wake-up (an event on any of its files,
+ * the old one included) or at its timeout.  poll then says POLLNVAL for a
+ * number left closed; select (Linux 6.18 here) reports it ready in every
+ * set that asked.  A number taken by a new file is that file's.  So a
+ * close keeps the file for the parked call (reactor.h's held files), the
+ * call goes on watching the copy without checking, and lets it go when it
+ * returns.  epoll_wait does not hold its epoll fd (a close under it still
+ * ends it with EBADF).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include "runtime/reactor.h"
+#include "runtime/sys.h"
 #include "syscalls/hook.h"
 
-typedef int (*check_fn)(void *ctx);
+/* Files one call keeps after the program closed their numbers.  More
+ * than this (a program closing nine fds under one poll) are let go, and the
+ * call reports their numbers at once, as before holding. */
+#define HOLDS_MAX 8
+
+struct holds {
+    int n;
+    struct {
+        struct fz_held *file;
+        int fd; /* the program's number it was */
+    } at[HOLDS_MAX];
+};
+
+typedef int (*check_fn)(void *ctx, const struct holds *holds);
 
 static uint64_t ms_deadline(int timeout)
 {
     return timeout < 0 ? 0 : fz_now_ns() + (uint64_t)timeout * 1000000u;
 }
 
-/* Prepare one watch per pollable fd; returns how many. */
-static int prepare(struct fz_fd_watch *ws, const struct pollfd *want, nfds_t n)
+/* Prepare one watch per pollable fd, then one per held file; returns how
+ * many. */
+static int prepare(struct fz_fd_watch *ws, const struct pollfd *want, nfds_t n, bool hold,
+                   const struct holds *holds)
 {
     int k = 0;
     for (nfds_t i = 0; i < n; i++) {
@@ -38,42 +67,86 @@ static int prepare(struct fz_fd_watch *ws, const struct pollfd *want, nfds_t n)
             continue; /* the real call reports it (ready or invalid) */
         bool rd = want[i].events & (POLLIN | POLLPRI | POLLRDHUP);
         bool wr = want[i].events & POLLOUT;
-        fz_fd_watch_prepare(&ws[k++], s, rd || !wr, wr);
+        fz_fd_watch_prepare(&ws[k], s, rd || !wr, wr);
+        ws[k++].hold = hold;
     }
+    /* an event on a held file wakes the call as natively, to rescan */
+    for (int i = 0; i < holds->n; i++)
+        fz_fd_watch_prepare(&ws[k++], fz_fd_held_entry(holds->at[i].file), true, true);
     return k;
 }
 
-/* check() until it reports something, parking on `want` in between. */
-static int wait_loop(const struct pollfd *want, nfds_t n, uint64_t deadline, check_fn check,
-                     void *ctx)
+/* After a wait: take on the files a close kept for this call and watch
+ * them instead.  True if the call should wait on without checking (the
+ * close was all that happened, and a close wakes no one natively). */
+static bool follow_closes(struct fz_fd_watch *ws, int k, struct holds *holds)
 {
-    struct fz_fd_watch local[64], *ws = local;
-    if (n > 64 && !(ws = malloc(sizeof *ws * n)))
+    bool followed = false, check = false;
+    for (int i = 0; i < k; i++) {
+        struct fz_fd_watch *w = &ws[i];
+        if (w->held && holds->n < HOLDS_MAX) {
+            holds->at[holds->n].file = w->held;
+            holds->at[holds->n++].fd = fz_fd_number(w->fd);
+            fz_fd_watch_follow(w);
+            followed = true;
+        } else if (w->held) {
+            fz_fd_held_done(w->held);
+            w->held = NULL;
+            check = true;
+        } else if (w->closed) {
+            check = true;
+        }
+    }
+    return followed && !check;
+}
+
+static void let_go(struct holds *holds)
+{
+    for (int i = 0; i < holds->n; i++)
+        fz_fd_held_done(holds->at[i].file);
+    holds->n = 0;
+}
+
+/* check() until it reports something, parking on `want` in between.
+ * hold: a close of a watched number keeps its file until the call ends. */
+static int wait_loop(const struct pollfd *want, nfds_t n, bool hold, uint64_t deadline,
+                     check_fn check, void *ctx)
+{
+    struct fz_fd_watch local[64 + HOLDS_MAX], *ws = local;
+    if (n > 64 && !(ws = malloc(sizeof *ws * (n + HOLDS_MAX))))
         return FZ_FALLBACK;
+    struct holds holds = {0};
     /* from before the first check: a signal handled anywhere in the call
      * ends it (never restarted), as it ends the one system call natively */
     unsigned call = fz_call_begin(FZ_INTR_ALWAYS);
     int r;
     for (;;) {
-        int k = prepare(ws, want, n);
-        r = check(ctx);
+        int k = prepare(ws, want, n, hold, &holds);
+        r = check(ctx, &holds);
         if (r != 0)
             break;
         if (deadline && fz_now_ns() >= deadline)
             break;
-        int w = fz_fd_watch_wait(ws, k, deadline, FZ_INTR_ALWAYS); /* never restarted */
+        int w;
+        do /* never restarted */
+            w = fz_fd_watch_wait(ws, k, deadline, FZ_INTR_ALWAYS);
+        while (w == 0 && follow_closes(ws, k, &holds));
+        if (w != 0)
+            follow_closes(ws, k, &holds); /* shares taken as the wait ended */
         if (w == EINTR) {
+            let_go(&holds); /* before a cancellation unwinds the call */
             fz_cancel_point();
             errno = EINTR;
             r = -1;
             break;
         }
         if (w == ETIMEDOUT) {
-            r = check(ctx);
+            r = check(ctx, &holds);
             break;
         }
     }
     fz_call_end(call);
+    let_go(&holds);
     if (ws != local)
         free(ws);
     return r;
@@ -100,8 +173,9 @@ static int with_kept_errors(struct pollfd *fds, nfds_t n, int r)
     return r;
 }
 
-static int poll_now(void *ctx)
+static int poll_now(void *ctx, const struct holds *holds)
 {
+    (void)holds; /* the kernel says POLLNVAL for a closed number */
     struct poll_args *a = ctx;
     return with_kept_errors(a->fds, a->n, fz_real.poll(a->fds, a->n, 0));
 }
@@ -109,7 +183,7 @@ static int poll_now(void *ctx)
 static int park_poll(struct pollfd *fds, nfds_t n, uint64_t deadline)
 {
     struct poll_args a = {fds, n};
-    return wait_loop(fds, n, deadline, poll_now, &a);
+    return wait_loop(fds, n, true, deadline, poll_now, &a);
 }
 
 FZ_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
@@ -139,14 +213,39 @@ struct select_args {
     fd_set *sets[3], saved[3];
 };
 
-static int select_now(void *ctx)
+static bool number_closed(int fd)
+{
+    return fz_sys2(SYS_fcntl, fd, F_GETFD) == -EBADF;
+}
+
+/* A number closed while the call waited (it holds the file) is reported
+ * ready in each set that asked for it, as Linux 6.18 does; the kernel
+ * would say EBADF for it, so it is not passed on. */
+static int select_now(void *ctx, const struct holds *holds)
 {
     struct select_args *a = ctx;
     for (int i = 0; i < 3; i++)
         if (a->sets[i])
             *a->sets[i] = a->saved[i];
+    int gone[HOLDS_MAX], n_gone = 0;
+    for (int h = 0; h < holds->n; h++) {
+        int fd = holds->at[h].fd;
+        if (fd >= a->nfds || !number_closed(fd))
+            continue;
+        gone[n_gone++] = fd;
+        for (int i = 0; i < 3; i++)
+            if (a->sets[i])
+                FD_CLR(fd, a->sets[i]);
+    }
     struct timeval zero = {0, 0};
-    return fz_real.select(a->nfds, a->sets[0], a->sets[1], a->sets[2], &zero);
+    int r = fz_real.select(a->nfds, a->sets[0], a->sets[1], a->sets[2], &zero);
+    for (int g = 0; r >= 0 && g < n_gone; g++)
+        for (int i = 0; i < 3; i++)
+            if (a->sets[i] && FD_ISSET(gone[g], &a->saved[i]) && !FD_ISSET(gone[g], a->sets[i])) {
+                FD_SET(gone[g], a->sets[i]);
+                r++;
+            }
+    return r;
 }
 
 static int park_select(int nfds, fd_set *r, fd_set *w, fd_set *e, uint64_t deadline)
@@ -165,7 +264,7 @@ static int park_select(int nfds, fd_set *r, fd_set *w, fd_set *e, uint64_t deadl
         if (ev)
             want[n++] = (struct pollfd){fd, ev, 0};
     }
-    int res = wait_loop(want, n, deadline, select_now, &a);
+    int res = wait_loop(want, n, true, deadline, select_now, &a);
     if (res < 0) /* the kernel copies no set back on failure (EINTR) */
         for (int i = 0; i < 3; i++)
             if (a.sets[i])
@@ -215,8 +314,9 @@ struct epoll_args {
     struct epoll_event *events;
 };
 
-static int epoll_now(void *ctx)
+static int epoll_now(void *ctx, const struct holds *holds)
 {
+    (void)holds;
     struct epoll_args *a = ctx;
     return fz_real.epoll_wait(a->epfd, a->events, a->max, 0);
 }
@@ -225,7 +325,7 @@ static int park_epoll(int epfd, struct epoll_event *events, int max, uint64_t de
 {
     struct epoll_args a = {epfd, max, events};
     struct pollfd want = {epfd, POLLIN, 0};
-    return wait_loop(&want, 1, deadline, epoll_now, &a);
+    return wait_loop(&want, 1, false, deadline, epoll_now, &a);
 }
 
 FZ_EXPORT int epoll_wait(int epfd, struct epoll_event *events, int max, int timeout)

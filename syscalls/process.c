@@ -233,11 +233,13 @@ FZ_OFFLOAD(static, int, pool_pclose, fz_real.pclose, FZ_OFFLOAD_PLAIN, (FILE *, 
  * keep the file (reactor.h). */
 FZ_EXPORT int pclose(FILE *stream)
 {
-    if (stream && fz_rt.active)
-        fz_fd_close(fileno(stream));
-    if (!fz_hook_active(FZ_HOOK_PROCESS))
-        return fz_real.pclose(stream);
-    return pool_pclose(stream);
+    int fd = stream && fz_rt.active ? fileno(stream) : -1;
+    if (fd >= 0)
+        fz_fd_close(fd);
+    int r = fz_hook_active(FZ_HOOK_PROCESS) ? pool_pclose(stream) : fz_real.pclose(stream);
+    if (fd >= 0)
+        fz_fd_closed(fd); /* raw calls: errno stays pclose's */
+    return r;
 }
 
 /* ---- vfork --------------------------------------------------------------- */

@@ -41,6 +41,24 @@ load helpers
     done
 }
 
+@test "poll and select blocked on an fd another thread closes keep the file, as natively" {
+    compare_native poll_close_waiting
+}
+
+@test "poll and select blocked on an fd another thread closes, on one carrier" {
+    FIBERIZE_WORKERS=1 compare_native poll_close_waiting
+}
+
+# The close lands while pollers are still starting: one that parks after
+# the close began but before the real close must still be woken.
+@test "closes racing four starting pollers: 300 rounds, none left parked" {
+    for w in 2 1; do
+        FIBERIZE_WORKERS=$w run_fiberized poll_close_waiting race 300
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"race: 300 rounds, 0 bad"* ]]
+    done
+}
+
 @test "64 MiB transfers and fd reuse on one carrier" {
     FIBERIZE_WORKERS=1 compare_native io_transfer
 }
