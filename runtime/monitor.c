@@ -34,6 +34,7 @@
  * idle wakes it), so an idle program costs nothing; otherwise it wakes once
  * per half period, reading a few words per carrier.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,6 +45,7 @@
 #include "runtime/det.h"
 #include "runtime/dump.h"
 #include "runtime/monitor.h"
+#include "runtime/ownfd.h"
 #include "runtime/tls.h"
 #include "runtime/procstat.h"
 #include "runtime/sched.h"
@@ -156,15 +158,67 @@ static bool blocked_in_call(struct fz_carrier *c, const struct fz_fiber *running
     return f == running && now > since && now - since >= FZ_BLOCKING_HANDOFF_NS;
 }
 
+/* The first carriers' /proc stat files, kept open from the monitor's first
+ * look at each and read again from offset 0.  An open takes the lowest
+ * free number for an instant, before ownfd moves it high: opened at every
+ * look, the monitor of a program with a fiber computing took that instant
+ * every few milliseconds, and a program's open() racing it on another
+ * thread got another number than natively (`close(0);
+ * open("/dev/null")` not landing on 0).  Now the instant comes once per
+ * carrier.  Four: the carriers of a 2-4 CPU machine, while the band of
+ * per-wait numbers they hold (64, ownfd.c) stays for waits; spares beyond
+ * them open at each look, as before.  Monitor thread only: reset at its
+ * start (a fork child's were closed by fz_ownfd_after_fork), released at
+ * its exit. */
+#define STAT_FILES 4
+static struct {
+    int fd;
+    pid_t tid; /* the carrier thread it is of */
+} stat_files[STAT_FILES];
+
+static void stat_files_reset(void)
+{
+    for (int i = 0; i < STAT_FILES; i++)
+        stat_files[i].fd = -1;
+}
+
+static void stat_files_release(void)
+{
+    for (int i = 0; i < STAT_FILES; i++)
+        if (stat_files[i].fd >= 0)
+            fz_ownfd_release(&stat_files[i].fd);
+}
+
+/* c's stat file, opened if need be; -1 if it cannot be kept open. */
+static int stat_file_of(struct fz_carrier *c, const char *path)
+{
+    size_t i = (size_t)(c - fz_rt.carriers);
+    if (i >= STAT_FILES)
+        return -1;
+    /* ownfd moves it when the program dup2s onto its number */
+    int fd = __atomic_load_n(&stat_files[i].fd, __ATOMIC_ACQUIRE);
+    if (fd >= 0 && stat_files[i].tid == c->tid)
+        return fd;
+    if (stat_files[i].fd >= 0)
+        fz_ownfd_release(&stat_files[i].fd); /* a carrier thread of before a shrink */
+    stat_files[i].fd = (int)fz_sys4(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+    if (stat_files[i].fd < 0 || !fz_ownfd_adopt(&stat_files[i].fd, false))
+        return stat_files[i].fd = -1;
+    stat_files[i].tid = c->tid;
+    return stat_files[i].fd;
+}
+
 /* c's OS thread's state letter in /proc (R running or runnable, S or D
  * sleeping in the kernel...), '?' when it cannot be read.  Read with raw
- * system calls (the monitor must not run interposers) through a per-wait
- * owned fd (ownfd.h: the program never sees it). */
+ * system calls (the monitor must not run interposers) through an owned fd
+ * (ownfd.h: the program never sees it). */
 static char carrier_state(struct fz_carrier *c)
 {
     char path[64], buf[256];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)c->tid);
-    const char *state = fz_procstat_field(path, true, buf, sizeof buf, 3);
+    int fd = stat_file_of(c, path);
+    const char *state = fd >= 0 ? fz_procstat_field_fd(fd, buf, sizeof buf, 3)
+                                : fz_procstat_field(path, true, buf, sizeof buf, 3);
     return state ? *state : '?';
 }
 
@@ -410,6 +464,7 @@ static void *monitor_main(void *arg)
     (void)arg;
     fz_monitor_tid = (pid_t)fz_sys0(SYS_gettid);
     disk_stuck = 0; /* a restart after a shrink: every slot was reset */
+    stat_files_reset();
     starving = false;
     seen_switches = 0;
     switches_since = 0;
@@ -467,6 +522,7 @@ static void *monitor_main(void *arg)
             atomic_load(&fz_rt.num_idle) == 0)
             add_spare(n);
     }
+    stat_files_release();
     fz_monitor_tid = 0;
     atomic_store(&gone, 1);
     fz_futex_wake(&gone, 1);

@@ -16,5 +16,8 @@
  * while it is open (ownfd.h), as any fd opened while the program's threads
  * run must be; a single-threaded start-up may pass false. */
 const char *fz_procstat_field(const char *path, bool owned, char *buf, size_t size, int field);
+/* The same from an open stat file, read again from its start (a stat file
+ * is made afresh at offset 0). */
+const char *fz_procstat_field_fd(int fd, char *buf, size_t size, int field);
 
 #endif
