@@ -153,19 +153,21 @@ static void number_reused(void)
     close(q[1]);
 }
 
-/* Two fds, one closed: an event on the other ends the wait, and the
- * closed number is reported with it. */
-static void two_fds(void)
+/* The watched pipe's read end closed, another pipe watched too; then a
+ * byte goes to the old pipe or to the other one. */
+static void two_pipes(const char *name, void *(*fn)(void *), bool to_old_pipe)
 {
     int p[2], q[2];
     if (pipe(p) != 0 || pipe(q) != 0)
         return;
     other = q[0];
-    pthread_t t = start(poller, p[0], 5000);
+    pthread_t t = start(fn, p[0], 5000);
     close(p[0]);
-    printf("two fds: after the close: %s\n", waiting());
-    (void)!write(q[1], "y", 1);
-    finish("two fds", t);
+    printf("%s: after the close: %s\n", name, waiting());
+    ssize_t w = write(to_old_pipe ? p[1] : q[1], "x", 1);
+    printf("%s: write to the %s pipe: %zd %s\n", name, to_old_pipe ? "old" : "other", w,
+           w < 0 ? strerror(errno) : "");
+    finish(name, t);
     other = -1;
     close(p[1]);
     close(q[0]);
@@ -195,25 +197,6 @@ static void socket_peer(void)
     finish("socket", t);
     printf("socket: once poll returned, the peer sees %s\n", peer_sees(sv[1]));
     close(sv[1]);
-}
-
-/* select, the number in the read and except sets, plus another pipe. */
-static void select_pipe(void)
-{
-    int p[2], q[2];
-    if (pipe(p) != 0 || pipe(q) != 0)
-        return;
-    other = q[0];
-    pthread_t t = start(selecter, p[0], 0);
-    close(p[0]);
-    printf("select: after the close: %s\n", waiting());
-    ssize_t w = write(p[1], "x", 1);
-    printf("select: write to the old pipe: %zd %s\n", w, w < 0 ? strerror(errno) : "");
-    finish("select", t);
-    other = -1;
-    close(p[1]);
-    close(q[0]);
-    close(q[1]);
 }
 
 /* A poller cancelled after the close lets the file go.  Whether the
@@ -294,9 +277,11 @@ int main(int argc, char **argv)
     pipe_written();
     timed_out();
     number_reused();
-    two_fds();
+    /* an event on the other ends the wait, the closed number reported too */
+    two_pipes("two fds", poller, false);
     socket_peer();
-    select_pipe();
+    /* select: the number in the read and except sets */
+    two_pipes("select", selecter, true);
     cancelled();
     return 0;
 }
