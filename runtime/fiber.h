@@ -124,6 +124,7 @@ struct fz_fiber {
     atomic_ullong sig_retired;                /* pending ones sent under a handler since replaced by
                                                  SIG_DFL: they run that handler (syscalls/signal.c) */
     uint64_t cpu_ns;                          /* CPU time charged to it (runtime/cputime.c) */
+    uint64_t cpu_reported;                    /* the most any reading of it said (cputime.c) */
     cpu_set_t *affinity;    /* its CPU mask when it set one (runtime/affinity.c) */
     unsigned affinity_gen;  /* 0: the process's mask */
     stack_t altstack;       /* its sigaltstack (runtime/altstack.c) */

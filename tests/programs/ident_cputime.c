@@ -5,7 +5,8 @@
  * getrusage(RUSAGE_THREAD) -- also with two such threads at once (under
  * fiberize they may share carriers and migrate).  A thread that sleeps
  * uses almost none; a thread's clock never goes backwards across sleeps
- * and yields.
+ * and yields.  Another thread's clock, read while that thread computes,
+ * includes the time it has computed so far.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -81,6 +82,36 @@ static void *spinner(void *arg)
 static atomic_int backwards;
 static int64_t sleeper_cpu;
 
+static atomic_int computing_started;
+
+static void *computes(void *arg)
+{
+    (void)arg;
+    atomic_store(&computing_started, 1);
+    work();
+    return NULL;
+}
+
+/* Read a computing thread's clock 60 ms into its ~150 ms of work: it must
+ * show a good part of those 60 ms, and never less at the next read. */
+static int running_clock_counts(void)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, computes, NULL);
+    while (!atomic_load(&computing_started))
+        sched_yield();
+    struct timespec ts = {0, 60000000};
+    nanosleep(&ts, NULL);
+    clockid_t c;
+    int ok = pthread_getcpuclockid(t, &c) == 0;
+    int64_t first = ok ? ns_of(c) : -1, second = ok ? ns_of(c) : -1;
+    pthread_join(t, NULL);
+    if (first < 20000000 || second < first)
+        fprintf(stderr, "a computing thread's clock read %lld, then %lld\n", (long long)first,
+                (long long)second);
+    return first >= 20000000 && second >= first;
+}
+
 static void *sleeper(void *arg)
 {
     (void)arg;
@@ -141,6 +172,8 @@ int main(void)
     report("pthread_getcpuclockid of another thread reads its time", by_other);
     report("a sleeping thread uses almost no CPU", sleeper_cpu >= 0 && sleeper_cpu < 20000000);
     report("a thread's clock never goes backwards", !atomic_load(&backwards));
+    report("another thread's clock read while it computes counts that time",
+           running_clock_counts());
     if (failures)
         fprintf(stderr, "calibrated %lld, spinners %lld %lld, rusage %lld %lld, sleeper %lld\n",
                 (long long)calibrated, (long long)r[0].by_clock, (long long)r[1].by_clock,
