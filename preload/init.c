@@ -24,6 +24,7 @@
 #include "preload/observe.h"
 #include "syscalls/sync.h"
 #include "syscalls/real.h"
+#include "runtime/cputime.h"
 #include "runtime/det.h"
 #include "runtime/driver.h"
 #include "runtime/identity.h"
@@ -161,7 +162,7 @@ static bool fork_child_rebuild(struct fz_fiber *self)
         say("fiberize: ", "fork child runs without the runtime (out of memory)");
         return false;
     }
-    self->cpu_ns = cpu;
+    fz_cputime_restart(self, cpu);
     fz_sigthread_after_fork();
     fz_ident_after_fork(self, getpid());
     resync_signal_handlers();

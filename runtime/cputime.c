@@ -92,6 +92,12 @@ static uint64_t other_fiber_ns(struct fz_fiber *f)
     return ns + (now - mark);
 }
 
+void fz_cputime_restart(struct fz_fiber *f, uint64_t ns)
+{
+    f->cpu_ns = ns;
+    f->cpu_reported = ns;
+}
+
 /* Never less than a reading before (see the top). */
 static uint64_t not_backwards(struct fz_fiber *f, uint64_t ns)
 {

@@ -20,6 +20,9 @@ void fz_cputime_stop(struct fz_carrier *c, struct fz_fiber *self);
 void fz_cputime_start(struct fz_carrier *c);
 /* f's CPU time in ns (self: up to now). */
 uint64_t fz_cputime_of(struct fz_fiber *f, struct fz_fiber *self);
+/* A fork child's fiber: its clock is the child thread's own, ns so far
+ * (no reading of the parent's holds it up). */
+void fz_cputime_restart(struct fz_fiber *f, uint64_t ns);
 
 /* The kernel's encoding of an OS thread's CPU clock: (~tid << 3) |
  * PERTHREAD | type, in 32 bits (what pthread_getcpuclockid builds). */
