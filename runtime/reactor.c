@@ -72,6 +72,7 @@ struct fz_fd {
     struct fz_held *moved_to; /* where the calls of moved_gen go on */
     uint32_t moved_gen;       /* the generation a close with waiters ended */
     unsigned moved_pending;   /* calls of moved_gen yet to come out */
+    atomic_uint forgets;      /* fz_fd_forget calls, as a token (fz_fd_closed) */
     struct fz_held *held;     /* this number is a held file's copy (set before its
                                  first follower, cleared by its last) */
 };
@@ -567,7 +568,10 @@ static bool untouched(struct fz_fd *s)
 void fz_fd_forget(int fd)
 {
     struct fz_fd *s = lookup(fd, false);
-    if (!s || untouched(s))
+    if (!s)
+        return;
+    atomic_fetch_add_explicit(&s->forgets, 1, memory_order_acq_rel);
+    if (untouched(s))
         return;
     /* A vfork child closing its copies (before exec) must not wake the
      * parent's waiters with EBADF: Python's subprocess does that from
@@ -649,9 +653,17 @@ static struct fz_held *held_copy_of(struct fz_fd *s)
     return h;
 }
 
-void fz_fd_closed(int fd)
+void fz_fd_closed(int fd, unsigned token)
 {
-    fz_fd_forget(fd);
+    struct fz_fd *s = lookup(fd, false);
+    if (s && atomic_load_explicit(&s->forgets, memory_order_acquire) == token)
+        fz_fd_forget(fd);
+}
+
+static unsigned forget_token(int fd)
+{
+    struct fz_fd *s = lookup(fd, false);
+    return s ? atomic_load_explicit(&s->forgets, memory_order_acquire) : 0;
 }
 
 void fz_fd_watch_follow(struct fz_fd_watch *w)
@@ -674,18 +686,18 @@ void fz_fd_held_done(struct fz_held *h)
     held_call_over(h);
 }
 
-void fz_fd_close(int fd)
+unsigned fz_fd_close(int fd)
 {
     struct fz_fd *s = lookup(fd, false);
     if (!s || !__atomic_load_n(&s->waiting, __ATOMIC_RELAXED) || s->kind != FZ_FD_POLLABLE ||
         fz_in_vfork_child() || s->moved_to) {
         fz_fd_forget(fd);
-        return;
+        return forget_token(fd);
     }
     struct fz_held *h = held_copy_of(s);
     if (!h) {
         fz_fd_forget(fd);
-        return;
+        return forget_token(fd);
     }
     fz_spin_lock(&s->lock);
     unsigned n = s->waiting;
@@ -693,7 +705,7 @@ void fz_fd_close(int fd)
         fz_spin_unlock(&s->lock);
         held_close(h);
         fz_fd_forget(fd);
-        return;
+        return forget_token(fd);
     }
     atomic_store(&h->calls, n);
     h->entry->timeout[0] = s->timeout[0]; /* the program set them on the socket */
@@ -709,6 +721,7 @@ void fz_fd_close(int fd)
     struct fz_waiter *won = take_everyone(s);
     fz_spin_unlock(&s->lock);
     wake_all(NULL, won);
+    return forget_token(fd);
 }
 
 void fz_reactor_dispatch(struct fz_carrier *c, uint64_t tok, uint32_t events)

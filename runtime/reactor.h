@@ -84,12 +84,14 @@ void fz_fd_forget(int fd);
  * `hold`) keep the file and go on waiting on a hidden copy of it, as a
  * blocked system call's reference keeps it natively (the peer sees no
  * hang-up, later data reaches them). */
-void fz_fd_close(int fd);
-/* After the real close of fd (or of a range, or a stream's): a call that
- * parked between fz_fd_close and the close itself found the number still
- * open and waits on a file that is gone now; it is woken to find out, and
- * what it learnt about the number (its registration) is forgotten. */
-void fz_fd_closed(int fd);
+unsigned fz_fd_close(int fd);
+/* After the real close of fd (or a stream's), with what fz_fd_close
+ * returned: a call that parked between fz_fd_close and the close itself
+ * found the number still open and waits on a file that is gone now; it is
+ * woken to find out, and what it learnt about the number (its
+ * registration) is forgotten -- unless the number was forgotten again
+ * meanwhile (a new file took it: its own state is not touched). */
+void fz_fd_closed(int fd, unsigned token);
 
 /* Park until dir is ready (an edge after `seq`), the deadline passes or a
  * signal interrupts.  0 ready, ETIMEDOUT, EINTR, or EBADF if the fd was

@@ -39,28 +39,32 @@ static FILE *forget_stream(FILE *f)
 }
 
 /* A stream's fd is about to be closed inside libc: as close() does, calls
- * parked on it keep the file (reactor.h). */
-static int closing_stream(FILE *f)
+ * parked on it keep the file, and once it is closed those that parked
+ * meanwhile are woken (reactor.h).  fd -1: nothing to do. */
+struct closing {
+    int fd;
+    unsigned token;
+};
+
+static struct closing closing_stream(FILE *f)
 {
     int fd = f ? fileno(f) : -1;
     if (fd < 0 || !fz_rt.active)
-        return -1;
-    fz_fd_close(fd);
-    return fd;
+        return (struct closing){-1, 0};
+    return (struct closing){fd, fz_fd_close(fd)};
 }
 
-/* ... and once it is closed (reactor.h: fz_fd_closed). */
-static void closed_stream(int fd)
+static void closed_stream(struct closing c)
 {
-    if (fd >= 0)
-        fz_fd_closed(fd);
+    if (c.fd >= 0)
+        fz_fd_closed(c.fd, c.token);
 }
 
 FZ_EXPORT int fclose(FILE *f)
 {
-    int fd = closing_stream(f);
+    struct closing c = closing_stream(f);
     int r = fz_real.fclose(f);
-    closed_stream(fd);
+    closed_stream(c);
     return r;
 }
 
@@ -73,9 +77,9 @@ FZ_EXPORT FILE *fopen64(const char *path, const char *mode) __attribute__((alias
 
 FZ_EXPORT FILE *freopen(const char *path, const char *mode, FILE *f)
 {
-    int fd = closing_stream(f);
+    struct closing c = closing_stream(f);
     FILE *r = fz_real.freopen(path, mode, f);
-    closed_stream(fd);
+    closed_stream(c);
     return forget_stream(r);
 }
 

@@ -10,7 +10,7 @@
  * fcntl) are in net.c, through fdguard.h; syscall(2) reaches all of these
  * through fz_fd_syscall.
  *
- * Reactor state of the numbers closed is forgotten around the real call,
+ * Reactor state of the numbers closed is forgotten before the real call,
  * as close does: the range may be huge, but only numbers the reactor has
  * seen have state to drop.
  */
@@ -40,19 +40,18 @@ static int real_close_range(unsigned first, unsigned last, int flags)
     return (int)fz_sys_result(r); /* r: 0 or -errno */
 }
 
-/* before: parked calls keep their files (reactor.h); after: fz_fd_closed */
-static void forget_range(unsigned first, unsigned last, bool before)
+/* Parked calls keep their files (reactor.h).  Unlike close, a range
+ * close does not wake calls that park while it is under way (fz_fd_closed
+ * would need a token per number): such a call waits for its file's next
+ * event, or its deadline. */
+static void forget_range(unsigned first, unsigned last)
 {
     if (!fz_rt.active)
         return;
     unsigned top = fz_fd_highest_known();
     for (unsigned fd = first; fd <= last && fd <= top; fd++)
-        if (!fz_runtime_owns_fd((int)fd)) {
-            if (before)
-                fz_fd_close((int)fd);
-            else
-                fz_fd_closed((int)fd);
-        }
+        if (!fz_runtime_owns_fd((int)fd))
+            fz_fd_close((int)fd);
 }
 
 /* The real close_range on [first, last] minus the owned fds: one call per
@@ -96,10 +95,8 @@ FZ_EXPORT int close_range(unsigned first, unsigned last, int flags)
     /* marking close-on-exec cannot hurt ours (they have it already) */
     if (flags & CLOSE_RANGE_CLOEXEC)
         return real_close_range(first, last, flags);
-    forget_range(first, last, true);
-    int r = fz_close_range_around(first, last, flags);
-    forget_range(first, last, false); /* raw calls: errno stays */
-    return r;
+    forget_range(first, last);
+    return fz_close_range_around(first, last, flags);
 }
 
 static int fd_number(const char *name);
@@ -110,11 +107,9 @@ static int fd_number(const char *name);
 FZ_EXPORT void closefrom(int lowfd)
 {
     unsigned first = lowfd < 0 ? 0 : (unsigned)lowfd;
-    forget_range(first, ~0u, true);
-    if (fz_close_range_around(first, ~0u, 0) == 0) {
-        forget_range(first, ~0u, false);
+    forget_range(first, ~0u);
+    if (fz_close_range_around(first, ~0u, 0) == 0)
         return;
-    }
     DIR *d = opendir("/proc/self/fd");
     if (!d) {
         fz_real.closefrom(lowfd);

@@ -409,9 +409,9 @@ FZ_EXPORT int close(int fd)
         return -1;
     if (fd < 0 || !fz_rt.active)
         return fz_real.close(fd);
-    fz_fd_close(fd); /* parked calls keep the file (reactor.h) */
+    unsigned token = fz_fd_close(fd); /* parked calls keep the file (reactor.h) */
     int r = fz_real.close(fd);
-    fz_fd_closed(fd); /* raw calls: errno stays the close's */
+    fz_fd_closed(fd, token); /* raw calls: errno stays the close's */
     return r;
 }
 

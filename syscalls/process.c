@@ -234,11 +234,10 @@ FZ_OFFLOAD(static, int, pool_pclose, fz_real.pclose, FZ_OFFLOAD_PLAIN, (FILE *, 
 FZ_EXPORT int pclose(FILE *stream)
 {
     int fd = stream && fz_rt.active ? fileno(stream) : -1;
-    if (fd >= 0)
-        fz_fd_close(fd);
+    unsigned token = fd >= 0 ? fz_fd_close(fd) : 0;
     int r = fz_hook_active(FZ_HOOK_PROCESS) ? pool_pclose(stream) : fz_real.pclose(stream);
     if (fd >= 0)
-        fz_fd_closed(fd); /* raw calls: errno stays pclose's */
+        fz_fd_closed(fd, token); /* raw calls: errno stays pclose's */
     return r;
 }
 
