@@ -99,6 +99,18 @@ FZ_EXPORT FILE *popen(const char *cmd, const char *mode)
     return forget_stream(pool_popen(cmd, mode));
 }
 
+/* pclose waits for the shell (in the pool) and closes the stream's fd
+ * inside libc, as fclose does. */
+FZ_OFFLOAD(static, int, pool_pclose, fz_real.pclose, FZ_OFFLOAD_PLAIN, (FILE *, stream))
+
+FZ_EXPORT int pclose(FILE *stream)
+{
+    struct closing c = closing_stream(stream);
+    int r = fz_hook_active(FZ_HOOK_PROCESS) ? pool_pclose(stream) : fz_real.pclose(stream);
+    closed_stream(c); /* raw calls: errno stays pclose's */
+    return r;
+}
+
 FZ_EXPORT int closedir(DIR *d)
 {
     forget(dirfd(d));

@@ -213,7 +213,7 @@ FZ_EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
     return pool_waitid(idtype, id, info, options);
 }
 
-/* ---- system, posix_spawn and pclose ------------------------------------ */
+/* ---- system and posix_spawn -------------------------------------------- */
 
 FZ_OFFLOADED(int, system, FZ_OFFLOAD_SPAWN, (const char *, command))
 
@@ -226,20 +226,6 @@ FZ_OFFLOADED(int, posix_spawn, FZ_OFFLOAD_SPAWN, (pid_t *, pid), (const char *, 
 FZ_OFFLOADED(int, posix_spawnp, FZ_OFFLOAD_SPAWN, (pid_t *, pid), (const char *, file),
              (const posix_spawn_file_actions_t *, actions), (const posix_spawnattr_t *, attr),
              (char *const *, argv), (char *const *, envp))
-
-FZ_OFFLOAD(static, int, pool_pclose, fz_real.pclose, FZ_OFFLOAD_PLAIN, (FILE *, stream))
-
-/* pclose closes the stream's fd inside libc: as fclose, parked calls on it
- * keep the file (reactor.h). */
-FZ_EXPORT int pclose(FILE *stream)
-{
-    int fd = stream && fz_rt.active ? fileno(stream) : -1;
-    unsigned token = fd >= 0 ? fz_fd_close(fd) : 0;
-    int r = fz_hook_active(FZ_HOOK_PROCESS) ? pool_pclose(stream) : fz_real.pclose(stream);
-    if (fd >= 0)
-        fz_fd_closed(fd, token); /* raw calls: errno stays pclose's */
-    return r;
-}
 
 /* ---- vfork --------------------------------------------------------------- */
 
