@@ -35,6 +35,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -565,20 +566,28 @@ static bool untouched(struct fz_fd *s)
     return s->kind == FZ_FD_UNKNOWN && !s->head[0] && !s->head[1];
 }
 
-void fz_fd_forget(int fd)
+/* Forget what s knows; returns s's forget count after this forget, the
+ * token a close hands to fz_fd_closed (a later forget -- a new file's --
+ * changes it). */
+static unsigned forget_entry(struct fz_fd *s)
 {
-    struct fz_fd *s = lookup(fd, false);
-    if (!s)
-        return;
-    atomic_fetch_add_explicit(&s->forgets, 1, memory_order_acq_rel);
+    unsigned count = atomic_fetch_add_explicit(&s->forgets, 1, memory_order_acq_rel) + 1;
     if (untouched(s))
-        return;
+        return count;
     /* A vfork child closing its copies (before exec) must not wake the
      * parent's waiters with EBADF: Python's subprocess does that from
      * threads that read other children's pipes. */
     if (s->kind == FZ_FD_POLLABLE && fz_in_vfork_child())
-        return;
+        return count;
     wake_everyone(s, new_generation);
+    return count;
+}
+
+void fz_fd_forget(int fd)
+{
+    struct fz_fd *s = lookup(fd, false);
+    if (s)
+        forget_entry(s);
 }
 
 /* ---- held files ------------------------------------------------------- */
@@ -657,13 +666,7 @@ void fz_fd_closed(int fd, unsigned token)
 {
     struct fz_fd *s = lookup(fd, false);
     if (s && atomic_load_explicit(&s->forgets, memory_order_acquire) == token)
-        fz_fd_forget(fd);
-}
-
-static unsigned forget_token(int fd)
-{
-    struct fz_fd *s = lookup(fd, false);
-    return s ? atomic_load_explicit(&s->forgets, memory_order_acquire) : 0;
+        forget_entry(s);
 }
 
 void fz_fd_watch_follow(struct fz_fd_watch *w)
@@ -686,26 +689,24 @@ void fz_fd_held_done(struct fz_held *h)
     held_call_over(h);
 }
 
-unsigned fz_fd_close(int fd)
+/* The token when fd has no entry (out of range, or no memory for one): it
+ * matches no forget count, so fz_fd_closed leaves the number alone. */
+#define NO_FORGET_TOKEN UINT_MAX
+
+static unsigned close_entry(struct fz_fd *s)
 {
-    struct fz_fd *s = lookup(fd, false);
-    if (!s || !__atomic_load_n(&s->waiting, __ATOMIC_RELAXED) || s->kind != FZ_FD_POLLABLE ||
-        fz_in_vfork_child() || s->moved_to) {
-        fz_fd_forget(fd);
-        return forget_token(fd);
-    }
+    if (!__atomic_load_n(&s->waiting, __ATOMIC_RELAXED) || s->kind != FZ_FD_POLLABLE ||
+        fz_in_vfork_child() || s->moved_to)
+        return forget_entry(s);
     struct fz_held *h = held_copy_of(s);
-    if (!h) {
-        fz_fd_forget(fd);
-        return forget_token(fd);
-    }
+    if (!h)
+        return forget_entry(s);
     fz_spin_lock(&s->lock);
     unsigned n = s->waiting;
     if (n == 0 || s->moved_to) { /* they left meanwhile, or a racing close */
         fz_spin_unlock(&s->lock);
         held_close(h);
-        fz_fd_forget(fd);
-        return forget_token(fd);
+        return forget_entry(s);
     }
     atomic_store(&h->calls, n);
     h->entry->timeout[0] = s->timeout[0]; /* the program set them on the socket */
@@ -721,7 +722,22 @@ unsigned fz_fd_close(int fd)
     struct fz_waiter *won = take_everyone(s);
     fz_spin_unlock(&s->lock);
     wake_all(NULL, won);
-    return forget_token(fd);
+    return atomic_load_explicit(&s->forgets, memory_order_acquire);
+}
+
+unsigned fz_fd_close(int fd)
+{
+    /* created if need be: a call that parks during the close must find the
+     * count fz_fd_closed compares, not a fresh entry whose count is 0 */
+    struct fz_fd *s = lookup(fd, true);
+    return s ? close_entry(s) : NO_FORGET_TOKEN;
+}
+
+void fz_fd_close_quietly(int fd)
+{
+    struct fz_fd *s = lookup(fd, false); /* no entry: nothing parked there */
+    if (s)
+        close_entry(s);
 }
 
 void fz_reactor_dispatch(struct fz_carrier *c, uint64_t tok, uint32_t events)
