@@ -20,8 +20,9 @@
  * set that asked.  A number taken by a new file is that file's.  So a
  * close keeps the file for the parked call (reactor.h's held files), the
  * call goes on watching the copy without checking, and lets it go when it
- * returns.  epoll_wait does not hold its epoll fd (a close under it still
- * ends it with EBADF).
+ * returns.  epoll_wait holds its epoll fd the same way: closed under the
+ * call, the instance lives on in the copy, whose events (its interest
+ * list's) the call reports, or it times out; the call after it gets EBADF.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -320,18 +321,21 @@ struct epoll_args {
     struct epoll_event *events;
 };
 
+/* Once the program closed its epoll fd under the call, the instance is
+ * the held copy's (a copy of an epoll fd is the same instance, interest
+ * list and all). */
 static int epoll_now(void *ctx, const struct holds *holds)
 {
-    (void)holds;
     struct epoll_args *a = ctx;
-    return fz_real.epoll_wait(a->epfd, a->events, a->max, 0);
+    int epfd = holds->n ? fz_fd_number(fz_fd_held_entry(holds->at[0].file)) : a->epfd;
+    return fz_real.epoll_wait(epfd, a->events, a->max, 0);
 }
 
 static int park_epoll(int epfd, struct epoll_event *events, int max, uint64_t deadline)
 {
     struct epoll_args a = {epfd, max, events};
     struct pollfd want = {epfd, POLLIN, 0};
-    return wait_loop(&want, 1, false, deadline, epoll_now, &a);
+    return wait_loop(&want, 1, true, deadline, epoll_now, &a);
 }
 
 FZ_EXPORT int epoll_wait(int epfd, struct epoll_event *events, int max, int timeout)

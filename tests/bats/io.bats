@@ -46,11 +46,11 @@ race_rounds() {
     race_rounds io_close_waiting
 }
 
-@test "poll and select blocked on an fd another thread closes keep the file, as natively" {
+@test "poll, select and epoll_wait blocked on an fd another thread closes keep the file, as natively" {
     compare_native poll_close_waiting
 }
 
-@test "poll and select blocked on an fd another thread closes, on one carrier" {
+@test "poll, select and epoll_wait blocked on an fd another thread closes, on one carrier" {
     FIBERIZE_WORKERS=1 compare_native poll_close_waiting
 }
 

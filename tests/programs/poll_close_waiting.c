@@ -1,4 +1,4 @@
-/* poll and select blocked on an fd another thread closes.
+/* poll, select and epoll_wait blocked on an fd another thread closes.
  *
  * Natively a blocked poll or select holds a reference to each file it
  * sleeps on, so close(2) from another thread frees the number but not the
@@ -7,7 +7,9 @@
  * its files (the closed one too) has an event, or at its timeout: poll
  * then says POLLNVAL for a number left closed, select (Linux 6.18) reports
  * it ready in each set that asked, and a number some new file took is
- * that file's.  Once the call returns, the file goes.  Each case prints
+ * that file's.  epoll_wait whose epoll fd is closed goes on as if nothing
+happened: its instance keeps its interest list, reports an event on it,
+or times out.  Once the call returns, the file goes.  Each case prints
  * what the waiter saw and when (before or after a step of main's); the
  * output must be the native one (bats compares).
  */
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -70,6 +73,24 @@ static void *selecter(void *arg)
     else
         snprintf(result, sizeof result, "%d, watched in read set %d, in except set %d, other %d", n,
                  FD_ISSET(watched, &r), FD_ISSET(watched, &e), FD_ISSET(other, &r));
+    atomic_store(&returned, 1);
+    return NULL;
+}
+
+#define EPOLL_TAG 7 /* the data the pipe is registered with */
+
+static void *epoller(void *arg)
+{
+    (void)arg;
+    struct epoll_event ev[2];
+    int n = epoll_wait(watched, ev, 2, poll_timeout_ms);
+    if (n < 0)
+        snprintf(result, sizeof result, "-1 %s", strerror(errno));
+    else
+        snprintf(result, sizeof result, "%d%s", n,
+                 n == 1 && ev[0].data.u32 == EPOLL_TAG && (ev[0].events & EPOLLIN)
+                     ? ", the pipe readable"
+                     : "");
     atomic_store(&returned, 1);
     return NULL;
 }
@@ -172,6 +193,29 @@ static void two_pipes(const char *name, void *(*fn)(void *), bool to_old_pipe)
     close(p[1]);
     close(q[0]);
     close(q[1]);
+}
+
+/* The epoll fd closed under epoll_wait; then the registered pipe is
+ * written, or nothing happens until the timeout. */
+static void epoll_closed(const char *name, bool written)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event e = {.events = EPOLLIN, .data.u32 = EPOLL_TAG};
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &e) != 0)
+        return;
+    pthread_t t = start(epoller, ep, written ? 5000 : 4 * SETTLE_US / 1000);
+    close(ep);
+    printf("%s: after the close: %s\n", name, waiting());
+    if (written) {
+        ssize_t w = write(p[1], "x", 1);
+        printf("%s: write to the pipe: %zd\n", name, w);
+    }
+    finish(name, t);
+    close(p[0]);
+    close(p[1]);
 }
 
 /* A socket: the peer sees no hang-up while poll holds the file. */
@@ -282,6 +326,8 @@ int main(int argc, char **argv)
     socket_peer();
     /* select: the number in the read and except sets */
     two_pipes("select", selecter, true);
+    epoll_closed("epoll written", true);
+    epoll_closed("epoll timeout", false);
     cancelled();
     return 0;
 }
