@@ -689,8 +689,8 @@ void fz_fd_held_done(struct fz_held *h)
     held_call_over(h);
 }
 
-/* The token when fd has no entry (out of range, or no memory for one): it
- * matches no forget count, so fz_fd_closed leaves the number alone. */
+/* The token when fd has no entry: it matches no forget count, so
+ * fz_fd_closed leaves the number alone. */
 #define NO_FORGET_TOKEN UINT_MAX
 
 static unsigned close_entry(struct fz_fd *s)
@@ -727,17 +727,11 @@ static unsigned close_entry(struct fz_fd *s)
 
 unsigned fz_fd_close(int fd)
 {
-    /* created if need be: a call that parks during the close must find the
-     * count fz_fd_closed compares, not a fresh entry whose count is 0 */
-    struct fz_fd *s = lookup(fd, true);
+    /* No room made for a number nothing ever used: a daemon's close loop
+     * up to sysconf(_SC_OPEN_MAX) would map the whole table.  A new file's
+     * call that makes its room during the close must not be forgotten. */
+    struct fz_fd *s = lookup(fd, false);
     return s ? close_entry(s) : NO_FORGET_TOKEN;
-}
-
-void fz_fd_close_quietly(int fd)
-{
-    struct fz_fd *s = lookup(fd, false); /* no entry: nothing parked there */
-    if (s)
-        close_entry(s);
 }
 
 void fz_reactor_dispatch(struct fz_carrier *c, uint64_t tok, uint32_t events)

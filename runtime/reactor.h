@@ -92,10 +92,6 @@ unsigned fz_fd_close(int fd);
  * registration) is forgotten -- unless the number was forgotten again
  * meanwhile (a new file took it: its own state is not touched). */
 void fz_fd_closed(int fd, unsigned token);
-/* fz_fd_close for one number of a range close, which has no after-step
- * (it would need a token per number) and must not make table room for
- * numbers nothing ever used. */
-void fz_fd_close_quietly(int fd);
 
 /* Park until dir is ready (an edge after `seq`), the deadline passes or a
  * signal interrupts.  0 ready, ETIMEDOUT, EINTR, or EBADF if the fd was

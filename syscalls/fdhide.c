@@ -51,7 +51,7 @@ static void forget_range(unsigned first, unsigned last)
     unsigned top = fz_fd_highest_known();
     for (unsigned fd = first; fd <= last && fd <= top; fd++)
         if (!fz_runtime_owns_fd((int)fd))
-            fz_fd_close_quietly((int)fd);
+            fz_fd_close((int)fd);
 }
 
 /* The real close_range on [first, last] minus the owned fds: one call per
