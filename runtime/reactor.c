@@ -684,6 +684,11 @@ struct fz_fd *fz_fd_held_entry(const struct fz_held *h)
     return h->entry;
 }
 
+int fz_fd_held_number(const struct fz_held *h)
+{
+    return __atomic_load_n(&h->fd, __ATOMIC_ACQUIRE); /* ownfd may move it */
+}
+
 void fz_fd_held_done(struct fz_held *h)
 {
     held_call_over(h);

@@ -138,6 +138,8 @@ int fz_fd_watch_wait(struct fz_fd_watch *ws, int n, uint64_t deadline, int intr)
 void fz_fd_watch_follow(struct fz_fd_watch *w);
 /* The copy's entry, to watch again after a check. */
 struct fz_fd *fz_fd_held_entry(const struct fz_held *h);
+/* The copy's number now, for a call made on the file itself. */
+int fz_fd_held_number(const struct fz_held *h);
 /* A call that took a share of h (w->held) is done with it; the last share
  * closes the copy. */
 void fz_fd_held_done(struct fz_held *h);

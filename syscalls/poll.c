@@ -327,7 +327,7 @@ struct epoll_args {
 static int epoll_now(void *ctx, const struct holds *holds)
 {
     struct epoll_args *a = ctx;
-    int epfd = holds->n ? fz_fd_number(fz_fd_held_entry(holds->at[0].file)) : a->epfd;
+    int epfd = holds->n ? fz_fd_held_number(holds->at[0].file) : a->epfd;
     return fz_real.epoll_wait(epfd, a->events, a->max, 0);
 }
 

@@ -36,7 +36,7 @@ load helpers
 # prog's "race 300" mode on 2 and 1 carriers: no round may go bad
 race_rounds() {
     for w in 2 1; do
-        FIBERIZE_WORKERS=$w run_fiberized "$1" race 300
+        FIBERIZE_WORKERS=$w run_fiberized "$1" "${2:-race}" 300
         [ "$status" -eq 0 ]
         [[ "$output" == *"race: 300 rounds, 0 bad"* ]]
     done
@@ -58,6 +58,10 @@ race_rounds() {
 # the close began but before the real close must still be woken.
 @test "closes racing four starting pollers: 300 rounds, none left parked" {
     race_rounds poll_close_waiting
+}
+
+@test "an epoll fd's close racing four starting epoll_waits: 300 rounds, none left parked" {
+    race_rounds poll_close_waiting race-epoll
 }
 
 @test "64 MiB transfers and fd reuse on one carrier" {

@@ -264,7 +264,8 @@ static void cancelled(void)
 /* race N: four pollers with no timeout, the close landing anywhere among
  * them, then the peer sends.  Every poller must return (alarm), each with
  * POLLNVAL, and once all have, the peer must see the file gone: no held
- * copy left behind. */
+ * copy left behind.  race-epoll N: the same with four epoll_waits whose
+ * epoll fd is closed. */
 #define RACERS 4
 
 static int race_fd;
@@ -280,7 +281,19 @@ static void *race_poller(void *arg)
     return NULL;
 }
 
-static int race(int rounds)
+/* race_fd is an epoll fd watching the socket: a waiter that began before
+ * the close reports the socket's data, one that began after it EBADF */
+static void *race_epoller(void *arg)
+{
+    (void)arg;
+    struct epoll_event e;
+    int n = epoll_wait(race_fd, &e, 1, -1);
+    if (n != 1 && !(n < 0 && errno == EBADF))
+        atomic_fetch_add(&race_bad, 1);
+    return NULL;
+}
+
+static int race(int rounds, bool epoll)
 {
     alarm(60);
     int bad = 0;
@@ -289,15 +302,21 @@ static int race(int rounds)
         if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
             return 1;
         race_fd = sv[0];
+        struct epoll_event e = {.events = EPOLLIN};
+        if (epoll &&
+            ((race_fd = epoll_create1(0)) < 0 || epoll_ctl(race_fd, EPOLL_CTL_ADD, sv[0], &e) != 0))
+            return 1;
         atomic_store(&race_bad, 0);
         pthread_t t[RACERS];
         for (int i = 0; i < RACERS; i++)
-            pthread_create(&t[i], NULL, race_poller, NULL);
+            pthread_create(&t[i], NULL, epoll ? race_epoller : race_poller, NULL);
         usleep((useconds_t)(r * 37 % 300));
-        close(sv[0]);
+        close(race_fd);
         (void)!send(sv[1], "x", 1, MSG_NOSIGNAL);
         for (int i = 0; i < RACERS; i++)
             pthread_join(t[i], NULL);
+        if (epoll)
+            close(sv[0]); /* the socket itself was not the one closed */
         char c;
         ssize_t n = recv(sv[1], &c, 1, MSG_DONTWAIT);
         bool gone = n == 0 || (n < 0 && errno == ECONNRESET);
@@ -317,7 +336,9 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IONBF, 0);
     signal(SIGPIPE, SIG_IGN);
     if (argc > 2 && strcmp(argv[1], "race") == 0)
-        return race(atoi(argv[2]));
+        return race(atoi(argv[2]), false);
+    if (argc > 2 && strcmp(argv[1], "race-epoll") == 0)
+        return race(atoi(argv[2]), true);
     pipe_written();
     timed_out();
     number_reused();
