@@ -241,12 +241,18 @@ static void handle_interrupts(void)
 }
 
 /* Take in what the fds have ready now, unless another carrier holds the
- * driver role (it then takes them itself). */
+ * driver role (it then takes them itself).  A carrier that went idle while
+ * this one held the role sleeps on its futex, counting on the holder to
+ * watch timers and fds; this one is about to run fibers, one of which may
+ * block where fiberize cannot see (a FILE's refill inside glibc): wake it
+ * to take the role, or a sleeping fiber's timer never fires (stdio_lines
+ * contract hung in CI with the feeder's nanosleep due for 90 s). */
 static void poll_fds_now(struct fz_carrier *c)
 {
     if (fz_driver_acquire()) {
         fz_driver_poll_busy(c);
         fz_driver_release();
+        notify_idle(); /* seq_cst fence, then num_idle: the sleeper's push came first */
     }
 }
 

@@ -55,3 +55,13 @@ PY
 @test "ECONNRESET after a partial transfer on one carrier" {
     FIBERIZE_WORKERS=1 compare_native wake_reset
 }
+
+# A carrier going idle while the busy one polled fds for a moment slept
+# with nobody in the driver; the busy one's fiber then blocked inside
+# glibc, and a sleeping fiber's timer never fired (a hang in 2 of 3 runs
+# before runtime/sched.c's poll_fds_now woke it).
+@test "a timer fires while the other carrier blocks where fiberize cannot see: 1,500 rounds" {
+    FIBERIZE_WORKERS=2 run_fiberized wake_timer_idle 1500 2
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"1500 rounds, 0 bad"* ]]
+}
