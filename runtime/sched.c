@@ -240,19 +240,29 @@ static void handle_interrupts(void)
         }
 }
 
+/* The caller, off the idle list, gives up the driver role to run fibers,
+ * one of which may block where fiberize cannot see (a FILE's refill
+ * inside glibc).  A carrier that went idle while the caller held the role
+ * sleeps on its futex, counting on the holder to watch timers and fds:
+ * wake it to take the role (notify_idle prefers such a one; its seq_cst
+ * fence orders the release before its look at num_idle, so a sleeper's
+ * push is seen), or a sleeping fiber's timer never fires (wake_timer_idle;
+ * stdio_lines contract hung in CI with the feeder's nanosleep due for
+ * 90 s).  Once one carrier holds the role again, others cannot take it,
+ * so this costs at most one extra wake-up per window. */
+static void hand_over_driver(void)
+{
+    fz_driver_release();
+    notify_idle();
+}
+
 /* Take in what the fds have ready now, unless another carrier holds the
- * driver role (it then takes them itself).  A carrier that went idle while
- * this one held the role sleeps on its futex, counting on the holder to
- * watch timers and fds; this one is about to run fibers, one of which may
- * block where fiberize cannot see (a FILE's refill inside glibc): wake it
- * to take the role, or a sleeping fiber's timer never fires (stdio_lines
- * contract hung in CI with the feeder's nanosleep due for 90 s). */
+ * driver role (it then takes them itself), and hand the role on. */
 static void poll_fds_now(struct fz_carrier *c)
 {
     if (fz_driver_acquire()) {
         fz_driver_poll_busy(c);
-        fz_driver_release();
-        notify_idle(); /* seq_cst fence, then num_idle: the sleeper's push came first */
+        hand_over_driver();
     }
 }
 
@@ -715,11 +725,8 @@ static void sleep_in_driver(struct fz_carrier *c)
     fz_spin_unlock(&fz_rt.idle_lock);
     fz_driver_poll(c, !picked);
     c->driving = false;
-    fz_driver_release();
-    idle_remove(c);
-    /* Someone must watch timers and fds while this carrier runs fibers. */
-    if (atomic_load(&fz_rt.num_idle))
-        notify_idle();
+    idle_remove(c); /* first: the hand-over must not pick this carrier */
+    hand_over_driver();
 }
 
 static void sleep_on_futex(struct fz_carrier *c)
