@@ -118,7 +118,7 @@ static void fork_and_report(const char *round)
         exit(2);
     if (pid == 0)
         _exit(threads_of(getpid()) == 1 ? 7 : 8);
-    int threads = threads_of(getpid());
+    int threads = threads_settled(getpid(), 1);
     int st;
     if (waitpid(pid, &st, 0) != pid)
         exit(2);
