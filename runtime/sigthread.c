@@ -196,7 +196,6 @@ static bool wrapper_takes(int sig)
 static void ring_fiber(struct fz_fiber *f, int sig)
 {
     fz_sigthread_flight_begin();
-    atomic_thread_fence(memory_order_seq_cst);
     int state = __atomic_load_n(&f->state, __ATOMIC_RELAXED);
     if (state == FZ_FIBER_RUNNING) {
         struct fz_carrier *c = __atomic_load_n(&f->carrier, __ATOMIC_RELAXED);
@@ -355,6 +354,10 @@ void fz_sigthread_handler_done(struct fz_fiber *f)
 void fz_sigthread_flight_begin(void)
 {
     atomic_fetch_add(&in_flight, 1);
+    /* Dekker's pattern with settle's caller: it changes the state, fences,
+     * then reads in_flight; the bracket counts itself, fences, then reads
+     * the state.  One of the two sees the other. */
+    atomic_thread_fence(memory_order_seq_cst);
 }
 
 void fz_sigthread_flight_end(void)

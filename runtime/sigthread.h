@@ -107,7 +107,9 @@ void fz_sigthread_set_runtime_text(uintptr_t start, uintptr_t end);
 void fz_sigthread_settle(struct fz_fiber *self);
 /* Bracket a signal on its way to a fiber: from the look at where the
  * fiber is to the doorbell's send, or from a process-directed signal's
- * landing to its post.  Async-signal-safe; never held across a wait. */
+ * landing to its post.  Begin ends with a full fence, so what the
+ * caller reads next is ordered after its count.  Async-signal-safe; never
+ * held across a wait. */
 void fz_sigthread_flight_begin(void);
 void fz_sigthread_flight_end(void);
 

@@ -194,7 +194,6 @@ static void thread_directed(int sig, siginfo_t *info, ucontext_t *uc, struct fz_
      * for the copy or is seen RETIRING by action_for_taken (the wrapper's
      * protocol, below). */
     fz_sigthread_flight_begin();
-    atomic_thread_fence(memory_order_seq_cst);
     if (!fz_sigthread_take(f, sig, info)) {
         fz_sigthread_flight_end();
         return; /* rung twice, or for a handler taken away since: run */
@@ -309,7 +308,6 @@ static void wrapper(int sig, siginfo_t *info, void *uctx, bool under_handler)
      * the state, which retire_to_default changes before it waits for none
      * on their way: one of the two sees the other. */
     fz_sigthread_flight_begin();
-    atomic_thread_fence(memory_order_seq_cst);
     bool retired = under_handler && wrapped[sig] >= KERNEL_RETIRING;
     /* The default, where the kernel's own would have acted: never posted
      * (a fault in the runtime's code would come back for ever). */
