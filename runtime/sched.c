@@ -240,9 +240,13 @@ static void handle_interrupts(void)
         }
 }
 
-/* The caller, off the idle list, gives up the driver role to run fibers,
- * one of which may block where fiberize cannot see (a FILE's refill
- * inside glibc).  A carrier that went idle while the caller held the role
+/* The caller gives up the driver role to run fibers, one of which may
+ * block where fiberize cannot see (a FILE's refill inside glibc).  It is
+ * usually off the idle list; not when find_work runs between idle_push and
+ * the sleep (idle loop, last_look), where the wake may pick the caller
+ * itself, which then runs or takes the role in sleep_idle -- the other
+ * sleeper stays asleep then (a wake_idle that skips the caller would
+ * close that).  A carrier that went idle while the caller held the role
  * sleeps on its futex, counting on the holder to watch timers and fds:
  * wake it to take the role (notify_idle prefers such a one; its seq_cst
  * fence orders the release before its look at num_idle, so a sleeper's
